@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Installs everything ssgen's tests need on a fresh Debian 12 machine (run as
+# root). Idempotent and quick when everything is already there: each section
+# first checks what is present and only then installs.
+#
+# Layout: one function per section, `setup_<name>`, listed in SECTIONS at the
+# bottom in the order they run. To add a section (wasm target, npm packages,
+# a browser, ...), write its function after the existing ones and append its
+# name to SECTIONS; a section may call `apt_install PKG...` to share the
+# single `apt-get update`.
+#
+# Usage: scripts/setup.sh            # every section
+#        scripts/setup.sh NAME...    # only the named sections (e.g. `real_clients`)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORK="$ROOT/.work"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- shared helpers ------------------------------------------------------
+
+# Debian packages already installed (and configured) are skipped; the apt
+# index is refreshed at most once per run, and only when something is missing,
+# so a machine that has everything makes no network request at all.
+APT_UPDATED=0
+apt_install() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing Debian packages (${missing[*]}) and not root: install them as root"
+        return 1
+    fi
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        log "apt-get update (missing: ${missing[*]})"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        APT_UPDATED=1
+    fi
+    log "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# --- sections ------------------------------------------------------------
+
+# Real clients and real image makers for tests/tests/real_clients.rs:
+# LXD 5.0.2 (`lxc` and the daemon), mksquashfs, qemu-img, xz, openssl for the
+# throwaway CA, and python-simplestreams in a venv of Debian's own python3
+# (not a pyenv shim: its interpreter path must stay valid for the venv).
+setup_real_clients() {
+    apt_install lxd lxd-client squashfs-tools qemu-utils python3-venv xz-utils openssl
+
+    local venv="$WORK/venv"
+    if [ -x "$venv/bin/sstream-query" ] && [ -x "$venv/bin/sstream-mirror" ]; then
+        return 0
+    fi
+    log "python venv at $venv with python-simplestreams"
+    mkdir -p "$WORK"
+    # A half-made venv from an interrupted run is rebuilt, not patched.
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check python-simplestreams
+    # sstream-* import these at start-up; fail here rather than in a test.
+    "$venv/bin/python" -c 'import simplestreams.mirrors, simplestreams.util' >/dev/null
+}
+
+# --- run -----------------------------------------------------------------
+
+# Sections in run order. Append new ones here.
+SECTIONS=(
+    real_clients
+)
+
+main() {
+    local wanted=("$@")
+    if [ "${#wanted[@]}" -eq 0 ]; then
+        wanted=("${SECTIONS[@]}")
+    fi
+    local s
+    for s in "${wanted[@]}"; do
+        if ! declare -F "setup_$s" >/dev/null; then
+            log "unknown section '$s' (known: ${SECTIONS[*]})"
+            return 2
+        fi
+        "setup_$s"
+    done
+    log "done"
+}
+
+main "$@"
