@@ -1,0 +1,254 @@
+//! What a file in a version directory is: by name, checked by magic bytes
+//! when the adapter gives them (spec §4, design §2 "Files → items").
+
+/// The root file types the core publishes (spec §4.2). The legacy Ubuntu
+/// `disk1.img`/`uefi1.img` types are read by `lint` but never written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RootType {
+    /// A SquashFS container root (`squashfs`).
+    Squashfs,
+    /// A tarball container root (`root.tar.xz`).
+    RootTarXz,
+    /// A qcow2 VM disk (`disk-kvm.img`).
+    DiskKvm,
+}
+
+impl RootType {
+    /// The item ftype.
+    #[must_use]
+    pub fn ftype(self) -> &'static str {
+        match self {
+            RootType::Squashfs => "squashfs",
+            RootType::RootTarXz => "root.tar.xz",
+            RootType::DiskKvm => "disk-kvm.img",
+        }
+    }
+
+    /// The key on the metadata item that carries the pair's fingerprint.
+    #[must_use]
+    pub fn combined_key(self) -> &'static str {
+        match self {
+            RootType::Squashfs => "combined_squashfs_sha256",
+            RootType::RootTarXz => "combined_rootxz_sha256",
+            RootType::DiskKvm => "combined_disk-kvm-img_sha256",
+        }
+    }
+
+    /// Whether images of this root are virtual machines.
+    #[must_use]
+    pub fn is_vm(self) -> bool {
+        self == RootType::DiskKvm
+    }
+
+    /// The magic this root's file must start with.
+    #[must_use]
+    pub fn magic(self) -> Magic {
+        match self {
+            RootType::Squashfs => Magic::Squashfs,
+            RootType::RootTarXz => Magic::Xz,
+            RootType::DiskKvm => Magic::Qcow2,
+        }
+    }
+}
+
+/// Which metadata flavour a file name claims (both are the same format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MetaName {
+    /// `lxd.tar.xz`.
+    Lxd,
+    /// `incus.tar.xz`.
+    Incus,
+}
+
+/// What one file of a version directory is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A split-image metadata tarball.
+    Meta(MetaName),
+    /// A root file.
+    Root(RootType),
+    /// A unified tarball (metadata and rootfs in one), fingerprint = sha256.
+    Unified,
+    /// A VCDIFF delta against the root of the version named `base`.
+    Delta {
+        /// What the delta patches.
+        root: RootType,
+        /// The base version's name, from the file name.
+        base: String,
+    },
+    /// A file the clients never read (checksums, logs, signatures, …).
+    Other,
+}
+
+/// Classifies a file of a version directory by its name.
+#[must_use]
+pub fn by_name(name: &str) -> Kind {
+    match name {
+        "lxd.tar.xz" => return Kind::Meta(MetaName::Lxd),
+        "incus.tar.xz" => return Kind::Meta(MetaName::Incus),
+        "rootfs.squashfs" | "root.squashfs" => return Kind::Root(RootType::Squashfs),
+        "root.tar.xz" | "rootfs.tar.xz" => return Kind::Root(RootType::RootTarXz),
+        "disk.qcow2" | "disk-kvm.img" => return Kind::Root(RootType::DiskKvm),
+        _ => {}
+    }
+    if name.ends_with("_combined.tar.gz") {
+        return Kind::Unified;
+    }
+    if let Some(stem) = name.strip_suffix(".vcdiff") {
+        // lxc-ci: `delta-<base>.vcdiff`; imagebuilder: `rootfs.<base>.vcdiff`
+        // and `disk.<base>.qcow2.vcdiff` (§5.4).
+        if let Some(base) = stem.strip_prefix("delta-") {
+            return delta(RootType::Squashfs, base);
+        }
+        if let Some(base) = stem.strip_prefix("rootfs.") {
+            return delta(RootType::Squashfs, base);
+        }
+        if let Some(base) = stem
+            .strip_prefix("disk.")
+            .and_then(|s| s.strip_suffix(".qcow2"))
+        {
+            return delta(RootType::DiskKvm, base);
+        }
+    }
+    Kind::Other
+}
+
+fn delta(root: RootType, base: &str) -> Kind {
+    if base.is_empty() {
+        Kind::Other
+    } else {
+        Kind::Delta {
+            root,
+            base: base.to_owned(),
+        }
+    }
+}
+
+/// A file type recognised by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Magic {
+    /// xz (`FD 37 7A 58 5A 00`).
+    Xz,
+    /// gzip (`1F 8B`).
+    Gzip,
+    /// SquashFS (`hsqs`).
+    Squashfs,
+    /// qcow2 (`QFI\xfb`).
+    Qcow2,
+    /// bzip2 (`BZh`).
+    Bzip2,
+    /// zstd (`28 B5 2F FD`).
+    Zstd,
+}
+
+impl Magic {
+    /// Detects the type from the first bytes of a file.
+    #[must_use]
+    pub fn detect(head: &[u8]) -> Option<Magic> {
+        if head.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0x00]) {
+            Some(Magic::Xz)
+        } else if head.starts_with(&[0x1F, 0x8B]) {
+            Some(Magic::Gzip)
+        } else if head.starts_with(b"hsqs") {
+            Some(Magic::Squashfs)
+        } else if head.starts_with(b"QFI\xfb") {
+            Some(Magic::Qcow2)
+        } else if head.starts_with(b"BZh") {
+            Some(Magic::Bzip2)
+        } else if head.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
+            Some(Magic::Zstd)
+        } else {
+            None
+        }
+    }
+
+    /// A short name for messages.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Magic::Xz => "xz",
+            Magic::Gzip => "gzip",
+            Magic::Squashfs => "squashfs",
+            Magic::Qcow2 => "qcow2",
+            Magic::Bzip2 => "bzip2",
+            Magic::Zstd => "zstd",
+        }
+    }
+
+    /// Whether a metadata tarball may be compressed this way: the daemon
+    /// detects the compression itself, so any compressed tar works (§4.1).
+    #[must_use]
+    pub fn is_tar_compression(self) -> bool {
+        matches!(self, Magic::Xz | Magic::Gzip | Magic::Bzip2 | Magic::Zstd)
+    }
+}
+
+/// Checks a classified file against its first bytes, when known. Returns
+/// what was found instead when the two disagree.
+#[must_use]
+pub fn check_magic(kind: &Kind, head: Option<&[u8]>) -> Result<(), String> {
+    let Some(head) = head else { return Ok(()) };
+    let found = Magic::detect(head);
+    let describe = |m: Option<Magic>| m.map_or("unrecognised bytes", Magic::name);
+    match kind {
+        Kind::Meta(_) if found.is_some_and(Magic::is_tar_compression) => Ok(()),
+        Kind::Meta(_) => Err(format!(
+            "is not a compressed tarball (found {})",
+            describe(found)
+        )),
+        Kind::Root(root) if found == Some(root.magic()) => Ok(()),
+        Kind::Root(root) => Err(format!(
+            "is not a {} file (found {})",
+            root.magic().name(),
+            describe(found)
+        )),
+        Kind::Unified if found.is_some_and(Magic::is_tar_compression) => Ok(()),
+        Kind::Unified => Err(format!(
+            "is not a compressed tarball (found {})",
+            describe(found)
+        )),
+        Kind::Delta { .. } | Kind::Other => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_ftypes() {
+        assert_eq!(by_name("incus.tar.xz"), Kind::Meta(MetaName::Incus));
+        assert_eq!(by_name("root.squashfs"), Kind::Root(RootType::Squashfs));
+        assert_eq!(by_name("rootfs.tar.xz"), Kind::Root(RootType::RootTarXz));
+        assert_eq!(by_name("disk.qcow2"), Kind::Root(RootType::DiskKvm));
+        assert_eq!(by_name("incus_combined.tar.gz"), Kind::Unified);
+        assert_eq!(
+            by_name("delta-20260801_0312.vcdiff"),
+            Kind::Delta {
+                root: RootType::Squashfs,
+                base: "20260801_0312".into()
+            }
+        );
+        assert_eq!(
+            by_name("disk.20260801.qcow2.vcdiff"),
+            Kind::Delta {
+                root: RootType::DiskKvm,
+                base: "20260801".into()
+            }
+        );
+        assert_eq!(by_name("SHA256SUMS"), Kind::Other);
+        assert_eq!(by_name("delta-.vcdiff"), Kind::Other);
+    }
+
+    #[test]
+    fn magic_checks() {
+        let xz = [0xFD, b'7', b'z', b'X', b'Z', 0, 0, 4];
+        assert!(check_magic(&Kind::Meta(MetaName::Lxd), Some(&xz)).is_ok());
+        assert!(check_magic(&Kind::Root(RootType::RootTarXz), Some(&xz)).is_ok());
+        let err = check_magic(&Kind::Root(RootType::Squashfs), Some(&xz)).unwrap_err();
+        assert_eq!(err, "is not a squashfs file (found xz)");
+        assert!(check_magic(&Kind::Root(RootType::DiskKvm), Some(b"QFI\xfb\0\0\0\x03")).is_ok());
+        assert!(check_magic(&Kind::Meta(MetaName::Incus), Some(b"hsqs....")).is_err());
+        assert!(check_magic(&Kind::Root(RootType::Squashfs), None).is_ok());
+    }
+}

@@ -1,0 +1,838 @@
+//! The tree layout `images/<os>/<release>/<arch>/<variant>/<version>/<file>`
+//! (seeds, spec §12.6), turned into products and versions, with every file
+//! left out reported and never dropped silently.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::classify::{self, Kind, MetaName, RootType};
+use crate::diag::{Diagnostic, Level};
+use crate::digest::{Digests, HashJob, HashPlan};
+use crate::listing::Entry;
+use crate::requirements::{self, Requirements};
+use crate::{Clients, Config, arch, distro, time};
+
+/// The directory all images live under.
+pub const IMAGES: &str = "images";
+
+/// What a file of a version is in the catalog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileRole {
+    /// A split-image metadata tarball.
+    Meta(MetaName),
+    /// A root file.
+    Root(RootType),
+    /// A unified tarball.
+    Unified,
+    /// A squashfs VCDIFF delta from the version `base`.
+    Delta {
+        /// The base version's name.
+        base: String,
+    },
+}
+
+/// One published file of a version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionFile {
+    /// Path relative to the root.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// What it is.
+    pub role: FileRole,
+}
+
+/// One complete version of a product.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// The version name (directory name), e.g. `20260801_0312`.
+    pub name: String,
+    /// Its files, sorted by path.
+    pub files: Vec<VersionFile>,
+}
+
+impl Version {
+    /// The metadata files.
+    pub fn metas(&self) -> impl Iterator<Item = (&VersionFile, MetaName)> {
+        self.files.iter().filter_map(|f| match f.role {
+            FileRole::Meta(m) => Some((f, m)),
+            _ => None,
+        })
+    }
+
+    /// The root files.
+    pub fn roots(&self) -> impl Iterator<Item = (&VersionFile, RootType)> {
+        self.files.iter().filter_map(|f| match f.role {
+            FileRole::Root(r) => Some((f, r)),
+            _ => None,
+        })
+    }
+}
+
+/// One product: an os/release/arch/variant with its versions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Product {
+    /// `os:release:arch:variant`.
+    pub id: String,
+    /// The os directory name.
+    pub os: String,
+    /// The release directory name.
+    pub release: String,
+    /// The arch directory name (accepted by the clients).
+    pub arch: String,
+    /// The variant directory name.
+    pub variant: String,
+    /// `os` shown to users.
+    pub os_title: String,
+    /// `release_title`.
+    pub release_title: String,
+    /// `release_codename`, when known.
+    pub codename: Option<String>,
+    /// Arch-less aliases, in order.
+    pub aliases: Vec<String>,
+    /// `requirements` (Incus, and LXD ≥ 5.0.3 when no `lxd_requirements`).
+    pub requirements: Requirements,
+    /// `lxd_requirements` (LXD), when it must be written: never empty.
+    pub lxd_requirements: Option<Requirements>,
+    /// Complete versions, oldest first.
+    pub versions: Vec<Version>,
+}
+
+/// The result of laying out a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scan {
+    /// Products, sorted by id.
+    pub products: Vec<Product>,
+    /// What was left out or looks wrong.
+    pub diagnostics: Vec<Diagnostic>,
+    pub(crate) clients: Clients,
+}
+
+impl Scan {
+    /// Whether an error blocks publishing.
+    #[must_use]
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.level == Level::Error)
+    }
+
+    /// The (metadata, root) pairs whose combined digest the catalog needs.
+    pub fn pairs(&self) -> impl Iterator<Item = (&VersionFile, &VersionFile)> {
+        self.products.iter().flat_map(|p| {
+            p.versions.iter().flat_map(|v| {
+                v.metas()
+                    .flat_map(move |(m, _)| v.roots().map(move |(r, _)| (m, r)))
+            })
+        })
+    }
+
+    /// All files the catalog references.
+    pub fn files(&self) -> impl Iterator<Item = &VersionFile> {
+        self.products
+            .iter()
+            .flat_map(|p| p.versions.iter().flat_map(|v| v.files.iter()))
+    }
+
+    /// The files that must be read, given the digests already known. A file
+    /// whose own digest and combined digests are all known is not read; a
+    /// metadata file is re-read (it is small) when a pair it belongs to is
+    /// new.
+    #[must_use]
+    pub fn plan(&self, known: &Digests) -> HashPlan {
+        let mut need_prefix: BTreeMap<&str, &VersionFile> = BTreeMap::new();
+        let mut bodies: BTreeMap<&str, (&VersionFile, BTreeSet<String>)> = BTreeMap::new();
+        for (meta, root) in self.pairs() {
+            let key = (meta.path.clone(), root.path.clone());
+            if !known.combined.contains_key(&key) {
+                need_prefix.insert(&meta.path, meta);
+                bodies
+                    .entry(&root.path)
+                    .or_insert_with(|| (root, BTreeSet::new()))
+                    .1
+                    .insert(meta.path.clone());
+            }
+        }
+        for file in self.files() {
+            if known.files.contains_key(&file.path) {
+                continue;
+            }
+            if matches!(file.role, FileRole::Meta(_)) {
+                need_prefix.insert(&file.path, file);
+            } else {
+                bodies
+                    .entry(&file.path)
+                    .or_insert_with(|| (file, BTreeSet::new()));
+            }
+        }
+        HashPlan {
+            prefixes: need_prefix
+                .into_values()
+                .map(|f| HashJob {
+                    path: f.path.clone(),
+                    size: f.size,
+                    is_prefix: true,
+                    prefixes: Vec::new(),
+                })
+                .collect(),
+            bodies: bodies
+                .into_values()
+                .map(|(f, metas)| HashJob {
+                    path: f.path.clone(),
+                    size: f.size,
+                    is_prefix: false,
+                    prefixes: metas.into_iter().collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Characters that give the same URL in both clients and pass
+/// python-simplestreams (§11.3, §15.4).
+fn path_char_ok(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '/' | ':' | '-')
+}
+
+#[derive(Default)]
+struct ProductFiles<'a> {
+    versions: BTreeMap<&'a str, Vec<&'a Entry>>,
+    metadata_json: Option<&'a Entry>,
+}
+
+/// Lays out a listing into products and versions.
+#[must_use]
+pub fn scan(entries: &[Entry], config: &Config) -> Scan {
+    let mut diags = Vec::new();
+    let mut side: BTreeMap<String, (Option<&Entry>, Option<&Entry>)> = BTreeMap::new();
+    let mut products: BTreeMap<[&str; 4], ProductFiles<'_>> = BTreeMap::new();
+
+    for entry in entries {
+        let Some(rest) = entry.path.strip_prefix("images/") else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        if parts
+            .iter()
+            .any(|p| p.is_empty() || *p == "." || *p == "..")
+        {
+            diags.push(Diagnostic::new(
+                Level::Warning,
+                &entry.path,
+                "has an empty, `.` or `..` path component; ignored",
+                "use plain relative paths under images/",
+            ));
+            continue;
+        }
+        let (dirs, name) = parts.split_at(parts.len() - 1);
+        let name = name[0];
+        // Hidden directories are staging areas (uploads in progress).
+        if dirs.iter().any(|d| d.starts_with('.')) {
+            continue;
+        }
+        if name == ".requirements" || name == ".lxd_requirements" {
+            if dirs.len() <= 4 {
+                let dir = std::iter::once(IMAGES)
+                    .chain(dirs.iter().copied())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let slot = side.entry(dir).or_default();
+                if name == ".requirements" {
+                    slot.0 = Some(entry);
+                } else {
+                    slot.1 = Some(entry);
+                }
+            } else {
+                diags.push(Diagnostic::new(
+                    Level::Warning,
+                    &entry.path,
+                    "requirements below the variant directory apply to nothing; ignored",
+                    "move it to the variant directory or higher",
+                ));
+            }
+            continue;
+        }
+        if name.starts_with('.') {
+            continue;
+        }
+        match dirs {
+            [os, release, arch, variant] if name == "metadata.json" => {
+                products
+                    .entry([os, release, arch, variant])
+                    .or_default()
+                    .metadata_json = Some(entry);
+            }
+            [os, release, arch, variant, version] => {
+                products
+                    .entry([os, release, arch, variant])
+                    .or_default()
+                    .versions
+                    .entry(version)
+                    .or_default()
+                    .push(entry);
+            }
+            _ => diags.push(Diagnostic::new(
+                Level::Note,
+                &entry.path,
+                "is outside the layout images/<os>/<release>/<arch>/<variant>/<version>/<file>; ignored",
+                "move it into a version directory if it belongs to an image",
+            )),
+        }
+    }
+
+    let mut out = Vec::new();
+    for ([os, release, arch_dir, variant], files) in products {
+        let dir = format!("{IMAGES}/{os}/{release}/{arch_dir}/{variant}");
+        if let Some(p) = product(
+            &dir,
+            [os, release, arch_dir, variant],
+            &files,
+            &side,
+            &mut diags,
+        ) {
+            out.push(p);
+        }
+    }
+    Scan {
+        products: out,
+        diagnostics: diags,
+        clients: config.clients,
+    }
+}
+
+fn product(
+    dir: &str,
+    [os, release, arch_dir, variant]: [&str; 4],
+    files: &ProductFiles<'_>,
+    side: &BTreeMap<String, (Option<&Entry>, Option<&Entry>)>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Product> {
+    if arch::normalise(arch_dir).is_none() {
+        diags.push(Diagnostic::new(
+            Level::Warning,
+            dir,
+            format!("architecture {arch_dir:?} is unknown to LXD and Incus, which would hide the product silently; skipped"),
+            "rename the directory to a known name such as amd64, arm64, armhf, i386, ppc64el, s390x or riscv64",
+        ));
+        return None;
+    }
+    if let Some(client) = arch::only_known_to(arch_dir) {
+        diags.push(Diagnostic::new(
+            Level::Warning,
+            dir,
+            format!("architecture {arch_dir:?} is known only to {client}"),
+            "use a name both clients know, such as amd64",
+        ));
+    }
+    if !dir.chars().all(path_char_ok) {
+        diags.push(Diagnostic::new(
+            Level::Warning,
+            dir,
+            "has characters outside [A-Za-z0-9._~/:-], which the clients escape differently; skipped",
+            "rename the directories",
+        ));
+        return None;
+    }
+
+    let (requirements, lxd_requirements) = inherited_requirements(dir, side, diags);
+    let known = distro::lookup(os, release);
+    let mut p = Product {
+        id: format!("{os}:{release}:{arch_dir}:{variant}"),
+        os: os.to_owned(),
+        release: release.to_owned(),
+        arch: arch_dir.to_owned(),
+        variant: variant.to_owned(),
+        os_title: known.os_title,
+        release_title: known.release_title,
+        codename: known.codename,
+        aliases: Vec::new(),
+        requirements,
+        lxd_requirements,
+        versions: Vec::new(),
+    };
+    let mut aliases = default_aliases(os, release, variant, &known.other_names);
+    if let Some(entry) = files.metadata_json {
+        apply_metadata_json(entry, &mut p, &mut aliases, diags);
+    }
+    p.aliases = valid_aliases(dir, arch_dir, aliases, diags);
+
+    for (name, entries) in &files.versions {
+        if let Some(v) = version(dir, name, entries, diags) {
+            p.versions.push(v);
+        }
+    }
+    check_version_formats(dir, &p.versions, diags);
+    resolve_deltas(dir, &mut p.versions, diags);
+    if p.versions.is_empty() {
+        diags.push(Diagnostic::new(
+            Level::Warning,
+            dir,
+            "has no complete version; the product is left out",
+            "add a version directory with a metadata tarball and a root file",
+        ));
+        return None;
+    }
+    Some(p)
+}
+
+/// Merges the side files of `images/`, `images/os`, … down to the variant,
+/// the nearer winning key by key. `.lxd_requirements` layers on top of
+/// `.requirements` at each level, for LXD only. An error is recorded for a
+/// malformed file (it blocks publishing).
+fn inherited_requirements(
+    dir: &str,
+    side: &BTreeMap<String, (Option<&Entry>, Option<&Entry>)>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Requirements, Option<Requirements>) {
+    let mut common = Requirements::new();
+    let mut lxd = Requirements::new();
+    let mut lxd_file_seen = false;
+    let mut prefix = String::new();
+    for part in dir.split('/') {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        let Some((req, lxd_req)) = side.get(&prefix) else {
+            continue;
+        };
+        for (entry, is_lxd) in [(req, false), (lxd_req, true)] {
+            let Some(entry) = entry else { continue };
+            let parsed = entry
+                .contents
+                .as_deref()
+                .map(|bytes| requirements::parse(&entry.path, bytes));
+            match parsed {
+                Some(Ok((map, notes))) => {
+                    // Report each file's notes once, for its first product.
+                    for n in notes {
+                        if !diags.contains(&n) {
+                            diags.push(n);
+                        }
+                    }
+                    if is_lxd {
+                        lxd_file_seen = true;
+                        lxd.extend(map);
+                    } else {
+                        common.extend(map.clone());
+                        lxd.extend(map);
+                    }
+                }
+                Some(Err(d)) => {
+                    if !diags.contains(&d) {
+                        diags.push(d);
+                    }
+                }
+                None => diags.push(Diagnostic::new(
+                    Level::Error,
+                    &entry.path,
+                    "contents were not provided by the adapter",
+                    "this is a bug in the program that called ssgen-core",
+                )),
+            }
+        }
+    }
+    // LXD reads `lxd_requirements` whenever the key is present, even `{}`
+    // (§3.2, §9): write it only when it says something, and always when
+    // old LXD (≤ 5.0.2, which reads nothing else) must see requirements.
+    let lxd_out = (!lxd.is_empty() && (lxd_file_seen || !common.is_empty())).then_some(lxd);
+    if lxd_file_seen && common.is_empty() && lxd_out.is_some() {
+        diags.push(Diagnostic::new(
+            Level::Note,
+            dir,
+            "has .lxd_requirements but no .requirements: Incus sees no requirements",
+            "add a .requirements file (it serves both clients)",
+        ));
+    }
+    (common, lxd_out)
+}
+
+fn default_aliases(os: &str, release: &str, variant: &str, other_names: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for rel in std::iter::once(release).chain(other_names.iter().map(String::as_str)) {
+        out.push(format!("{os}/{rel}/{variant}"));
+        if variant == "default" {
+            out.push(format!("{os}/{rel}"));
+        }
+    }
+    // lxc-ci and imagebuilder give rolling releases named `current` the
+    // bare os name (§7.5).
+    if release == "current" {
+        out.push(if variant == "default" {
+            os.to_owned()
+        } else {
+            format!("{os}/{variant}")
+        });
+    }
+    out
+}
+
+fn apply_metadata_json(
+    entry: &Entry,
+    p: &mut Product,
+    aliases: &mut Vec<String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let help = r#"write e.g. {"os": "Debian", "release_title": "12 (bookworm)", "aliases": ["debian/stable"]}"#;
+    let value = entry
+        .contents
+        .as_deref()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+    let Some(serde_json::Value::Object(map)) = value else {
+        diags.push(Diagnostic::new(
+            Level::Error,
+            &entry.path,
+            "is not a JSON object",
+            help,
+        ));
+        return;
+    };
+    for (key, value) in map {
+        match (key.as_str(), value) {
+            ("os", serde_json::Value::String(s)) => p.os_title = s,
+            ("release_title", serde_json::Value::String(s)) => p.release_title = s,
+            ("aliases", serde_json::Value::String(s)) => {
+                aliases.extend(s.split(',').map(|a| a.trim().to_owned()));
+            }
+            ("aliases", serde_json::Value::Array(items)) => {
+                for item in items {
+                    if let serde_json::Value::String(s) = item {
+                        aliases.push(s);
+                    } else {
+                        diags.push(Diagnostic::new(
+                            Level::Error,
+                            &entry.path,
+                            format!("alias {item} is not a string"),
+                            help,
+                        ));
+                    }
+                }
+            }
+            (key @ ("os" | "release_title" | "aliases"), value) => diags.push(Diagnostic::new(
+                Level::Error,
+                &entry.path,
+                format!("{key:?} is {value}, not a string"),
+                help,
+            )),
+            (key, _) => diags.push(Diagnostic::new(
+                Level::Warning,
+                &entry.path,
+                format!("key {key:?} is not understood; ignored"),
+                "known keys: os, release_title, aliases",
+            )),
+        }
+    }
+}
+
+/// Keeps the aliases a local server would accept when an image is copied
+/// with them (§7.4), dropping duplicates.
+fn valid_aliases(
+    dir: &str,
+    arch_dir: &str,
+    aliases: Vec<String>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for alias in aliases {
+        if out.contains(&alias) {
+            continue;
+        }
+        match alias_problem(&alias, arch_dir) {
+            None => out.push(alias),
+            Some(problem) => diags.push(Diagnostic::new(
+                Level::Warning,
+                dir,
+                format!("alias {alias:?} {problem}; dropped"),
+                "aliases are 64 characters at most with the /<arch> suffix, start and end with a letter or digit, and have no spaces, commas, colons or $?&+\"'*`",
+            )),
+        }
+    }
+    out
+}
+
+fn alias_problem(alias: &str, arch_dir: &str) -> Option<&'static str> {
+    let first_last_ok = alias
+        .chars()
+        .next()
+        .zip(alias.chars().last())
+        .is_some_and(|(a, b)| a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric());
+    if alias.is_empty() {
+        Some("is empty")
+    } else if alias.len() + 1 + arch_dir.len() > 64 {
+        Some("is longer than 64 characters with its /<arch> suffix")
+    } else if alias
+        .chars()
+        .any(|c| c.is_whitespace() || "$?&+\"'*`,:".contains(c))
+    {
+        Some("has a forbidden character")
+    } else if !first_last_ok {
+        Some("does not start and end with a letter or digit")
+    } else {
+        None
+    }
+}
+
+fn version(
+    dir: &str,
+    name: &str,
+    entries: &[&Entry],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Version> {
+    let vdir = format!("{dir}/{name}");
+    if time::version_date(name).is_none() {
+        diags.push(Diagnostic::new(
+            Level::Warning,
+            &vdir,
+            "version name does not start with a valid YYYYMMDD date, so LXD and Incus would hide it; skipped",
+            "rename it like 20260801_0312 (UTC, YYYYMMDD_HHMM)",
+        ));
+        return None;
+    }
+    if !name.chars().all(path_char_ok) {
+        diags.push(Diagnostic::new(
+            Level::Warning,
+            &vdir,
+            "version name has characters outside [A-Za-z0-9._~:-]; skipped",
+            "rename it like 20260801_0312",
+        ));
+        return None;
+    }
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for entry in entries {
+        let name = entry.name();
+        if !name.chars().all(path_char_ok) {
+            diags.push(Diagnostic::new(
+                Level::Note,
+                &entry.path,
+                "file name has characters outside [A-Za-z0-9._~:-]; ignored",
+                "rename it",
+            ));
+            continue;
+        }
+        let kind = classify::by_name(name);
+        if let Err(why) = classify::check_magic(&kind, entry.head.as_deref()) {
+            problems.push(format!("{name} {why}"));
+            continue;
+        }
+        let role = match kind {
+            Kind::Meta(m) => FileRole::Meta(m),
+            Kind::Root(r) => FileRole::Root(r),
+            Kind::Unified => FileRole::Unified,
+            Kind::Delta {
+                root: RootType::Squashfs,
+                base,
+            } => FileRole::Delta { base },
+            Kind::Delta { .. } => {
+                diags.push(Diagnostic::new(
+                    Level::Warning,
+                    &entry.path,
+                    "VM (disk-kvm.img) deltas are paired with the wrong base by Incus; not published",
+                    "publish only squashfs deltas",
+                ));
+                continue;
+            }
+            Kind::Other => continue,
+        };
+        if entry.size == 0 {
+            problems.push(format!("{name} is empty"));
+            continue;
+        }
+        files.push(VersionFile {
+            path: entry.path.clone(),
+            size: entry.size,
+            role,
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let mut root_types = BTreeMap::new();
+    for f in &files {
+        if let FileRole::Root(r) = f.role {
+            if let Some(other) = root_types.insert(r, &f.path) {
+                problems.push(format!(
+                    "two {} roots ({} and {}) would share one fingerprint",
+                    r.ftype(),
+                    other.rsplit('/').next().unwrap_or(other),
+                    f.path.rsplit('/').next().unwrap_or(&f.path),
+                ));
+            }
+        }
+    }
+    let has_meta = files.iter().any(|f| matches!(f.role, FileRole::Meta(_)));
+    let has_root = !root_types.is_empty();
+    let has_unified = files.iter().any(|f| f.role == FileRole::Unified);
+    if problems.is_empty() && !has_unified {
+        if has_meta && !has_root {
+            problems.push("has a metadata tarball but no root file (upload in progress?)".into());
+        } else if has_root && !has_meta {
+            problems.push(
+                "has a root file but no lxd.tar.xz or incus.tar.xz (upload in progress?)".into(),
+            );
+        } else if !has_meta {
+            problems.push("has no image files".into());
+        }
+    }
+    if !problems.is_empty() {
+        diags.push(Diagnostic::new(
+            Level::Warning,
+            &vdir,
+            format!("{}; version skipped", problems.join("; ")),
+            "complete or fix the version directory (or move it to a hidden directory while uploading)",
+        ));
+        return None;
+    }
+    Some(Version {
+        name: name.to_owned(),
+        files,
+    })
+}
+
+/// Byte-wise sorting decides which version is newest (§7.2, §10): mixed
+/// formats (`YYYYMMDDhhmm` beside `YYYYMMDD_hhmm`) sort wrongly.
+fn check_version_formats(dir: &str, versions: &[Version], diags: &mut Vec<Diagnostic>) {
+    let shape = |n: &str| {
+        n.chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect::<String>()
+    };
+    let shapes: BTreeSet<String> = versions.iter().map(|v| shape(&v.name)).collect();
+    if shapes.len() > 1 {
+        diags.push(Diagnostic::new(
+            Level::Warning,
+            dir,
+            format!(
+                "version names mix formats ({}); clients sort them byte-wise, so the newest may not win the aliases",
+                shapes.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            "name every version YYYYMMDD_HHMM",
+        ));
+    }
+}
+
+/// A delta needs its base version (older, same product, with a squashfs
+/// root) and a squashfs root in its own version (§5.4); otherwise it is
+/// left out, since a delta that fails to apply aborts the download.
+fn resolve_deltas(dir: &str, versions: &mut [Version], diags: &mut Vec<Diagnostic>) {
+    let with_squashfs: BTreeSet<String> = versions
+        .iter()
+        .filter(|v| v.roots().any(|(_, r)| r == RootType::Squashfs))
+        .map(|v| v.name.clone())
+        .collect();
+    for v in versions.iter_mut() {
+        let own_squashfs = with_squashfs.contains(&v.name);
+        let name = v.name.clone();
+        v.files.retain(|f| {
+            let FileRole::Delta { base } = &f.role else {
+                return true;
+            };
+            let why = if !own_squashfs {
+                Some("its version has no squashfs root".to_owned())
+            } else if base >= &name {
+                Some(format!("its base {base:?} is not older than {name:?}"))
+            } else if !with_squashfs.contains(base) {
+                Some(format!(
+                    "its base version {base:?} does not exist with a squashfs root in {dir}"
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                diags.push(Diagnostic::new(
+                    Level::Warning,
+                    &f.path,
+                    format!("delta left out: {why}"),
+                    "name deltas delta-<base version>.vcdiff against an older published version",
+                ));
+                return false;
+            }
+            true
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(paths: &[&str]) -> Vec<Entry> {
+        paths.iter().map(|p| Entry::file(*p, 10)).collect()
+    }
+
+    #[test]
+    fn half_uploaded_and_bad_versions_are_reported() {
+        let d = "images/debian/12/amd64/default";
+        let entries = tree(&[
+            &format!("{d}/20260801_0312/incus.tar.xz"),
+            &format!("{d}/20260801_0312/rootfs.squashfs"),
+            &format!("{d}/20260802_0312/incus.tar.xz"),
+            &format!("{d}/latest/incus.tar.xz"),
+            &format!("{d}/.20260803_0000/incus.tar.xz"),
+            "images/debian/12/x86-64/default/20260801_0312/incus.tar.xz",
+        ]);
+        let scan = scan(&entries, &Config::new(0));
+        assert_eq!(scan.products.len(), 1);
+        assert_eq!(scan.products[0].versions.len(), 1);
+        let text: Vec<String> = scan.diagnostics.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("20260802_0312") && t.contains("no root file")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("latest") && t.contains("YYYYMMDD")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("x86-64") && t.contains("unknown")),
+            "{text:?}"
+        );
+        assert!(!text.iter().any(|t| t.contains(".20260803")), "{text:?}");
+    }
+
+    #[test]
+    fn aliases_from_table_and_current() {
+        assert_eq!(
+            default_aliases("debian", "12", "default", &["bookworm".into()]),
+            [
+                "debian/12/default",
+                "debian/12",
+                "debian/bookworm/default",
+                "debian/bookworm"
+            ]
+        );
+        assert_eq!(
+            default_aliases("archlinux", "current", "cloud", &[]),
+            ["archlinux/current/cloud", "archlinux/cloud"]
+        );
+        assert_eq!(alias_problem("debian/12", "amd64"), None);
+        assert!(alias_problem("debian/12,x", "amd64").is_some());
+        assert!(alias_problem("debian/12/", "amd64").is_some());
+        assert!(alias_problem(&"a".repeat(60), "amd64").is_some());
+    }
+
+    #[test]
+    fn plan_skips_known_files() {
+        let d = "images/debian/12/amd64/default/20260801_0312";
+        let entries = tree(&[
+            &format!("{d}/incus.tar.xz"),
+            &format!("{d}/rootfs.squashfs"),
+        ]);
+        let scan = scan(&entries, &Config::new(0));
+        let plan = scan.plan(&Digests::default());
+        assert_eq!(plan.prefixes.len(), 1);
+        assert_eq!(plan.bodies.len(), 1);
+        assert_eq!(plan.bodies[0].prefixes, vec![format!("{d}/incus.tar.xz")]);
+
+        let mut known = Digests::default();
+        let z = crate::Sha256([0; 32]);
+        known.files.insert(format!("{d}/incus.tar.xz"), z);
+        known.files.insert(format!("{d}/rootfs.squashfs"), z);
+        // The pair is new: both are read again.
+        assert_eq!(scan.plan(&known).bodies.len(), 1);
+        known.combined.insert(
+            (format!("{d}/incus.tar.xz"), format!("{d}/rootfs.squashfs")),
+            z,
+        );
+        assert!(scan.plan(&known).is_empty());
+    }
+}
