@@ -1,1 +1,25 @@
-fn main() {}
+//! `ssgen`: build, check and serve simplestreams image servers for LXD and
+//! Incus.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cache;
+mod cli;
+mod cmd;
+mod exit;
+mod fsx;
+mod hashing;
+mod walk;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cmd::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit::code_for(&err)
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The digest cache, `ROOT/.ssgen/cache.json`: each file's sha256, first
+//! bytes and combined digests, valid while the file's (size, mtime, inode)
+//! stamp is unchanged. With it, a rebuild of an unchanged tree reads no
+//! image bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use ssgen_core::{Digests, Sha256};
+
+use crate::fsx;
+use crate::walk::Listing;
+
+const FORMAT: u32 = 1;
+
+/// What identifies a file's contents without reading them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Record {
+    stamp: Stamp,
+    sha256: String,
+    head: String,
+    /// `sha256(meta ‖ this file)` by metadata path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    combined: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    format: u32,
+    files: BTreeMap<String, Record>,
+}
+
+/// The cache of one root.
+#[derive(Debug, Default)]
+pub struct Cache {
+    path: PathBuf,
+    data: File,
+}
+
+impl Cache {
+    pub fn path_for(root: &Path) -> PathBuf {
+        root.join(".ssgen").join("cache.json")
+    }
+
+    /// Loads the cache; a missing, unreadable or outdated one is empty (it
+    /// only saves work).
+    pub fn load(root: &Path) -> Self {
+        let path = Self::path_for(root);
+        let data = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<File>(&bytes).ok())
+            .filter(|f| f.format == FORMAT)
+            .unwrap_or_default();
+        Self { path, data }
+    }
+
+    fn valid(&self, path: &str, stamp: &Stamp) -> Option<&Record> {
+        self.data.files.get(path).filter(|r| r.stamp == *stamp)
+    }
+
+    /// The cached first bytes of a file whose stamp is unchanged.
+    pub fn head(&self, path: &str, stamp: &Stamp) -> Option<Vec<u8>> {
+        let record = self.valid(path, stamp)?;
+        hex_decode(&record.head)
+    }
+
+    /// The digests still valid for the files of `listing`.
+    pub fn known(&self, listing: &Listing) -> Digests {
+        let mut digests = Digests::default();
+        for (path, listed) in &listing.files {
+            let Some(record) = self.valid(path, &listed.stamp) else {
+                continue;
+            };
+            let Ok(sha) = Sha256::from_hex(&record.sha256) else {
+                continue;
+            };
+            digests.files.insert(path.clone(), sha);
+            for (meta, combined) in &record.combined {
+                let meta_valid = listing
+                    .files
+                    .get(meta)
+                    .is_some_and(|m| self.valid(meta, &m.stamp).is_some());
+                if let (true, Ok(c)) = (meta_valid, Sha256::from_hex(combined)) {
+                    digests.combined.insert((meta.clone(), path.clone()), c);
+                }
+            }
+        }
+        digests
+    }
+
+    /// Replaces the cache's contents with what is known now of `listing`.
+    pub fn update(&mut self, listing: &Listing, digests: &Digests) {
+        let mut files = BTreeMap::new();
+        for (path, listed) in &listing.files {
+            let Some(sha) = digests.files.get(path) else {
+                continue;
+            };
+            files.insert(
+                path.clone(),
+                Record {
+                    stamp: listed.stamp,
+                    sha256: sha.to_hex(),
+                    head: hex_encode(listed.entry.head.as_deref().unwrap_or_default()),
+                    combined: BTreeMap::new(),
+                },
+            );
+        }
+        for ((meta, root), digest) in &digests.combined {
+            if let Some(record) = files.get_mut(root) {
+                record.combined.insert(meta.clone(), digest.to_hex());
+            }
+        }
+        self.data = File {
+            format: FORMAT,
+            files,
+        };
+    }
+
+    /// Writes the cache atomically.
+    pub fn save(&self) -> Result<()> {
+        let text = serde_json::to_vec(&self.data).context("cannot serialise the cache")?;
+        fsx::write_atomic(&self.path, &text)
+            .with_context(|| format!("cannot write the cache {}", self.path.display()))
+    }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}

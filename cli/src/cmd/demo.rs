@@ -1,0 +1,219 @@
+//! `ssgen demo`: a small sample tree of real image files, built, with what
+//! the clients will see.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::cmd::build::{BuildOptions, rebuild};
+
+/// Make a sample server root of small real images, build it, and show
+/// what LXD and Incus will list.
+///
+/// The tree holds a container image (metadata tarball and root.tar.xz, plus
+/// a squashfs when mksquashfs is installed), a VM image when qemu-img is
+/// installed (with a `.requirements` file), and an LXD-only arm64 image.
+/// Serve DIR over HTTPS to try it with `lxc remote add`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to make the tree (must not exist yet, or be an earlier demo).
+    #[arg(default_value = "ssgen-demo")]
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub options: BuildOptions,
+}
+
+const VERSION: &str = "20260801_0312";
+
+pub fn run(args: &DemoArgs) -> Result<ExitCode> {
+    let root = &args.dir;
+    if root.exists() && !root.join("images").is_dir() {
+        bail!(crate::exit::Invalid(format!(
+            "{}: exists and is not a server root; choose another directory",
+            root.display()
+        )));
+    }
+    make_tree(root)?;
+    let built = rebuild(root, &args.options, false)?;
+    print_summary(&built.images_json)?;
+    println!(
+        "\nServe {} over HTTPS and run:\n  lxc remote add demo https://HOST --protocol=simplestreams\n  lxc image list demo:",
+        root.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the sample tree (idempotent: files already there are kept, so a
+/// second run changes nothing).
+pub fn make_tree(root: &Path) -> Result<()> {
+    let container = root.join(format!("images/debian/12/amd64/default/{VERSION}"));
+    write_new(
+        &container.join("incus.tar.xz"),
+        &metadata_tarball("x86_64", "debian", "12", "default")?,
+    )?;
+    write_new(&container.join("root.tar.xz"), &rootfs_tarball("debian")?)?;
+    if has_tool("mksquashfs") {
+        squashfs(&container.join("rootfs.squashfs"))?;
+    }
+
+    if has_tool("qemu-img") {
+        let vm = root.join(format!("images/debian/12/amd64/cloud/{VERSION}"));
+        write_new(
+            &vm.join("incus.tar.xz"),
+            &metadata_tarball("x86_64", "debian", "12", "cloud")?,
+        )?;
+        qcow2(&vm.join("disk.qcow2"))?;
+        write_new(
+            &root.join("images/debian/12/amd64/cloud/.requirements"),
+            b"{\n  \"secureboot\": \"false\"\n}\n",
+        )?;
+    }
+
+    let arm = root.join(format!("images/alpine/3.22/arm64/default/{VERSION}"));
+    write_new(
+        &arm.join("lxd.tar.xz"),
+        &metadata_tarball("aarch64", "alpine", "3.22", "default")?,
+    )?;
+    write_new(&arm.join("root.tar.xz"), &rootfs_tarball("alpine")?)?;
+    Ok(())
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    crate::fsx::write_atomic(path, bytes)
+}
+
+fn has_tool(name: &str) -> bool {
+    Command::new(name)
+        .arg("--help")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// A tar archive of (name, contents) pairs, compressed with xz.
+fn tar_xz(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, contents) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        // A fixed time keeps the demo's bytes, and so its digests, stable.
+        header.set_mtime(1_785_556_320);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, *contents)
+            .context("cannot build the sample tarball")?;
+    }
+    let tar = builder
+        .into_inner()
+        .context("cannot build the sample tarball")?;
+    let mut xz = Vec::new();
+    lzma_rs::xz_compress(&mut tar.as_slice(), &mut xz).context("cannot compress the sample")?;
+    Ok(xz)
+}
+
+fn metadata_tarball(arch: &str, os: &str, release: &str, variant: &str) -> Result<Vec<u8>> {
+    let yaml = format!(
+        "architecture: {arch}\ncreation_date: 1785556320\nproperties:\n  architecture: {arch}\n  os: {os}\n  release: \"{release}\"\n  variant: {variant}\n  description: {os} {release} {arch} ({variant})\ntemplates:\n  /etc/hostname:\n    when:\n      - create\n      - copy\n    template: hostname.tpl\n"
+    );
+    tar_xz(&[
+        ("metadata.yaml", yaml.as_bytes()),
+        ("templates/hostname.tpl", b"{{ container.name }}\n"),
+    ])
+}
+
+fn rootfs_tarball(os: &str) -> Result<Vec<u8>> {
+    let release = format!("ID={os}\n");
+    tar_xz(&[
+        ("etc/hostname", b"demo\n"),
+        ("etc/os-release", release.as_bytes()),
+    ])
+}
+
+fn squashfs(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let src = path.with_extension("src");
+    fs::create_dir_all(src.join("etc"))?;
+    fs::write(src.join("etc/hostname"), "demo\n")?;
+    let tmp = path.with_extension("tmp");
+    let status = Command::new("mksquashfs")
+        .arg(&src)
+        .arg(&tmp)
+        .args(["-noappend", "-quiet", "-all-root", "-mkfs-time", "0"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cannot run mksquashfs")?;
+    fs::remove_dir_all(&src)?;
+    if !status.success() {
+        bail!("mksquashfs failed for {}", path.display());
+    }
+    fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn qcow2(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let tmp = path.with_extension("tmp");
+    let status = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&tmp)
+        .arg("16M")
+        .status()
+        .context("cannot run qemu-img")?;
+    if !status.success() {
+        bail!("qemu-img failed for {}", path.display());
+    }
+    fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn print_summary(images_json: &str) -> Result<()> {
+    let catalog: serde_json::Value =
+        serde_json::from_str(images_json).context("cannot read back images.json")?;
+    let products = catalog["products"]
+        .as_object()
+        .context("images.json has no products")?;
+    println!(
+        "{:<34} {:<14} {:<16} {:<12} ALIASES",
+        "PRODUCT", "VERSION", "TYPE", "FINGERPRINT"
+    );
+    for (id, product) in products {
+        let aliases = product["aliases"].as_str().unwrap_or_default();
+        let Some(versions) = product["versions"].as_object() else {
+            continue;
+        };
+        for (name, version) in versions {
+            let Some(items) = version["items"].as_object() else {
+                continue;
+            };
+            let Some(meta) = items
+                .get("incus.tar.xz")
+                .or_else(|| items.get("lxd.tar.xz"))
+            else {
+                continue;
+            };
+            for (key, ty) in [
+                ("combined_squashfs_sha256", "container"),
+                ("combined_rootxz_sha256", "container"),
+                ("combined_disk-kvm-img_sha256", "virtual-machine"),
+            ] {
+                if let Some(fp) = meta[key].as_str() {
+                    println!("{id:<34} {name:<14} {ty:<16} {:<12} {aliases}", &fp[..12]);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! One module per subcommand; each has its clap `Args` and a `run`.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub mod build;
+pub mod demo;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Build(args) => build::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    }
+}
