@@ -595,7 +595,7 @@ fn version(
         return None;
     }
     let mut files = Vec::new();
-    let mut problems = Vec::new();
+    let mut problems: Vec<(String, &str)> = Vec::new();
     for entry in entries {
         let name = entry.name();
         if !name.chars().all(path_char_ok) {
@@ -609,7 +609,10 @@ fn version(
         }
         let kind = classify::by_name(name);
         if let Err(why) = classify::check_magic(&kind, entry.head.as_deref()) {
-            problems.push(format!("{name} {why}"));
+            problems.push((
+                format!("{name} {why}"),
+                "replace it with the real file (the clients check every byte)",
+            ));
             continue;
         }
         let role = match kind {
@@ -632,7 +635,7 @@ fn version(
             Kind::Other => continue,
         };
         if entry.size == 0 {
-            problems.push(format!("{name} is empty"));
+            problems.push((format!("{name} is empty"), "upload the file again"));
             continue;
         }
         files.push(VersionFile {
@@ -647,11 +650,14 @@ fn version(
     for f in &files {
         if let FileRole::Root(r) = f.role {
             if let Some(other) = root_types.insert(r, &f.path) {
-                problems.push(format!(
-                    "two {} roots ({} and {}) would share one fingerprint",
-                    r.ftype(),
-                    other.rsplit('/').next().unwrap_or(other),
-                    f.path.rsplit('/').next().unwrap_or(&f.path),
+                problems.push((
+                    format!(
+                        "two {} roots ({} and {}) would share one fingerprint",
+                        r.ftype(),
+                        other.rsplit('/').next().unwrap_or(other),
+                        f.path.rsplit('/').next().unwrap_or(&f.path),
+                    ),
+                    "keep one of them",
                 ));
             }
         }
@@ -659,23 +665,34 @@ fn version(
     let has_meta = files.iter().any(|f| matches!(f.role, FileRole::Meta(_)));
     let has_root = !root_types.is_empty();
     let has_unified = files.iter().any(|f| f.role == FileRole::Unified);
+    const STAGE: &str = "finish the upload; to keep clients from seeing a version before it is complete, upload into a hidden directory (.NAME) and rename it";
     if problems.is_empty() && !has_unified {
         if has_meta && !has_root {
-            problems.push("has a metadata tarball but no root file (upload in progress?)".into());
+            problems.push((
+                "has a metadata tarball but no root file (rootfs.squashfs, root.tar.xz or disk.qcow2)".into(),
+                STAGE,
+            ));
         } else if has_root && !has_meta {
-            problems.push(
-                "has a root file but no lxd.tar.xz or incus.tar.xz (upload in progress?)".into(),
-            );
+            problems.push((
+                "has a root file but no lxd.tar.xz or incus.tar.xz".into(),
+                STAGE,
+            ));
         } else if !has_meta {
-            problems.push("has no image files".into());
+            problems.push((
+                "has no image files".into(),
+                "add lxd.tar.xz or incus.tar.xz with rootfs.squashfs, root.tar.xz or disk.qcow2",
+            ));
         }
     }
     if !problems.is_empty() {
+        let mut helps: Vec<&str> = problems.iter().map(|(_, h)| *h).collect();
+        helps.dedup();
+        let what: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
         diags.push(Diagnostic::new(
             Level::Warning,
             &vdir,
-            format!("{}; version skipped", problems.join("; ")),
-            "complete or fix the version directory (or move it to a hidden directory while uploading)",
+            format!("{}; version skipped", what.join("; ")),
+            helps.join("; "),
         ));
         return None;
     }
