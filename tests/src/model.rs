@@ -1,0 +1,410 @@
+//! A small, independent model of what Incus (and current LXD) make of a
+//! catalog: the index walk (spec §2), the JSON type rules that break a
+//! whole remote (§3.5), the pairing of metadata and root items (§4.4),
+//! version-name parsing (§10), requirements (§9) and aliases (§7).
+//!
+//! Incus has no package on this machine, so this model is how the suite
+//! shows that a tree satisfies Incus too. It is written from the spec, not
+//! from ssgen's code, and kept small on purpose; a fuller emulation lives in
+//! the core.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::expect::{alias_sort_key, normalise_arch};
+
+/// Which client rules to apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Incus (all v6/v7): `incus.tar.xz`, `incus_combined.tar.gz`,
+    /// `requirements` only.
+    Incus,
+    /// LXD ≥ 5.21 / 6.x / main: `lxd.tar.xz`, `lxd_combined.tar.gz`,
+    /// `lxd_requirements` if present (even empty), else `requirements`.
+    LxdCurrent,
+    /// LXD 5.0.0–5.0.2 and 4.0 (Debian 12's `lxd`): like current LXD, but
+    /// only `lxd_requirements` is read.
+    Lxd502,
+}
+
+impl Flavor {
+    fn meta_ftype(self) -> &'static str {
+        match self {
+            Flavor::Incus => "incus.tar.xz",
+            Flavor::LxdCurrent | Flavor::Lxd502 => "lxd.tar.xz",
+        }
+    }
+
+    fn combined_ftype(self) -> &'static str {
+        match self {
+            Flavor::Incus => "incus_combined.tar.gz",
+            Flavor::LxdCurrent | Flavor::Lxd502 => "lxd_combined.tar.gz",
+        }
+    }
+}
+
+/// An image as a client lists it (from the model, or parsed from `lxc`).
+#[derive(Clone, Debug, Default)]
+pub struct ObservedImage {
+    /// Fingerprint.
+    pub fingerprint: String,
+    /// `container` or `virtual-machine`.
+    pub image_type: String,
+    /// Normalised architecture.
+    pub architecture: String,
+    /// Properties (`os`, `release`, `variant`, `serial`, `architecture`,
+    /// `type`, `description`, `requirements.<k>`, …).
+    pub properties: BTreeMap<String, String>,
+    /// Every alias whose target is this image.
+    pub aliases: BTreeSet<String>,
+    /// meta size + root size.
+    pub size: u64,
+    /// Last component of the metadata item's path.
+    pub filename: String,
+    /// Paths of the files a download would fetch (meta, root), when known.
+    pub files: Vec<String>,
+}
+
+const ROOT_FTYPES: &[&str] = &[
+    "squashfs",
+    "root.tar.xz",
+    "disk-kvm.img",
+    "disk1.img",
+    "uefi1.img",
+];
+
+fn combined_key(meta: &Map<String, Value>, root_ftype: &str) -> Option<String> {
+    let s = |k: &str| {
+        meta.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    match root_ftype {
+        "squashfs" => s("combined_squashfs_sha256"),
+        "root.tar.xz" => s("combined_rootxz_sha256").or_else(|| s("combined_sha256")),
+        "disk-kvm.img" => s("combined_disk-kvm-img_sha256"),
+        "disk1.img" => s("combined_disk1-img_sha256"),
+        "uefi1.img" => s("combined_uefi1-img_sha256"),
+        _ => None,
+    }
+}
+
+/// Whether the first 8 characters of a version name are a valid `YYYYMMDD`.
+pub fn version_date_ok(name: &str) -> bool {
+    let Some(d) = name.get(..8) else { return false };
+    if !d.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let (y, m, day): (u32, u32, u32) = match (d[..4].parse(), d[4..6].parse(), d[6..8].parse()) {
+        (Ok(y), Ok(m), Ok(day)) => (y, m, day),
+        _ => return false,
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let dim = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=dim).contains(&day)
+}
+
+/// Go's `encoding/json` would refuse these into the clients' structs, and
+/// that fails the whole remote (spec §3.5).
+fn type_errors(products: &Map<String, Value>) -> Vec<String> {
+    let mut errs = Vec::new();
+    for (pid, p) in products {
+        let Some(p) = p.as_object() else {
+            if !p.is_null() {
+                errs.push(format!("product {pid} is not an object"));
+            }
+            continue;
+        };
+        for key in [
+            "aliases",
+            "arch",
+            "os",
+            "release",
+            "release_title",
+            "variant",
+            "version",
+            "support_eol",
+        ] {
+            if let Some(v) = p.get(key)
+                && !(v.is_string() || v.is_null())
+            {
+                errs.push(format!("product {pid}: {key} must be a string, is {v}"));
+            }
+        }
+        if let Some(v) = p.get("supported")
+            && !(v.is_boolean() || v.is_null())
+        {
+            errs.push(format!("product {pid}: supported must be a bool, is {v}"));
+        }
+        for key in ["requirements", "lxd_requirements"] {
+            match p.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(m)) => {
+                    for (k, v) in m {
+                        if !v.is_string() {
+                            errs.push(format!("product {pid}: {key}.{k} must be a string, is {v}"));
+                        }
+                    }
+                }
+                Some(v) => errs.push(format!("product {pid}: {key} must be an object, is {v}")),
+            }
+        }
+        let Some(versions) = p.get("versions").and_then(Value::as_object) else {
+            continue;
+        };
+        for (vname, v) in versions {
+            let items = v.get("items").and_then(Value::as_object);
+            for (iname, item) in items.into_iter().flatten() {
+                if let Some(size) = item.get("size")
+                    && !(size.is_u64() || size.is_null())
+                {
+                    errs.push(format!(
+                        "{pid}@{vname} item {iname}: size must be an integer, is {size}"
+                    ));
+                }
+                for (k, val) in item.as_object().into_iter().flatten() {
+                    if k != "size" && !(val.is_string() || val.is_null()) {
+                        errs.push(format!(
+                            "{pid}@{vname} item {iname}: {k} must be a string, is {val}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    errs
+}
+
+/// The images `flavor` derives from the catalog at `tree_root`
+/// (`streams/v1/index.json` and the products files it names). `Err` holds
+/// the reasons the whole remote would fail.
+pub fn client_images(tree_root: &Path, flavor: Flavor) -> Result<Vec<ObservedImage>, Vec<String>> {
+    let read = |rel: &str| -> Result<Value, Vec<String>> {
+        let path = tree_root.join(rel);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| vec![format!("cannot read {rel}: {e} (the whole remote fails)")])?;
+        serde_json::from_str(&text).map_err(|e| {
+            vec![format!(
+                "{rel} is not valid JSON: {e} (the whole remote fails)"
+            )]
+        })
+    };
+    let index = read("streams/v1/index.json")?;
+    let entries = index
+        .get("index")
+        .and_then(Value::as_object)
+        .ok_or_else(|| vec!["index.json has no \"index\" object".to_owned()])?;
+
+    let mut images: Vec<(ObservedImage, Vec<String>)> = Vec::new();
+    for (key, entry) in entries {
+        if entry.get("datatype").and_then(Value::as_str) != Some("image-downloads") {
+            continue;
+        }
+        let products_listed = entry
+            .get("products")
+            .and_then(Value::as_array)
+            .map(Vec::len)
+            .unwrap_or(0);
+        if products_listed == 0 {
+            // The clients do not even fetch the file (spec §2).
+            continue;
+        }
+        let Some(path) = entry.get("path").and_then(Value::as_str) else {
+            return Err(vec![format!("index entry {key} has no path")]);
+        };
+        let doc = read(path.trim_start_matches('/'))?;
+        let products = doc
+            .get("products")
+            .and_then(Value::as_object)
+            .ok_or_else(|| vec![format!("{path} has no \"products\" object")])?;
+        let errs = type_errors(products);
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        for p in products.values().filter_map(Value::as_object) {
+            images.extend(product_images(p, flavor));
+        }
+    }
+
+    // Aliases (spec §7.1–7.2): sorted, first registration per
+    // (name, type, normalised arch) wins.
+    type Key<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        std::cmp::Reverse<&'a str>,
+        &'a str,
+        u8,
+    );
+    fn key(i: &ObservedImage) -> Key<'_> {
+        let g = |k: &str| i.properties.get(k).map(String::as_str).unwrap_or("");
+        alias_sort_key(
+            g("os"),
+            g("release"),
+            g("variant"),
+            g("serial"),
+            g("architecture"),
+            g("type"),
+        )
+    }
+    images.sort_by(|(a, _), (b, _)| key(a).cmp(&key(b)));
+    let mut taken: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for (img, product_aliases) in &mut images {
+        let raw = img
+            .properties
+            .get("architecture")
+            .cloned()
+            .unwrap_or_default();
+        for a in product_aliases.iter() {
+            for name in [a.clone(), format!("{a}/{raw}")] {
+                if taken.insert((
+                    name.clone(),
+                    img.image_type.clone(),
+                    img.architecture.clone(),
+                )) {
+                    img.aliases.insert(name);
+                }
+            }
+        }
+    }
+    Ok(images.into_iter().map(|(i, _)| i).collect())
+}
+
+/// One product's images and its alias list (spec §4.4, §4.6).
+fn product_images(p: &Map<String, Value>, flavor: Flavor) -> Vec<(ObservedImage, Vec<String>)> {
+    let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let arch_raw = s("arch");
+    let Some(arch_norm) = normalise_arch(&arch_raw) else {
+        return Vec::new(); // silently dropped by the clients
+    };
+    let aliases: Vec<String> = s("aliases")
+        .split(',')
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let reqs_obj = |k: &str| p.get(k).filter(|v| !v.is_null()).and_then(Value::as_object);
+    let requirements = match flavor {
+        Flavor::Incus => reqs_obj("requirements"),
+        Flavor::LxdCurrent => reqs_obj("lxd_requirements").or_else(|| reqs_obj("requirements")),
+        Flavor::Lxd502 => reqs_obj("lxd_requirements"),
+    };
+
+    let mut out = Vec::new();
+    let Some(versions) = p.get("versions").and_then(Value::as_object) else {
+        return out;
+    };
+    for (vname, v) in versions {
+        if !version_date_ok(vname) {
+            continue;
+        }
+        let Some(items) = v.get("items").and_then(Value::as_object) else {
+            continue;
+        };
+        let label = v.get("label").and_then(Value::as_str).unwrap_or("");
+        let base_props = |root_type: &str| {
+            let mut props = BTreeMap::new();
+            for (k, val) in [
+                ("os", s("os")),
+                ("release", s("release")),
+                ("version", s("version")),
+                ("architecture", arch_raw.clone()),
+                ("label", label.to_owned()),
+                ("serial", vname.clone()),
+                ("variant", s("variant")),
+                ("type", root_type.to_owned()),
+            ] {
+                if !val.is_empty() {
+                    props.insert(k.to_owned(), val);
+                }
+            }
+            for (k, val) in requirements.into_iter().flatten() {
+                if let Some(val) = val.as_str().filter(|v| !v.is_empty()) {
+                    props.insert(format!("requirements.{k}"), val.to_owned());
+                }
+            }
+            props
+        };
+        let size_of = |i: &Map<String, Value>| i.get("size").and_then(Value::as_u64).unwrap_or(0);
+        let path_of = |i: &Map<String, Value>| {
+            i.get("path")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        for meta in items.values().filter_map(Value::as_object) {
+            let ftype = meta.get("ftype").and_then(Value::as_str).unwrap_or("");
+            if ftype == flavor.combined_ftype() {
+                out.push((
+                    ObservedImage {
+                        fingerprint: meta
+                            .get("sha256")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
+                        image_type: "container".into(),
+                        architecture: arch_norm.into(),
+                        properties: base_props("tar.gz"),
+                        aliases: BTreeSet::new(),
+                        size: size_of(meta),
+                        filename: path_of(meta).rsplit('/').next().unwrap_or("").to_owned(),
+                        files: vec![path_of(meta)],
+                    },
+                    aliases.clone(),
+                ));
+            }
+            if ftype != flavor.meta_ftype() {
+                continue;
+            }
+            for root in items.values().filter_map(Value::as_object) {
+                let rtype = root.get("ftype").and_then(Value::as_str).unwrap_or("");
+                if !ROOT_FTYPES.contains(&rtype) {
+                    continue;
+                }
+                let Some(fp) = combined_key(meta, rtype) else {
+                    continue;
+                };
+                if path_of(meta).is_empty() {
+                    continue;
+                }
+                let vm = matches!(rtype, "disk-kvm.img" | "disk1.img" | "uefi1.img");
+                out.push((
+                    ObservedImage {
+                        fingerprint: fp,
+                        image_type: if vm { "virtual-machine" } else { "container" }.into(),
+                        architecture: arch_norm.into(),
+                        properties: base_props(rtype),
+                        aliases: BTreeSet::new(),
+                        size: size_of(meta) + size_of(root),
+                        filename: path_of(meta).rsplit('/').next().unwrap_or("").to_owned(),
+                        files: vec![path_of(meta), path_of(root)],
+                    },
+                    aliases.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_dates() {
+        assert!(version_date_ok("20260101_0000"));
+        assert!(version_date_ok("20240229"));
+        assert!(!version_date_ok("20230229_1200"));
+        assert!(!version_date_ok("2026011"));
+        assert!(!version_date_ok("latest-20260101"));
+    }
+}
