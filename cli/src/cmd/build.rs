@@ -59,7 +59,6 @@ pub struct BuildArgs {
 #[derive(Debug)]
 pub struct Built {
     pub images_json: String,
-    pub changed: bool,
 }
 
 pub fn run(args: &BuildArgs) -> Result<ExitCode> {
@@ -148,16 +147,17 @@ pub fn rebuild(root: &Path, options: &BuildOptions, dry_run: bool) -> Result<Bui
         cache.update(&listing, &digests);
         cache.save()?;
         eprintln!(
-            "{}: {} product(s), {} image(s) in {}{}",
+            "{}: {} product(s), {} image(s) in {}{}; read {} file(s), {} byte(s)",
             root.display(),
             out.products,
             out.images,
             streams.display(),
-            if changed { "" } else { " (unchanged)" }
+            if changed { "" } else { " (unchanged)" },
+            plan.jobs().count(),
+            plan.total_bytes(),
         );
     }
     Ok(Built {
         images_json: out.images_json,
-        changed,
     })
 }
