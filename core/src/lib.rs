@@ -52,6 +52,7 @@ pub mod distro;
 mod layout;
 pub mod lint;
 mod listing;
+pub mod metadata;
 pub mod render;
 pub mod requirements;
 pub mod time;
