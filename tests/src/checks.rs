@@ -650,18 +650,21 @@ pub fn check_sstream(
     into_result(problems)
 }
 
-/// The real LXD daemon: `lxc image copy REMOTE:<fp> local:` of every
-/// expected image (the daemon verifies each file's sha256 and the
-/// fingerprint), a check of what it stored, then `lxc image import` of the
+/// The real LXD daemon (remote `remote` at `url`): `lxc image copy` of every
+/// image the catalog advertises (the daemon verifies each file's sha256 and
+/// the fingerprint), a check of what it stored, then `lxc image import` of the
 /// stored files (which opens `metadata.yaml` and recomputes the
 /// fingerprint).
 pub fn check_daemon(
     daemon: &LxdDaemon,
     remote: &str,
+    url: &str,
     expected: &[ExpectedImage],
     work: &Path,
 ) -> Result<(), Vec<String>> {
     let env = daemon.env();
+    env.remote_add(remote, url)
+        .map_err(|e| vec![format!("LXD daemon: {e:#}")])?;
     // Copy what the catalog advertises (as `lxc` lists it), so that a wrong
     // advertised fingerprint is put to the daemon, not only the right one.
     let advertised = lxc_observed(env, remote).map_err(|e| vec![format!("LXD daemon: {e}")])?;

@@ -95,17 +95,28 @@ impl ClientEnv {
     }
 
     /// `lxc remote add NAME URL --protocol=simplestreams --public` (which
-    /// does not contact the server).
+    /// does not contact the server), unless `NAME` already points at `URL`.
     pub fn remote_add(&self, name: &str, url: &str) -> Result<()> {
-        self.lxc(&[
-            "remote",
-            "add",
-            name,
-            url,
-            "--protocol=simplestreams",
-            "--public",
-        ])?;
-        Ok(())
+        let remotes = self.lxc_json(&["remote", "list", "--format", "json"])?;
+        match remotes
+            .get(name)
+            .and_then(|r| r.get("Addr"))
+            .and_then(Value::as_str)
+        {
+            Some(addr) if addr == url => Ok(()),
+            Some(addr) => bail!("remote {name} already points at {addr}, not {url}"),
+            None => {
+                self.lxc(&[
+                    "remote",
+                    "add",
+                    name,
+                    url,
+                    "--protocol=simplestreams",
+                    "--public",
+                ])?;
+                Ok(())
+            }
+        }
     }
 }
 
