@@ -185,7 +185,9 @@ impl Magic {
 
 /// Checks a classified file against its first bytes, when known. Returns
 /// what was found instead when the two disagree.
-#[must_use]
+///
+/// # Errors
+/// A description of what the bytes are when they are not what the name says.
 pub fn check_magic(kind: &Kind, head: Option<&[u8]>) -> Result<(), String> {
     let Some(head) = head else { return Ok(()) };
     let found = Magic::detect(head);
