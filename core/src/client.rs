@@ -1540,6 +1540,16 @@ fn product_images(
                 for (rkey, root) in roots {
                     let key_name = combined_key(&root.ftype).unwrap_or("combined_*");
                     if item.combined_for(&root.ftype).is_empty() {
+                        // Another metadata item may serve this root (§4.4:
+                        // one metadata item per root type is allowed).
+                        let served = version.items.values().any(|m| {
+                            m.ftype == item.ftype
+                                && !m.path.is_empty()
+                                && !m.combined_for(&root.ftype).is_empty()
+                        });
+                        if served {
+                            continue;
+                        }
                         dropped.push(hidden(
                             "missing-combined-hash",
                             file,
@@ -2141,6 +2151,22 @@ mod tests {
                 .iter()
                 .all(|s| !s.tie && s.alias.fingerprint == "xz")
         );
+    }
+
+    #[test]
+    fn one_metadata_item_per_root_is_fine() {
+        let versions = r#"{"20260801":{"items":{
+            "m1":{"ftype":"incus.tar.xz","path":"m1","sha256":"a1","size":1,"combined_squashfs_sha256":"sq"},
+            "m2":{"ftype":"incus.tar.xz","path":"m2","sha256":"a2","size":1,"combined_disk-kvm-img_sha256":"vm"},
+            "s":{"ftype":"squashfs","path":"s","sha256":"b1","size":2},
+            "d":{"ftype":"disk-kvm.img","path":"d","sha256":"b2","size":2}}}}"#;
+        let v = view(&product("", versions), Client::Incus, "x86_64");
+        assert_eq!(v.images.len(), 2);
+        assert!(v.hidden.is_empty(), "{:?}", v.hidden);
+        let no_vm = versions.replace(r#""combined_disk-kvm-img_sha256":"vm""#, r#""x":"y""#);
+        let v = view(&product("", &no_vm), Client::Incus, "x86_64");
+        assert_eq!(v.hidden.len(), 2, "neither item pairs with the disk");
+        assert!(v.hidden.iter().all(|h| h.code == "missing-combined-hash"));
     }
 
     #[test]
