@@ -27,4 +27,7 @@ pub enum Command {
     /// Make a small sample tree of real image files, build it and show what
     /// clients will see.
     Demo(cmd::demo::DemoArgs),
+    /// Withdraw old versions, and delete files once no client can still ask
+    /// for them.
+    Prune(cmd::prune::PruneArgs),
 }

@@ -9,6 +9,7 @@ use crate::diag::{Diagnostic, Level};
 use crate::digest::{Digests, HashJob, HashPlan};
 use crate::listing::Entry;
 use crate::requirements::{self, Requirements};
+use crate::withdrawn::{self, Withdrawn};
 use crate::{Clients, Config, arch, distro, time};
 
 /// The directory all images live under.
@@ -246,6 +247,18 @@ pub fn scan(entries: &[Entry], config: &Config) -> Scan {
                     "requirements below the variant directory apply to nothing; ignored",
                     "move it to the variant directory or higher",
                 ));
+            }
+            continue;
+        }
+        if name == withdrawn::FILE_NAME {
+            if let [os, release, arch, variant, version] = dirs {
+                products
+                    .entry([os, release, arch, variant])
+                    .or_default()
+                    .versions
+                    .entry(version)
+                    .or_default()
+                    .push(entry);
             }
             continue;
         }
@@ -595,9 +608,40 @@ fn version(
         return None;
     }
     let mut files = Vec::new();
+    let marker = entries.iter().find(|e| e.name() == withdrawn::FILE_NAME);
+    let withdrawn = match marker
+        .map(|m| Withdrawn::parse(m.contents.as_deref().unwrap_or_default()))
+    {
+        None => None,
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
+            diags.push(Diagnostic::new(
+                Level::Warning,
+                &marker.map_or(String::new(), |m| m.path.clone()),
+                format!("is not a valid marker ({e}); the whole version is treated as withdrawn"),
+                "delete the marker to publish the version again",
+            ));
+            Some(Withdrawn {
+                since: 0,
+                files: None,
+            })
+        }
+    };
+    if withdrawn.as_ref().is_some_and(|w| w.files.is_none()) {
+        diags.push(Diagnostic::new(
+            Level::Note,
+            &vdir,
+            "is withdrawn (.withdrawn marker); its files stay until `ssgen prune` deletes them after the grace period",
+            "delete the .withdrawn file to publish it again",
+        ));
+        return None;
+    }
     let mut problems: Vec<(String, &str)> = Vec::new();
     for entry in entries {
         let name = entry.name();
+        if name == withdrawn::FILE_NAME || withdrawn.as_ref().is_some_and(|w| w.covers(name)) {
+            continue;
+        }
         if !name.chars().all(path_char_ok) {
             diags.push(Diagnostic::new(
                 Level::Note,

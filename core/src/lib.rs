@@ -56,6 +56,7 @@ pub mod metadata;
 pub mod render;
 pub mod requirements;
 pub mod time;
+pub mod withdrawn;
 
 pub use catalog::{IMAGES_JSON, INDEX_JSON, Output, build};
 pub use client::Client;

@@ -50,12 +50,13 @@ impl Entry {
 }
 
 /// The side files whose contents the adapter must pass in the listing:
-/// `.requirements`, `.lxd_requirements` and `metadata.json`.
+/// `.requirements`, `.lxd_requirements`, `metadata.json` and the
+/// `.withdrawn` marker of a version.
 #[must_use]
 pub fn needs_contents(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     matches!(
         name,
-        ".requirements" | ".lxd_requirements" | "metadata.json"
+        ".requirements" | ".lxd_requirements" | "metadata.json" | crate::withdrawn::FILE_NAME
     )
 }

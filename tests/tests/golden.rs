@@ -213,4 +213,5 @@ golden_tests!(
     alias_clash,
     mixed_version_formats,
     empty_tree,
+    withdrawn,
 );

@@ -71,7 +71,7 @@ pub fn run(args: &BuildArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn config(options: &BuildOptions) -> Result<Config> {
+pub fn config(options: &BuildOptions) -> Result<Config> {
     let timestamp = match options.timestamp {
         Some(t) => t,
         None => match std::env::var("SOURCE_DATE_EPOCH") {

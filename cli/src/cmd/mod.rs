@@ -6,11 +6,13 @@ use crate::cli::{Cli, Command};
 
 pub mod build;
 pub mod demo;
+pub mod prune;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build(args) => build::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Prune(args) => prune::run(&args),
     }
 }
