@@ -180,9 +180,14 @@ fn assert_caught(what: &str, result: Result<(), Vec<String>>, needles: &[&str]) 
 /// Starts a private daemon, or prints a loud SKIPPED line and returns None.
 fn daemon_or_skip(fx: &Fixture, what: &str) -> Option<LxdDaemon> {
     if let Some(why) = daemon_unavailable() {
-        eprintln!("\n************************************************************");
-        eprintln!("SKIPPED: LXD daemon part of `{what}`: {why}");
-        eprintln!("************************************************************\n");
+        // Straight to the stderr handle, not eprintln!: the test harness
+        // captures eprintln! of passing tests, and a skip must be seen.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{bar}\nSKIPPED (not passed): the LXD daemon part of `{what}`: {why}\n{bar}\n",
+            bar = "*".repeat(72)
+        );
         return None;
     }
     Some(
@@ -206,11 +211,15 @@ fn good_tree_passes(catalog: Catalog, with_daemon: bool) {
     if let Err(p) = check_sstream(&fx.env, &url, &fx.all_expected(), &mirror) {
         problems.extend(p);
     }
-    if with_daemon
-        && let Some(daemon) = daemon_or_skip(&fx, "real clients accept the tree")
-        && let Err(p) = check_daemon(&daemon, "t", &url, &fx.lxd, &fx.run.path().join("stored"))
-    {
-        problems.extend(p);
+    if with_daemon && let Some(daemon) = daemon_or_skip(&fx, "real clients accept the tree") {
+        if let Err(p) = check_daemon(&daemon, "t", &url, &fx.lxd, &fx.run.path().join("stored")) {
+            problems.extend(p);
+        }
+        if let Err(p) =
+            checks::check_daemon_imports_incus_images(&daemon, &fx.tree.root, &fx.incus, &fx.lxd)
+        {
+            problems.extend(p);
+        }
     }
     assert_ok("real clients on the tree", checks::into_result(problems));
     // Say what was proved, so a passing log shows the suite checked images.
@@ -449,5 +458,38 @@ fn sabotage_empty_lxd_requirements_is_caught() {
         "current-LXD model, empty lxd_requirements",
         check_models(&root, &fx.lxd, &fx.incus),
         &["LXD ≥ 5.21 (model)", &label, "requirements shown as {}"],
+    );
+}
+
+/// Where the two clients' metadata differ, each must get its own: an
+/// `incus.tar.xz` item that reuses LXD's tarball gives Incus the LXD
+/// fingerprint, not the one of the Incus files.
+#[test]
+fn sabotage_incus_item_with_lxd_metadata_is_caught() {
+    let fx = Fixture::new(Catalog::Ssgen);
+    let id = "debian:12:arm64:default";
+    let root = fx.sabotage("incus-gets-lxd-meta", |images, _| {
+        let items = items(images, id, NEWEST_VERSION);
+        let mut lxd = items
+            .values()
+            .find(|i| i.get("ftype") == Some(&json!("lxd.tar.xz")))
+            .cloned()
+            .expect("an lxd.tar.xz item");
+        lxd["ftype"] = json!("incus.tar.xz");
+        let key = items
+            .iter()
+            .find(|(_, i)| i.get("ftype") == Some(&json!("incus.tar.xz")))
+            .map(|(k, _)| k.clone())
+            .expect("an incus.tar.xz item");
+        items.insert(key, lxd);
+    });
+    assert_caught(
+        "Incus model, Incus item with LXD's metadata",
+        check_models(&root, &fx.lxd, &fx.incus),
+        &[
+            "Incus (model)",
+            &format!("{id}@{NEWEST_VERSION} (squashfs)"),
+            "wrong combined digest",
+        ],
     );
 }
