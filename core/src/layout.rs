@@ -617,7 +617,7 @@ fn version(
         Some(Err(e)) => {
             diags.push(Diagnostic::new(
                 Level::Warning,
-                &marker.map_or(String::new(), |m| m.path.clone()),
+                marker.map_or(String::new(), |m| m.path.clone()),
                 format!("is not a valid marker ({e}); the whole version is treated as withdrawn"),
                 "delete the marker to publish the version again",
             ));
