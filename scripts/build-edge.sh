@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the edge handler: ssgen-wasm with the `edge` feature, in the small
+# `wasm-release` profile, then wasm-bindgen (--target web; edge/src/index.js
+# instantiates it with initSync) into edge/pkg/. Prints the shipped wasm size.
+#
+# Needs the wasm32-unknown-unknown target and wasm-bindgen-cli at the
+# version of wasm-bindgen in Cargo.lock (scripts/setup.sh installs both).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+cargo build --locked --profile wasm-release --target wasm32-unknown-unknown \
+    -p ssgen-wasm --features edge
+out="$ROOT/edge/pkg"
+rm -rf "$out.tmp"
+wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+    --out-dir "$out.tmp" "$ROOT/target/wasm32-unknown-unknown/wasm-release/ssgen_wasm.wasm"
+rm -rf "$out"
+mv "$out.tmp" "$out"
+printf 'build-edge: %s bytes (%s gzipped) in edge/pkg/ssgen_wasm_bg.wasm\n' \
+    "$(stat -c %s "$out/ssgen_wasm_bg.wasm")" "$(gzip -9c "$out/ssgen_wasm_bg.wasm" | wc -c)" >&2

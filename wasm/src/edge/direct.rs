@@ -1,0 +1,171 @@
+//! Direct-URL import (`incus image import URL`, `lxc image import URL`):
+//! the daemon sends `HEAD URL` with `Incus-Server-Architectures` (or the
+//! `LXD-` twin) and downloads whatever `Incus-Image-URL` names, checking its
+//! sha256 against `Incus-Image-Hash`. One file is downloaded, so only a
+//! unified tarball can be imported this way (spec peers §0).
+//!
+//! The map from alias to tarball is derived once per publish from the
+//! published `images.json` and stored beside it, so a request reads one
+//! small document and rebuilds nothing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use ssgen_core::arch;
+
+/// One importable image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// sha256 of the unified tarball, which is its fingerprint.
+    pub hash: String,
+    /// Its path under the server root.
+    pub path: String,
+}
+
+/// alias → catalog arch → newest unified tarball.
+pub type AliasMap = BTreeMap<String, BTreeMap<String, Target>>;
+
+/// Builds the map from a published `images.json`. The first product (in
+/// catalog order) to claim an alias for an arch keeps it, as the core's
+/// clash rule does.
+pub fn alias_map(images_json: &str) -> Result<AliasMap, serde_json::Error> {
+    let doc: serde_json::Value = serde_json::from_str(images_json)?;
+    let mut map = AliasMap::new();
+    let Some(products) = doc.get("products").and_then(|p| p.as_object()) else {
+        return Ok(map);
+    };
+    for product in products.values() {
+        let (Some(arch), Some(aliases), Some(versions)) = (
+            product.get("arch").and_then(|a| a.as_str()),
+            product.get("aliases").and_then(|a| a.as_str()),
+            product.get("versions").and_then(|v| v.as_object()),
+        ) else {
+            continue;
+        };
+        // Newest version (names sort by date, spec §10) with a unified
+        // tarball.
+        let newest = versions.iter().rev().find_map(|(_, v)| {
+            let items = v.get("items")?.as_object()?;
+            items.values().find_map(|item| {
+                let ftype = item.get("ftype")?.as_str()?;
+                if !ftype.ends_with("_combined.tar.gz") {
+                    return None;
+                }
+                Some(Target {
+                    hash: item.get("sha256")?.as_str()?.to_owned(),
+                    path: item.get("path")?.as_str()?.to_owned(),
+                })
+            })
+        });
+        let Some(target) = newest else { continue };
+        for alias in aliases.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            map.entry(alias.to_owned())
+                .or_default()
+                .entry(arch.to_owned())
+                .or_insert_with(|| target.clone());
+        }
+    }
+    Ok(map)
+}
+
+/// Why an alias URL gives no image.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// No product has this alias with a unified tarball.
+    Unknown,
+    /// The alias exists, but not for any architecture the server runs.
+    NoArch(Vec<String>),
+    /// No architecture header and several candidates.
+    Ambiguous(Vec<String>),
+}
+
+/// Resolves `alias` (optionally ending in `/<arch>`) for a server that
+/// runs `server_arches` (the request header, most preferred first).
+pub fn resolve<'m>(
+    map: &'m AliasMap,
+    alias: &str,
+    server_arches: Option<&str>,
+) -> Result<&'m Target, Miss> {
+    // `<alias>/<arch>`, the form the clients show, names the arch itself.
+    if let Some((base, arch_part)) = alias.rsplit_once('/')
+        && let Some(by_arch) = map.get(base)
+        && let Some(want) = arch::normalise(arch_part)
+        && let Some(t) = by_arch
+            .iter()
+            .find(|(a, _)| arch::normalise(a) == Some(want))
+            .map(|(_, t)| t)
+    {
+        return Ok(t);
+    }
+    let by_arch = map.get(alias).ok_or(Miss::Unknown)?;
+    let available = || by_arch.keys().cloned().collect::<Vec<_>>();
+    match server_arches {
+        Some(list) => list
+            .split(',')
+            .filter_map(|a| arch::normalise(a.trim()))
+            .find_map(|want| {
+                by_arch
+                    .iter()
+                    .find(|(a, _)| arch::normalise(a) == Some(want))
+                    .map(|(_, t)| t)
+            })
+            .ok_or_else(|| Miss::NoArch(available())),
+        None if by_arch.len() == 1 => by_arch.values().next().ok_or(Miss::Unknown),
+        None => Err(Miss::Ambiguous(available())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> String {
+        let product = |arch: &str, hash: &str| {
+            serde_json::json!({
+                "aliases": "alpine/3.20,alpine/3.20/default",
+                "arch": arch,
+                "versions": {
+                    "20260101_0000": {"items": {"incus_combined.tar.gz": {
+                        "ftype": "incus_combined.tar.gz", "path": format!("images/old-{arch}.tar.gz"),
+                        "sha256": "0".repeat(64)}}},
+                    "20260801_0000": {"items": {
+                        "incus_combined.tar.gz": {"ftype": "incus_combined.tar.gz",
+                            "path": format!("images/{arch}.tar.gz"), "sha256": hash},
+                        "lxd_combined.tar.gz": {"ftype": "lxd_combined.tar.gz",
+                            "path": format!("images/{arch}.tar.gz"), "sha256": hash}}}
+                }
+            })
+        };
+        serde_json::json!({"products": {
+            "alpine:3.20:amd64:default": product("amd64", &"a".repeat(64)),
+            "alpine:3.20:arm64:default": product("arm64", &"b".repeat(64)),
+            "debian:12:amd64:default": {"aliases": "debian/12", "arch": "amd64", "versions": {
+                "20260801_0000": {"items": {"squashfs": {"ftype": "squashfs", "path": "x", "sha256": "c"}}}}}
+        }})
+        .to_string()
+    }
+
+    #[test]
+    fn picks_newest_unified_for_the_server_arch() {
+        let map = alias_map(&catalog()).expect("valid json");
+        assert!(
+            !map.contains_key("debian/12"),
+            "split images cannot be imported by URL"
+        );
+        let t = resolve(&map, "alpine/3.20", Some("aarch64, armv7l")).expect("arm64 exists");
+        assert_eq!(t.path, "images/arm64.tar.gz");
+        let t = resolve(&map, "alpine/3.20", Some("x86_64, i686")).expect("amd64 exists");
+        assert_eq!(t.hash, "a".repeat(64));
+        let t = resolve(&map, "alpine/3.20/default/arm64", None).expect("explicit arch");
+        assert_eq!(t.path, "images/arm64.tar.gz");
+        assert_eq!(
+            resolve(&map, "alpine/3.20", Some("s390x")),
+            Err(Miss::NoArch(vec!["amd64".into(), "arm64".into()]))
+        );
+        assert!(matches!(
+            resolve(&map, "alpine/3.20", None),
+            Err(Miss::Ambiguous(_))
+        ));
+        assert_eq!(resolve(&map, "nope", None), Err(Miss::Unknown));
+    }
+}

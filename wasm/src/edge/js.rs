@@ -1,0 +1,302 @@
+//! Hand-written bindings to the Workers runtime: the `env` object, a KV
+//! namespace and an R2 bucket. Only the calls the handler makes are bound;
+//! option objects are built with [`obj`]. Every method that can throw is
+//! `catch`, so a runtime error becomes an `Err`, never a trap.
+
+use js_sys::{Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The Worker's bindings (`wrangler.toml`).
+    pub type Env;
+    /// The KV namespace holding the published catalog.
+    #[wasm_bindgen(method, getter, js_name = CATALOG)]
+    pub fn catalog(this: &Env) -> Option<KvNamespace>;
+    /// The R2 bucket holding the image files and the catalog pointer.
+    #[wasm_bindgen(method, getter, js_name = IMAGES)]
+    pub fn images(this: &Env) -> Option<R2Bucket>;
+    /// The upload secret (`wrangler secret put UPLOAD_TOKEN`).
+    #[wasm_bindgen(method, getter, js_name = UPLOAD_TOKEN)]
+    pub fn upload_token(this: &Env) -> JsValue;
+    /// Seconds a removed file stays downloadable (a `[vars]` string).
+    #[wasm_bindgen(method, getter, js_name = GRACE_SECONDS)]
+    pub fn grace_seconds(this: &Env) -> JsValue;
+
+    /// A Workers KV namespace.
+    pub type KvNamespace;
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &KvNamespace, key: &str, kind: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = getWithMetadata)]
+    fn get_with_metadata(this: &KvNamespace, key: &str, kind: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn put(
+        this: &KvNamespace,
+        key: &str,
+        value: &str,
+        options: &Object,
+    ) -> Result<Promise, JsValue>;
+
+    /// A Workers R2 bucket.
+    pub type R2Bucket;
+    #[wasm_bindgen(method, catch, js_name = head)]
+    fn head_(this: &R2Bucket, key: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_(this: &R2Bucket, key: &str, options: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = put)]
+    fn put_(
+        this: &R2Bucket,
+        key: &str,
+        value: &JsValue,
+        options: &Object,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = delete)]
+    fn delete_(this: &R2Bucket, key: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = list)]
+    fn list_(this: &R2Bucket, options: &Object) -> Result<Promise, JsValue>;
+
+    /// An R2 object's metadata, with a `body` when it came from `get`.
+    pub type R2Object;
+    #[wasm_bindgen(method, getter)]
+    pub fn key(this: &R2Object) -> String;
+    #[wasm_bindgen(method, getter, js_name = size)]
+    fn size_f64(this: &R2Object) -> f64;
+    /// The etag R2 compares in `onlyIf` (no quotes).
+    #[wasm_bindgen(method, getter)]
+    pub fn etag(this: &R2Object) -> String;
+    #[wasm_bindgen(method, getter, js_name = httpEtag)]
+    pub fn http_etag(this: &R2Object) -> String;
+    #[wasm_bindgen(method, getter)]
+    pub fn uploaded(this: &R2Object) -> js_sys::Date;
+    #[wasm_bindgen(method, getter, js_name = customMetadata)]
+    fn custom_metadata(this: &R2Object) -> JsValue;
+    /// The body stream (objects from `get` only).
+    #[wasm_bindgen(method, getter)]
+    pub fn body(this: &R2Object) -> Option<web_sys::ReadableStream>;
+    #[wasm_bindgen(method, catch)]
+    fn text(this: &R2Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = arrayBuffer)]
+    fn array_buffer(this: &R2Object) -> Result<Promise, JsValue>;
+
+    /// One page of an R2 listing.
+    type R2Objects;
+    #[wasm_bindgen(method, getter)]
+    fn objects(this: &R2Objects) -> js_sys::Array;
+    #[wasm_bindgen(method, getter)]
+    fn truncated(this: &R2Objects) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn cursor(this: &R2Objects) -> Option<String>;
+}
+
+/// A plain object from key/value pairs.
+pub fn obj(pairs: &[(&str, JsValue)]) -> Result<Object, JsValue> {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &JsValue::from_str(k), v)?;
+    }
+    Ok(o)
+}
+
+/// A string-valued plain object (R2 custom metadata).
+pub fn str_obj<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Object, JsValue> {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &JsValue::from_str(k), &JsValue::from_str(v))?;
+    }
+    Ok(o)
+}
+
+/// A property of a JS object as a string, when it is one.
+pub fn get_str(value: &JsValue, key: &str) -> Option<String> {
+    Reflect::get(value, &JsValue::from_str(key))
+        .ok()
+        .and_then(|v| v.as_string())
+}
+
+/// A numeric property of a JS object.
+pub fn get_f64(value: &JsValue, key: &str) -> Option<f64> {
+    Reflect::get(value, &JsValue::from_str(key))
+        .ok()
+        .and_then(|v| v.as_f64())
+}
+
+async fn wait(p: Result<Promise, JsValue>) -> Result<JsValue, JsValue> {
+    JsFuture::from(p?).await
+}
+
+fn nullish(v: &JsValue) -> bool {
+    v.is_null() || v.is_undefined()
+}
+
+impl KvNamespace {
+    /// A text value, or `None` when the key is absent.
+    pub async fn get_text(&self, key: &str) -> Result<Option<String>, JsValue> {
+        Ok(wait(self.get(key, "text")).await?.as_string())
+    }
+
+    /// A value as an `ArrayBuffer` (kept on the JS side), with its
+    /// metadata object.
+    pub async fn get_buffer_meta(&self, key: &str) -> Result<Option<(JsValue, JsValue)>, JsValue> {
+        let r = wait(self.get_with_metadata(key, "arrayBuffer")).await?;
+        let value = Reflect::get(&r, &JsValue::from_str("value"))?;
+        if nullish(&value) {
+            return Ok(None);
+        }
+        let meta = Reflect::get(&r, &JsValue::from_str("metadata"))?;
+        Ok(Some((value, meta)))
+    }
+
+    /// A value as an `ArrayBuffer` (kept on the JS side).
+    pub async fn get_buffer(&self, key: &str) -> Result<Option<JsValue>, JsValue> {
+        let v = wait(self.get(key, "arrayBuffer")).await?;
+        Ok((!nullish(&v)).then_some(v))
+    }
+
+    /// Stores a text value, with optional metadata and expiry.
+    pub async fn put_text(
+        &self,
+        key: &str,
+        value: &str,
+        metadata: Option<&JsValue>,
+        expiration_ttl: Option<f64>,
+    ) -> Result<(), JsValue> {
+        let mut opts = Vec::new();
+        if let Some(m) = metadata {
+            opts.push(("metadata", m.clone()));
+        }
+        if let Some(ttl) = expiration_ttl {
+            opts.push(("expirationTtl", JsValue::from_f64(ttl)));
+        }
+        wait(self.put(key, value, &obj(&opts)?)).await?;
+        Ok(())
+    }
+}
+
+impl R2Object {
+    /// The size in bytes.
+    pub fn size(&self) -> u64 {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "R2 sizes are whole numbers far below 2^53"
+        )]
+        let n = self.size_f64() as u64;
+        n
+    }
+
+    /// A custom metadata value.
+    pub fn meta(&self, key: &str) -> Option<String> {
+        get_str(&self.custom_metadata(), key)
+    }
+
+    /// Every custom metadata pair.
+    pub fn meta_pairs(&self) -> Vec<(String, String)> {
+        let m = self.custom_metadata();
+        if nullish(&m) {
+            return Vec::new();
+        }
+        Object::entries(m.unchecked_ref())
+            .iter()
+            .filter_map(|pair| {
+                let pair: js_sys::Array = pair.unchecked_into();
+                Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+            })
+            .collect()
+    }
+
+    /// The body as bytes (objects from `get`; small files only).
+    pub async fn read_bytes(&self) -> Result<Vec<u8>, JsValue> {
+        let buf = wait(self.array_buffer()).await?;
+        Ok(js_sys::Uint8Array::new(&buf).to_vec())
+    }
+
+    /// The body as text (objects from `get`).
+    pub async fn read_text(&self) -> Result<String, JsValue> {
+        wait(self.text())
+            .await?
+            .as_string()
+            .ok_or_else(|| JsValue::from_str("R2 body is not text"))
+    }
+}
+
+fn to_object(v: JsValue) -> Option<R2Object> {
+    (!nullish(&v)).then(|| v.unchecked_into())
+}
+
+impl R2Bucket {
+    /// Metadata of `key`, or `None`.
+    pub async fn head(&self, key: &str) -> Result<Option<R2Object>, JsValue> {
+        Ok(to_object(wait(self.head_(key)).await?))
+    }
+
+    /// `key` with its body (optionally one byte range), or `None`.
+    pub async fn get(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<R2Object>, JsValue> {
+        let opts = match range {
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "R2 objects are at most 5 TB, far below 2^53"
+            )]
+            Some((offset, length)) => obj(&[(
+                "range",
+                obj(&[
+                    ("offset", JsValue::from_f64(offset as f64)),
+                    ("length", JsValue::from_f64(length as f64)),
+                ])?
+                .into(),
+            )])?,
+            None => Object::new(),
+        };
+        Ok(to_object(wait(self.get_(key, &opts)).await?))
+    }
+
+    /// Stores `value` (a string or a stream of known length). With
+    /// `only_if`, the put is conditional and `None` means it did not happen.
+    pub async fn put(
+        &self,
+        key: &str,
+        value: &JsValue,
+        options: &Object,
+    ) -> Result<Option<R2Object>, JsValue> {
+        Ok(to_object(wait(self.put_(key, value, options)).await?))
+    }
+
+    /// Deletes `key` (no error when absent).
+    pub async fn delete(&self, key: &str) -> Result<(), JsValue> {
+        wait(self.delete_(key)).await?;
+        Ok(())
+    }
+
+    /// Every object under `prefix`, with custom metadata, all pages.
+    pub async fn list_all(&self, prefix: &str) -> Result<Vec<R2Object>, JsValue> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let include = js_sys::Array::of1(&JsValue::from_str("customMetadata"));
+            let mut opts = vec![
+                ("prefix", JsValue::from_str(prefix)),
+                ("include", include.into()),
+            ];
+            if let Some(c) = &cursor {
+                opts.push(("cursor", JsValue::from_str(c)));
+            }
+            let page: R2Objects = wait(self.list_(&obj(&opts)?)).await?.unchecked_into();
+            out.extend(
+                page.objects()
+                    .iter()
+                    .map(JsCast::unchecked_into::<R2Object>),
+            );
+            if !page.truncated() {
+                return Ok(out);
+            }
+            cursor = page.cursor();
+            if cursor.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The read side: the catalog from KV, image files from R2, and the
+//! direct-URL import headers. Nothing is rebuilt per request.
+
+use wasm_bindgen::prelude::*;
+use web_sys::Request;
+
+use super::http::{self, Conditions, Precondition, RangeAsk};
+use super::js::{self, KvNamespace, R2Bucket};
+use super::{Env, Error, INDEX_KEY, Reply, Result, direct, header, stores};
+
+/// The catalog changes when someone publishes: proxies may keep it a
+/// minute (the clients themselves cache it for an hour, spec §11.6).
+const SHORT: &str = "public, max-age=60";
+/// Content-addressed snapshots never change.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Image paths are immutable while they exist (a different body under the
+/// same path is refused), but a purged path may be reused much later.
+const FILES: &str = "public, max-age=86400";
+
+/// What the index key's KV metadata says.
+struct Published {
+    index_sha: String,
+    images_sha: String,
+}
+
+fn published(meta: &JsValue) -> Result<Published> {
+    let get = |k| {
+        js::get_str(meta, k)
+            .filter(|s| ssgen_core::Sha256::from_hex(s).is_ok())
+            .ok_or_else(|| Error::Internal(format!("index metadata lacks {k}")))
+    };
+    Ok(Published {
+        index_sha: get("sha256")?,
+        images_sha: get("images")?,
+    })
+}
+
+fn quoted(sha: &str) -> String {
+    format!("\"{sha}\"")
+}
+
+fn none_match(req: &Request, etag: &str) -> bool {
+    header(req, "if-none-match").is_some_and(|v| {
+        let c = Conditions {
+            if_none_match: Some(&v),
+            ..Conditions::default()
+        };
+        http::evaluate(&c, etag, 0.0) == Precondition::NotModified
+    })
+}
+
+fn json_reply(req: &Request, etag: String, cache: &'static str, body: JsValue) -> Reply {
+    if none_match(req, &etag) {
+        return Reply::new(304)
+            .header("etag", etag)
+            .header("cache-control", cache);
+    }
+    // HEAD has no body to measure, so say the length of the one GET gets.
+    let length = js::get_f64(&body, "byteLength");
+    let reply = Reply::new(200);
+    let reply = match length {
+        Some(n) => reply.header("content-length", format!("{n}")),
+        None => reply,
+    };
+    reply
+        .header("content-type", "application/json")
+        .header("etag", etag)
+        .header("cache-control", cache)
+        .js(body)
+}
+
+/// `GET /streams/v1/index.json`: one KV read.
+pub async fn index(req: &Request, env: &Env) -> Result<Reply> {
+    let (kv, _) = stores(env)?;
+    let (body, meta) = kv
+        .get_buffer_meta(INDEX_KEY)
+        .await?
+        .ok_or_else(nothing_published)?;
+    let p = published(&meta)?;
+    Ok(json_reply(req, quoted(&p.index_sha), SHORT, body))
+}
+
+fn nothing_published() -> Error {
+    Error::NotFound("no catalog published yet: upload images and POST /publish".into())
+}
+
+async fn snapshot_body(kv: &KvNamespace, r2: &R2Bucket, sha: &str) -> Result<Option<JsValue>> {
+    if let Some(v) = kv.get_buffer(&format!("catalog/{sha}")).await? {
+        return Ok(Some(v));
+    }
+    // KV is eventually consistent across locations; R2 is not.
+    match r2.get(&format!("catalog/{sha}.json"), None).await? {
+        Some(obj) => Ok(obj.body().map(JsValue::from)),
+        None => Ok(None),
+    }
+}
+
+/// `GET /streams/v1/images.json`: the snapshot the index points at.
+pub async fn images(req: &Request, env: &Env) -> Result<Reply> {
+    let (kv, r2) = stores(env)?;
+    let (_, meta) = kv
+        .get_buffer_meta(INDEX_KEY)
+        .await?
+        .ok_or_else(nothing_published)?;
+    let p = published(&meta)?;
+    let etag = quoted(&p.images_sha);
+    if none_match(req, &etag) {
+        return Ok(Reply::new(304)
+            .header("etag", etag)
+            .header("cache-control", SHORT));
+    }
+    let body = snapshot_body(&kv, &r2, &p.images_sha)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("snapshot {} is missing", p.images_sha)))?;
+    Ok(json_reply(req, etag, SHORT, body))
+}
+
+/// `GET /streams/v1/snapshots/<sha256>.json`: an immutable snapshot.
+pub async fn snapshot(req: &Request, env: &Env, path: &str) -> Result<Reply> {
+    let sha = path
+        .strip_prefix("/streams/v1/snapshots/")
+        .and_then(|n| n.strip_suffix(".json"))
+        .filter(|s| ssgen_core::Sha256::from_hex(s).is_ok())
+        .ok_or_else(|| Error::NotFound(format!("{path}: not a snapshot name")))?;
+    let (kv, r2) = stores(env)?;
+    let body = snapshot_body(&kv, &r2, sha)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("{path}: no such snapshot")))?;
+    Ok(json_reply(req, quoted(sha), IMMUTABLE, body))
+}
+
+fn http_date(ms: f64) -> String {
+    String::from(js_sys::Date::new(&JsValue::from_f64(ms)).to_utc_string())
+}
+
+fn parse_date(v: Option<&String>) -> Option<f64> {
+    let ms = js_sys::Date::parse(v?);
+    ms.is_finite().then_some(ms)
+}
+
+/// `GET`/`HEAD /images/…`: streamed from R2, with one `Range` and the
+/// conditional headers. The ETag is the file's sha256, which never changes
+/// for a path.
+pub async fn file(req: &Request, env: &Env, key: &str) -> Result<Reply> {
+    let (_, r2) = stores(env)?;
+    let meta = r2
+        .head(key)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("/{key}: no such file")))?;
+    let size = meta.size();
+    let etag = meta
+        .meta("sha256")
+        .map_or_else(|| meta.http_etag(), |s| quoted(&s));
+    let modified = meta.uploaded().get_time();
+    let h = |n| header(req, n);
+    let (im, inm, ims, ius, ir) = (
+        h("if-match"),
+        h("if-none-match"),
+        h("if-modified-since"),
+        h("if-unmodified-since"),
+        h("if-range"),
+    );
+    let ir_is_etag = ir
+        .as_deref()
+        .is_some_and(|v| v.trim_start().starts_with(['"', 'W']));
+    let conds = Conditions {
+        if_match: im.as_deref(),
+        if_none_match: inm.as_deref(),
+        if_modified_since: parse_date(ims.as_ref()),
+        if_unmodified_since: parse_date(ius.as_ref()),
+        if_range_etag: if ir_is_etag { ir.as_deref() } else { None },
+        if_range_date: if ir_is_etag {
+            None
+        } else {
+            parse_date(ir.as_ref())
+        },
+    };
+    let common = |r: Reply| {
+        r.header("etag", etag.clone())
+            .header("last-modified", http_date(modified))
+            .header("cache-control", FILES)
+            .header("accept-ranges", "bytes")
+    };
+    let honour_range = match http::evaluate(&conds, &etag, modified) {
+        Precondition::NotModified => return Ok(common(Reply::new(304))),
+        Precondition::Failed => return Err(Error::PreconditionFailed),
+        Precondition::Serve { honour_range } => honour_range,
+    };
+    let range = if honour_range {
+        http::parse_range(h("range").as_deref(), size)
+    } else {
+        RangeAsk::Whole
+    };
+    let (status, part) = match range {
+        RangeAsk::Unsatisfiable => return Err(Error::RangeNotSatisfiable(size)),
+        RangeAsk::Whole => (200, None),
+        RangeAsk::Part(r) => (206, Some(r)),
+    };
+    let length = part.map_or(size, http::ByteRange::len);
+    let mut reply = common(Reply::new(status))
+        .header("content-type", http::content_type(key))
+        .header("content-length", length.to_string());
+    if let Some(r) = part {
+        reply = reply.header(
+            "content-range",
+            format!("bytes {}-{}/{size}", r.start, r.end),
+        );
+    }
+    if req.method() == "HEAD" {
+        return Ok(reply);
+    }
+    let obj = r2
+        .get(key, part.map(|r| (r.start, r.len())))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("/{key}: no such file")))?;
+    let body = obj
+        .body()
+        .ok_or_else(|| Error::Internal("R2 object without a body".into()))?;
+    Ok(reply.js(body.into()))
+}
+
+/// `GET`/`HEAD /aliases/<alias>[/<arch>]`: direct-URL import headers.
+pub async fn alias(req: &Request, env: &Env, url: &web_sys::Url, alias: &str) -> Result<Reply> {
+    if alias.is_empty()
+        || alias
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        || !alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '~'))
+    {
+        return Err(Error::BadRequest(format!("{alias:?} is not an alias")));
+    }
+    let (kv, _) = stores(env)?;
+    let (_, meta) = kv
+        .get_buffer_meta(INDEX_KEY)
+        .await?
+        .ok_or_else(nothing_published)?;
+    let p = published(&meta)?;
+    let text = kv
+        .get_text(&format!("aliases/{}", p.images_sha))
+        .await?
+        .ok_or_else(|| Error::Internal("the alias map of the catalog is missing".into()))?;
+    let map: direct::AliasMap =
+        serde_json::from_str(&text).map_err(|e| Error::Internal(e.to_string()))?;
+    let arches = header(req, "incus-server-architectures")
+        .or_else(|| header(req, "lxd-server-architectures"));
+    let target = direct::resolve(&map, alias, arches.as_deref()).map_err(|miss| match miss {
+        direct::Miss::Unknown => Error::NotFound(format!(
+            "no image with a unified tarball has the alias {alias:?}; split images are added with `lxc remote add` instead"
+        )),
+        direct::Miss::NoArch(have) => Error::NotFound(format!(
+            "alias {alias:?} has no image for the architectures {:?}; it has {}",
+            arches.clone().unwrap_or_default(),
+            have.join(", ")
+        )),
+        direct::Miss::Ambiguous(have) => Error::BadRequest(format!(
+            "alias {alias:?} exists for {}; send Incus-Server-Architectures or append /<arch>",
+            have.join(", ")
+        )),
+    })?;
+    let file_url = format!("{}/{}", url.origin(), target.path);
+    let body = serde_json::json!({"alias": alias, "hash": target.hash, "url": file_url});
+    Ok(Reply::json(200, &body)
+        .header("incus-image-hash", target.hash.clone())
+        .header("incus-image-url", file_url.clone())
+        .header("lxd-image-hash", target.hash.clone())
+        .header("lxd-image-url", file_url))
+}

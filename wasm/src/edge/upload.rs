@@ -1,0 +1,228 @@
+//! The write side: `PUT` and `DELETE` under `/images/`, and the listing the
+//! publisher compares against. All behind the bearer token.
+//!
+//! A `PUT` streams the body straight into R2 (never buffered in the
+//! Worker) with `sha256` in the put options, so R2 itself refuses a body
+//! whose digest differs from `X-Ssgen-Sha256`. The publisher also sends
+//! `X-Ssgen-Combined: <meta name>=<sha256>, …` with a root file: the
+//! fingerprint `sha256(meta ‖ root)` cannot be recomputed here without
+//! reading both files again, so it is stored as given, checked for form and
+//! for consistency (a re-sent digest must equal the stored one), and the
+//! publish step refuses a catalog in which any pair lacks one.
+
+use std::collections::BTreeMap;
+
+use ssgen_core::Sha256;
+use ssgen_core::classify::{self, Kind};
+use wasm_bindgen::prelude::*;
+use web_sys::Request;
+
+use super::js::{self, R2Bucket};
+use super::{Env, Error, Reply, Result, authorize, header, http, now_secs, stores};
+
+/// Custom-metadata prefix of the combined digests of a root file.
+pub const COMBINED: &str = "combined.";
+/// R2 prefix of the tombstones of removed files.
+pub const DELETED: &str = "deleted/";
+
+fn name_of(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+/// The combined digests stored on an object, by metadata file name.
+pub fn stored_combined(obj: &js::R2Object) -> BTreeMap<String, String> {
+    obj.meta_pairs()
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(COMBINED)?.to_owned(), v)))
+        .collect()
+}
+
+/// `PUT /images/…`.
+pub async fn put(req: &Request, env: &Env, key: &str) -> Result<Reply> {
+    authorize(req, env)?;
+    http::upload_layout_ok(key).map_err(|why| Error::BadRequest(format!("/{key}: {why}")))?;
+    let (_, r2) = stores(env)?;
+    let sha_text = header(req, "x-ssgen-sha256").ok_or_else(|| {
+        Error::BadRequest("X-Ssgen-Sha256 is required: the file's sha256 in lower-case hex".into())
+    })?;
+    let sha = Sha256::from_hex(sha_text.trim()).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let length: u64 = header(req, "content-length")
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(Error::LengthRequired)?;
+    let name = name_of(key);
+    let kind = classify::by_name(name);
+    let combined = match header(req, "x-ssgen-combined") {
+        Some(h) => http::parse_combined(&h).map_err(Error::BadRequest)?,
+        None => Vec::new(),
+    };
+    if !combined.is_empty() && !matches!(kind, Kind::Root(_)) {
+        return Err(Error::BadRequest(format!(
+            "{name}: combined digests belong to root files (rootfs.squashfs, disk.qcow2, …)"
+        )));
+    }
+    if let Some((meta, _)) = combined
+        .iter()
+        .find(|(m, _)| !matches!(classify::by_name(m), Kind::Meta(_)))
+    {
+        return Err(Error::BadRequest(format!(
+            "{meta}: a combined digest must name a metadata file (incus.tar.xz or lxd.tar.xz)"
+        )));
+    }
+
+    let mut all: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(existing) = r2.head(key).await? {
+        let have = existing.meta("sha256").unwrap_or_default();
+        if have != sha.to_hex() {
+            return Err(Error::Conflict(format!(
+                "/{key} already holds other bytes (sha256 {have}); published paths never change: \
+                 put changed files in a new version directory, or DELETE this one and wait for the grace period"
+            )));
+        }
+        all = stored_combined(&existing);
+        for (meta, digest) in &combined {
+            if let Some(old) = all.get(meta)
+                && *old != digest.to_hex()
+            {
+                return Err(Error::Conflict(format!(
+                    "/{key}: combined digest for {meta} was {old}, now {digest}: the two cannot both be right; \
+                     recompute sha256({meta} ‖ {name})"
+                )));
+            }
+        }
+        let news = combined.iter().any(|(m, _)| !all.contains_key(m));
+        // Re-uploading a removed file takes it back.
+        r2.delete(&format!("{DELETED}{key}")).await?;
+        if !news {
+            return Ok(Reply::json(
+                200,
+                &serde_json::json!({"path": key, "sha256": sha.to_hex(), "stored": false,
+                    "reason": "already present with this sha256"}),
+            ));
+        }
+    } else {
+        r2.delete(&format!("{DELETED}{key}")).await?;
+    }
+    for (meta, digest) in &combined {
+        all.insert(meta.clone(), digest.to_hex());
+    }
+
+    let sha_hex = sha.to_hex();
+    let mut meta: Vec<(String, String)> = vec![("sha256".into(), sha_hex.clone())];
+    meta.extend(
+        all.iter()
+            .map(|(m, d)| (format!("{COMBINED}{m}"), d.clone())),
+    );
+    let custom = js::str_obj(meta.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let http_meta = js::obj(&[("contentType", JsValue::from_str(http::content_type(key)))])?;
+    let opts = js::obj(&[
+        ("sha256", JsValue::from_str(&sha_hex)),
+        ("customMetadata", custom.into()),
+        ("httpMetadata", http_meta.into()),
+    ])?;
+    let body: JsValue = match req.body() {
+        Some(b) => b.into(),
+        None if length == 0 => JsValue::from_str(""),
+        None => return Err(Error::BadRequest("the request has no body".into())),
+    };
+    let stored = match r2.put(key, &body, &opts).await {
+        Ok(Some(o)) => o,
+        Ok(None) => return Err(Error::Internal("R2 refused the put".into())),
+        Err(e) => {
+            let msg = super::js_message(&e);
+            let low = msg.to_ascii_lowercase();
+            return Err(
+                if low.contains("digest") || low.contains("sha-256") || low.contains("checksum") {
+                    Error::BadRequest(format!(
+                        "/{key}: the body's sha256 is not {sha_hex} (X-Ssgen-Sha256); nothing was stored"
+                    ))
+                } else if low.contains("length") || low.contains("size") {
+                    Error::BadRequest(format!(
+                        "/{key}: the body does not match Content-Length: {msg}"
+                    ))
+                } else {
+                    Error::Internal(msg)
+                },
+            );
+        }
+    };
+    check_magic(&r2, key, &kind).await?;
+    Ok(Reply::json(
+        201,
+        &serde_json::json!({"path": key, "sha256": sha_hex, "size": stored.size(), "stored": true}),
+    ))
+}
+
+/// The core's magic-byte check, after the put: a file whose first bytes
+/// contradict its name (an xz tarball named rootfs.squashfs) is deleted
+/// again, so every stored file passed it and the catalog build can skip it
+/// exactly as `ssgen build` skips nothing on a valid tree.
+async fn check_magic(r2: &R2Bucket, key: &str, kind: &Kind) -> Result<()> {
+    if !matches!(kind, Kind::Meta(_) | Kind::Root(_) | Kind::Unified) {
+        return Ok(());
+    }
+    let head = match r2.get(key, Some((0, ssgen_core::HEAD_LEN as u64))).await? {
+        Some(o) => o.read_bytes().await?,
+        None => return Ok(()),
+    };
+    if let Err(why) = classify::check_magic(kind, Some(&head)) {
+        r2.delete(key).await?;
+        return Err(Error::Unprocessable(serde_json::json!({
+            "error": format!("{} {why}; nothing was stored", name_of(key)),
+            "path": key,
+        })));
+    }
+    Ok(())
+}
+
+/// `DELETE /images/…`: the file leaves the catalog at the next publish and
+/// stays downloadable for the grace period (clients keep the catalog for
+/// an hour, spec §11.6), after which a publish deletes it.
+pub async fn delete(req: &Request, env: &Env, key: &str) -> Result<Reply> {
+    authorize(req, env)?;
+    let (_, r2) = stores(env)?;
+    let obj = r2
+        .head(key)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("/{key}: no such file")))?;
+    let now = now_secs();
+    let now_text = now.to_string();
+    let sha = obj.meta("sha256").unwrap_or_default();
+    let custom = js::str_obj([("deleted", now_text.as_str()), ("sha256", sha.as_str())])?;
+    let opts = js::obj(&[("customMetadata", custom.into())])?;
+    r2.put(&format!("{DELETED}{key}"), &JsValue::from_str(""), &opts)
+        .await?;
+    let grace = super::publish::grace_seconds(env);
+    Ok(Reply::json(
+        202,
+        &serde_json::json!({"path": key, "removed_at": now, "purge_after": now + grace,
+            "note": "removed from the catalog at the next POST /publish"}),
+    ))
+}
+
+/// `GET /api/v1/files`: what the edge holds, for `ssgen push` to skip.
+pub async fn list(req: &Request, env: &Env) -> Result<Reply> {
+    authorize(req, env)?;
+    let (_, r2) = stores(env)?;
+    let removed: std::collections::BTreeSet<String> = r2
+        .list_all(&format!("{DELETED}images/"))
+        .await?
+        .iter()
+        .filter_map(|o| o.key().strip_prefix(DELETED).map(str::to_owned))
+        .collect();
+    let files: Vec<serde_json::Value> = r2
+        .list_all("images/")
+        .await?
+        .iter()
+        .map(|o| {
+            let key = o.key();
+            serde_json::json!({
+                "path": key,
+                "size": o.size(),
+                "sha256": o.meta("sha256"),
+                "combined": stored_combined(o),
+                "removed": removed.contains(&key),
+            })
+        })
+        .collect();
+    Ok(Reply::json(200, &serde_json::json!({ "files": files })))
+}
