@@ -6,7 +6,10 @@ use crate::cli::{Cli, Command};
 
 pub mod build;
 pub mod demo;
+pub mod lint;
+pub mod list;
 pub mod prune;
+pub mod remove;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -14,5 +17,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Prune(args) => prune::run(&args),
+        Command::Lint(args) => lint::run(&args),
+        Command::List(args) => list::run(&args),
+        Command::Remove(args) => remove::run(&args),
     }
 }

@@ -1,0 +1,188 @@
+//! `ssgen remove`: withdraw one image, found by fingerprint or alias, and
+//! rebuild.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ssgen_core::client::{self, Image};
+use ssgen_core::withdrawn::{self, Withdrawn};
+use ssgen_core::{Client, INDEX_JSON};
+
+use crate::cmd::build::{BuildOptions, config, rebuild};
+use crate::exit::Invalid;
+use crate::fsx;
+
+/// Remove one image from the catalog, by fingerprint (or a unique prefix)
+/// or by alias, and rebuild.
+///
+/// The image's root file (or its whole version, when nothing else is left
+/// in it) is withdrawn with a `.withdrawn` marker: it leaves the catalog
+/// now, and `ssgen prune` deletes the files after the grace period, since
+/// clients may still download what their cached catalog lists. An alias
+/// that names several images (a container and a VM, or several
+/// architectures) is refused with the candidates listed; name the image by
+/// fingerprint or by its `<alias>/<arch>` form instead.
+///
+/// Examples:
+///   ssgen remove 3f138cfda346 /var/www/html
+///   ssgen remove debian/12/cloud/amd64 .
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// A fingerprint, a unique fingerprint prefix, or an alias.
+    pub target: String,
+
+    /// The server root (holding images/ and streams/).
+    #[arg(default_value = ".")]
+    pub root: PathBuf,
+
+    /// Print what would be withdrawn and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub options: BuildOptions,
+}
+
+/// One image's files, whichever client lists it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Target {
+    version_dir: String,
+    /// The root file's (or unified tarball's) name.
+    file: String,
+    describe: String,
+}
+
+fn target_of(image: &Image) -> Option<Target> {
+    let path = image.root_path.as_deref().unwrap_or(&image.meta_path);
+    let (dir, file) = path.rsplit_once('/')?;
+    Some(Target {
+        version_dir: dir.to_owned(),
+        file: file.to_owned(),
+        describe: format!(
+            "{} {} {} {} ({})",
+            &image.fingerprint[..image.fingerprint.len().min(12)],
+            image.product,
+            image.version,
+            image.image_type,
+            image.architecture
+        ),
+    })
+}
+
+/// Every client's images and aliases, as they would list this root.
+fn load_views(root: &Path) -> Result<Vec<client::View>> {
+    let index_path = root.join(INDEX_JSON);
+    let index = std::fs::read_to_string(&index_path).with_context(|| {
+        format!(
+            "cannot read {}; run `ssgen build` first",
+            index_path.display()
+        )
+    })?;
+    let read = |p: &str| std::fs::read_to_string(root.join(client::clean_path(p))).ok();
+    let remote = client::load_remote(&index, &read).map_err(|e| {
+        Invalid(format!(
+            "{}: the catalog does not decode: {e}",
+            index_path.display()
+        ))
+    })?;
+    let host = std::env::consts::ARCH;
+    Ok(Client::ALL
+        .iter()
+        .map(|c| client::view(&remote, *c, host))
+        .collect())
+}
+
+pub fn run(args: &RemoveArgs) -> Result<ExitCode> {
+    let root = &args.root;
+    let views = load_views(root)?;
+    let images: Vec<&Image> = views.iter().flat_map(|v| &v.images).collect();
+    let wanted = args.target.to_ascii_lowercase();
+    let mut matches: Vec<&Image> = images
+        .iter()
+        .copied()
+        .filter(|i| wanted.len() >= 4 && i.fingerprint.starts_with(&wanted))
+        .collect();
+    if matches.is_empty() {
+        // An alias resolves as the clients resolve it: to the image it was
+        // registered for (the newest version), per type and architecture.
+        let hits: BTreeSet<(&str, &str)> = views
+            .iter()
+            .flat_map(|v| &v.aliases)
+            .filter(|a| a.name == args.target)
+            .map(|a| (a.fingerprint.as_str(), a.product.as_str()))
+            .collect();
+        matches = images
+            .iter()
+            .copied()
+            .filter(|i| hits.contains(&(i.fingerprint.as_str(), i.product.as_str())))
+            .collect();
+    }
+    let targets: BTreeSet<Target> = matches.iter().filter_map(|i| target_of(i)).collect();
+    let target = match targets.len() {
+        0 => {
+            return Err(Invalid(format!(
+                "no image has the fingerprint or alias {:?}; `ssgen list {}` shows them",
+                args.target,
+                root.display()
+            ))
+            .into());
+        }
+        1 => targets.into_iter().next().context("one target")?,
+        _ => {
+            let list: Vec<String> = targets
+                .iter()
+                .map(|t| format!("  {}", t.describe))
+                .collect();
+            return Err(Invalid(format!(
+                "{:?} names {} images; give a fingerprint or <alias>/<arch> instead:\n{}",
+                args.target,
+                list.len(),
+                list.join("\n")
+            ))
+            .into());
+        }
+    };
+
+    // Withdraw the whole version when nothing else of it stays listed.
+    let others: BTreeSet<String> = images
+        .iter()
+        .filter_map(|i| target_of(i))
+        .filter(|t| t.version_dir == target.version_dir && t.file != target.file)
+        .map(|t| t.file)
+        .collect();
+    let now = config(&args.options)?.timestamp;
+    let marker_path = root.join(&target.version_dir).join(withdrawn::FILE_NAME);
+    let previous = std::fs::read(&marker_path)
+        .ok()
+        .and_then(|b| Withdrawn::parse(&b).ok());
+    let marker = if others.is_empty() {
+        Withdrawn {
+            since: now,
+            files: None,
+        }
+    } else {
+        let mut files = previous.and_then(|p| p.files).unwrap_or_default();
+        files.push(target.file.clone());
+        files.sort();
+        files.dedup();
+        Withdrawn {
+            since: now,
+            files: Some(files),
+        }
+    };
+    let what = if others.is_empty() {
+        target.version_dir.clone()
+    } else {
+        format!("{}/{}", target.version_dir, target.file)
+    };
+    println!("withdraw {what} ({})", target.describe);
+    if args.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    fsx::write_atomic(&marker_path, marker.to_text().as_bytes())?;
+    rebuild(root, &args.options, false)?;
+    Ok(ExitCode::SUCCESS)
+}
