@@ -72,19 +72,42 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// Path of the built `ssgen` binary, building it first if it is missing.
+/// Path of the built `ssgen` binary, building it first if it is missing or
+/// older than its sources.
 ///
 /// Integration tests of *this* crate cannot use `CARGO_BIN_EXE_ssgen` (the
-/// binary belongs to another package), so it is looked up in the shared
-/// target directory and built with the same cargo (`$CARGO`) when absent.
+/// binary belongs to another package). `cargo test --workspace` builds
+/// `<target>/debug/ssgen` before any test runs, and that binary is used when
+/// it is newer than every source it is built from. Otherwise (e.g. `cargo
+/// test -p ssgen-tests` after editing `cli/`) it is built with the same cargo
+/// (`$CARGO`, else `cargo`) into `<target>/ssgen-tests-bin/`: a separate
+/// build directory, because the `cargo test` that runs us holds the lock of
+/// the main one until the tests finish, and building there would deadlock.
 pub fn ssgen_bin() -> PathBuf {
-    let bin = target_dir().join("debug").join("ssgen");
-    if bin.is_file() {
-        return bin;
+    // Once per test process: tests run in parallel threads and would all
+    // queue up on cargo's lock otherwise.
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(find_or_build_ssgen).clone()
+}
+
+fn find_or_build_ssgen() -> PathBuf {
+    let main = target_dir().join("debug").join("ssgen");
+    if is_fresh(&main) {
+        return main;
     }
+    let own_dir = target_dir().join("ssgen-tests-bin");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
-        .args(["build", "-p", "ssgen", "--bin", "ssgen"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "ssgen",
+            "--bin",
+            "ssgen",
+            "--target-dir",
+        ])
+        .arg(&own_dir)
         .current_dir(workspace_root())
         .status()
         .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build ssgen: {e}"));
@@ -92,12 +115,49 @@ pub fn ssgen_bin() -> PathBuf {
         status.success(),
         "`cargo build -p ssgen --bin ssgen` failed: {status}"
     );
+    let bin = own_dir.join("debug").join("ssgen");
     assert!(
         bin.is_file(),
         "cargo built ssgen but {} does not exist",
         bin.display()
     );
     bin
+}
+
+/// Whether `bin` exists and is newer than the sources of `ssgen` (`cli/src`,
+/// `core/src`, the manifests and the lockfile).
+fn is_fresh(bin: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = workspace_root();
+    let mut stack = vec![root.join("cli/src"), root.join("core/src")];
+    let manifests = [
+        "Cargo.toml",
+        "Cargo.lock",
+        "cli/Cargo.toml",
+        "core/Cargo.toml",
+    ];
+    let mut newest = manifests
+        .iter()
+        .map(|m| root.join(m))
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if let Ok(t) = meta.modified() {
+                newest = newest.max(Some(t));
+            }
+        }
+    }
+    newest.is_none_or(|n| n <= built)
 }
 
 /// Lower-case hex sha256 of the concatenation of `files`, read in order.
