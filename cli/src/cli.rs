@@ -36,4 +36,9 @@ pub enum Command {
     List(cmd::list::ListArgs),
     /// Remove one image, by fingerprint or alias, and rebuild.
     Remove(cmd::remove::RemoveArgs),
+    /// Import image exports (any file names) into ROOT/images and rebuild.
+    Import(cmd::import::ImportArgs),
+    /// Check every file the catalog advertises: size, sha256 and
+    /// fingerprints, on disk or on a server.
+    Verify(cmd::verify::VerifyArgs),
 }

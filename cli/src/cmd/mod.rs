@@ -6,10 +6,12 @@ use crate::cli::{Cli, Command};
 
 pub mod build;
 pub mod demo;
+pub mod import;
 pub mod lint;
 pub mod list;
 pub mod prune;
 pub mod remove;
+pub mod verify;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -20,5 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lint(args) => lint::run(&args),
         Command::List(args) => list::run(&args),
         Command::Remove(args) => remove::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::Verify(args) => verify::run(&args),
     }
 }

@@ -1,0 +1,931 @@
+//! `ssgen import`: files an `lxc image export` / `incus image export` (or a
+//! folder of the seeds' kind) under `images/…`, then rebuilds the catalog.
+//!
+//! Everything is checked before anything is written: file types come from
+//! magic bytes, `metadata.yaml` is parsed by the core, names are validated
+//! and clashes found. Files are then staged in a hidden directory beside the
+//! version directory (builds never read hidden directories) and renamed into
+//! place; a failure at any step, the rebuild included, undoes the import.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use ssgen_core::classify::{Magic, RootType};
+use ssgen_core::metadata::{self, ImageMetadata, MetadataError, UnifiedKind};
+
+use crate::cmd::build::{BuildOptions, rebuild};
+use crate::exit::Invalid;
+use crate::fsx;
+
+/// Import image exports into ROOT/images and rebuild the catalog.
+///
+/// SRC is what `lxc image export` or `incus image export` wrote, whatever
+/// the file names: a metadata tarball and its root file (meta-<hash>.tar.xz
+/// with <hash>.squashfs, or a VM's metadata with its qcow2 disk), or one
+/// unified <hash>.tar.gz. A SRC folder holding incus.tar.xz or lxd.tar.xz
+/// with rootfs.squashfs, root.tar.xz or disk.qcow2 is one image (the
+/// `simplestreams.py -i SRCDIR ROOT` habit). File types are detected from
+/// their contents, never from their names.
+///
+/// Each image goes to
+/// ROOT/images/<os>/<release>/<arch>/<variant>/<YYYYMMDD_HH:MM>/ with os,
+/// release, variant and architecture from metadata.yaml (x86_64 is filed as
+/// amd64, aarch64 as arm64, …) and the version from its creation_date, in
+/// UTC. Importing the same export twice changes nothing; a different image
+/// with the same version is refused. Nothing is left behind on failure.
+///
+/// Examples:
+///   ssgen import meta-9e71.tar.xz 9e71.squashfs /var/www/html
+///   ssgen import ./export-dir /var/www/html
+///   ssgen import --move --alias debian/stable a1b2.tar.gz
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Export files or folders, then the server root (default: the current
+    /// directory). The last argument is the root when it is a folder
+    /// holding no image file.
+    #[arg(required = true, value_name = "SRC... [ROOT]")]
+    pub paths: Vec<PathBuf>,
+
+    /// The server root; every positional argument is then a source.
+    #[arg(long, value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+
+    /// Move the files instead of copying them (sources are removed only
+    /// once the import has succeeded).
+    #[arg(long = "move")]
+    pub move_files: bool,
+
+    /// Use this os instead of metadata.yaml's properties.os.
+    #[arg(long, value_name = "NAME")]
+    pub os: Option<String>,
+
+    /// Use this release instead of metadata.yaml's properties.release.
+    #[arg(long, value_name = "NAME")]
+    pub release: Option<String>,
+
+    /// Use this variant instead of metadata.yaml's properties.variant
+    /// (default when absent: `default`).
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
+
+    /// Add an alias to the product (repeatable); kept in the product's
+    /// metadata.json. Clients add /<arch> themselves.
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub aliases: Vec<String>,
+
+    /// Print what would be imported and where; write nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub options: BuildOptions,
+}
+
+/// What one source file is.
+#[derive(Debug)]
+enum Role {
+    Meta(Box<ImageMetadata>),
+    Unified(Box<ImageMetadata>),
+    Root(RootType),
+}
+
+#[derive(Debug)]
+struct Source {
+    path: PathBuf,
+    role: Role,
+    /// Index of the SRC folder it came from, if any.
+    folder: Option<usize>,
+}
+
+/// One image to import.
+#[derive(Debug)]
+struct Image {
+    /// (source, name in the version directory).
+    files: Vec<(PathBuf, &'static str)>,
+    product_dir: String,
+    version: String,
+    product_id: String,
+    kind: String,
+    /// The version directory already holds exactly these files.
+    already: bool,
+}
+
+impl Image {
+    fn version_dir(&self) -> String {
+        format!("{}/{}", self.product_dir, self.version)
+    }
+}
+
+pub fn run(args: &ImportArgs) -> Result<ExitCode> {
+    let (sources, root) = split_root(args)?;
+    if !root.is_dir() {
+        bail!(Invalid(format!(
+            "{}: not a directory; give an existing server root (the folder that holds or will hold images/)",
+            root.display()
+        )));
+    }
+    let files = identify(&sources)?;
+    let mut images = group(files, args)?;
+    check_targets(&root, &mut images)?;
+    let aliases = alias_plan(&root, &images, &args.aliases)?;
+
+    if args.dry_run {
+        print_plan(&images, &aliases)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let todo: Vec<&Image> = images.iter().filter(|i| !i.already).collect();
+    for image in images.iter().filter(|i| i.already) {
+        eprintln!(
+            "{} {}: already imported with identical files; nothing to do",
+            image.product_id, image.version
+        );
+    }
+    if todo.is_empty() && aliases.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut txn = Transaction::new(args.move_files);
+    let result = (|| {
+        for image in &todo {
+            txn.stage(&root, image)?;
+        }
+        for image in &todo {
+            txn.commit_image(&root, image)?;
+        }
+        for (path, bytes) in &aliases {
+            txn.write_side_file(path, bytes)?;
+        }
+        rebuild(&root, &args.options, false).context(
+            "the catalog could not be rebuilt, so the import was undone and the published catalog is unchanged",
+        )
+    })();
+    match result {
+        Ok(_) => {
+            txn.finish();
+            for image in &todo {
+                eprintln!(
+                    "imported {} {} ({}) into {}",
+                    image.product_id,
+                    image.version,
+                    image.kind,
+                    root.join(image.version_dir()).display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            txn.rollback();
+            Err(e)
+        }
+    }
+}
+
+/// Splits the positional arguments into sources and the root.
+fn split_root(args: &ImportArgs) -> Result<(Vec<PathBuf>, PathBuf)> {
+    if let Some(root) = &args.root {
+        return Ok((args.paths.clone(), root.clone()));
+    }
+    match args.paths.as_slice() {
+        [sources @ .., last] if !sources.is_empty() && last.is_dir() && !holds_images(last)? => {
+            Ok((sources.to_vec(), last.clone()))
+        }
+        all => Ok((all.to_vec(), PathBuf::from("."))),
+    }
+}
+
+/// Whether a folder holds an image file at its top (then it is a source,
+/// not a server root).
+fn holds_images(dir: &Path) -> Result<bool> {
+    for path in folder_files(dir)? {
+        if head(&path)?.0.is_some() || looks_like_tar(&path)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The regular, non-hidden files at the top of a folder, sorted.
+fn folder_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && entry.path().is_file() {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn head(path: &Path) -> Result<(Option<Magic>, Vec<u8>)> {
+    let mut file = File::open(path).map_err(|e| open_error(path, e))?;
+    let mut head = Vec::with_capacity(512);
+    Read::by_ref(&mut file)
+        .take(512)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok((Magic::detect(&head), head))
+}
+
+fn looks_like_tar(path: &Path) -> Result<bool> {
+    Ok(head(path)?.1.get(257..262) == Some(b"ustar"))
+}
+
+fn open_error(path: &Path, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == ErrorKind::NotFound {
+        anyhow!(Invalid(format!(
+            "{}: no such file or folder; give the files of an image export",
+            path.display()
+        )))
+    } else {
+        anyhow!(e).context(format!("cannot open {}", path.display()))
+    }
+}
+
+/// Detects what every source file is.
+fn identify(sources: &[PathBuf]) -> Result<Vec<Source>> {
+    let mut out = Vec::new();
+    for (i, src) in sources.iter().enumerate() {
+        if src.is_dir() {
+            let mut found = false;
+            for path in folder_files(src)? {
+                // A folder may hold checksums, logs or image.yaml: skip
+                // what is no image file, but report it.
+                match identify_file(&path, Some(i))? {
+                    Some(s) => {
+                        found = true;
+                        out.push(s);
+                    }
+                    None => eprintln!("{}: not an image file; skipped", path.display()),
+                }
+            }
+            if !found {
+                bail!(Invalid(format!(
+                    "{}: holds no image file (a metadata tarball with a squashfs, qcow2 or root.tar.xz, or a unified tarball)",
+                    src.display()
+                )));
+            }
+        } else {
+            match identify_file(src, None)? {
+                Some(s) => out.push(s),
+                None => bail!(Invalid(format!(
+                    "{}: not an image file (neither an xz or gzip tarball, a squashfs nor a qcow2 disk); give the files `lxc image export` wrote",
+                    src.display()
+                ))),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn identify_file(path: &Path, folder: Option<usize>) -> Result<Option<Source>> {
+    let (magic, head) = head(path)?;
+    let source = |role| {
+        Ok(Some(Source {
+            path: path.to_path_buf(),
+            role,
+            folder,
+        }))
+    };
+    match magic {
+        Some(Magic::Squashfs) => return source(Role::Root(RootType::Squashfs)),
+        Some(Magic::Qcow2) => return source(Role::Root(RootType::DiskKvm)),
+        Some(Magic::Xz | Magic::Gzip | Magic::Bzip2 | Magic::Zstd) => {}
+        None if head.get(257..262) == Some(b"ustar") => {}
+        None => return Ok(None),
+    }
+    let file = File::open(path).map_err(|e| open_error(path, e))?;
+    let bad = |e: MetadataError| anyhow!(Invalid(format!("{}: {e}", path.display())));
+    match metadata::read_from(file) {
+        Ok(meta) if meta.unified.is_some() => source(Role::Unified(Box::new(meta))),
+        Ok(meta) => source(Role::Meta(Box::new(meta))),
+        Err(MetadataError::NotImageTarball { .. }) if magic == Some(Magic::Xz) => {
+            source(Role::Root(RootType::RootTarXz))
+        }
+        Err(MetadataError::NotImageTarball { .. }) => Err(anyhow!(Invalid(format!(
+            "{}: a root filesystem tarball that is not xz-compressed; the clients take only root.tar.xz, so recompress it (e.g. `gzip -dc F | xz > root.tar.xz`)",
+            path.display()
+        )))),
+        Err(MetadataError::Read(e)) => {
+            Err(anyhow!(e).context(format!("cannot read {}", path.display())))
+        }
+        Err(e) => Err(bad(e)),
+    }
+}
+
+/// Groups the source files into images.
+fn group(sources: Vec<Source>, args: &ImportArgs) -> Result<Vec<Image>> {
+    let mut groups: BTreeMap<Option<usize>, Vec<Source>> = BTreeMap::new();
+    let mut images = Vec::new();
+    for s in sources {
+        if let Role::Unified(meta) = &s.role {
+            images.push(unified_image(&s.path, meta, args)?);
+        } else {
+            groups.entry(s.folder).or_default().push(s);
+        }
+    }
+    for (folder, members) in groups {
+        if folder.is_some() {
+            images.push(split_image(members, args)?);
+        } else {
+            for members in pair_loose(members)? {
+                images.push(split_image(members, args)?);
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for image in &images {
+        if !seen.insert(image.version_dir()) {
+            bail!(Invalid(format!(
+                "two of the images given would both go to {}; import them one at a time, with --variant to tell them apart",
+                image.version_dir()
+            )));
+        }
+    }
+    Ok(images)
+}
+
+/// Loose files: one metadata tarball takes every loose root; with several,
+/// `meta-<hash>.tar.*` pairs with `<hash>.*` (the export's names).
+fn pair_loose(members: Vec<Source>) -> Result<Vec<Vec<Source>>> {
+    let (metas, roots): (Vec<Source>, Vec<Source>) = members
+        .into_iter()
+        .partition(|s| matches!(s.role, Role::Meta(_)));
+    if metas.len() <= 1 {
+        let mut all = metas;
+        all.extend(roots);
+        return Ok(vec![all]);
+    }
+    let stem = |p: &Path| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        name.split('.').next().unwrap_or_default().to_owned()
+    };
+    let mut out: Vec<Vec<Source>> = metas.into_iter().map(|m| vec![m]).collect();
+    for root in roots {
+        let root_stem = stem(&root.path);
+        let Some(slot) = out.iter_mut().find(|g| {
+            stem(&g[0].path)
+                .strip_prefix("meta-")
+                .is_some_and(|h| h == root_stem)
+        }) else {
+            bail!(Invalid(format!(
+                "{}: cannot tell which of the metadata tarballs given it goes with; import one image at a time (its meta-<hash> file and its root file)",
+                root.path.display()
+            )));
+        };
+        slot.push(root);
+    }
+    Ok(out)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn split_image(members: Vec<Source>, args: &ImportArgs) -> Result<Image> {
+    let mut metas: Vec<(&Path, &ImageMetadata)> = Vec::new();
+    let mut roots: BTreeMap<RootType, &Path> = BTreeMap::new();
+    for s in &members {
+        match &s.role {
+            Role::Meta(m) => metas.push((&s.path, m)),
+            Role::Root(r) => {
+                if let Some(other) = roots.insert(*r, &s.path) {
+                    bail!(Invalid(format!(
+                        "{} and {}: two {} root files for one image; import them separately",
+                        other.display(),
+                        s.path.display(),
+                        r.ftype()
+                    )));
+                }
+            }
+            Role::Unified(_) => {}
+        }
+    }
+    let Some(&(first_meta, _)) = metas.first() else {
+        let root = roots
+            .values()
+            .next()
+            .map_or_else(String::new, |p| p.display().to_string());
+        bail!(Invalid(format!(
+            "{root}: a root file without its metadata tarball; give the meta-<hash>.tar.xz file of the same export too"
+        )));
+    };
+    if roots.is_empty() {
+        bail!(Invalid(format!(
+            "{}: a metadata tarball without a root file; give the root file of the same export too (its <hash>.squashfs or qcow2 disk)",
+            first_meta.display()
+        )));
+    }
+    // The seeds' folders may hold both lxd.tar.xz and incus.tar.xz, one per
+    // client: keep both names. Anything else is one metadata tarball.
+    let mut files: Vec<(PathBuf, &'static str)> = Vec::new();
+    let primary = match metas.as_slice() {
+        [(path, meta)] => {
+            files.push((path.to_path_buf(), "incus.tar.xz"));
+            *meta
+        }
+        [a, b] => {
+            let names = [file_name(a.0), file_name(b.0)];
+            let (incus, lxd) = match (names[0].as_str(), names[1].as_str()) {
+                ("incus.tar.xz", "lxd.tar.xz") => (a, b),
+                ("lxd.tar.xz", "incus.tar.xz") => (b, a),
+                _ => bail!(Invalid(format!(
+                    "{} and {}: two metadata tarballs for one image; import them separately",
+                    a.0.display(),
+                    b.0.display()
+                ))),
+            };
+            files.push((incus.0.to_path_buf(), "incus.tar.xz"));
+            files.push((lxd.0.to_path_buf(), "lxd.tar.xz"));
+            incus.1
+        }
+        more => bail!(Invalid(format!(
+            "{}: {} metadata tarballs for one image; import them separately",
+            more[0].0.display(),
+            more.len()
+        ))),
+    };
+    let mut kinds = Vec::new();
+    for (root, path) in &roots {
+        let name = match root {
+            RootType::Squashfs => "rootfs.squashfs",
+            RootType::RootTarXz => "root.tar.xz",
+            RootType::DiskKvm => "disk.qcow2",
+        };
+        files.push((path.to_path_buf(), name));
+        kinds.push(if root.is_vm() {
+            "virtual-machine, qcow2".to_owned()
+        } else {
+            format!("container, {}", root.ftype())
+        });
+    }
+    image(first_meta, primary, files, kinds.join(" + "), args)
+}
+
+fn unified_image(path: &Path, meta: &ImageMetadata, args: &ImportArgs) -> Result<Image> {
+    let kind = match meta.unified {
+        Some(UnifiedKind::VirtualMachine) => "virtual-machine, unified tarball",
+        _ => "container, unified tarball",
+    };
+    image(
+        path,
+        meta,
+        vec![(path.to_path_buf(), "incus_combined.tar.gz")],
+        kind.to_owned(),
+        args,
+    )
+}
+
+/// Characters that give the same URL in every client (spec §11.3).
+fn name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | ':' | '-'))
+}
+
+fn field(
+    meta_path: &Path,
+    meta: &ImageMetadata,
+    key: &str,
+    given: Option<&String>,
+    default: Option<&str>,
+) -> Result<String> {
+    let (value, from_flag) = match given {
+        Some(v) => (v.as_str(), true),
+        None => match meta.property(key).or(default) {
+            Some(v) => (v, false),
+            None => bail!(Invalid(format!(
+                "{}: metadata.yaml has no properties.{key}; give it with --{key} NAME",
+                meta_path.display()
+            ))),
+        },
+    };
+    if !name_ok(value) {
+        let origin = if from_flag {
+            format!("--{key}")
+        } else {
+            format!("{}: metadata.yaml properties.{key}", meta_path.display())
+        };
+        bail!(Invalid(format!(
+            "{origin} {value:?} has characters outside [A-Za-z0-9._~:-] (or starts with a dot), which cannot be a directory name in a URL; give --{key} NAME"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+fn image(
+    meta_path: &Path,
+    meta: &ImageMetadata,
+    files: Vec<(PathBuf, &'static str)>,
+    kind: String,
+    args: &ImportArgs,
+) -> Result<Image> {
+    let os = field(meta_path, meta, "os", args.os.as_ref(), None)?;
+    let release = field(meta_path, meta, "release", args.release.as_ref(), None)?;
+    let variant = field(
+        meta_path,
+        meta,
+        "variant",
+        args.variant.as_ref(),
+        Some("default"),
+    )?;
+    let raw_arch = meta.image_arch();
+    let Some(arch) = ssgen_core::arch::debian_name(raw_arch) else {
+        bail!(Invalid(format!(
+            "{}: metadata.yaml architecture {raw_arch:?} is unknown to LXD and Incus, so no client could use this image; fix the architecture in metadata.yaml (e.g. x86_64, aarch64)",
+            meta_path.display()
+        )));
+    };
+    Ok(Image {
+        files,
+        product_dir: format!("images/{os}/{release}/{arch}/{variant}"),
+        version: version_name(meta.creation_date),
+        product_id: format!("{os}:{release}:{arch}:{variant}"),
+        kind,
+        already: false,
+    })
+}
+
+/// `YYYYMMDD_HH:MM` in UTC, as lxc-ci and the seeds name versions.
+fn version_name(unix: i64) -> String {
+    let (year, month, day) = ssgen_core::time::civil_from_days(unix.div_euclid(86_400));
+    let secs = unix.rem_euclid(86_400);
+    format!(
+        "{year:04}{month:02}{day:02}_{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// Finds versions that exist already: identical files make the image a
+/// no-op, anything else is a clash.
+fn check_targets(root: &Path, images: &mut [Image]) -> Result<()> {
+    for image in images.iter_mut() {
+        let dir = root.join(image.version_dir());
+        if !dir.exists() {
+            continue;
+        }
+        let existing: BTreeSet<String> = folder_files(&dir)?.iter().map(|p| file_name(p)).collect();
+        let wanted: BTreeSet<String> = image.files.iter().map(|(_, n)| (*n).to_owned()).collect();
+        let mut same = existing == wanted;
+        if same {
+            for (src, name) in &image.files {
+                if !same_contents(src, &dir.join(name))? {
+                    same = false;
+                    break;
+                }
+            }
+        }
+        if !same {
+            bail!(Invalid(format!(
+                "{}: this version already exists with other files (same os, release, arch, variant and creation_date); remove that folder first to replace it, or give --variant to import it beside it",
+                dir.display()
+            )));
+        }
+        image.already = true;
+    }
+    Ok(())
+}
+
+fn same_contents(a: &Path, b: &Path) -> Result<bool> {
+    let (ma, mb) = (
+        fs::metadata(a).with_context(|| format!("cannot stat {}", a.display()))?,
+        fs::metadata(b).with_context(|| format!("cannot stat {}", b.display()))?,
+    );
+    if ma.len() != mb.len() {
+        return Ok(false);
+    }
+    let mut fa = File::open(a).with_context(|| format!("cannot open {}", a.display()))?;
+    let mut fb = File::open(b).with_context(|| format!("cannot open {}", b.display()))?;
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n =
+            read_full(&mut fa, &mut ba).with_context(|| format!("cannot read {}", a.display()))?;
+        let m =
+            read_full(&mut fb, &mut bb).with_context(|| format!("cannot read {}", b.display()))?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The product `metadata.json` files to write for `--alias`: (path, bytes).
+fn alias_plan(
+    root: &Path,
+    images: &[Image],
+    aliases: &[String],
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    if aliases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let products: BTreeSet<&str> = images.iter().map(|i| i.product_dir.as_str()).collect();
+    let mut out = Vec::new();
+    for product in products {
+        let path = root.join(product).join("metadata.json");
+        let mut doc = match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => bail!(Invalid(format!(
+                    "{}: is not a JSON object; fix it before adding aliases",
+                    path.display()
+                ))),
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound => serde_json::Map::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let mut list: Vec<String> = match doc.get("aliases") {
+            None => Vec::new(),
+            Some(serde_json::Value::String(s)) => s
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect(),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(_) => bail!(Invalid(format!(
+                "{}: \"aliases\" is neither a list nor a string; fix it before adding aliases",
+                path.display()
+            ))),
+        };
+        let before = list.len();
+        for alias in aliases {
+            if !list.contains(alias) {
+                list.push(alias.clone());
+            }
+        }
+        if list.len() == before && doc.contains_key("aliases") {
+            continue;
+        }
+        doc.insert("aliases".into(), list.into());
+        let mut bytes = serde_json::to_vec_pretty(&doc).context("cannot encode metadata.json")?;
+        bytes.push(b'\n');
+        out.push((path, bytes));
+    }
+    Ok(out)
+}
+
+fn print_plan(images: &[Image], aliases: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for image in images {
+        let note = if image.already {
+            " — already imported, nothing to do"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "{} {} ({}){note}",
+            image.product_id, image.version, image.kind
+        )?;
+        for (src, name) in &image.files {
+            writeln!(out, "  {} -> {}/{name}", src.display(), image.version_dir())?;
+        }
+    }
+    for (path, bytes) in aliases {
+        writeln!(out, "write {}:", path.display())?;
+        out.write_all(bytes)?;
+    }
+    writeln!(out, "(dry run: nothing was written)")?;
+    Ok(())
+}
+
+/// Everything an import has done so far, undone on rollback (or on drop
+/// without `finish`, e.g. a panic).
+#[derive(Default)]
+struct Transaction {
+    move_files: bool,
+    /// Folders this import created, shallowest first.
+    created_dirs: Vec<PathBuf>,
+    /// Staging or version folders this import filled.
+    filled_dirs: Vec<PathBuf>,
+    /// (source, staged path, final path) of files moved by rename.
+    moved: Vec<(PathBuf, PathBuf, PathBuf)>,
+    /// Sources copied that `--move` removes once all is done.
+    copied_sources: Vec<PathBuf>,
+    /// Side files written, with their previous contents.
+    side_files: Vec<(PathBuf, Option<Vec<u8>>)>,
+    /// Staging folder → version folder, per image.
+    staged: BTreeMap<String, PathBuf>,
+    done: bool,
+}
+
+impl Transaction {
+    fn new(move_files: bool) -> Self {
+        let mut txn = Self::default();
+        txn.move_files = move_files;
+        txn
+    }
+
+    fn create_dirs(&mut self, dir: &Path) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut d = dir;
+        while !d.exists() {
+            missing.push(d.to_path_buf());
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        for d in missing.into_iter().rev() {
+            fs::create_dir(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            self.created_dirs.push(d);
+        }
+        Ok(())
+    }
+
+    fn stage(&mut self, root: &Path, image: &Image) -> Result<()> {
+        let product = root.join(&image.product_dir);
+        self.create_dirs(&product)?;
+        let staging = product.join(format!(
+            ".staging-{}-{}",
+            std::process::id(),
+            self.staged.len()
+        ));
+        fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+        self.filled_dirs.push(staging.clone());
+        let final_dir = root.join(image.version_dir());
+        for (src, name) in &image.files {
+            let dst = staging.join(name);
+            if self.move_files {
+                match fs::rename(src, &dst) {
+                    Ok(()) => {
+                        self.moved
+                            .push((src.clone(), dst.clone(), final_dir.join(name)));
+                        continue;
+                    }
+                    // Another filesystem: copy, and remove the source at the end.
+                    Err(e) if e.kind() == ErrorKind::CrossesDevices => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!("cannot move {} to {}", src.display(), dst.display())
+                        });
+                    }
+                }
+                self.copied_sources.push(src.clone());
+            }
+            copy_durable(src, &dst)?;
+        }
+        self.staged.insert(image.version_dir(), staging);
+        Ok(())
+    }
+
+    fn commit_image(&mut self, root: &Path, image: &Image) -> Result<()> {
+        let staging = self
+            .staged
+            .get(&image.version_dir())
+            .context("internal error: the image was not staged")?
+            .clone();
+        let target = root.join(image.version_dir());
+        if target.exists() {
+            bail!(Invalid(format!(
+                "{}: appeared while importing (another import?); nothing was changed",
+                target.display()
+            )));
+        }
+        fs::rename(&staging, &target).with_context(|| {
+            format!(
+                "cannot rename {} to {}",
+                staging.display(),
+                target.display()
+            )
+        })?;
+        if let Some(slot) = self.filled_dirs.iter_mut().find(|d| **d == staging) {
+            *slot = target.clone();
+        }
+        if let Ok(d) = File::open(target.parent().unwrap_or(root)) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    fn write_side_file(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let previous = match fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        self.side_files.push((path.to_path_buf(), previous));
+        fsx::write_atomic(path, bytes)
+    }
+
+    fn finish(mut self) {
+        self.done = true;
+        for src in &self.copied_sources {
+            if let Err(e) = fs::remove_file(src) {
+                eprintln!(
+                    "warning: {}: imported, but the source could not be removed: {e}",
+                    src.display()
+                );
+            }
+        }
+    }
+
+    fn rollback(mut self) {
+        self.undo();
+        self.done = true;
+    }
+
+    fn undo(&mut self) {
+        for (src, staged, fin) in self.moved.drain(..).rev() {
+            let at = if fin.exists() { fin } else { staged };
+            if let Err(e) = fs::rename(&at, &src) {
+                eprintln!(
+                    "warning: could not move {} back to {}: {e}",
+                    at.display(),
+                    src.display()
+                );
+            }
+        }
+        for dir in self.filled_dirs.drain(..).rev() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        for (path, previous) in self.side_files.drain(..).rev() {
+            let _ = match previous {
+                Some(bytes) => fsx::write_atomic(&path, &bytes),
+                None => fs::remove_file(&path).map_err(anyhow::Error::from),
+            };
+        }
+        for dir in self.created_dirs.drain(..).rev() {
+            // Only if empty: never remove what someone else put there.
+            let _ = fs::remove_dir(&dir);
+        }
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if !self.done {
+            self.undo();
+        }
+    }
+}
+
+fn copy_durable(src: &Path, dst: &Path) -> Result<()> {
+    fs::copy(src, dst).map_err(|e| open_error_or(src, dst, e))?;
+    File::open(dst)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot write {}", dst.display()))
+}
+
+fn open_error_or(src: &Path, dst: &Path, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == ErrorKind::NotFound && !src.exists() {
+        open_error(src, e)
+    } else {
+        anyhow!(e).context(format!(
+            "cannot copy {} to {}",
+            src.display(),
+            dst.display()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_utc_minutes_with_a_colon() {
+        assert_eq!(version_name(1_785_556_320), "20260801_03:52");
+        assert_eq!(version_name(0), "19700101_00:00");
+    }
+
+    #[test]
+    fn names_are_url_safe() {
+        assert!(name_ok("debian"));
+        assert!(name_ok("3.22"));
+        assert!(name_ok("bookworm~rc1"));
+        assert!(!name_ok("12 (bookworm)"));
+        assert!(!name_ok(".hidden"));
+        assert!(!name_ok(""));
+        assert!(!name_ok("a/b"));
+    }
+}
