@@ -70,11 +70,45 @@ setup_real_clients() {
     "$venv/bin/python" -c 'import simplestreams.mirrors, simplestreams.util' >/dev/null
 }
 
+# The wasm toolchain for the page (scripts/build-web.sh): the wasm32 target
+# and wasm-bindgen-cli at exactly the version in Cargo.lock (its output must
+# match the `wasm-bindgen` crate). No `--locked`: the CLI's own lockfile pins
+# a crate version the registry here does not serve (toolchain.md pitfall 2).
+setup_wasm() {
+    if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+        log "rustup target add wasm32-unknown-unknown"
+        rustup target add wasm32-unknown-unknown
+    fi
+    local want have=""
+    want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' "$ROOT/Cargo.lock")"
+    if command -v wasm-bindgen >/dev/null; then
+        have="$(wasm-bindgen --version | awk '{ print $2 }')"
+    fi
+    if [ "$have" != "$want" ]; then
+        log "cargo install wasm-bindgen-cli $want (had: ${have:-none}); takes a few minutes"
+        cargo install wasm-bindgen-cli --version "$want"
+    fi
+}
+
+# The browser tests (tests/browser): Debian's Chromium, driven by the npm
+# playwright-core (which downloads no browser), and npm binaryen for wasm-opt
+# (Debian's binaryen breaks wasm-bindgen output: toolchain.md pitfall 1).
+setup_browser() {
+    apt_install chromium
+    local dir="$ROOT/tests/browser"
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        log "npm ci in tests/browser"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
 # --- run -----------------------------------------------------------------
 
 # Sections in run order. Append new ones here.
 SECTIONS=(
     real_clients
+    wasm
+    browser
 )
 
 main() {

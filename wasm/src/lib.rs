@@ -6,6 +6,8 @@ use wasm_bindgen::prelude::*;
 #[cfg(feature = "edge")]
 mod edge;
 
+pub mod page;
+
 /// The SHA-256 of `bytes` as 64 lower-case hex characters.
 #[wasm_bindgen(js_name = sha256Hex)]
 #[must_use]

@@ -1,0 +1,161 @@
+// The page in headless Chromium: real image files through both inputs give
+// byte for byte what `ssgen build` gives; a broken tarball is reported.
+
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import {
+  ARTIFACTS,
+  ensureBuilt,
+  launch,
+  metadataTarball,
+  openPage,
+  qcow2,
+  serve,
+  squashfs,
+  ssgenBuild,
+  tempDir,
+  waitDone,
+} from "./lib.mjs";
+
+const TIMESTAMP = 1785556800; // Sat, 01 Aug 2026 04:00:00 +0000
+let server;
+let browser;
+
+before(async () => {
+  ensureBuilt();
+  mkdirSync(ARTIFACTS, { recursive: true });
+  server = await serve();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+const pageUrl = () => `${server.url}?timestamp=${TIMESTAMP}`;
+
+async function documents(page) {
+  return {
+    imagesJson: await page.textContent('[data-testid="images-json"]'),
+    indexJson: await page.textContent('[data-testid="index-json"]'),
+  };
+}
+
+// A tree with what a real server holds: a container and a VM sharing one
+// metadata tarball, an LXD-named product with inherited requirements and a
+// metadata.json, and a product the clients would hide (unknown arch).
+function makeTree() {
+  const root = tempDir("tree");
+  const v = join(root, "images/debian/12/amd64/default/20260801_0312");
+  metadataTarball(join(v, "incus.tar.xz"), { created: 1785554000, os: "Debian", release: "12", serial: "20260801_03:12" });
+  squashfs(join(v, "rootfs.squashfs"), "debian");
+  qcow2(join(v, "disk.qcow2"), "64M");
+  writeFileSync(join(v, "SHA256SUMS"), "not read by clients\n");
+  const a = join(root, "images/alpine/3.20/arm64/cloud");
+  metadataTarball(join(a, "20260730_1200/lxd.tar.xz"), {
+    arch: "aarch64",
+    created: 1785412800,
+    os: "Alpine",
+    release: "3.20",
+    variant: "cloud",
+    serial: "20260730_12:00",
+    compress: "gz",
+  });
+  squashfs(join(a, "20260730_1200/root.squashfs"), "alpine");
+  writeFileSync(join(a, "metadata.json"), JSON.stringify({ aliases: ["alpine/latest-cloud"] }));
+  writeFileSync(join(root, "images/alpine/.requirements"), JSON.stringify({ secureboot: "false", cgroup: "v1" }));
+  const bad = join(root, "images/debian/12/x86-64/default/20260801_0312");
+  metadataTarball(join(bad, "incus.tar.xz"), { created: 1785554000, os: "Debian", release: "12", serial: "20260801_03:12" });
+  squashfs(join(bad, "rootfs.squashfs"), "other");
+  return root;
+}
+
+test("a folder through the folder input gives exactly ssgen build's documents", async () => {
+  const root = makeTree();
+  const expected = ssgenBuild(root, TIMESTAMP);
+  assert.match(expected.imagesJson, /combined_disk-kvm-img_sha256/);
+
+  const { page, problems } = await openPage(browser, pageUrl());
+  await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
+  await waitDone(page);
+  const got = await documents(page);
+  assert.equal(got.imagesJson, expected.imagesJson);
+  assert.equal(got.indexJson, expected.indexJson);
+
+  // The product LXD and Incus would hide is reported, with the reason.
+  const findings = await page.textContent("#diagnostics");
+  assert.match(findings, /x86-64/);
+  assert.match(findings, /unknown to LXD and Incus/);
+  // Each file of the two published products has its row, finished.
+  assert.equal(await page.locator("#files li.done").count(), 5);
+  await page.screenshot({ path: join(ARTIFACTS, "folder.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("loose export files are placed from metadata.yaml and give ssgen build's documents", async () => {
+  const exported = tempDir("export");
+  const created = 1785556320; // 2026-08-01 03:52:00 UTC
+  const meta = join(exported, "meta-0f3c.tar.xz");
+  const root = join(exported, "0f3c.squashfs");
+  metadataTarball(meta, { created, os: "Debian", release: "bookworm", serial: "20260801_03:52" });
+  squashfs(root, "bookworm");
+
+  const { page, problems } = await openPage(browser, pageUrl());
+  await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
+  await waitDone(page);
+  const field = (name) => page.inputValue(`#loose-form [name="${name}"]`);
+  assert.deepEqual(
+    [await field("os"), await field("release"), await field("arch"), await field("variant"), await field("version")],
+    ["debian", "bookworm", "amd64", "default", "20260801_0352"],
+  );
+
+  // The same files where the page says they go, built by the CLI.
+  const tree = tempDir("placed");
+  const dir = join(tree, "images/debian/bookworm/amd64/default/20260801_0352");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "incus.tar.xz"), readFileSync(meta));
+  writeFileSync(join(dir, "rootfs.squashfs"), readFileSync(root));
+  const placements = await page.textContent("#placements");
+  assert.match(placements, /images\/debian\/bookworm\/amd64\/default\/20260801_0352\/incus\.tar\.xz/);
+  assert.deepEqual(await documents(page), ssgenBuild(tree, TIMESTAMP));
+
+  // Editing the fields rebuilds without hashing again: a requirement and
+  // an alias become side files that ssgen build reads the same way.
+  await page.check('#loose-form [name="req:nesting"]');
+  await page.fill('#loose-form [name="aliases"]', "debian/stable");
+  await page.waitForFunction(() => document.querySelector('[data-testid="images-json"]').textContent.includes('"nesting"'));
+  await waitDone(page);
+  writeFileSync(join(tree, "images/debian/bookworm/amd64/default/.requirements"), '{\n  "nesting": "true"\n}\n');
+  writeFileSync(join(tree, "images/debian/bookworm/amd64/default/metadata.json"), '{\n  "aliases": [\n    "debian/stable"\n  ]\n}\n');
+  const edited = await documents(page);
+  assert.match(edited.imagesJson, /debian\/stable/);
+  assert.deepEqual(edited, ssgenBuild(tree, TIMESTAMP));
+  await page.screenshot({ path: join(ARTIFACTS, "loose.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("a broken metadata tarball shows a readable error", async () => {
+  const exported = tempDir("broken");
+  const meta = join(exported, "meta.tar.xz");
+  metadataTarball(meta, { created: 1785556320, os: "Debian", release: "12", serial: "x" });
+  const whole = readFileSync(meta);
+  writeFileSync(meta, whole.subarray(0, Math.floor(whole.length / 2)));
+  const root = join(exported, "root.squashfs");
+  squashfs(root, "broken");
+
+  const { page } = await openPage(browser, pageUrl());
+  await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
+  await page.waitForSelector('body[data-state="error"]', { timeout: 30_000 });
+  const message = await page.textContent("#error");
+  assert.match(message, /meta\.tar\.xz/);
+  assert.match(message, /truncated|corrupt/);
+  assert.equal(await page.isVisible("#error"), true);
+  assert.equal(await page.textContent('[data-testid="images-json"]'), "");
+  await page.screenshot({ path: join(ARTIFACTS, "broken.png"), fullPage: true });
+  await page.close();
+});

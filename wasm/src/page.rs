@@ -1,0 +1,991 @@
+//! The browser page's exports: the core's listing → scan → hash plan →
+//! documents, the per-file hashing state machine, and what the page needs
+//! to place the loose files of an export.
+//!
+//! Two kinds of value cross the boundary. Plain data (hash jobs, hash
+//! results, the scan and build summaries) goes out as ordinary JavaScript
+//! objects, so the page can send it between threads with `postMessage`.
+//! State that cannot be copied (a running SHA-256, the finished states of
+//! the metadata files) stays inside wasm objects owned by one thread: a
+//! [`Builder`] on the main thread, and a [`PrefixStore`] with one [`Hasher`]
+//! per file in each hashing worker.
+//!
+//! ```js
+//! // main thread
+//! const b = new Builder(1785556800);
+//! b.addFile("images/debian/12/amd64/default/20260801_0312/incus.tar.xz", size, head);
+//! const { plan } = b.scan();               // plan.prefixes, then plan.bodies
+//! // worker, for each job: prefixes first, then bodies
+//! const h = new Hasher(job, store);
+//! h.update(chunk); …
+//! const result = h.finish(store);           // plain object, postMessage it
+//! // main thread
+//! b.record(result);
+//! const { indexJson, imagesJson } = b.build();
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use ssgen_core::classify::{Magic, RootType};
+use ssgen_core::lint::{Finding, Report};
+use ssgen_core::metadata::{self, Compression, ImageMetadata, UnifiedKind};
+use ssgen_core::{
+    Client, Clients, Config, Diagnostic, Digests, Entry, FileHasher, FileRole, HEAD_LEN, HashJob,
+    IMAGES_JSON, Prefixes, Scan, Sha256, arch, time,
+};
+use wasm_bindgen::prelude::*;
+
+/// Converts serialisable data into a plain JavaScript object.
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| JsError::new(&format!("cannot serialise a result: {e}")))?;
+    js_sys::JSON::parse(&text).map_err(|_| JsError::new("cannot pass a result to JavaScript"))
+}
+
+/// Reads a plain JavaScript object into `T`; `what` names it in the error.
+fn from_js<T: DeserializeOwned>(value: &JsValue, what: &str) -> Result<T, JsError> {
+    let text = js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| JsError::new(&format!("{what}: not a plain object")))?;
+    serde_json::from_str(&text).map_err(|e| JsError::new(&format!("{what}: {e}")))
+}
+
+/// A byte count from JavaScript: a whole number of at most 2^53.
+fn byte_count(value: f64, what: &str) -> Result<u64, String> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    if (0.0..=MAX_SAFE).contains(&value) && value.fract() == 0.0 {
+        // A whole number in u64's range: checked just above.
+        Ok(value as u64)
+    } else {
+        Err(format!(
+            "{what}: size must be a whole number of bytes, not {value}"
+        ))
+    }
+}
+
+/// One file to read, as the page passes it to a worker.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// Path relative to the root.
+    pub path: String,
+    /// Size from the listing.
+    pub size: u64,
+    /// A metadata file whose finished state later jobs fork.
+    pub is_prefix: bool,
+    /// Metadata paths whose finished state feeds this file's bytes.
+    pub prefixes: Vec<String>,
+}
+
+impl From<&HashJob> for Job {
+    fn from(job: &HashJob) -> Self {
+        Self {
+            path: job.path.clone(),
+            size: job.size,
+            is_prefix: job.is_prefix,
+            prefixes: job.prefixes.clone(),
+        }
+    }
+}
+
+impl From<Job> for HashJob {
+    fn from(job: Job) -> Self {
+        Self {
+            path: job.path,
+            size: job.size,
+            is_prefix: job.is_prefix,
+            prefixes: job.prefixes,
+        }
+    }
+}
+
+/// What one file yielded, as a worker sends it back.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Hashed {
+    /// Path relative to the root.
+    pub path: String,
+    /// Bytes hashed.
+    pub size: u64,
+    /// The file's SHA-256, lower-case hex.
+    pub sha256: String,
+    /// `[metadata path, sha256(metadata ‖ this file)]` pairs.
+    pub combined: Vec<(String, String)>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanView {
+    prefixes: Vec<Job>,
+    bodies: Vec<Job>,
+    total_bytes: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileView {
+    path: String,
+    size: u64,
+    /// The item ftype (`squashfs`, `disk-kvm.img`, …), `metadata`,
+    /// `unified` or `delta`.
+    role: &'static str,
+}
+
+#[derive(Serialize)]
+struct VersionView {
+    name: String,
+    files: Vec<FileView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProductView {
+    id: String,
+    os: String,
+    release: String,
+    arch: String,
+    variant: String,
+    os_title: String,
+    release_title: String,
+    aliases: Vec<String>,
+    requirements: BTreeMap<String, String>,
+    lxd_requirements: Option<BTreeMap<String, String>>,
+    versions: Vec<VersionView>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ScanView {
+    products: Vec<ProductView>,
+    diagnostics: Vec<Diagnostic>,
+    has_errors: bool,
+    plan: PlanView,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BuildView {
+    index_json: String,
+    images_json: String,
+    diagnostics: Vec<Diagnostic>,
+    products: usize,
+    images: usize,
+    /// What LXD and Incus make of the documents (the core's lint).
+    lint: LintView,
+}
+
+#[derive(Serialize)]
+struct LintView {
+    findings: Vec<Finding>,
+    summary: String,
+}
+
+impl From<Report> for LintView {
+    fn from(report: Report) -> Self {
+        LintView {
+            summary: report.summary(),
+            findings: report.findings,
+        }
+    }
+}
+
+/// Lints documents as the clients would read them from a server.
+fn lint_documents(index_json: &str, images_json: &str) -> Report {
+    ssgen_core::lint::lint(index_json, &|path| {
+        (path == IMAGES_JSON).then(|| images_json.to_owned())
+    })
+}
+
+fn role_name(role: &FileRole) -> &'static str {
+    match role {
+        FileRole::Meta(_) => "metadata",
+        FileRole::Root(root) => root.ftype(),
+        FileRole::Unified => "unified",
+        FileRole::Delta { .. } => "delta",
+    }
+}
+
+fn scan_view(scan: &Scan, digests: &Digests) -> ScanView {
+    let plan = scan.plan(digests);
+    ScanView {
+        products: scan
+            .products
+            .iter()
+            .map(|p| ProductView {
+                id: p.id.clone(),
+                os: p.os.clone(),
+                release: p.release.clone(),
+                arch: p.arch.clone(),
+                variant: p.variant.clone(),
+                os_title: p.os_title.clone(),
+                release_title: p.release_title.clone(),
+                aliases: p.aliases.clone(),
+                requirements: p.requirements.clone(),
+                lxd_requirements: p.lxd_requirements.clone(),
+                versions: p
+                    .versions
+                    .iter()
+                    .map(|v| VersionView {
+                        name: v.name.clone(),
+                        files: v
+                            .files
+                            .iter()
+                            .map(|f| FileView {
+                                path: f.path.clone(),
+                                size: f.size,
+                                role: role_name(&f.role),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        diagnostics: scan.diagnostics.clone(),
+        has_errors: scan.has_errors(),
+        plan: PlanView {
+            total_bytes: plan.total_bytes(),
+            prefixes: plan.prefixes.iter().map(Job::from).collect(),
+            bodies: plan.bodies.iter().map(Job::from).collect(),
+        },
+    }
+}
+
+/// The listing of a tree, the digests learnt so far, and the documents
+/// built from them. Lives on the page's main thread.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Builder {
+    entries: Vec<Entry>,
+    config: Config,
+    digests: Digests,
+    previous: Option<String>,
+}
+
+#[wasm_bindgen]
+impl Builder {
+    /// An empty listing; `timestamp` (Unix seconds) becomes `updated`.
+    ///
+    /// # Errors
+    /// When `timestamp` is not a whole number.
+    #[wasm_bindgen(constructor)]
+    pub fn new(timestamp: f64) -> Result<Builder, JsError> {
+        if !timestamp.is_finite() || timestamp.fract() != 0.0 || timestamp.abs() > 1e15 {
+            return Err(JsError::new(&format!(
+                "timestamp must be whole Unix seconds, not {timestamp}"
+            )));
+        }
+        // A whole number well inside i64: checked above.
+        let seconds = timestamp as i64;
+        Ok(Builder {
+            entries: Vec::new(),
+            config: Config::new(seconds),
+            digests: Digests::default(),
+            previous: None,
+        })
+    }
+
+    /// Which clients to serve: `both` (the default), `lxd` or `incus`.
+    ///
+    /// # Errors
+    /// For any other word.
+    #[wasm_bindgen(js_name = setClients)]
+    pub fn set_clients(&mut self, which: &str) -> Result<(), JsError> {
+        self.config.clients = match which {
+            "both" => Clients::Both,
+            "lxd" => Clients::Only(Client::Lxd),
+            "incus" => Clients::Only(Client::Incus),
+            other => {
+                return Err(JsError::new(&format!(
+                    "clients must be both, lxd or incus, not {other:?}"
+                )));
+            }
+        };
+        Ok(())
+    }
+
+    /// Adds a file by path (relative to the server root, `/`-separated),
+    /// size, and its first bytes (at most [`HEAD_LEN`] are kept) for the
+    /// magic check.
+    ///
+    /// # Errors
+    /// When `size` is not a whole number of bytes.
+    #[wasm_bindgen(js_name = addFile)]
+    pub fn add_file(
+        &mut self,
+        path: String,
+        size: f64,
+        head: Option<Vec<u8>>,
+    ) -> Result<(), JsError> {
+        let size = byte_count(size, &path).map_err(|e| JsError::new(&e))?;
+        let head = head.map(|mut h| {
+            h.truncate(HEAD_LEN);
+            h
+        });
+        self.entries.push(Entry {
+            path,
+            size,
+            head,
+            contents: None,
+        });
+        Ok(())
+    }
+
+    /// Adds a small side file with its contents (`.requirements`,
+    /// `.lxd_requirements`, `metadata.json`: see [`needsContents`]).
+    #[wasm_bindgen(js_name = addSideFile)]
+    pub fn add_side_file(&mut self, path: String, contents: Vec<u8>) {
+        self.entries.push(Entry::side(path, contents));
+    }
+
+    /// The `streams/v1/images.json` now published, if any: when nothing but
+    /// the time changed, its `updated` is kept (as `ssgen build` does).
+    #[wasm_bindgen(js_name = setPrevious)]
+    pub fn set_previous(&mut self, images_json: Option<String>) {
+        self.previous = images_json;
+    }
+
+    /// Number of files listed.
+    #[wasm_bindgen(getter)]
+    #[must_use]
+    pub fn length(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Lays the listing out: `{products, diagnostics, hasErrors, plan:
+    /// {prefixes, bodies, totalBytes}}`. Every job of `plan.prefixes` must be
+    /// hashed before any job of `plan.bodies` that names it.
+    ///
+    /// # Errors
+    /// Only if the summary cannot be passed to JavaScript.
+    pub fn scan(&self) -> Result<JsValue, JsError> {
+        let scan = ssgen_core::scan(&self.entries, &self.config);
+        to_js(&scan_view(&scan, &self.digests))
+    }
+
+    /// Records a worker's result (what [`Hasher::finish`] returned).
+    ///
+    /// # Errors
+    /// When the result is malformed.
+    pub fn record(&mut self, result: &JsValue) -> Result<(), JsError> {
+        let hashed: Hashed = from_js(result, "hash result")?;
+        self.record_hashed(hashed).map_err(|e| JsError::new(&e))
+    }
+
+    /// Builds `index.json` and `images.json`: `{indexJson, imagesJson,
+    /// diagnostics, products, images}`.
+    ///
+    /// # Errors
+    /// When an error blocks publishing (the message lists every problem)
+    /// or a digest is missing.
+    pub fn build(&self) -> Result<JsValue, JsError> {
+        let out = self.build_output().map_err(|e| JsError::new(&e))?;
+        to_js(&out)
+    }
+}
+
+impl Builder {
+    fn record_hashed(&mut self, hashed: Hashed) -> Result<(), String> {
+        let digest = |hex: &str| Sha256::from_hex(hex).map_err(|e| format!("{}: {e}", hashed.path));
+        let own = digest(&hashed.sha256)?;
+        let mut combined = Vec::with_capacity(hashed.combined.len());
+        for (meta, hex) in &hashed.combined {
+            combined.push(((meta.clone(), hashed.path.clone()), digest(hex)?));
+        }
+        self.digests.files.insert(hashed.path.clone(), own);
+        self.digests.combined.extend(combined);
+        Ok(())
+    }
+
+    fn build_output(&self) -> Result<BuildView, String> {
+        let scan = ssgen_core::scan(&self.entries, &self.config);
+        let out = ssgen_core::build(&scan, &self.digests, &self.config, self.previous.as_deref())
+            .map_err(|e| e.to_string())?;
+        Ok(BuildView {
+            lint: lint_documents(&out.index_json, &out.images_json).into(),
+            index_json: out.index_json,
+            images_json: out.images_json,
+            diagnostics: out.diagnostics,
+            products: out.products,
+            images: out.images,
+        })
+    }
+}
+
+/// Lints a catalog (ours or anyone's): `{findings: [{severity, code,
+/// clients, location, message, help}], summary}` for an `index.json` and
+/// the `streams/v1/images.json` it points at.
+///
+/// # Errors
+/// Only if the report cannot be passed to JavaScript.
+#[wasm_bindgen]
+pub fn lint(index_json: &str, images_json: &str) -> Result<JsValue, JsError> {
+    to_js(&LintView::from(lint_documents(index_json, images_json)))
+}
+
+/// Whether the page must pass a file's contents ([`Builder::add_side_file`])
+/// rather than only its size.
+#[wasm_bindgen(js_name = needsContents)]
+#[must_use]
+pub fn needs_contents(path: &str) -> bool {
+    ssgen_core::needs_contents(path)
+}
+
+/// How many leading bytes of each file [`Builder::add_file`] uses.
+#[wasm_bindgen(js_name = headLength)]
+#[must_use]
+pub fn head_length() -> usize {
+    HEAD_LEN
+}
+
+/// The finished SHA-256 states of the metadata files one worker hashed,
+/// which the files paired with them fork. Not copyable between threads: a
+/// worker that gets a body job whose metadata it has not hashed hashes that
+/// (small) metadata file first.
+#[wasm_bindgen]
+#[derive(Debug, Default)]
+pub struct PrefixStore {
+    prefixes: Prefixes,
+    known: Vec<String>,
+}
+
+#[wasm_bindgen]
+impl PrefixStore {
+    /// An empty store.
+    #[wasm_bindgen(constructor)]
+    #[must_use]
+    pub fn new() -> PrefixStore {
+        PrefixStore::default()
+    }
+
+    /// Whether the metadata file at `path` was hashed in this store.
+    #[must_use]
+    pub fn has(&self, path: &str) -> bool {
+        self.known.iter().any(|p| p == path)
+    }
+}
+
+/// Hashes one file from chunks the page reads in order: its own digest and,
+/// from the same bytes, every combined digest it takes part in.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Hasher {
+    inner: FileHasher,
+    is_prefix: bool,
+}
+
+#[wasm_bindgen]
+impl Hasher {
+    /// Starts the file of `job` (an element of `plan.prefixes` or
+    /// `plan.bodies`).
+    ///
+    /// # Errors
+    /// When the job is malformed, or a metadata file it pairs with is not in
+    /// `store` yet.
+    #[wasm_bindgen(constructor)]
+    pub fn new(job: &JsValue, store: &PrefixStore) -> Result<Hasher, JsError> {
+        let job: Job = from_js(job, "hash job")?;
+        Hasher::start(job, store).map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Feeds the next chunk of the file.
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.inner.update(chunk);
+    }
+
+    /// Bytes fed so far.
+    #[wasm_bindgen(getter, js_name = bytesSeen)]
+    #[must_use]
+    // File sizes stay far below 2^53, so the conversion is exact.
+    pub fn bytes_seen(&self) -> f64 {
+        self.inner.bytes_seen() as f64
+    }
+
+    /// Finishes the file: `{path, size, sha256, combined: [[meta, sha256]…]}`.
+    /// A metadata file's finished state is kept in `store` for the files
+    /// paired with it. The hasher cannot be used afterwards.
+    ///
+    /// # Errors
+    /// When the number of bytes fed differs from the job's size (the file
+    /// changed while it was read).
+    pub fn finish(self, store: &mut PrefixStore) -> Result<JsValue, JsError> {
+        let hashed = self
+            .finish_into(store)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        to_js(&hashed)
+    }
+}
+
+impl Hasher {
+    fn start(job: Job, store: &PrefixStore) -> Result<Hasher, ssgen_core::Error> {
+        let is_prefix = job.is_prefix;
+        let inner = FileHasher::new(&HashJob::from(job), &store.prefixes)?;
+        Ok(Hasher { inner, is_prefix })
+    }
+
+    fn finish_into(self, store: &mut PrefixStore) -> Result<Hashed, ssgen_core::Error> {
+        let result = self.inner.finish()?;
+        if self.is_prefix {
+            store.prefixes.insert(&result);
+            if !store.has(&result.path) {
+                store.known.push(result.path.clone());
+            }
+        }
+        Ok(Hashed {
+            path: result.path.clone(),
+            size: result.size,
+            sha256: result.sha256.to_hex(),
+            combined: result
+                .combined
+                .iter()
+                .map(|(meta, d)| (meta.clone(), d.to_hex()))
+                .collect(),
+        })
+    }
+}
+
+/// One loose file of an export, as the page sees it before placing it.
+#[derive(Clone, Debug, Deserialize)]
+struct LooseFile {
+    name: String,
+    size: u64,
+    head: Vec<u8>,
+}
+
+/// Where a loose file goes in a version directory, or why it is left out.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct Placement {
+    name: String,
+    /// The file name in the version directory, or `None` when ignored.
+    target: Option<&'static str>,
+    /// `metadata`, a root ftype, `unified`, or `ignored`.
+    role: &'static str,
+    /// Why, for an ignored file.
+    reason: Option<String>,
+}
+
+/// Places the loose files of one image export (`lxc`/`incus image export`:
+/// any file names) in a version directory by their magic bytes: a squashfs
+/// becomes `rootfs.squashfs`, a qcow2 `disk.qcow2`; with such a root, a
+/// compressed tarball is the metadata (`incus.tar.xz`, which serves both
+/// clients); a tarball alone is a unified image (`incus_combined.tar.gz`);
+/// of two tarballs without another root, the smaller is the metadata and the
+/// larger an xz root (`rootfs.tar.xz`).
+fn place_loose(files: &[LooseFile]) -> Vec<Placement> {
+    let magic = |f: &LooseFile| Magic::detect(&f.head);
+    let is_tar = |f: &LooseFile| magic(f).is_some_and(Magic::is_tar_compression);
+    let has_image_root = files
+        .iter()
+        .any(|f| matches!(magic(f), Some(Magic::Squashfs | Magic::Qcow2)));
+    let tarballs: Vec<&LooseFile> = files.iter().filter(|f| is_tar(f)).collect();
+    // With no squashfs or qcow2, two tarballs are metadata + root.tar.xz.
+    let root_tar = match tarballs.as_slice() {
+        [a, b] if !has_image_root => {
+            let larger = if b.size > a.size { b } else { a };
+            (magic(larger) == Some(Magic::Xz)).then_some(larger.name.as_str())
+        }
+        _ => None,
+    };
+    let mut taken: Vec<&'static str> = Vec::new();
+    files
+        .iter()
+        .map(|f| {
+            let (target, role): (&'static str, &'static str) = match magic(f) {
+                Some(Magic::Squashfs) => ("rootfs.squashfs", RootType::Squashfs.ftype()),
+                Some(Magic::Qcow2) => ("disk.qcow2", RootType::DiskKvm.ftype()),
+                Some(m) if m.is_tar_compression() => {
+                    if root_tar == Some(f.name.as_str()) {
+                        ("rootfs.tar.xz", RootType::RootTarXz.ftype())
+                    } else if has_image_root || root_tar.is_some() {
+                        ("incus.tar.xz", "metadata")
+                    } else {
+                        ("incus_combined.tar.gz", "unified")
+                    }
+                }
+                found => {
+                    return Placement {
+                        name: f.name.clone(),
+                        target: None,
+                        role: "ignored",
+                        reason: Some(format!(
+                            "not an image file ({})",
+                            found.map_or("unrecognised bytes", Magic::name)
+                        )),
+                    };
+                }
+            };
+            if taken.contains(&target) {
+                return Placement {
+                    name: f.name.clone(),
+                    target: None,
+                    role: "ignored",
+                    reason: Some(format!(
+                        "a second {role} file; drop the files of one image at a time"
+                    )),
+                };
+            }
+            taken.push(target);
+            Placement {
+                name: f.name.clone(),
+                target: Some(target),
+                role,
+                reason: None,
+            }
+        })
+        .collect()
+}
+
+/// Places the loose files of an export: takes `[{name, size, head}]` (head:
+/// the first bytes, at least 8) and returns, in the same order, `[{name,
+/// target, role, reason}]`, where `target` is the file's name in the
+/// version directory, or `null` with a `reason` when it is left out.
+///
+/// # Errors
+/// When the input is malformed.
+#[wasm_bindgen(js_name = placeLooseFiles)]
+pub fn place_loose_files(files: &JsValue) -> Result<JsValue, JsError> {
+    let files: Vec<LooseFile> = from_js(files, "loose files")?;
+    to_js(&place_loose(&files))
+}
+
+/// What `metadata.yaml` says, and where the page proposes to file the
+/// image.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetadataView {
+    architecture: String,
+    creation_date: i64,
+    expiry_date: Option<i64>,
+    properties: BTreeMap<String, String>,
+    /// `container` or `virtual-machine` for a unified tarball, else null.
+    unified: Option<String>,
+    compression: &'static str,
+    description: Option<String>,
+    proposal: Proposal,
+}
+
+/// The directory names proposed for an image: the user may edit them.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+struct Proposal {
+    os: String,
+    release: String,
+    arch: String,
+    variant: String,
+    version: String,
+}
+
+/// Directory names from `metadata.yaml`: os in lower case (directory
+/// names are, by convention, e.g. `debian`), the Debian-style architecture
+/// name the clients and aliases use (`x86_64` → `amd64`), `default` when no
+/// variant is given, and the version named after `creation_date` in UTC
+/// (`YYYYMMDD_HHMM`, spec §10's recommendation).
+fn propose(meta: &ImageMetadata) -> Proposal {
+    let dir_name = |s: &str| s.trim().to_lowercase().replace(char::is_whitespace, "-");
+    let raw_arch = meta.image_arch();
+    Proposal {
+        os: meta.property("os").map(dir_name).unwrap_or_default(),
+        release: meta.property("release").map(dir_name).unwrap_or_default(),
+        arch: arch::debian_name(raw_arch).unwrap_or(raw_arch).to_owned(),
+        variant: meta
+            .property("variant")
+            .map_or_else(|| "default".to_owned(), dir_name),
+        version: time::version_name(meta.creation_date),
+    }
+}
+
+fn metadata_view(meta: &ImageMetadata) -> MetadataView {
+    MetadataView {
+        architecture: meta.architecture.clone(),
+        creation_date: meta.creation_date,
+        expiry_date: meta.expiry_date,
+        properties: meta.properties.clone(),
+        unified: meta.unified.map(|u| match u {
+            UnifiedKind::Container => "container".to_owned(),
+            UnifiedKind::VirtualMachine => "virtual-machine".to_owned(),
+        }),
+        compression: match meta.compression {
+            Compression::Xz => "xz",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        },
+        description: meta.property("description").map(str::to_owned),
+        proposal: propose(meta),
+    }
+}
+
+/// Reads `metadata.yaml` from an xz, gzip or plain image tarball held in
+/// memory: `{architecture, creationDate, expiryDate, properties, unified,
+/// compression, description, proposal: {os, release, arch, variant,
+/// version}}`.
+///
+/// # Errors
+/// A readable message when the tarball is damaged, truncated, not an image
+/// tarball, or its `metadata.yaml` is invalid.
+#[wasm_bindgen(js_name = readMetadata)]
+pub fn read_metadata(tarball: &[u8]) -> Result<JsValue, JsError> {
+    let meta = metadata::read(tarball).map_err(|e| JsError::new(&e.to_string()))?;
+    to_js(&metadata_view(&meta))
+}
+
+/// Like [`read_metadata`], streaming: `pull()` returns the next bytes of the
+/// tarball as a `Uint8Array` (empty at the end), e.g. read with
+/// `FileReaderSync` in a worker. Reading stops as soon as the metadata is
+/// known, so a multi-GB unified tarball is not read to its end.
+///
+/// # Errors
+/// As [`read_metadata`], and when `pull` throws or returns something else.
+#[wasm_bindgen(js_name = readMetadataFrom)]
+pub fn read_metadata_from(pull: &js_sys::Function) -> Result<JsValue, JsError> {
+    let reader = JsPull {
+        pull,
+        buf: Vec::new(),
+        pos: 0,
+    };
+    let meta = metadata::read_from(reader).map_err(|e| JsError::new(&e.to_string()))?;
+    to_js(&metadata_view(&meta))
+}
+
+/// A [`Read`] over a JavaScript function returning chunks.
+struct JsPull<'a> {
+    pull: &'a js_sys::Function,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for JsPull<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.buf.len() {
+            let value = self.pull.call0(&JsValue::NULL).map_err(|e| {
+                io::Error::other(
+                    e.as_string()
+                        .or_else(|| {
+                            e.dyn_ref::<js_sys::Error>()
+                                .map(|e| String::from(e.message()))
+                        })
+                        .unwrap_or_else(|| "the reader failed".to_owned()),
+                )
+            })?;
+            let chunk = value
+                .dyn_into::<js_sys::Uint8Array>()
+                .map_err(|_| io::Error::other("the reader did not return a Uint8Array"))?;
+            self.buf = chunk.to_vec();
+            self.pos = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const META: &str = "images/debian/12/amd64/default/20260801_0312/incus.tar.xz";
+    const ROOT: &str = "images/debian/12/amd64/default/20260801_0312/rootfs.squashfs";
+
+    fn hash_all(store: &mut PrefixStore, job: &HashJob, bytes: &[u8]) -> Hashed {
+        let mut h = Hasher::start(Job::from(job), store).expect("prefixes were hashed first");
+        for chunk in bytes.chunks(3) {
+            h.update(chunk);
+        }
+        h.finish_into(store).expect("sizes match")
+    }
+
+    #[test]
+    fn results_round_trip_through_plain_data_into_the_same_documents() {
+        let meta = b"\xFD7zXZ\0 metadata".to_vec();
+        let root = b"hsqs and the rest of a squashfs".to_vec();
+        let mut b = Builder::new(1_785_556_800.0).expect("whole seconds");
+        b.entries.push(Entry {
+            head: Some(meta[..8].to_vec()),
+            ..Entry::file(META, meta.len() as u64)
+        });
+        b.entries.push(Entry {
+            head: Some(root[..8].to_vec()),
+            ..Entry::file(ROOT, root.len() as u64)
+        });
+        let scan = ssgen_core::scan(&b.entries, &b.config);
+        let plan = scan.plan(&b.digests);
+        assert_eq!(plan.prefixes.len(), 1);
+        assert_eq!(plan.bodies.len(), 1);
+
+        // Hashed in a "worker": only plain data comes back, via JSON.
+        let mut store = PrefixStore::new();
+        for (job, bytes) in [(&plan.prefixes[0], &meta), (&plan.bodies[0], &root)] {
+            let hashed = hash_all(&mut store, job, bytes);
+            let text = serde_json::to_string(&hashed).expect("plain data");
+            b.record_hashed(serde_json::from_str(&text).expect("round trip"))
+                .expect("valid digests");
+        }
+        assert!(store.has(META));
+        assert!(scan.plan(&b.digests).is_empty());
+
+        // The same documents as the core fed directly.
+        let mut digests = Digests::default();
+        let mut prefixes = Prefixes::default();
+        for job in plan.jobs() {
+            let mut h = FileHasher::new(job, &prefixes).expect("prefix first");
+            h.update(if job.is_prefix { &meta } else { &root });
+            let r = h.finish().expect("sizes match");
+            prefixes.insert(&r);
+            digests.record(&r);
+        }
+        let direct = ssgen_core::build(&scan, &digests, &b.config, None).expect("complete");
+        let out = b.build_output().expect("complete");
+        assert_eq!(out.images_json, direct.images_json);
+        assert_eq!(out.index_json, direct.index_json);
+        let mut both = meta.clone();
+        both.extend_from_slice(&root);
+        assert!(out.images_json.contains(&Sha256::of(&both).to_hex()));
+    }
+
+    #[test]
+    fn a_body_before_its_metadata_and_a_short_file_are_refused() {
+        let job = Job {
+            path: ROOT.into(),
+            size: 10,
+            is_prefix: false,
+            prefixes: vec![META.into()],
+        };
+        let store = PrefixStore::new();
+        assert!(matches!(
+            Hasher::start(job.clone(), &store),
+            Err(ssgen_core::Error::MissingPrefix { .. })
+        ));
+        let mut h = Hasher::start(
+            Job {
+                prefixes: vec![],
+                ..job
+            },
+            &store,
+        )
+        .expect("no prefix needed");
+        h.update(b"short");
+        let mut store = store;
+        assert!(matches!(
+            h.finish_into(&mut store),
+            Err(ssgen_core::Error::SizeChanged { read: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn bad_digests_are_refused() {
+        let mut b = Builder::new(0.0).expect("whole seconds");
+        let bad = Hashed {
+            path: ROOT.into(),
+            size: 1,
+            sha256: "ABC".into(),
+            combined: vec![],
+        };
+        assert!(b.record_hashed(bad).unwrap_err().contains(ROOT));
+        assert!(b.digests.files.is_empty());
+    }
+
+    fn loose(name: &str, size: u64, head: &[u8]) -> LooseFile {
+        LooseFile {
+            name: name.into(),
+            size,
+            head: head.to_vec(),
+        }
+    }
+
+    fn targets(files: &[LooseFile]) -> Vec<Option<&'static str>> {
+        place_loose(files).into_iter().map(|p| p.target).collect()
+    }
+
+    #[test]
+    fn loose_files_are_placed_by_magic() {
+        let xz = b"\xFD7zXZ\0\0\x04";
+        let gz = b"\x1F\x8B\x08\0\0\0\0\0";
+        // A split container export with arbitrary names.
+        assert_eq!(
+            targets(&[
+                loose("meta-abc.tar.xz", 900, xz),
+                loose("abc.squashfs", 9000, b"hsqs\0\0\0\0")
+            ]),
+            [Some("incus.tar.xz"), Some("rootfs.squashfs")]
+        );
+        // A VM export, and a container root next to it: one metadata.
+        assert_eq!(
+            targets(&[
+                loose("a", 900, gz),
+                loose("b", 9000, b"QFI\xfb\0\0\0\x03"),
+                loose("c", 9000, b"hsqs\0\0\0\0"),
+            ]),
+            [
+                Some("incus.tar.xz"),
+                Some("disk.qcow2"),
+                Some("rootfs.squashfs")
+            ]
+        );
+        // A unified export.
+        assert_eq!(
+            targets(&[loose("abc.tar.gz", 9000, gz)]),
+            [Some("incus_combined.tar.gz")]
+        );
+        // Two tarballs: the smaller is the metadata, the larger an xz root.
+        assert_eq!(
+            targets(&[loose("big", 9000, xz), loose("small", 90, xz)]),
+            [Some("rootfs.tar.xz"), Some("incus.tar.xz")]
+        );
+        // Junk and duplicates are left out with a reason.
+        let placed = place_loose(&[
+            loose("notes.txt", 5, b"hello wo"),
+            loose("x.squashfs", 9, b"hsqs\0\0\0\0"),
+            loose("y.squashfs", 9, b"hsqs\0\0\0\0"),
+        ]);
+        assert_eq!(placed[0].target, None);
+        assert!(
+            placed[0]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("unrecognised"))
+        );
+        assert_eq!(placed[2].target, None);
+        assert!(
+            placed[2]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("second"))
+        );
+    }
+
+    #[test]
+    fn metadata_proposes_directory_names() {
+        let yaml = "architecture: x86_64\ncreation_date: 1785556320\nproperties:\n  os: Debian\n  release: bookworm\n  description: Debian bookworm\n";
+        let meta = metadata::parse_yaml(yaml.as_bytes()).expect("valid yaml");
+        let view = metadata_view(&meta);
+        assert_eq!(
+            view.proposal,
+            Proposal {
+                os: "debian".into(),
+                release: "bookworm".into(),
+                arch: "amd64".into(),
+                variant: "default".into(),
+                version: "20260801_0352".into(),
+            }
+        );
+        assert_eq!(view.description.as_deref(), Some("Debian bookworm"));
+    }
+
+    #[test]
+    fn lint_sees_what_the_clients_hide() {
+        let index = r#"{"format":"index:1.0","index":{"images":{"datatype":"image-downloads","path":"streams/v1/images.json","format":"products:1.0","products":["p"]}}}"#;
+        let images = r#"{"content_id":"images","format":"products:1.0","products":{"p":{"arch":"x86-64","versions":{}}}}"#;
+        let report = lint_documents(index, images);
+        assert!(report.codes().contains(&"hidden-unknown-arch"), "{report}");
+    }
+
+    #[test]
+    fn byte_counts_must_be_whole() {
+        assert_eq!(byte_count(3.0, "x").ok(), Some(3));
+        assert!(byte_count(-1.0, "x").is_err());
+        assert!(byte_count(1.5, "x").is_err());
+        assert!(byte_count(f64::NAN, "x").is_err());
+    }
+}

@@ -1,0 +1,589 @@
+// The page: collects the user's files, has the workers hash them, and shows
+// the catalog the wasm core builds from them. Every rule of the catalog
+// lives in the core (ssgen-wasm); this file only moves data and draws.
+//
+// Hooks for automated checks (stable): inputs [data-testid=folder-input]
+// and [data-testid=files-input]; the documents in [data-testid=index-json]
+// and [data-testid=images-json]; <body data-state> is loading, ready,
+// working, done, cancelled or error (with the message in #error).
+// ?timestamp=<unix seconds> fixes `updated`, as `ssgen build --timestamp`.
+
+import init, * as ssgen from "./pkg/ssgen_wasm.js";
+import { Cancelled, Pool } from "./pool.js";
+import { filesFromDrop, filesFromFolderInput, head, mapLimit, rootTree } from "./files.js";
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+};
+
+// A metadata tarball is small; a unified tarball starts with metadata.yaml,
+// so its first MiBs are enough (the rest is the rootfs).
+const METADATA_READ_LIMIT = 64 * 1024 * 1024;
+// Where loose files are hashed: their digests do not depend on the
+// directory, so the user can edit os/release/… afterwards without hashing
+// again. The layout must be valid for the core to plan the pairs.
+const STAGING_DIR = "images/staging/staging/amd64/default/20000101_0000";
+
+const timestamp = readTimestamp();
+let pool = null;
+let run = null; // the current Run
+const started = start();
+
+function readTimestamp() {
+  const raw = new URLSearchParams(location.search).get("timestamp");
+  if (raw === null) return Math.floor(Date.now() / 1000);
+  if (!/^-?\d+$/.test(raw)) {
+    // Reported once the page is up: a wrong value must not go unnoticed.
+    return { invalid: raw };
+  }
+  return Number(raw);
+}
+
+function setState(state) {
+  document.body.dataset.state = state;
+}
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message;
+  box.hidden = false;
+  setState("error");
+}
+
+function clearError() {
+  $("#error").hidden = true;
+  $("#error").textContent = "";
+}
+
+async function start() {
+  try {
+    if (typeof timestamp === "object") {
+      throw new Error(`?timestamp=${timestamp.invalid} is not whole Unix seconds (e.g. ?timestamp=1785556800)`);
+    }
+    const url = new URL("./pkg/ssgen_wasm_bg.wasm", import.meta.url);
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`cannot load ${url.pathname}: HTTP ${response.status}; was the page built (scripts/build-web.sh)?`);
+    // One compiled module for this thread and every worker: after this
+    // nothing more is fetched, so the page works offline once loaded.
+    const module = await WebAssembly.compile(await response.arrayBuffer());
+    await init({ module_or_path: module });
+    const size = Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 4));
+    pool = new Pool(module, size);
+    await pool.ready();
+    const source = new URLSearchParams(location.search).has("timestamp") ? "from ?timestamp=" : "now";
+    $("#timestamp-note").textContent = `updated: ${new Date(timestamp * 1000).toUTCString()} (${source})`;
+    setState("ready");
+  } catch (e) {
+    showError(`The page could not start: ${e.message}`);
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------- inputs
+
+function wireInputs() {
+  const folder = $("#folder-input");
+  folder.addEventListener("change", () => {
+    const items = filesFromFolderInput(folder);
+    folder.value = ""; // the same folder again must fire `change` again
+    if (items.length) begin(() => treeRun(items));
+  });
+  const files = $("#files-input");
+  files.addEventListener("change", () => {
+    const list = [...files.files];
+    files.value = "";
+    if (list.length) begin(() => looseRun(list));
+  });
+  const drop = $("#drop");
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    // The DataTransfer is only readable during the event: take it now.
+    const collected = filesFromDrop(e.dataTransfer);
+    begin(async () => {
+      const { tree, loose } = await collected;
+      if (tree.length) return treeRun(tree);
+      if (loose.length) return looseRun(loose);
+      throw new Error("nothing to read in what was dropped");
+    });
+  });
+  $("#cancel").addEventListener("click", () => run?.cancel());
+  $("#clients").addEventListener("change", () => {
+    if (run && !run.hashing) run.rebuild().catch(failed);
+  });
+  $("#download-index").addEventListener("click", () => download("index.json", $("#index-json").textContent));
+  $("#download-images").addEventListener("click", () => download("images.json", $("#images-json").textContent));
+}
+
+// Starts a new run once the page is up, after stopping the previous one.
+function begin(body) {
+  started
+    .then(async () => {
+      if (run) await run.stop();
+      clearError();
+      resetView();
+      setState("working");
+      await body();
+    })
+    .catch(failed);
+}
+
+function failed(e) {
+  if (e instanceof Cancelled) {
+    $("#overall-text").textContent = "Cancelled.";
+    setState("cancelled");
+  } else {
+    showError(e.message ?? String(e));
+  }
+}
+
+function resetView() {
+  for (const id of ["#loose", "#progress", "#findings", "#output"]) $(id).hidden = true;
+  $("#files").replaceChildren();
+  $("#diagnostics").replaceChildren();
+  $("#index-json").textContent = "";
+  $("#images-json").textContent = "";
+}
+
+// ------------------------------------------------------------- tree mode
+
+// A folder laid out as images/…: list it, hash what the plan asks, build.
+async function treeRun(items) {
+  const { files, previous } = rootTree(items);
+  files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const builder = new ssgen.Builder(timestamp);
+  const current = new Run(builder);
+  run = current;
+  if (previous) builder.setPrevious(await previous.text());
+  const n = ssgen.headLength();
+  // Heads and side files are tiny; read them a few at a time.
+  const read = await mapLimit(files, 16, async ({ path, file }) =>
+    ssgen.needsContents(path)
+      ? { path, contents: new Uint8Array(await file.arrayBuffer()) }
+      : { path, size: file.size, head: await head(file, n), file },
+  );
+  for (const r of read) {
+    if (r.contents) builder.addSideFile(r.path, r.contents);
+    else {
+      builder.addFile(r.path, r.size, r.head);
+      current.files.set(r.path, r.file);
+    }
+  }
+  await current.rebuild();
+}
+
+// ------------------------------------------------------------ loose mode
+
+async function looseRun(list) {
+  const n = ssgen.headLength();
+  const described = await mapLimit(list, 8, async (file) => ({
+    name: file.name,
+    size: file.size,
+    head: [...(await head(file, n))],
+  }));
+  const placements = ssgen.placeLooseFiles(described);
+  const placed = placements
+    .map((p, i) => ({ ...p, file: list[i], head: new Uint8Array(described[i].head) }))
+    .filter((p) => p.target);
+  if (placed.length === 0) {
+    throw new Error(
+      `none of these files is an image file: ${placements.map((p) => `${p.name} (${p.reason})`).join(", ")}`,
+    );
+  }
+  const current = new LooseRun(placed, placements);
+  run = current;
+  $("#loose").hidden = false;
+  await current.propose();
+  await current.rebuild();
+}
+
+// ------------------------------------------------------------------ runs
+
+// One set of files: hashes what the plan asks and shows the documents.
+class Run {
+  constructor(builder) {
+    this.builder = builder;
+    this.files = new Map(); // path → File
+    this.hashing = null;
+    this.stopped = false;
+  }
+
+  cancel() {
+    if (this.hashing) pool.cancel();
+  }
+
+  // Stops hashing and waits for the workers to let go.
+  async stop() {
+    this.stopped = true;
+    if (this.hashing) {
+      pool.cancel();
+      await this.hashing.catch(() => {});
+    }
+    this.builder?.free();
+    this.builder = null;
+  }
+
+  async rebuild() {
+    if (this.stopped) return;
+    this.builder.setClients($("#clients").value);
+    const scan = this.builder.scan();
+    showDiagnostics(scan.diagnostics);
+    if (scan.hasErrors) {
+      throw new Error("The files have problems that block publishing; see the findings above.");
+    }
+    if (scan.plan.prefixes.length + scan.plan.bodies.length > 0) {
+      this.hashing = hashPlan(scan.plan, (path) => this.files.get(path), (r) => this.builder.record(r));
+      try {
+        await this.hashing;
+      } finally {
+        this.hashing = null;
+      }
+    }
+    this.show(this.builder.build());
+  }
+
+  show(out) {
+    showDiagnostics(out.diagnostics, out.lint);
+    $("#summary").textContent =
+      `${out.products} product(s), ${out.images} image(s) per client. ` +
+      `What the clients make of the catalog: ${out.lint.summary}.`;
+    $("#index-json").textContent = out.indexJson;
+    $("#images-json").textContent = out.imagesJson;
+    $("#output").hidden = false;
+    setState("done");
+  }
+}
+
+// Loose export files: hashed once under a staging directory, then placed
+// where the form says, as often as the user edits it.
+class LooseRun extends Run {
+  constructor(placed, placements) {
+    const builder = new ssgen.Builder(timestamp);
+    super(builder);
+    this.placed = placed;
+    this.placements = placements;
+    this.results = null;
+    for (const p of placed) {
+      const path = `${STAGING_DIR}/${p.target}`;
+      builder.addFile(path, p.file.size, p.head);
+      this.files.set(path, p.file);
+    }
+    this.form = $("#loose-form");
+    this.onInput = () => this.scheduleRebuild();
+    this.form.addEventListener("input", this.onInput);
+  }
+
+  async stop() {
+    this.form.removeEventListener("input", this.onInput);
+    await super.stop();
+  }
+
+  // Fills the form from metadata.yaml.
+  async propose() {
+    const meta = this.placed.find((p) => p.role === "metadata" || p.role === "unified");
+    const note = $("#metadata-note");
+    let proposal = {};
+    if (!meta) {
+      note.textContent = "No metadata tarball among these files: fill in the fields.";
+    } else if (!ssgen.readMetadata) {
+      note.textContent = "This build cannot read metadata.yaml: fill in the fields.";
+    } else {
+      try {
+        const read = await pool.readMetadata(meta.file, METADATA_READ_LIMIT);
+        proposal = read.proposal;
+        note.textContent = `Proposed from metadata.yaml in ${meta.name}${read.description ? ` (“${read.description}”)` : ""}. Edit as needed.`;
+      } catch (e) {
+        throw new Error(`cannot read metadata.yaml from ${meta.name}: ${e.message}`);
+      }
+    }
+    for (const key of ["os", "release", "arch", "variant", "version"]) {
+      this.form.elements[key].value = proposal[key] ?? "";
+    }
+    drawRequirements(proposal.requirements ?? {});
+  }
+
+  scheduleRebuild() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.rebuild().catch(failed);
+    }, 150);
+  }
+
+  fields() {
+    const f = this.form.elements;
+    const value = (k) => f[k].value.trim();
+    return {
+      dir: `images/${value("os")}/${value("release")}/${value("arch")}/${value("variant")}`,
+      version: value("version"),
+      osTitle: value("osTitle"),
+      releaseTitle: value("releaseTitle"),
+      aliases: value("aliases").split(",").map((a) => a.trim()).filter(Boolean),
+      requirements: readRequirements(this.form),
+    };
+  }
+
+  async rebuild() {
+    if (this.stopped) return;
+    clearError();
+    if (!this.results) {
+      // Hash first (once), under the staging directory.
+      this.builder.setClients("both");
+      const scan = this.builder.scan();
+      const results = [];
+      this.hashing = hashPlan(scan.plan, (path) => this.files.get(path), (r) => results.push(r));
+      try {
+        await this.hashing;
+      } finally {
+        this.hashing = null;
+      }
+      this.results = results;
+    }
+    if (!this.form.reportValidity()) {
+      showError("Fill in os, release, arch, variant and version (YYYYMMDD…) to build the catalog.");
+      return;
+    }
+    const fields = this.fields();
+    const versionDir = `${fields.dir}/${fields.version}`;
+    const move = (path) => `${versionDir}/${path.slice(STAGING_DIR.length + 1)}`;
+    const builder = new ssgen.Builder(timestamp);
+    try {
+      builder.setClients($("#clients").value);
+      for (const p of this.placed) builder.addFile(`${versionDir}/${p.target}`, p.file.size, p.head);
+      const side = sideFiles(fields);
+      for (const s of side) builder.addSideFile(s.path, new TextEncoder().encode(s.text));
+      for (const r of this.results) {
+        builder.record({ ...r, path: move(r.path), combined: r.combined.map(([m, d]) => [move(m), d]) });
+      }
+      const scan = builder.scan();
+      drawPlacements(this.placements, versionDir, side, scan.products[0]);
+      showDiagnostics(scan.diagnostics);
+      if (scan.hasErrors) throw new Error("The fields have problems that block publishing; see the findings above.");
+      this.show(builder.build());
+    } finally {
+      builder.free();
+    }
+  }
+}
+
+// ------------------------------------------------------------- hashing
+
+// Runs a plan on the workers with progress bars per file and overall.
+async function hashPlan(plan, fileOf, record) {
+  const jobs = [...plan.prefixes, ...plan.bodies];
+  const total = jobs.reduce((n, j) => n + j.size, 0);
+  const rows = new Map();
+  const list = $("#files");
+  list.replaceChildren();
+  for (const job of jobs) {
+    const bar = el("progress", { max: Math.max(job.size, 1), value: 0 });
+    const text = el("span", { textContent: "waiting" });
+    const row = el("li", {}, el("span", { textContent: job.path, title: job.path }), bar, text);
+    list.append(row);
+    rows.set(job.path, { row, bar, text, size: job.size, done: 0, started: 0 });
+  }
+  $("#progress").hidden = false;
+  const overall = $("#overall");
+  const overallText = $("#overall-text");
+  overall.max = Math.max(total, 1);
+  $("#cancel").disabled = false;
+
+  const began = performance.now();
+  let doneBytes = 0;
+  let frame = 0;
+  const draw = () => {
+    frame = 0;
+    const seconds = (performance.now() - began) / 1000;
+    const rate = seconds > 0 ? doneBytes / seconds : 0;
+    overall.value = doneBytes;
+    const eta = rate > 0 ? (total - doneBytes) / rate : 0;
+    overallText.textContent = `${formatBytes(doneBytes)} of ${formatBytes(total)} · ${formatBytes(rate)}/s` +
+      (doneBytes < total && rate > 0 ? ` · ${Math.ceil(eta)} s left` : "");
+    for (const r of rows.values()) {
+      r.bar.value = r.done;
+      if (r.done >= r.size && r.finished) continue;
+      if (r.started) {
+        const s = (performance.now() - r.started) / 1000;
+        r.text.textContent = `${Math.floor((100 * r.done) / Math.max(r.size, 1))}% · ${formatBytes(s > 0 ? r.done / s : 0)}/s`;
+      }
+    }
+  };
+  const schedule = () => {
+    if (!frame) frame = requestAnimationFrame(draw);
+  };
+
+  try {
+    await pool.run(plan, fileOf, {
+      onProgress(path, done) {
+        const r = rows.get(path);
+        if (!r) return;
+        if (!r.started) r.started = performance.now();
+        doneBytes += done - r.done;
+        r.done = done;
+        schedule();
+      },
+      onResult(result) {
+        record(result);
+        const r = rows.get(result.path);
+        if (r) {
+          doneBytes += r.size - r.done;
+          r.done = r.size;
+          r.finished = true;
+          r.row.classList.add("done");
+          r.text.textContent = `sha256 ${result.sha256.slice(0, 12)}…`;
+        }
+        schedule();
+      },
+    });
+  } finally {
+    $("#cancel").disabled = true;
+  }
+  const ms = performance.now() - began;
+  cancelAnimationFrame(frame);
+  draw();
+  // For benchmarks: bytes hashed and wall time of the last run.
+  document.body.dataset.hashBytes = String(total);
+  document.body.dataset.hashMs = ms.toFixed(1);
+  overallText.textContent = `Hashed ${formatBytes(total)} in ${(ms / 1000).toFixed(1)} s (${formatBytes(total / Math.max(ms / 1000, 1e-3))}/s).`;
+}
+
+// ------------------------------------------------------------- findings
+
+// The core's diagnostics about the files, then (once built) the lint's
+// findings: what LXD and Incus would hide or refuse in the catalog, and why.
+function showDiagnostics(diagnostics, lint = null) {
+  const item = (level, where, message, help, tag = "") =>
+    el(
+      "li",
+      { className: level },
+      el("span", { className: "level", textContent: level }),
+      tag ? el("span", { className: "tag", textContent: tag }) : "",
+      el("code", { textContent: where }),
+      ` ${message}`,
+      help ? el("span", { className: "help", textContent: `Fix: ${help}` }) : "",
+    );
+  const files = diagnostics.map((d) => item(d.level, d.path, d.message, d.help));
+  const findings = (lint?.findings ?? []).map((f) =>
+    item(f.severity, f.location, f.message, f.help, `${f.code} · ${f.clients.join(", ")}`),
+  );
+  $("#diagnostics").replaceChildren(...files, ...findings);
+  $("#findings").hidden = false;
+  if (files.length + findings.length === 0) $("#summary").textContent = "No findings.";
+}
+
+// ----------------------------------------------------- loose-mode form
+
+// The requirement keys the daemons act on (spec §9) and their meaningful value.
+const KNOWN_REQUIREMENTS = [
+  ["secureboot", "false", "VM cannot boot with Secure Boot"],
+  ["cgroup", "v1", "needs a cgroup v1 host"],
+  ["nesting", "true", "needs security.nesting"],
+  ["privileged", "false", "must not run privileged (Incus)"],
+  ["cdrom_agent", "true", "VM needs an agent:config disk (Incus)"],
+  ["cdrom_cloud_init", "true", "VM needs a cloud-init:config disk (Incus)"],
+];
+
+function drawRequirements(initial) {
+  const box = $("#requirements");
+  box.replaceChildren(
+    ...KNOWN_REQUIREMENTS.map(([key, value, meaning]) => {
+      const input = el("input", { type: "checkbox", name: `req:${key}`, checked: initial[key] === value });
+      input.dataset.value = value;
+      return el("label", { className: "check", title: meaning }, el("span", {}, input, ` ${key}: "${value}"`), el("small", { textContent: meaning }));
+    }),
+  );
+  const known = new Set(KNOWN_REQUIREMENTS.map(([k]) => k));
+  $("#loose-form").elements.otherRequirements.value = Object.entries(initial)
+    .filter(([k, v]) => !known.has(k) || KNOWN_REQUIREMENTS.find(([kk]) => kk === k)[1] !== v)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
+}
+
+function readRequirements(form) {
+  const out = {};
+  for (const [key] of KNOWN_REQUIREMENTS) {
+    const box = form.elements[`req:${key}`];
+    if (box?.checked) out[key] = box.dataset.value;
+  }
+  for (const pair of form.elements.otherRequirements.value.split(",")) {
+    const [k, ...rest] = pair.split("=");
+    if (k.trim()) out[k.trim()] = rest.join("=").trim();
+  }
+  return out;
+}
+
+// The side files the form implies, as `ssgen build` reads them from disk.
+function sideFiles(fields) {
+  const out = [];
+  const meta = {};
+  if (fields.osTitle) meta.os = fields.osTitle;
+  if (fields.releaseTitle) meta.release_title = fields.releaseTitle;
+  if (fields.aliases.length) meta.aliases = fields.aliases;
+  if (Object.keys(meta).length) {
+    out.push({ path: `${fields.dir}/metadata.json`, text: `${JSON.stringify(meta, null, 2)}\n` });
+  }
+  if (Object.keys(fields.requirements).length) {
+    const sorted = Object.fromEntries(Object.entries(fields.requirements).sort());
+    out.push({ path: `${fields.dir}/.requirements`, text: `${JSON.stringify(sorted, null, 2)}\n` });
+  }
+  return out;
+}
+
+function drawPlacements(placements, versionDir, side, product) {
+  const body = $("#placements tbody");
+  body.replaceChildren(
+    ...placements.map((p) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, el("code", { textContent: p.name })),
+        p.target ? el("td", {}, el("code", { textContent: `${versionDir}/${p.target}` })) : el("td", { textContent: `left out: ${p.reason}` }),
+        el("td", { textContent: p.role }),
+      ),
+    ),
+  );
+  const box = $("#side-files");
+  box.replaceChildren();
+  if (side.length) {
+    box.append("Also put these small files there (ssgen build reads them): ");
+    for (const s of side) {
+      const button = el("button", { type: "button", textContent: s.path });
+      button.addEventListener("click", () => download(s.path.split("/").pop(), s.text));
+      box.append(button, " ");
+    }
+  }
+  if (product) {
+    $("#default-aliases").textContent =
+      `Clients will show “${product.osTitle} ${product.releaseTitle}”, with aliases ${product.aliases.join(", ") || "(none)"}.`;
+  }
+}
+
+// ------------------------------------------------------------------ misc
+
+function download(name, text) {
+  const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+  const a = el("a", { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function formatBytes(n) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i += 1;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+wireInputs();

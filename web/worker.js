@@ -1,0 +1,116 @@
+// The hashing worker: reads File objects in chunks with File.slice and
+// pushes them into the wasm hasher, so no file is ever whole in memory and
+// the page's main thread never hashes. The next chunk is read while the
+// current one is hashed.
+//
+// Messages in:
+//   {type: "init", module}                       the compiled WebAssembly.Module
+//   {type: "hash", id, job, file, prefixes: [{job, file}]}
+//        prefixes: metadata files this worker must hash first (their
+//        finished SHA-256 state cannot be sent from another worker)
+//   {type: "metadata", id, file, limit}           read metadata.yaml from a tarball
+//   {type: "cancel"}                               stop the current job
+// Messages out:
+//   {type: "ready"} | {type: "progress", id, path, done}
+//   {type: "result", id, result} | {type: "metadata", id, metadata}
+//   {type: "error", id, message} | {type: "cancelled", id}
+
+import init, * as ssgen from "./pkg/ssgen_wasm.js";
+
+// Big enough that the per-call cost vanishes, small enough that memory stays
+// flat: at most two chunks are alive (the one hashed, the one being read).
+const CHUNK = 4 * 1024 * 1024;
+
+let store = null;
+// Bumped by "cancel": a job started under an older generation stops.
+let generation = 0;
+const queue = [];
+let busy = false;
+
+class Cancelled extends Error {}
+
+function readSlice(file, start, end) {
+  return file.slice(start, end).arrayBuffer();
+}
+
+// Hashes one file; `report(done)` is called after each chunk.
+async function hashFile(job, file, report, gen) {
+  const hasher = new ssgen.Hasher(job, store);
+  try {
+    const size = file.size;
+    let next = size > 0 ? readSlice(file, 0, Math.min(CHUNK, size)) : null;
+    for (let offset = 0; offset < size; offset += CHUNK) {
+      const buffer = await next;
+      if (gen !== generation) throw new Cancelled();
+      const following = offset + CHUNK;
+      next = following < size ? readSlice(file, following, Math.min(following + CHUNK, size)) : null;
+      hasher.update(new Uint8Array(buffer));
+      report(offset + buffer.byteLength);
+    }
+  } catch (e) {
+    hasher.free();
+    throw e;
+  }
+  // finish() consumes the hasher, and checks the size against the listing.
+  return hasher.finish(store);
+}
+
+async function handle(msg) {
+  const { id } = msg;
+  const gen = generation;
+  try {
+    if (msg.type === "hash") {
+      for (const p of msg.prefixes) {
+        if (!store.has(p.job.path)) await hashFile(p.job, p.file, () => {}, gen);
+      }
+      let last = 0;
+      const result = await hashFile(msg.job, msg.file, (done) => {
+        // Progress at most every ~16 MiB or at the end, to keep messages few.
+        if (done - last >= 4 * CHUNK || done === msg.file.size) {
+          last = done;
+          postMessage({ type: "progress", id, path: msg.job.path, done });
+        }
+      }, gen);
+      postMessage({ type: "result", id, result });
+    } else if (msg.type === "metadata") {
+      const end = Math.min(msg.file.size, msg.limit ?? msg.file.size);
+      const bytes = new Uint8Array(await readSlice(msg.file, 0, end));
+      const metadata = ssgen.readMetadata(bytes);
+      postMessage({ type: "metadata", id, metadata });
+    } else {
+      throw new Error(`unknown message ${msg.type}`);
+    }
+  } catch (e) {
+    if (e instanceof Cancelled) {
+      postMessage({ type: "cancelled", id });
+    } else {
+      postMessage({ type: "error", id, message: e instanceof Error ? e.message : String(e) });
+    }
+  }
+}
+
+async function pump() {
+  if (busy) return;
+  busy = true;
+  while (queue.length > 0) {
+    const msg = queue.shift();
+    await handle(msg);
+  }
+  busy = false;
+}
+
+onmessage = async (event) => {
+  const msg = event.data;
+  if (msg.type === "init") {
+    await init({ module_or_path: msg.module });
+    store = new ssgen.PrefixStore();
+    postMessage({ type: "ready" });
+  } else if (msg.type === "cancel") {
+    // Jobs still queued are dropped; the running one stops after its chunk.
+    generation += 1;
+    for (const queued of queue.splice(0)) postMessage({ type: "cancelled", id: queued.id });
+  } else {
+    queue.push(msg);
+    pump();
+  }
+};
