@@ -398,6 +398,134 @@ fn product_images(p: &Map<String, Value>, flavor: Flavor) -> Vec<(ObservedImage,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// Writes a one-product catalog under a temp dir.
+    fn catalog(product: Value) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v1 = dir.path().join("streams/v1");
+        std::fs::create_dir_all(&v1).expect("mkdir");
+        let index = json!({"format": "index:1.0", "index": {"images": {
+            "datatype": "image-downloads", "path": "streams/v1/images.json",
+            "format": "products:1.0", "products": ["p"]}}});
+        let images = json!({"content_id": "images", "datatype": "image-downloads",
+            "format": "products:1.0", "products": {"p": product}});
+        std::fs::write(v1.join("index.json"), index.to_string()).expect("write");
+        std::fs::write(v1.join("images.json"), images.to_string()).expect("write");
+        dir
+    }
+
+    fn item(ftype: &str, path: &str, extra: Value) -> Value {
+        let mut v = json!({"ftype": ftype, "path": path, "sha256": "s", "size": 1});
+        for (k, x) in extra.as_object().expect("object") {
+            v[k] = x.clone();
+        }
+        v
+    }
+
+    fn product(items: Value) -> Value {
+        json!({"arch": "amd64", "os": "Debian", "release": "12", "variant": "default",
+            "aliases": "debian/12,debian/12/default",
+            "requirements": {"secureboot": "false"},
+            "versions": {"20260101_0000": {"items": items}, "2026-bad": {"items": items}}})
+    }
+
+    #[test]
+    fn pairs_each_meta_with_roots_that_have_a_combined_key() {
+        let dir = catalog(product(json!({
+            "m": item("incus.tar.xz", "m", json!({"combined_squashfs_sha256": "fp-sq",
+                "combined_sha256": "fp-tar"})),
+            "l": item("lxd.tar.xz", "l", json!({"combined_squashfs_sha256": "fp-lxd"})),
+            "s": item("squashfs", "s", json!({})),
+            "t": item("root.tar.xz", "t", json!({})),
+            "d": item("disk-kvm.img", "d", json!({})),
+        })));
+        let incus = client_images(dir.path(), Flavor::Incus).expect("parses");
+        let fps: BTreeSet<&str> = incus.iter().map(|i| i.fingerprint.as_str()).collect();
+        // The disk has no combined key: hidden. root.tar.xz falls back to
+        // the legacy combined_sha256. The invalid version name is skipped.
+        assert_eq!(fps, BTreeSet::from(["fp-sq", "fp-tar"]));
+        let sq = incus
+            .iter()
+            .find(|i| i.fingerprint == "fp-sq")
+            .expect("squashfs image");
+        assert_eq!(sq.architecture, "x86_64");
+        assert_eq!(sq.files, ["m", "s"]);
+        assert_eq!(
+            sq.properties
+                .get("requirements.secureboot")
+                .map(String::as_str),
+            Some("false")
+        );
+        // Newest-wins per (name, type, arch): squashfs outranks root.tar.xz.
+        assert!(sq.aliases.contains("debian/12") && sq.aliases.contains("debian/12/amd64"));
+        let tar = incus
+            .iter()
+            .find(|i| i.fingerprint == "fp-tar")
+            .expect("tar image");
+        assert!(tar.aliases.is_empty(), "{:?}", tar.aliases);
+
+        let lxd = client_images(dir.path(), Flavor::Lxd502).expect("parses");
+        assert_eq!(lxd.len(), 1);
+        assert_eq!(lxd[0].fingerprint, "fp-lxd");
+        // 5.0.2 reads only lxd_requirements, which is absent here.
+        assert!(
+            !lxd[0]
+                .properties
+                .keys()
+                .any(|k| k.starts_with("requirements."))
+        );
+    }
+
+    #[test]
+    fn empty_lxd_requirements_hide_requirements_from_current_lxd() {
+        let mut p = product(json!({
+            "l": item("lxd.tar.xz", "l", json!({"combined_squashfs_sha256": "fp"})),
+            "s": item("squashfs", "s", json!({})),
+        }));
+        let with_reqs = catalog(p.clone());
+        let imgs = client_images(with_reqs.path(), Flavor::LxdCurrent).expect("parses");
+        assert_eq!(
+            imgs[0]
+                .properties
+                .get("requirements.secureboot")
+                .map(String::as_str),
+            Some("false")
+        );
+        p["lxd_requirements"] = json!({});
+        let hidden = catalog(p);
+        let imgs = client_images(hidden.path(), Flavor::LxdCurrent).expect("parses");
+        assert!(
+            !imgs[0]
+                .properties
+                .keys()
+                .any(|k| k.starts_with("requirements."))
+        );
+    }
+
+    #[test]
+    fn type_errors_fail_the_whole_remote_and_unknown_arch_hides_the_product() {
+        let mut p = product(json!({
+            "l": item("incus.tar.xz", "l", json!({"combined_squashfs_sha256": "fp"})),
+            "s": item("squashfs", "s", json!({})),
+        }));
+        p["requirements"] = json!({"secureboot": false});
+        let bad = catalog(p.clone());
+        let errs = client_images(bad.path(), Flavor::Incus).expect_err("bool requirement");
+        assert!(
+            errs[0].contains("requirements.secureboot must be a string"),
+            "{errs:?}"
+        );
+
+        p["requirements"] = json!({});
+        p["arch"] = json!("x86-64");
+        let unknown = catalog(p);
+        assert!(
+            client_images(unknown.path(), Flavor::Incus)
+                .expect("parses")
+                .is_empty()
+        );
+    }
 
     #[test]
     fn version_dates() {

@@ -305,3 +305,42 @@ fn older_than(path: &Path, age: Duration) -> bool {
         .map(|e| e > age)
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_are_unescaped() {
+        assert_eq!(unescape_mount(r"/tmp/a\040b/c"), "/tmp/a b/c");
+        assert_eq!(unescape_mount("/plain"), "/plain");
+    }
+
+    #[test]
+    fn guard_stops_its_process_group() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 60 & sleep 60"]);
+        let mut guard = ProcessGuard::spawn("sleepers", &mut cmd, None).expect("spawn sh");
+        let pgid = guard.pid();
+        guard.stop(Duration::from_secs(2));
+        // Give the kernel a moment to reap the orphaned background sleep.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let alive = || {
+            std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    std::fs::read_to_string(e.path().join("stat"))
+                        .ok()
+                        .and_then(|s| s.rsplit(')').next().map(str::to_owned))
+                        .and_then(|rest| rest.split_whitespace().nth(2).map(str::to_owned))
+                        .is_some_and(|g| g == pgid.to_string())
+                })
+        };
+        while alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "a process of group {pgid} survived the guard");
+    }
+}
