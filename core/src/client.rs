@@ -587,6 +587,36 @@ pub fn load_remote(
     Ok(remote)
 }
 
+/// An `index.json` that lists one products file at `path` with all its
+/// product ids, for checking a products file on its own.
+#[must_use]
+pub fn index_for_products(path: &str, products_json: &str) -> String {
+    let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(products_json)
+        .ok()
+        .and_then(|v| {
+            v.get("products")
+                .and_then(serde_json::Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+        })
+        .filter(|ids: &Vec<String>| !ids.is_empty())
+        // Any non-empty list makes the clients fetch the file (§2).
+        .unwrap_or_else(|| vec![ANY_PRODUCT.to_owned()]);
+    serde_json::json!({
+        "format": "index:1.0",
+        "index": {"images": {
+            "datatype": "image-downloads",
+            "path": path,
+            "format": "products:1.0",
+            "products": ids,
+        }}
+    })
+    .to_string()
+}
+
+/// The placeholder product id [`index_for_products`] lists when the file
+/// has no readable products.
+pub const ANY_PRODUCT: &str = "(any)";
+
 impl Remote {
     /// Decodes a remote leniently: never fails, records every [`Problem`].
     /// See [`load_remote`] for `products`.
@@ -1457,9 +1487,8 @@ fn product_images(
             None,
             None,
             format!(
-                "arch {} is not an architecture {} knows, so it drops the whole product",
-                quote(&product.arch),
-                client.name()
+                "arch {} is not an architecture the client knows, so it drops the whole product",
+                quote(&product.arch)
             ),
         ));
         return;

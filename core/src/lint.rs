@@ -151,25 +151,7 @@ pub fn lint(index_json: &str, products: &dyn Fn(&str) -> Option<String>) -> Repo
 /// an index listed it at `path` with all its products.
 #[must_use]
 pub fn lint_products(path: &str, text: &str) -> Report {
-    let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| {
-            v.get("products")
-                .and_then(serde_json::Value::as_object)
-                .map(|m| m.keys().cloned().collect())
-        })
-        .filter(|ids: &Vec<String>| !ids.is_empty())
-        .unwrap_or_else(|| vec![String::from("(any)")]);
-    let index = serde_json::json!({
-        "format": "index:1.0",
-        "index": {"images": {
-            "datatype": "image-downloads",
-            "path": path,
-            "format": "products:1.0",
-            "products": ids,
-        }}
-    })
-    .to_string();
+    let index = client::index_for_products(path, text);
     let wanted = clean_path(path);
     lint(&index, &|p| (p == wanted).then(|| text.to_owned()))
 }
@@ -482,7 +464,7 @@ impl Linter {
                 .flat_map(|e| e.products.iter().map(String::as_str))
                 .collect();
             let actual: BTreeSet<&str> = file.products.keys().map(String::as_str).collect();
-            if listed != actual && !listed.contains("(any)") {
+            if listed != actual && !listed.contains(client::ANY_PRODUCT) {
                 self.push(
                     Severity::Note,
                     "index-products-mismatch",
@@ -513,17 +495,22 @@ impl Linter {
     /// Turns what each client drops silently into findings, merged across
     /// clients.
     fn hidden(&mut self, views: &[View; 2]) {
-        type Key = (String, &'static str);
-        let mut by: BTreeMap<Key, (Vec<Client>, String)> = BTreeMap::new();
+        // Reasons that differ between the clients stay separate findings.
+        type Key = (String, &'static str, String);
+        let mut by: BTreeMap<Key, Vec<Client>> = BTreeMap::new();
         for v in views {
             for h in &v.hidden {
-                let e = by
-                    .entry((h.location(), h.code))
-                    .or_insert_with(|| (Vec::new(), h.reason.clone()));
-                e.0.push(v.client);
+                let reason = if h.code == "no-metadata" {
+                    String::new()
+                } else {
+                    h.reason.clone()
+                };
+                by.entry((h.location(), h.code, reason))
+                    .or_default()
+                    .push(v.client);
             }
         }
-        for ((loc, code), (clients, reason)) in by {
+        for ((loc, code, reason), clients) in by {
             let one = clients.len() == 1;
             match code {
                 "no-metadata" if one => {

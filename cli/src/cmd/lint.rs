@@ -1,0 +1,324 @@
+//! `ssgen lint`: what LXD and Incus would hide, refuse or mishandle in a
+//! catalog (the core's client emulation), for humans or as JSON.
+//!
+//! Also home of [`Catalog`], the reader `ssgen list` shares: a server root,
+//! a URL or a single JSON file, fetched the way the clients fetch it.
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use ssgen_core::client::{self, Remote};
+use ssgen_core::lint::{self, Report};
+
+use crate::exit::Invalid;
+
+/// Check a catalog the way LXD and Incus read it.
+///
+/// Reports every image a client would hide and why (unknown architecture,
+/// bad version name, missing metadata ftype or combined hash, …), every
+/// type error that makes a client refuse the whole remote, duplicate
+/// fingerprints, alias clashes, requirement traps, bad paths and digests.
+/// Exits with 1 when anything is hidden or broken, 0 when only notes (or
+/// nothing) remain.
+#[derive(Debug, clap::Args)]
+pub struct LintArgs {
+    /// A server root (a directory with streams/v1/index.json), an
+    /// https:// URL of a remote, or one JSON file: an index.json (its
+    /// products files are read relative to the root above streams/v1/) or
+    /// a products file such as images.json.
+    #[arg(value_name = "ROOT|URL|FILE", default_value = ".")]
+    pub source: String,
+
+    /// Print the findings as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `ssgen lint`.
+pub fn run(args: &LintArgs) -> anyhow::Result<ExitCode> {
+    let catalog = Catalog::open(&args.source)?;
+    let report = catalog.lint();
+    catalog.report_fetch_errors();
+    let mut out = Vec::new();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report).context("serialising the report")?;
+        out.push(b'\n');
+    } else {
+        write!(out, "{report}")?;
+    }
+    emit(&out)?;
+    if report.findings.is_empty() {
+        eprintln!("{}: no findings", catalog.origin);
+    } else {
+        eprintln!("{}: {}", catalog.origin, report.summary());
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::INVALID)
+    })
+}
+
+/// Where the products files come from.
+enum Fetch {
+    /// Under a server root on disk; `beside` is a second place to look
+    /// (the directory of an index.json given on its own).
+    Dir {
+        root: PathBuf,
+        beside: Option<PathBuf>,
+    },
+    /// Under a base URL.
+    Url { agent: ureq::Agent, base: String },
+}
+
+/// A catalog to check: the text of its index (or of a lone products file)
+/// and a way to fetch products files by their path relative to the base.
+pub struct Catalog {
+    /// How to name the catalog to the user.
+    pub origin: String,
+    /// The index text, or `None` for a lone products file.
+    index: Option<String>,
+    /// A lone products file: its name and text.
+    lone: Option<(String, String)>,
+    fetch: Fetch,
+    errors: RefCell<Vec<String>>,
+}
+
+impl Catalog {
+    /// Opens ROOT, URL or FILE as described in [`LintArgs::source`].
+    pub fn open(source: &str) -> anyhow::Result<Catalog> {
+        if source.starts_with("https://") || source.starts_with("http://") {
+            return Self::open_url(source);
+        }
+        let path = Path::new(source);
+        let meta = std::fs::metadata(path).map_err(|e| {
+            Invalid(format!(
+                "{source}: {e}; give a server root, an https:// URL or a JSON file"
+            ))
+        })?;
+        if meta.is_dir() {
+            let index_path = path.join(client::INDEX_PATH);
+            let index = read_text(&index_path).map_err(|e| {
+                Invalid(format!(
+                    "{}: {e}; is {source} a server root? (run `ssgen build` to write the catalog)",
+                    index_path.display()
+                ))
+            })?;
+            return Ok(Catalog {
+                origin: source.to_owned(),
+                index: Some(index),
+                lone: None,
+                fetch: Fetch::Dir {
+                    root: path.to_owned(),
+                    beside: None,
+                },
+                errors: RefCell::default(),
+            });
+        }
+        let text = read_text(path).with_context(|| format!("reading {source}"))?;
+        let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        let kind: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+        let is_products = kind
+            .as_ref()
+            .is_some_and(|v| v.get("products").is_some() && v.get("index").is_none());
+        if is_products {
+            let name = path
+                .file_name()
+                .map_or_else(|| source.to_owned(), |n| n.to_string_lossy().into_owned());
+            return Ok(Catalog {
+                origin: source.to_owned(),
+                index: None,
+                lone: Some((name, text)),
+                fetch: Fetch::Dir {
+                    root: dir,
+                    beside: None,
+                },
+                errors: RefCell::default(),
+            });
+        }
+        // An index: its products paths are relative to the server root,
+        // which is two levels up when it sits in streams/v1/.
+        let root = if dir.ends_with("streams/v1") {
+            dir.parent()
+                .and_then(Path::parent)
+                .map(Path::to_owned)
+                .unwrap_or_default()
+        } else {
+            dir.clone()
+        };
+        Ok(Catalog {
+            origin: source.to_owned(),
+            index: Some(text),
+            lone: None,
+            fetch: Fetch::Dir {
+                root,
+                beside: Some(dir),
+            },
+            errors: RefCell::default(),
+        })
+    }
+
+    fn open_url(source: &str) -> anyhow::Result<Catalog> {
+        let trimmed = source.trim_end_matches('/');
+        let base = trimmed
+            .strip_suffix(client::INDEX_PATH)
+            .map_or(trimmed, |b| b.trim_end_matches('/'))
+            .to_owned();
+        if base.starts_with("http://") {
+            eprintln!(
+                "note: LXD and Incus accept only https:// simplestreams remotes; checking {base} anyway"
+            );
+        }
+        let agent = agent()?;
+        let url = format!("{base}/{}", client::INDEX_PATH);
+        let index = get(&agent, &url).with_context(|| format!("fetching {url}"))?;
+        Ok(Catalog {
+            origin: base.clone(),
+            index: Some(index),
+            lone: None,
+            fetch: Fetch::Url { agent, base },
+            errors: RefCell::default(),
+        })
+    }
+
+    /// A products file's text by its cleaned path, as the clients fetch it.
+    fn products(&self, path: &str) -> Option<String> {
+        let result = match &self.fetch {
+            Fetch::Dir { root, beside } => {
+                let first = root.join(path);
+                read_text(&first)
+                    .or_else(|e| {
+                        // An index.json given outside streams/v1/: also look
+                        // beside it for the same file name.
+                        let name = path.rsplit('/').next().unwrap_or(path);
+                        match beside {
+                            Some(dir) if dir.join(name) != first => read_text(&dir.join(name)),
+                            _ => Err(e),
+                        }
+                    })
+                    .map_err(|e| format!("{}: {e}", first.display()))
+            }
+            Fetch::Url { agent, base } => {
+                let url = format!("{base}/{path}");
+                get(agent, &url).map_err(|e| format!("{url}: {e:#}"))
+            }
+        };
+        match result {
+            Ok(text) => Some(text),
+            Err(e) => {
+                self.errors.borrow_mut().push(e);
+                None
+            }
+        }
+    }
+
+    /// The index text the core reads (a synthetic one for a lone file).
+    fn index_text(&self) -> String {
+        match (&self.index, &self.lone) {
+            (Some(index), _) => index.clone(),
+            (None, Some((name, text))) => client::index_for_products(name, text),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The products fetcher the core calls.
+    fn fetcher(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        move |path: &str| match &self.lone {
+            Some((name, text)) if client::clean_path(name) == path => Some(text.clone()),
+            Some(_) => None,
+            None => self.products(path),
+        }
+    }
+
+    /// Runs the lint.
+    pub fn lint(&self) -> Report {
+        let fetch = self.fetcher();
+        match &self.lone {
+            Some((name, text)) => lint::lint_products(name, text),
+            None => lint::lint(&self.index_text(), &fetch),
+        }
+    }
+
+    /// Decodes the remote leniently (see [`Remote::parse`]).
+    pub fn remote(&self) -> Remote {
+        let fetch = self.fetcher();
+        Remote::parse(&self.index_text(), &fetch)
+    }
+
+    /// Prints on stderr why products files could not be fetched.
+    pub fn report_fetch_errors(&self) {
+        for e in self.errors.borrow().iter() {
+            eprintln!("note: could not fetch {e}");
+        }
+    }
+}
+
+/// Writes `bytes` to stdout; a closed pipe (`| head`) is not an error.
+pub fn emit(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
+}
+
+/// Reads a file as text; invalid UTF-8 is replaced, as Go's decoder does.
+fn read_text(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// An HTTP agent like the clients': TLS through rustls with the Mozilla
+/// roots, or the PEM bundle in `SSL_CERT_FILE` (as Go honours it), gzip
+/// accepted, redirects followed.
+fn agent() -> anyhow::Result<ureq::Agent> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+        let pem = std::fs::read(&file)
+            .with_context(|| format!("reading SSL_CERT_FILE {}", Path::new(&file).display()))?;
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            if let ureq::tls::PemItem::Certificate(cert) =
+                item.with_context(|| format!("parsing {}", Path::new(&file).display()))?
+            {
+                certs.push(cert);
+            }
+        }
+        if certs.is_empty() {
+            bail!(
+                "SSL_CERT_FILE {} holds no certificate",
+                Path::new(&file).display()
+            );
+        }
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+    }
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .timeout_global(Some(Duration::from_secs(120)))
+        .http_status_as_error(false)
+        .user_agent(concat!("ssgen/", env!("CARGO_PKG_VERSION")))
+        .build();
+    Ok(config.into())
+}
+
+/// GETs a catalog file; like the clients, only a 200 with a body counts.
+fn get(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
+    let mut response = agent.get(url).call()?;
+    let status = response.status();
+    if status != 200 {
+        bail!("HTTP status {status} (the clients accept only 200)");
+    }
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()?;
+    Ok(text)
+}
