@@ -1,0 +1,362 @@
+//! `ssgen push`: publish a tree to the edge handler (`edge/`): upload the
+//! files the edge does not hold yet (compared by sha256), then ask it to
+//! rebuild and swap in the catalog.
+//!
+//! Resumable by construction: each file is one streamed `PUT` that R2
+//! stores whole or not at all, and a second run skips whatever arrived.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use ssgen_core::{Digests, Level, Sha256};
+
+use crate::cache::Cache;
+use crate::exit::Invalid;
+use crate::{hashing, walk};
+
+/// Upload ROOT/images to an ssgen edge handler and publish its catalog.
+///
+/// Hashes the tree (cached like `ssgen build`), asks the edge which files
+/// it holds, uploads only the missing or incomplete ones (each streamed,
+/// with its sha256 and, for root files, the combined fingerprints), then
+/// POSTs /publish so the edge rebuilds images.json and swaps it in. Run it
+/// again after an interruption: what arrived is skipped.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The server root (holding images/).
+    #[arg(default_value = ".")]
+    pub root: PathBuf,
+
+    /// The edge handler's URL, e.g. https://images.example.com.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+
+    /// The upload token (the Worker's UPLOAD_TOKEN secret). Default: the
+    /// SSGEN_TOKEN environment variable, which keeps it out of `ps`.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Upload only; leave the published catalog as it is.
+    #[arg(long)]
+    pub no_publish: bool,
+
+    /// The catalog's `updated` time as Unix seconds (default: the edge's
+    /// clock). An unchanged tree keeps its old time either way.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub timestamp: Option<i64>,
+}
+
+/// One file the edge should hold.
+struct Wanted {
+    path: String,
+    size: u64,
+    sha256: Sha256,
+    /// Metadata file name → sha256(meta ‖ this file).
+    combined: BTreeMap<String, Sha256>,
+}
+
+/// What the edge says it holds.
+#[derive(serde::Deserialize)]
+struct RemoteFile {
+    path: String,
+    sha256: Option<String>,
+    #[serde(default)]
+    combined: BTreeMap<String, String>,
+    #[serde(default)]
+    removed: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct RemoteFiles {
+    files: Vec<RemoteFile>,
+}
+
+pub fn run(args: &PushArgs) -> Result<ExitCode> {
+    let token = match &args.token {
+        Some(t) => t.clone(),
+        None => std::env::var("SSGEN_TOKEN").map_err(|_| {
+            Invalid("no upload token: pass --token TOKEN or set SSGEN_TOKEN".into())
+        })?,
+    };
+    let base = args.to.trim_end_matches('/').to_owned();
+    if !(base.starts_with("https://") || base.starts_with("http://")) {
+        return Err(Invalid(format!("--to {base:?}: give the edge's http(s):// URL")).into());
+    }
+    let wanted = local_files(&args.root, args.timestamp)?;
+    let edge = Edge::new(base, token)?;
+    let remote = edge.files()?;
+    let todo: Vec<&Wanted> = wanted
+        .iter()
+        .filter(|w| {
+            remote.get(&w.path).is_none_or(|r| {
+                r.removed
+                    || r.sha256.as_deref() != Some(w.sha256.to_hex().as_str())
+                    || w.combined
+                        .iter()
+                        .any(|(m, d)| r.combined.get(m).map(String::as_str) != Some(&d.to_hex()))
+            })
+        })
+        .collect();
+    let bytes: u64 = todo.iter().map(|w| w.size).sum();
+    eprintln!(
+        "push: {} file(s) in the tree, {} to upload ({} bytes)",
+        wanted.len(),
+        todo.len(),
+        bytes
+    );
+    let bar = progress(bytes);
+    for w in &todo {
+        bar.set_message(w.path.rsplit('/').next().unwrap_or(&w.path).to_owned());
+        edge.put(&args.root, w, &bar)?;
+    }
+    bar.finish_and_clear();
+    if args.no_publish {
+        eprintln!("push: uploaded; not published (--no-publish)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let summary = edge.publish(args.timestamp)?;
+    for d in summary["diagnostics"].as_array().into_iter().flatten() {
+        eprintln!(
+            "{}: {}: {}",
+            d["level"].as_str().unwrap_or("note"),
+            d["path"].as_str().unwrap_or(""),
+            d["message"].as_str().unwrap_or("")
+        );
+    }
+    eprintln!(
+        "push: published generation {} ({} product(s), {} image(s){})",
+        summary["generation"],
+        summary["products"],
+        summary["images"],
+        if summary["changed"] == serde_json::Value::Bool(false) {
+            ", unchanged"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Hashes the tree as `ssgen build` does and lists what to send: every
+/// file of a published version, and the side files.
+fn local_files(root: &Path, timestamp: Option<i64>) -> Result<Vec<Wanted>> {
+    if !root.join("images").is_dir() {
+        return Err(Invalid(format!(
+            "{}: no images/ directory; give the server root",
+            root.display()
+        ))
+        .into());
+    }
+    let config = ssgen_core::Config::new(timestamp.unwrap_or(0));
+    let mut cache = Cache::load(root);
+    let listing = walk::list(root, &cache)?;
+    let scan = ssgen_core::scan(&listing.entries(), &config);
+    for d in &scan.diagnostics {
+        eprintln!("{d}");
+    }
+    if scan.has_errors() {
+        let n = scan
+            .diagnostics
+            .iter()
+            .filter(|d| d.level == Level::Error)
+            .count();
+        return Err(Invalid(format!("{n} error(s) above; nothing was pushed")).into());
+    }
+    let mut digests: Digests = cache.known(&listing);
+    let plan = scan.plan(&digests);
+    hashing::run(root, &plan, &mut digests, std::io::stderr().is_terminal())?;
+    cache.update(&listing, &digests);
+    // The cache only saves work; failing to write it must not stop a push.
+    if let Err(e) = cache.save() {
+        eprintln!("warning: {e:#}");
+    }
+
+    let mut out = Vec::new();
+    for f in scan.files() {
+        let sha256 = *digests
+            .files
+            .get(&f.path)
+            .ok_or_else(|| anyhow!("{}: not hashed", f.path))?;
+        let combined = digests
+            .combined
+            .iter()
+            .filter(|((_, r), _)| *r == f.path)
+            .map(|((m, _), d)| (m.rsplit('/').next().unwrap_or(m).to_owned(), *d))
+            .collect();
+        out.push(Wanted {
+            path: f.path.clone(),
+            size: f.size,
+            sha256,
+            combined,
+        });
+    }
+    for listed in listing.files.values() {
+        let e = &listed.entry;
+        if let Some(contents) = e
+            .contents
+            .as_deref()
+            .filter(|_| ssgen_core::needs_contents(&e.path))
+        {
+            out.push(Wanted {
+                path: e.path.clone(),
+                size: e.size,
+                sha256: Sha256::of(contents),
+                combined: BTreeMap::new(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn progress(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || total == 0 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} uploading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// The edge's upload API.
+struct Edge {
+    agent: ureq::Agent,
+    base: String,
+    auth: String,
+}
+
+impl Edge {
+    fn new(base: String, token: String) -> Result<Self> {
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)));
+        // A private CA (a test server, a company proxy): SSL_CERT_FILE, as
+        // Go's and OpenSSL's clients honour it.
+        if let Ok(file) = std::env::var("SSL_CERT_FILE") {
+            let pem = std::fs::read(&file)
+                .with_context(|| format!("cannot read SSL_CERT_FILE {file}"))?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if !certs.is_empty() {
+                config = config.tls_config(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                        .build(),
+                );
+            }
+        }
+        Ok(Self {
+            agent: config.build().into(),
+            base,
+            auth: format!("Bearer {token}"),
+        })
+    }
+
+    fn check(&self, what: &str, resp: &mut ureq::http::Response<ureq::Body>) -> Result<String> {
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| body.trim().to_owned());
+        match status {
+            401 => Err(Invalid(format!("{what}: the edge refused the token ({message})")).into()),
+            400 | 409 | 411 | 422 => Err(Invalid(format!("{what}: {status}: {message}")).into()),
+            _ => bail!("{what}: the edge answered {status}: {message}"),
+        }
+    }
+
+    fn files(&self) -> Result<BTreeMap<String, RemoteFile>> {
+        let url = format!("{}/api/v1/files", self.base);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("authorization", &self.auth)
+            .call()
+            .with_context(|| format!("cannot reach {url}"))?;
+        let body = self.check("listing the edge's files", &mut resp)?;
+        let list: RemoteFiles = serde_json::from_str(&body)
+            .with_context(|| format!("{url}: not an ssgen edge listing"))?;
+        Ok(list
+            .files
+            .into_iter()
+            .map(|f| (f.path.clone(), f))
+            .collect())
+    }
+
+    fn put(&self, root: &Path, w: &Wanted, bar: &ProgressBar) -> Result<()> {
+        let url = format!("{}/{}", self.base, w.path);
+        let file =
+            File::open(root.join(&w.path)).with_context(|| format!("cannot open {}", w.path))?;
+        let mut reader = Counted { inner: file, bar };
+        let combined = w
+            .combined
+            .iter()
+            .map(|(m, d)| format!("{m}={d}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut req = self
+            .agent
+            .put(&url)
+            .header("authorization", &self.auth)
+            .header("content-length", w.size.to_string())
+            .header("content-type", "application/octet-stream")
+            .header("x-ssgen-sha256", w.sha256.to_hex());
+        if !combined.is_empty() {
+            req = req.header("x-ssgen-combined", &combined);
+        }
+        let mut resp = req
+            .send(ureq::SendBody::from_reader(&mut reader))
+            .with_context(|| format!("uploading {}", w.path))?;
+        self.check(&format!("uploading {}", w.path), &mut resp)?;
+        Ok(())
+    }
+
+    fn publish(&self, timestamp: Option<i64>) -> Result<serde_json::Value> {
+        let mut url = format!("{}/publish", self.base);
+        if let Some(t) = timestamp {
+            url.push_str(&format!("?timestamp={t}"));
+        }
+        let mut resp = self
+            .agent
+            .post(&url)
+            .header("authorization", &self.auth)
+            .send_empty()
+            .with_context(|| format!("cannot reach {url}"))?;
+        let body = self.check("publishing", &mut resp)?;
+        serde_json::from_str(&body).context("publishing: the edge's answer is not JSON")
+    }
+}
+
+/// A file reader that advances the progress bar.
+struct Counted<'a> {
+    inner: File,
+    bar: &'a ProgressBar,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
