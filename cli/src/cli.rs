@@ -36,6 +36,8 @@ pub enum Command {
     List(cmd::list::ListArgs),
     /// Remove one image, by fingerprint or alias, and rebuild.
     Remove(cmd::remove::RemoveArgs),
+    /// Serve the tree over HTTPS (and HTTP), with an optional upload API.
+    Serve(cmd::serve::ServeArgs),
     /// Import image exports (any file names) into ROOT/images and rebuild.
     Import(cmd::import::ImportArgs),
     /// Check every file the catalog advertises: size, sha256 and

@@ -11,6 +11,7 @@ mod cmd;
 mod exit;
 mod fsx;
 mod hashing;
+mod http;
 mod walk;
 
 fn main() -> ExitCode {

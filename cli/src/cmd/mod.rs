@@ -11,6 +11,7 @@ pub mod lint;
 pub mod list;
 pub mod prune;
 pub mod remove;
+pub mod serve;
 pub mod verify;
 
 /// Runs the parsed command line.
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lint(args) => lint::run(&args),
         Command::List(args) => list::run(&args),
         Command::Remove(args) => remove::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Verify(args) => verify::run(&args),
     }

@@ -1,0 +1,258 @@
+//! `ssgen serve`: the tree over HTTP and HTTPS, with HEAD, Range,
+//! ETag/304 and gzip for the catalogs, an optional upload API behind a
+//! bearer token, and rebuilds on change.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::cmd::build::{BuildOptions, rebuild};
+use crate::exit::Invalid;
+use crate::http::{self, Server};
+
+/// Serve ROOT over HTTP or HTTPS, as LXD and Incus need it.
+///
+/// Every file outside hidden directories is served with its content type,
+/// HEAD, a single byte Range (206/416) and ETag / If-None-Match (304); the
+/// catalogs are gzip-compressed for clients that accept it and get a short
+/// Cache-Control, image files a long one (their paths never change).
+///
+/// LXD and Incus accept only https:// remotes: give --tls-cert/--tls-key,
+/// or --self-signed to make a certificate (written to
+/// ROOT/.ssgen/tls/cert.pem for clients to trust, e.g. with SSL_CERT_FILE),
+/// or put a TLS proxy in front. With --http the same tree is also served
+/// over plain HTTP, which clients try first for image files.
+///
+/// With --token (or SSGEN_TOKEN), uploads are accepted:
+///   curl -T rootfs.squashfs -H "Authorization: Bearer $TOKEN" \
+///        -H "X-Checksum-Sha256: $(sha256sum < rootfs.squashfs | cut -d' ' -f1)" \
+///        https://HOST/images/debian/12/amd64/default/20260801_0312/rootfs.squashfs
+///   curl -H "Authorization: Bearer $TOKEN" \
+///        -F "upload=@lxd.tar.xz;filename=debian/12/amd64/default/20260801_0312/lxd.tar.xz" \
+///        https://HOST/images/
+/// Files are staged in a hidden file and renamed into place; the catalog is
+/// rebuilt shortly after the last change.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The server root (holding images/ and streams/).
+    #[arg(default_value = ".")]
+    pub root: PathBuf,
+
+    /// Address to listen on (HTTPS when a certificate is given).
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Also serve plain HTTP on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+
+    /// PEM certificate chain for HTTPS.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for HTTPS.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Make a self-signed certificate for these names (default: localhost
+    /// and 127.0.0.1) and serve HTTPS with it.
+    #[arg(long, conflicts_with = "tls_cert", num_args = 0.., value_name = "NAME")]
+    pub self_signed: Option<Vec<String>>,
+
+    /// Serve plain HTTP on --listen (behind a TLS proxy).
+    #[arg(long, conflicts_with_all = ["tls_cert", "self_signed"])]
+    pub plain: bool,
+
+    /// Rebuild the catalog when files under images/ change.
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Accept uploads with this bearer token (or set SSGEN_TOKEN).
+    #[arg(
+        long,
+        env = "SSGEN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+
+    /// Allow DELETE (withdraws the file or version; see `ssgen prune`).
+    #[arg(long, requires = "token")]
+    pub allow_delete: bool,
+
+    #[command(flatten)]
+    pub options: BuildOptions,
+}
+
+pub fn run(args: &ServeArgs) -> Result<ExitCode> {
+    if !args.root.is_dir() {
+        bail!(Invalid(format!(
+            "{}: not a directory; give the server root",
+            args.root.display()
+        )));
+    }
+    if args.token.as_deref().is_some_and(|t| t.len() < 16) {
+        bail!(Invalid(
+            "the upload token is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`)".into()
+        ));
+    }
+    let tls = if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        Some(http::tls_from_files(cert, key)?)
+    } else if let Some(names) = &args.self_signed {
+        Some(http::tls_self_signed(&args.root, names)?)
+    } else if args.plain {
+        None
+    } else {
+        bail!(Invalid(
+            "choose --tls-cert/--tls-key, --self-signed or --plain (LXD and Incus need HTTPS)"
+                .into()
+        ));
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args, tls))
+}
+
+async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Result<ExitCode> {
+    let root = std::fs::canonicalize(&args.root)
+        .with_context(|| format!("cannot resolve {}", args.root.display()))?;
+    let (rebuild_tx, rebuild_rx) = mpsc::unbounded_channel::<()>();
+    let server = Arc::new(Server {
+        root: root.clone(),
+        token: args.token.clone(),
+        allow_delete: args.allow_delete,
+        rebuild: rebuild_tx.clone(),
+    });
+    spawn_rebuilder(root.clone(), args.options.clone(), rebuild_rx);
+    let _watcher = if args.watch {
+        Some(watch(&root, rebuild_tx.clone())?)
+    } else {
+        None
+    };
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // The first line on stdout says where to connect (port 0 picks one).
+    println!(
+        "serving {} at {scheme}://{}",
+        root.display(),
+        listener.local_addr()?
+    );
+    if let Some(addr) = args.http {
+        let plain = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        println!(
+            "serving {} at http://{}",
+            root.display(),
+            plain.local_addr()?
+        );
+        tokio::spawn(accept_loop(plain, None, server.clone()));
+    }
+    tokio::select! {
+        () = accept_loop(listener, tls, server) => {}
+        _ = tokio::signal::ctrl_c() => eprintln!("stopping"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    server: Arc<Server>,
+) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!("warning: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let server = server.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let server = server.clone();
+                async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
+            });
+            let result = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => {
+                        http1::Builder::new()
+                            .serve_connection(TokioIo::new(s), service)
+                            .await
+                    }
+                    Err(_) => return, // a failed handshake concerns the client only
+                },
+                None => {
+                    http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
+            };
+            drop(result);
+        });
+    }
+}
+
+/// One rebuild at a time, after the changes settle.
+fn spawn_rebuilder(root: PathBuf, options: BuildOptions, mut rx: mpsc::UnboundedReceiver<()>) {
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Debounce: wait until nothing new arrives for a moment.
+            loop {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                let mut more = false;
+                while rx.try_recv().is_ok() {
+                    more = true;
+                }
+                if !more {
+                    break;
+                }
+            }
+            let root = root.clone();
+            let options = options.clone();
+            let done = tokio::task::spawn_blocking(move || rebuild(&root, &options, false)).await;
+            match done {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => eprintln!("error: rebuild failed: {e:#}"),
+                Err(e) => eprintln!("error: rebuild panicked: {e}"),
+            }
+        }
+    });
+}
+
+fn watch(root: &Path, tx: mpsc::UnboundedSender<()>) -> Result<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let images = root.join("images");
+    std::fs::create_dir_all(&images)
+        .with_context(|| format!("cannot create {}", images.display()))?;
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if !matches!(event.kind, notify::EventKind::Access(_)) {
+                let _ = tx.send(());
+            }
+        }
+    })
+    .context("cannot watch the tree")?;
+    watcher
+        .watch(&images, notify::RecursiveMode::Recursive)
+        .with_context(|| format!("cannot watch {}", images.display()))?;
+    Ok(watcher)
+}

@@ -1,0 +1,703 @@
+//! The request handler of `ssgen serve`: static files with HTTP semantics
+//! the clients and caches rely on, and the upload API.
+
+use std::io::{SeekFrom, Write as _};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures_util::TryStreamExt as _;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, BodyStream, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use sha2::Digest as _;
+use ssgen_core::withdrawn::{self, Withdrawn};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A response body: a file stream, bytes, or nothing.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// The header a publisher sends with the file's SHA-256 (hex).
+const CHECKSUM_HEADER: &str = "x-checksum-sha256";
+
+/// What the handler needs.
+pub struct Server {
+    pub root: PathBuf,
+    pub token: Option<String>,
+    pub allow_delete: bool,
+    pub rebuild: UnboundedSender<()>,
+}
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub struct HttpError {
+    status: StatusCode,
+    message: String,
+}
+
+impl HttpError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+fn text(status: StatusCode, message: &str) -> Response<Body> {
+    let mut r = Response::new(full(format!("{message}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+impl Server {
+    /// Answers one request; never fails.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        match self.route(req).await {
+            Ok(response) => response,
+            Err(e) => text(e.status, &e.message),
+        }
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+        let rel = decode_path(req.uri().path())?;
+        match *req.method() {
+            Method::GET | Method::HEAD => self.get(&req, &rel).await,
+            Method::PUT => {
+                self.authorize(req.headers())?;
+                let target = upload_target(&rel)?;
+                let expected = checksum(req.headers())?;
+                let status = self.store(&target, req.into_body(), expected).await?;
+                Ok(text(status, "stored"))
+            }
+            Method::POST if rel == "images" || rel == "images/" => {
+                self.authorize(req.headers())?;
+                self.multipart(req).await
+            }
+            Method::DELETE if self.allow_delete => {
+                self.authorize(req.headers())?;
+                self.withdraw(&rel)
+            }
+            _ => Err(HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+            )),
+        }
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), HttpError> {
+        let Some(token) = &self.token else {
+            return Err(HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "uploads are off (start ssgen serve with --token)",
+            ));
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token",
+            ))
+        }
+    }
+
+    async fn get(&self, req: &Request<Incoming>, rel: &str) -> Result<Response<Body>, HttpError> {
+        let not_found = || HttpError::new(StatusCode::NOT_FOUND, "not found");
+        let mut path = self.root.join(rel);
+        let mut meta = tokio::fs::metadata(&path).await.map_err(|_| not_found())?;
+        if meta.is_dir() {
+            path = path.join("index.html");
+            meta = tokio::fs::metadata(&path).await.map_err(|_| not_found())?;
+        }
+        // A link may point anywhere; serve only what stays in the root.
+        let real = tokio::fs::canonicalize(&path)
+            .await
+            .map_err(|_| not_found())?;
+        if !real.starts_with(&self.root) || !meta.is_file() {
+            return Err(not_found());
+        }
+        let head = req.method() == Method::HEAD;
+        let size = meta.len();
+        let mut etag = format!(
+            "\"{:x}-{:x}-{:x}\"",
+            size,
+            meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+            meta.ino()
+        );
+        let is_catalog = rel.starts_with("streams/") && rel.ends_with(".json");
+        let gzip = rel.ends_with(".json")
+            && accepts_gzip(req.headers())
+            && !req.headers().contains_key(header::RANGE);
+        if gzip {
+            etag.insert_str(etag.len() - 1, "-gzip");
+        }
+
+        let mut builder = Response::builder()
+            .header(header::ETAG, &etag)
+            .header(header::ACCEPT_RANGES, "bytes")
+            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+            .header(
+                header::CACHE_CONTROL,
+                if is_catalog {
+                    "public, max-age=60"
+                } else if rel.starts_with("images/") {
+                    "public, max-age=31536000, immutable"
+                } else {
+                    "public, max-age=300"
+                },
+            );
+        if let Ok(modified) = meta.modified() {
+            builder = builder.header(header::LAST_MODIFIED, http_date(modified));
+        }
+        if rel.ends_with(".json") {
+            builder = builder.header(header::VARY, "Accept-Encoding");
+        }
+        if if_none_match(req.headers(), &etag) {
+            return builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(empty())
+                .map_err(internal);
+        }
+        builder = builder.header(header::CONTENT_TYPE, content_type(&path));
+
+        if gzip {
+            let raw = tokio::fs::read(&path).await.map_err(|_| not_found())?;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(&raw).map_err(internal)?;
+            let zipped = enc.finish().map_err(internal)?;
+            return builder
+                .header(header::CONTENT_ENCODING, "gzip")
+                .header(header::CONTENT_LENGTH, zipped.len())
+                .body(if head { empty() } else { full(zipped) })
+                .map_err(internal);
+        }
+
+        let (status, start, len) = match req
+            .headers()
+            .get(header::RANGE)
+            .map(|v| parse_range(v, size))
+        {
+            None | Some(Range::Ignore) => (StatusCode::OK, 0, size),
+            Some(Range::Unsatisfiable) => {
+                return builder
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                    .body(empty())
+                    .map_err(internal);
+            }
+            Some(Range::Bytes(first, last)) => {
+                builder = builder.header(
+                    header::CONTENT_RANGE,
+                    format!("bytes {first}-{last}/{size}"),
+                );
+                (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
+            }
+        };
+        builder = builder.status(status).header(header::CONTENT_LENGTH, len);
+        if head {
+            return builder.body(empty()).map_err(internal);
+        }
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| not_found())?;
+        if start > 0 {
+            file.seek(SeekFrom::Start(start)).await.map_err(internal)?;
+        }
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024)
+            .map_ok(Frame::data);
+        builder
+            .body(StreamBody::new(stream).boxed())
+            .map_err(internal)
+    }
+
+    /// Streams a body into a hidden staging file beside the target,
+    /// checking its SHA-256, then renames it into place.
+    async fn store(
+        &self,
+        target: &str,
+        body: impl hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+        expected: Option<String>,
+    ) -> Result<StatusCode, HttpError> {
+        let path = self.root.join(target);
+        let dir = path
+            .parent()
+            .ok_or_else(|| bad("no directory"))?
+            .to_path_buf();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| bad("no file name"))?
+            .to_owned();
+        tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
+        let staging = dir.join(format!(".{name}.upload-{}", unique()));
+        let result = self.stream_to(&staging, body).await;
+        let outcome = async {
+            let digest = result?;
+            if let Some(want) = &expected {
+                if *want != digest {
+                    return Err(HttpError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("{target}: sha256 is {digest}, not {want} as {CHECKSUM_HEADER} says; the file was not stored"),
+                    ));
+                }
+            }
+            if tokio::fs::metadata(&path).await.is_ok() {
+                let existing = sha256_file(&path).await.map_err(internal)?;
+                return if existing == digest {
+                    Ok(StatusCode::OK)
+                } else {
+                    Err(HttpError::new(
+                        StatusCode::CONFLICT,
+                        format!("{target} exists with other contents; published files never change (upload a new version)"),
+                    ))
+                };
+            }
+            tokio::fs::rename(&staging, &path).await.map_err(internal)?;
+            Ok(StatusCode::CREATED)
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&staging).await;
+        if outcome.is_ok() {
+            let _ = self.rebuild.send(());
+        }
+        outcome
+    }
+
+    async fn stream_to(
+        &self,
+        staging: &Path,
+        mut body: impl hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+    ) -> Result<String, HttpError> {
+        let mut file = tokio::fs::File::create(staging).await.map_err(internal)?;
+        let mut hasher = sha2::Sha256::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| bad(format!("upload interrupted: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                hasher.update(&data);
+                file.write_all(&data).await.map_err(internal)?;
+            }
+        }
+        file.sync_all().await.map_err(internal)?;
+        Ok(ssgen_core::Sha256(hasher.finalize().into()).to_hex())
+    }
+
+    /// `curl -F "upload=@file;filename=<path under images/>" URL/images/`,
+    /// the habit of lxd-image-server's users.
+    async fn multipart(&self, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+        let boundary = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| multer::parse_boundary(v).ok())
+            .ok_or_else(|| bad("expected multipart/form-data"))?;
+        let stream = BodyStream::new(req.into_body())
+            .try_filter_map(|frame| async move { Ok(frame.into_data().ok()) });
+        let mut parts = multer::Multipart::new(stream, boundary);
+        let mut stored = Vec::new();
+        while let Some(field) = parts.next_field().await.map_err(|e| bad(e.to_string()))? {
+            let Some(file_name) = field.file_name().map(str::to_owned) else {
+                continue;
+            };
+            let target = upload_target(&format!("images/{}", file_name.trim_start_matches('/')))?;
+            let body = http_body_util::StreamBody::new(
+                field
+                    .map_ok(Frame::data)
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            );
+            let status = self.store(&target, BodyAdapter(body), None).await?;
+            stored.push(format!("{} {target}", status.as_u16()));
+        }
+        if stored.is_empty() {
+            return Err(bad(
+                "no file in the form (use -F \"upload=@FILE;filename=PATH\")",
+            ));
+        }
+        Ok(text(StatusCode::CREATED, &stored.join("\n")))
+    }
+
+    /// DELETE withdraws: the file or version leaves the catalog, its files
+    /// stay for the grace period (`ssgen prune` deletes them).
+    fn withdraw(&self, rel: &str) -> Result<Response<Body>, HttpError> {
+        let rel = rel.trim_end_matches('/');
+        let parts: Vec<&str> = rel.split('/').collect();
+        let (dir, file) = match parts.len() {
+            7 => (parts[..6].join("/"), Some(parts[6].to_owned())),
+            6 => (rel.to_owned(), None),
+            _ => {
+                return Err(bad(
+                    "DELETE takes images/<os>/<release>/<arch>/<variant>/<version>[/<file>]",
+                ));
+            }
+        };
+        upload_target(&format!("{dir}/x"))?;
+        let dir_path = self.root.join(&dir);
+        if !dir_path.is_dir() {
+            return Err(HttpError::new(StatusCode::NOT_FOUND, "not found"));
+        }
+        let marker_path = dir_path.join(withdrawn::FILE_NAME);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let previous = std::fs::read(&marker_path)
+            .ok()
+            .and_then(|b| Withdrawn::parse(&b).ok());
+        let files = match (file, previous.map(|p| p.files)) {
+            (None, _) | (_, Some(None)) => None,
+            (Some(f), Some(Some(mut list))) => {
+                list.push(f);
+                list.sort();
+                list.dedup();
+                Some(list)
+            }
+            (Some(f), None) => Some(vec![f]),
+        };
+        let marker = Withdrawn { since: now, files };
+        crate::fsx::write_atomic(&marker_path, marker.to_text().as_bytes()).map_err(internal)?;
+        let _ = self.rebuild.send(());
+        Ok(text(StatusCode::OK, "withdrawn"))
+    }
+}
+
+/// Adapts a stream body's error type to hyper's for [`Server::store`].
+struct BodyAdapter<B>(B);
+
+impl<B> hyper::body::Body for BodyAdapter<B>
+where
+    B: hyper::body::Body<Data = Bytes, Error = std::io::Error> + Unpin,
+{
+    type Data = Bytes;
+    type Error = hyper::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.0).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            // The multipart stream ended badly: end the body, and the size
+            // or checksum check reports it.
+            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+fn bad(message: impl Into<String>) -> HttpError {
+    HttpError::new(StatusCode::BAD_REQUEST, message)
+}
+
+fn internal(e: impl std::fmt::Display) -> HttpError {
+    HttpError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error: {e}"),
+    )
+}
+
+fn unique() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(ssgen_core::Sha256(hasher.finalize().into()).to_hex())
+}
+
+fn checksum(headers: &HeaderMap) -> Result<Option<String>, HttpError> {
+    let Some(value) = headers.get(CHECKSUM_HEADER) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    ssgen_core::Sha256::from_hex(&text)
+        .map(|d| Some(d.to_hex()))
+        .map_err(|_| bad(format!("{CHECKSUM_HEADER} must be 64 hex digits")))
+}
+
+/// Decodes `%XX` escapes and checks every component: no `..`, no empty
+/// or hidden components (caches, staging files and markers stay private).
+fn decode_path(raw: &str) -> Result<String, HttpError> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw
+                .get(i + 1..i + 3)
+                .ok_or_else(|| bad("bad escape in path"))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad("bad escape in path"))?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let path = String::from_utf8(out).map_err(|_| bad("path is not UTF-8"))?;
+    let rel = path.trim_start_matches('/');
+    for part in rel.split('/') {
+        if part == ".." || part.contains('\0') || part.contains('\\') {
+            return Err(bad("path escapes the root"));
+        }
+        if part.starts_with('.') {
+            return Err(HttpError::new(StatusCode::NOT_FOUND, "not found"));
+        }
+    }
+    Ok(rel.to_owned())
+}
+
+/// An upload goes to images/<os>/<release>/<arch>/<variant>/<version>/<file>
+/// with plain names only.
+fn upload_target(rel: &str) -> Result<String, HttpError> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let ok = parts.len() == 7
+        && parts[0] == "images"
+        && parts[1..].iter().all(|p| {
+            !p.is_empty()
+                && !p.starts_with('.')
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | ':' | '-'))
+        });
+    if ok {
+        Ok(rel.to_owned())
+    } else {
+        Err(bad(format!(
+            "{rel}: uploads go to images/<os>/<release>/<arch>/<variant>/<version>/<file>, names of [A-Za-z0-9._~:-] not starting with a dot"
+        )))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // Compare digests, so the time depends on neither length nor content.
+    let (da, db) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
+    da.iter()
+        .zip(db.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.trim().split(';');
+            parts.next() == Some("gzip") && !parts.any(|p| p.trim() == "q=0")
+        })
+}
+
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        })
+}
+
+/// A single byte range (RFC 9110 §14.1.2); several ranges are served whole.
+#[derive(Debug, PartialEq, Eq)]
+enum Range {
+    Ignore,
+    Unsatisfiable,
+    Bytes(u64, u64),
+}
+
+fn parse_range(value: &HeaderValue, size: u64) -> Range {
+    let Some(spec) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Range::Ignore;
+    };
+    if spec.contains(',') {
+        return Range::Ignore;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Range::Ignore;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    match (first.is_empty(), last.is_empty()) {
+        (true, false) => match parse(last) {
+            Some(0) => Range::Unsatisfiable,
+            Some(n) if size > 0 => Range::Bytes(size.saturating_sub(n), size - 1),
+            Some(_) => Range::Unsatisfiable,
+            None => Range::Ignore,
+        },
+        (false, _) => {
+            let Some(a) = parse(first) else {
+                return Range::Ignore;
+            };
+            let b = if last.is_empty() {
+                Some(u64::MAX)
+            } else {
+                parse(last)
+            };
+            match b {
+                None => Range::Ignore,
+                Some(b) if b < a => Range::Ignore,
+                Some(_) if a >= size => Range::Unsatisfiable,
+                Some(b) => Range::Bytes(a, b.min(size - 1)),
+            }
+        }
+        (true, true) => Range::Ignore,
+    }
+}
+
+fn content_type(path: &Path) -> &'static str {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let ext = name.rsplit('.').next().unwrap_or_default();
+    match ext {
+        "json" => "application/json",
+        "xz" => "application/x-xz",
+        "gz" => "application/gzip",
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "wasm" => "application/wasm",
+        "svg" => "image/svg+xml",
+        "txt" | "log" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    ssgen_core::time::rfc2822(secs).replace("+0000", "GMT")
+}
+
+/// HTTPS from PEM files.
+pub fn tls_from_files(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .with_context(|| format!("{}: not a PEM certificate chain", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("{}: not a PEM private key", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS set-up")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("the certificate and key do not match")?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A self-signed certificate kept in ROOT/.ssgen/tls/ (made once per set
+/// of names), for tests and private networks.
+pub fn tls_self_signed(root: &Path, names: &[String]) -> Result<tokio_rustls::TlsAcceptor> {
+    let mut names = names.to_vec();
+    if names.is_empty() {
+        names = vec!["localhost".into(), "127.0.0.1".into()];
+    }
+    names.sort();
+    let dir = root.join(".ssgen").join("tls");
+    let (cert, key, list) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("names"));
+    let wanted = names.join("\n");
+    if std::fs::read_to_string(&list).ok().as_deref() != Some(wanted.as_str()) || !cert.exists() {
+        let made = rcgen::generate_simple_self_signed(names.clone())
+            .context("cannot make a self-signed certificate")?;
+        crate::fsx::write_atomic(&key, made.signing_key.serialize_pem().as_bytes())?;
+        crate::fsx::write_atomic(&cert, made.cert.pem().as_bytes())?;
+        crate::fsx::write_atomic(&list, wanted.as_bytes())?;
+        eprintln!(
+            "made a self-signed certificate for {} in {}",
+            names.join(", "),
+            cert.display()
+        );
+    }
+    tls_from_files(&cert, &key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = |s: &str| parse_range(&HeaderValue::from_str(s).expect("ascii"), 100);
+        assert_eq!(r("bytes=0-9"), Range::Bytes(0, 9));
+        assert_eq!(r("bytes=90-"), Range::Bytes(90, 99));
+        assert_eq!(r("bytes=-10"), Range::Bytes(90, 99));
+        assert_eq!(r("bytes=50-500"), Range::Bytes(50, 99));
+        assert_eq!(r("bytes=100-"), Range::Unsatisfiable);
+        assert_eq!(r("bytes=-0"), Range::Unsatisfiable);
+        assert_eq!(r("bytes=0-1,5-6"), Range::Ignore);
+        assert_eq!(r("items=0-1"), Range::Ignore);
+        assert_eq!(r("bytes=9-2"), Range::Ignore);
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            decode_path("/images/a/20260801_03%3A12/x").ok().as_deref(),
+            Some("images/a/20260801_03:12/x")
+        );
+        assert!(decode_path("/images/../etc/passwd").is_err());
+        assert!(decode_path("/images/%2e%2e/x").is_err());
+        assert!(decode_path("/.ssgen/cache.json").is_err());
+        assert!(
+            upload_target("images/debian/12/amd64/default/20260801_0312/rootfs.squashfs").is_ok()
+        );
+        assert!(upload_target("images/debian/12/amd64/default/.hidden/rootfs.squashfs").is_err());
+        assert!(upload_target("streams/v1/a/b/c/d/index.json").is_err());
+        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
+    }
+}
