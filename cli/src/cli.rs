@@ -38,9 +38,7 @@ pub enum Command {
     Remove(cmd::remove::RemoveArgs),
     /// Serve the tree over HTTPS (and HTTP), with an optional upload API.
     Serve(cmd::serve::ServeArgs),
-    /// Import image exports (any file names) into ROOT/images and rebuild.
+    // Help for these two comes from their Args structs' doc comments.
     Import(cmd::import::ImportArgs),
-    /// Check every file the catalog advertises: size, sha256 and
-    /// fingerprints, on disk or on a server.
     Verify(cmd::verify::VerifyArgs),
 }

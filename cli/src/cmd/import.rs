@@ -38,17 +38,20 @@ use crate::fsx;
 /// amd64, aarch64 as arm64, …) and the version from its creation_date, in
 /// UTC. Importing the same export twice changes nothing; a different image
 /// with the same version is refused. Nothing is left behind on failure.
-///
-/// Examples:
-///   ssgen import meta-9e71.tar.xz 9e71.squashfs /var/www/html
-///   ssgen import ./export-dir /var/www/html
-///   ssgen import --move --alias debian/stable a1b2.tar.gz
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "ssgen import [OPTIONS] <SRC>... [ROOT]",
+    after_long_help = "Examples:
+  ssgen import meta-9e71.tar.xz 9e71.squashfs /var/www/html
+  ssgen import ./export-dir /var/www/html      (a folder, like simplestreams.py -i)
+  ssgen import --move --alias debian/stable a1b2.tar.gz
+  ssgen import --dry-run meta-9e71.tar.xz 9e71.squashfs"
+)]
 pub struct ImportArgs {
     /// Export files or folders, then the server root (default: the current
     /// directory). The last argument is the root when it is a folder
     /// holding no image file.
-    #[arg(required = true, value_name = "SRC... [ROOT]")]
+    #[arg(required = true, value_name = "SRC")]
     pub paths: Vec<PathBuf>,
 
     /// The server root; every positional argument is then a source.

@@ -38,11 +38,12 @@ use crate::hashing;
 /// Exit status: 0 all good, 1 problems found or the catalog is invalid,
 /// 2 the files or the server could not be read. For a server with a private
 /// CA, point SSL_CERT_FILE at the CA's PEM file.
-///
-/// Examples:
-///   ssgen verify /var/www/html
-///   ssgen verify https://images.example.com --deep
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  ssgen verify /var/www/html
+  ssgen verify --json /var/www/html > problems.json
+  ssgen verify https://images.example.com
+  ssgen verify --deep https://images.example.com")]
 pub struct VerifyArgs {
     /// The server root, or its https:// URL.
     #[arg(default_value = ".", value_name = "ROOT|URL")]
@@ -504,7 +505,8 @@ fn verify_root(root: &Path) -> Result<Vec<Problem>> {
                 format!("missing (referenced by {})", claim.refs.join(", ")),
             )),
             Err(e) => {
-                return Err(e).with_context(|| format!("cannot stat {}", root.join(path).display()));
+                return Err(e)
+                    .with_context(|| format!("cannot stat {}", root.join(path).display()));
             }
         }
     }

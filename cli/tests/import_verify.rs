@@ -1,0 +1,606 @@
+//! `ssgen import` and `ssgen verify` end to end: real exports made with
+//! `tar`, `mksquashfs` and `qemu-img` under export-style names, imported
+//! into temp trees; every expected digest is computed here, apart from
+//! ssgen; every kind of corruption is made on real files and must be caught.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ssgen_tests::images::{self, ImageMeta};
+
+/// 2026-08-01 03:52 UTC.
+const DATE: i64 = 1_785_556_320;
+const VERSION: &str = "20260801_03:52";
+
+fn ssgen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ssgen"))
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("SSL_CERT_FILE")
+        .output()
+        .expect("ssgen runs")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn sha(files: &[&Path]) -> String {
+    ssgen_tests::sha256_files(files).expect("hash")
+}
+
+fn catalog(root: &Path) -> serde_json::Value {
+    let bytes = fs::read(root.join("streams/v1/images.json")).expect("images.json");
+    serde_json::from_slice(&bytes).expect("images.json is JSON")
+}
+
+fn items(root: &Path, product: &str, version: &str) -> serde_json::Value {
+    catalog(root)["products"][product]["versions"][version]["items"].clone()
+}
+
+/// Every file under `dir` (hidden ones included) with its digest: a
+/// failed import must leave this unchanged.
+fn snapshot(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
+        for e in fs::read_dir(dir).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let rel = p
+                .strip_prefix(base)
+                .expect("under base")
+                .display()
+                .to_string();
+            if p.is_dir() {
+                out.insert(format!("{rel}/"), String::new());
+                walk(&p, base, out);
+            } else {
+                out.insert(rel, sha(&[&p]));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
+/// A metadata tarball from raw `metadata.yaml` text, made with GNU tar
+/// (`-J` xz or `-z` gzip).
+fn meta_from_yaml(dir: &Path, name: &str, yaml: &str, flag: &str) -> PathBuf {
+    let stage = tempfile::tempdir_in(dir).expect("stage");
+    fs::write(stage.path().join("metadata.yaml"), yaml).expect("write");
+    fs::create_dir(stage.path().join("templates")).expect("mkdir");
+    fs::write(stage.path().join("templates/hostname.tpl"), "x\n").expect("write");
+    let out = dir.join(name);
+    ssgen_tests::run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(stage.path())
+            .arg(format!("-c{flag}f"))
+            .arg(&out)
+            .args(["metadata.yaml", "templates"]),
+    )
+    .expect("tar");
+    out
+}
+
+fn yaml(arch: &str, date: &str, os: &str, release: &str, variant: &str) -> String {
+    format!(
+        "architecture: {arch}\ncreation_date: {date}\nproperties:\n  os: {os}\n  release: \"{release}\"\n  variant: {variant}\n  description: \"{os} {release}: test\"\n"
+    )
+}
+
+/// An `lxc image export` of a container: `meta-<hash>.tar.xz` and
+/// `<hash>.squashfs`.
+fn container_export(dir: &Path, label: &str) -> (PathBuf, PathBuf) {
+    let hash = format!("{label}0123456789abcdef");
+    let meta = images::metadata_tarball(
+        dir,
+        &format!("meta-{hash}.tar.xz"),
+        &ImageMeta::new("amd64", "debian", "12", "default", DATE),
+    )
+    .expect("meta");
+    let root = images::squashfs(dir, &format!("{hash}.squashfs"), label).expect("squashfs");
+    (meta, root)
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let export = tmp.path().join("export");
+    let root = tmp.path().join("srv");
+    fs::create_dir_all(&export).expect("mkdir");
+    fs::create_dir_all(&root).expect("mkdir");
+    (tmp, export, root)
+}
+
+#[test]
+fn imports_a_split_container_export_then_verifies_it() {
+    let (_tmp, export, root) = setup();
+    let (meta, sqfs) = container_export(&export, "c1");
+
+    let out = ssgen(&["import", s(&meta), s(&sqfs), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    // x86_64/amd64 is filed as amd64; the version is the UTC creation date.
+    let dir = root.join(format!("images/debian/12/amd64/default/{VERSION}"));
+    assert_eq!(sha(&[&dir.join("incus.tar.xz")]), sha(&[&meta]));
+    assert_eq!(sha(&[&dir.join("rootfs.squashfs")]), sha(&[&sqfs]));
+    assert!(meta.exists() && sqfs.exists(), "copied, not moved");
+    let items = items(&root, "debian:12:amd64:default", VERSION);
+    assert_eq!(
+        items["incus.tar.xz"]["combined_squashfs_sha256"],
+        sha(&[&meta, &sqfs]),
+        "{items:#}"
+    );
+    assert_eq!(
+        items["lxd.tar.xz"]["combined_squashfs_sha256"],
+        sha(&[&meta, &sqfs])
+    );
+    // No staging folder is left.
+    assert!(
+        snapshot(&root).keys().all(|k| !k.contains(".staging")),
+        "{:?}",
+        snapshot(&root)
+    );
+
+    // The same export again: a no-op.
+    let before = snapshot(&root);
+    let out = ssgen(&["import", s(&meta), s(&sqfs), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("already imported"), "{}", text(&out));
+    assert_eq!(snapshot(&root), before);
+
+    let out = ssgen(&["verify", s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+}
+
+#[test]
+fn imports_a_vm_with_gzip_metadata_under_any_names() {
+    let (_tmp, export, root) = setup();
+    // aarch64 only at the top level: filed as arm64. Names say nothing.
+    let meta = meta_from_yaml(
+        &export,
+        "vm-metadata.bin",
+        &yaml("aarch64", &DATE.to_string(), "ubuntu", "24.04", "cloud"),
+        "z",
+    );
+    let disk = images::qcow2(&export, "a1b2c3.img", "vm1").expect("qcow2");
+
+    let out = ssgen(&["import", s(&disk), s(&meta), "--root", s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = root.join(format!("images/ubuntu/24.04/arm64/cloud/{VERSION}"));
+    assert_eq!(sha(&[&dir.join("incus.tar.xz")]), sha(&[&meta]));
+    assert_eq!(sha(&[&dir.join("disk.qcow2")]), sha(&[&disk]));
+    let items = items(&root, "ubuntu:24.04:arm64:cloud", VERSION);
+    assert_eq!(
+        items["incus.tar.xz"]["combined_disk-kvm-img_sha256"],
+        sha(&[&meta, &disk]),
+        "{items:#}"
+    );
+    let out = ssgen(&["verify", s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn imports_a_unified_tarball_alone() {
+    let (_tmp, export, root) = setup();
+    let stage = export.join("unified");
+    fs::create_dir_all(stage.join("rootfs/etc")).expect("mkdir");
+    fs::write(stage.join("rootfs/etc/hostname"), "u\n").expect("write");
+    fs::write(
+        stage.join("metadata.yaml"),
+        yaml("x86_64", &DATE.to_string(), "alpine", "3.22", "default"),
+    )
+    .expect("write");
+    let tarball = export.join("f00dcafe.tar.gz");
+    ssgen_tests::run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&stage)
+            .arg("-czf")
+            .arg(&tarball)
+            .args(["metadata.yaml", "rootfs"]),
+    )
+    .expect("tar");
+
+    // Dry run first: the plan, and nothing written.
+    let out = ssgen(&["import", "--dry-run", s(&tarball), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains(&format!(
+            "images/alpine/3.22/amd64/default/{VERSION}/incus_combined.tar.gz"
+        )),
+        "{plan}"
+    );
+    assert!(snapshot(&root).is_empty(), "{:?}", snapshot(&root));
+
+    let out = ssgen(&["import", s(&tarball), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let items = items(&root, "alpine:3.22:amd64:default", VERSION);
+    let item = items
+        .as_object()
+        .and_then(|m| m.values().find(|i| i["ftype"] == "incus_combined.tar.gz"))
+        .unwrap_or_else(|| panic!("no unified item: {items:#}"));
+    assert_eq!(item["sha256"], sha(&[&tarball]));
+}
+
+#[test]
+fn imports_a_seed_folder_with_move_overrides_and_aliases() {
+    let (_tmp, export, root) = setup();
+    let src = export.join("build");
+    let meta = images::metadata_tarball(
+        &src,
+        "lxd.tar.xz",
+        &ImageMeta::new("amd64", "Debian", "12", "default", DATE),
+    )
+    .expect("meta");
+    let rootfs = images::root_tar_xz(&src, "root.tar.xz", "r1").expect("rootfs");
+    fs::write(src.join("SHA256SUMS"), "not an image\n").expect("write");
+    let (meta_sum, root_sum) = (sha(&[&meta]), sha(&[&rootfs]));
+    let combined = sha(&[&meta, &rootfs]);
+
+    let out = ssgen(&[
+        "import",
+        "--move",
+        "--os",
+        "debian",
+        "--variant",
+        "slim",
+        "--alias",
+        "deb/slim",
+        s(&src),
+        s(&root),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !meta.exists() && !rootfs.exists(),
+        "--move removes the sources"
+    );
+    assert!(
+        src.join("SHA256SUMS").exists(),
+        "non-image files are left alone"
+    );
+    let dir = root.join(format!("images/debian/12/amd64/slim/{VERSION}"));
+    assert_eq!(sha(&[&dir.join("incus.tar.xz")]), meta_sum);
+    assert_eq!(sha(&[&dir.join("root.tar.xz")]), root_sum);
+    let cat = catalog(&root);
+    let product = &cat["products"]["debian:12:amd64:slim"];
+    let aliases = product["aliases"].as_str().unwrap_or_default();
+    assert!(aliases.split(',').any(|a| a == "deb/slim"), "{product:#}");
+    assert_eq!(
+        product["versions"][VERSION]["items"]["incus.tar.xz"]["combined_rootxz_sha256"],
+        combined
+    );
+    let out = ssgen(&["verify", s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Bad input: exit 1, one clear error, the tree and the sources untouched.
+#[test]
+fn bad_input_is_refused_and_leaves_nothing_behind() {
+    let (_tmp, export, root) = setup();
+    let (meta, sqfs) = container_export(&export, "c1");
+    let out = ssgen(&["import", s(&meta), s(&sqfs), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let before = snapshot(&root);
+
+    let bad = export.join("bad");
+    fs::create_dir_all(&bad).expect("mkdir");
+    let other_sqfs = images::squashfs(&bad, "other.squashfs", "c2").expect("squashfs");
+    let truncated = bad.join("meta-trunc.tar.xz");
+    let whole = fs::read(&meta).expect("read");
+    fs::write(&truncated, &whole[..whole.len() / 2]).expect("write");
+    let no_date = meta_from_yaml(
+        &bad,
+        "meta-nodate.tar.xz",
+        "architecture: x86_64\nproperties:\n  os: debian\n  release: \"13\"\n",
+        "J",
+    );
+    let word_date = meta_from_yaml(
+        &bad,
+        "meta-word.tar.xz",
+        &yaml("x86_64", "yesterday", "debian", "13", "default"),
+        "J",
+    );
+    let bad_arch = meta_from_yaml(
+        &bad,
+        "meta-arch.tar.xz",
+        &yaml("x86-64", &DATE.to_string(), "debian", "13", "default"),
+        "J",
+    );
+    let bad_release = meta_from_yaml(
+        &bad,
+        "meta-rel.tar.xz",
+        &yaml(
+            "x86_64",
+            &DATE.to_string(),
+            "debian",
+            "13 (trixie)",
+            "default",
+        ),
+        "J",
+    );
+    let text_file = bad.join("notes.txt");
+    fs::write(&text_file, "hello, not an image\n").expect("write");
+
+    let cases: Vec<(Vec<&Path>, &str)> = vec![
+        (vec![&truncated, &other_sqfs], "truncated"),
+        (vec![&no_date, &other_sqfs], r#""creation_date" is missing"#),
+        (
+            vec![&word_date, &other_sqfs],
+            r#""creation_date" is "yesterday", expected Unix seconds"#,
+        ),
+        (vec![&bad_arch, &other_sqfs], "unknown to LXD and Incus"),
+        (vec![&bad_release, &other_sqfs], "--release NAME"),
+        (vec![&text_file, &other_sqfs], "not an image file"),
+        (vec![&other_sqfs], "without its metadata tarball"),
+        (vec![&meta], "without a root file"),
+        // Same metadata (same version), another root: a clash.
+        (vec![&meta, &other_sqfs], "already exists with other files"),
+    ];
+    for (sources, expected) in cases {
+        let sources_before: Vec<String> = sources.iter().map(|p| sha(&[p])).collect();
+        let mut args = vec!["import"];
+        args.extend(sources.iter().map(|p| s(p)));
+        args.push(s(&root));
+        let out = ssgen(&args);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{expected}: {all}");
+        assert!(all.contains(expected), "expected {expected:?} in:\n{all}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "one error line: {stderr}"
+        );
+        assert_eq!(snapshot(&root), before, "{expected}: the tree changed");
+        let sources_after: Vec<String> = sources.iter().map(|p| sha(&[p])).collect();
+        assert_eq!(sources_before, sources_after);
+    }
+
+    // --move with a failure: the sources stay where they were.
+    let out = ssgen(&["import", "--move", s(&bad_arch), s(&other_sqfs), s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(bad_arch.exists() && other_sqfs.exists());
+    assert_eq!(snapshot(&root), before);
+}
+
+#[test]
+fn help_is_clear() {
+    let out = ssgen(&["import", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "lxc image export",
+        "magic",
+        "YYYYMMDD_HH:MM",
+        "--move",
+        "--dry-run",
+        "--alias",
+        "--os",
+        "Examples:",
+    ] {
+        assert!(
+            help.contains(needle) || help.contains(&needle.replace("magic", "contents")),
+            "import help lacks {needle:?}:\n{help}"
+        );
+    }
+    let out = ssgen(&["verify", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--deep",
+        "SSL_CERT_FILE",
+        "combined",
+        "Exit status",
+        "https://",
+    ] {
+        assert!(
+            help.contains(needle),
+            "verify help lacks {needle:?}:\n{help}"
+        );
+    }
+}
+
+/// A tree of four images built by import, for the verify tests.
+fn four_images(export: &Path, root: &Path) {
+    let mk = |variant: &str, date: i64| ImageMeta::new("amd64", "debian", "12", variant, date);
+    let a = export.join("a");
+    images::metadata_tarball(&a, "meta-a.tar.xz", &mk("default", DATE)).expect("meta");
+    images::squashfs(&a, "a.squashfs", "a").expect("squashfs");
+    let b = export.join("b");
+    images::metadata_tarball(&b, "meta-b.tar.xz", &mk("cloud", DATE)).expect("meta");
+    images::qcow2(&b, "b.qcow2", "b").expect("qcow2");
+    let c = export.join("c");
+    images::metadata_tarball(&c, "meta-c.tar.xz", &mk("minimal", DATE)).expect("meta");
+    images::root_tar_xz(&c, "c.tar.xz", "c").expect("root.tar.xz");
+    let d = export.join("d");
+    images::metadata_tarball(&d, "meta-d.tar.xz", &mk("slim", DATE)).expect("meta");
+    images::squashfs(&d, "d.squashfs", "d").expect("squashfs");
+    let out = ssgen(&["import", s(&a), s(&b), s(&c), s(&d), s(root)]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+fn version_dir(root: &Path, variant: &str) -> PathBuf {
+    root.join(format!("images/debian/12/amd64/{variant}/{VERSION}"))
+}
+
+fn flip_byte(path: &Path) {
+    let mut bytes = fs::read(path).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    fs::write(path, bytes).expect("write");
+}
+
+#[test]
+fn verify_reports_every_kind_of_corruption_at_once() {
+    let (_tmp, export, root) = setup();
+    four_images(&export, &root);
+    let out = ssgen(&["verify", s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // a: one byte more (size, sha256 and fingerprint wrong).
+    let a = version_dir(&root, "default").join("rootfs.squashfs");
+    let mut bytes = fs::read(&a).expect("read");
+    bytes.push(0);
+    fs::write(&a, bytes).expect("write");
+    // b: the disk is gone.
+    let b = version_dir(&root, "cloud").join("disk.qcow2");
+    fs::remove_file(&b).expect("rm");
+    // c: same size, one bit flipped.
+    let c = version_dir(&root, "minimal").join("root.tar.xz");
+    flip_byte(&c);
+    // d: the files are right but the catalog's fingerprint is not.
+    let images_json = root.join("streams/v1/images.json");
+    let cat = fs::read_to_string(&images_json).expect("read");
+    let d_items = items(&root, "debian:12:amd64:slim", VERSION);
+    let d_fp = d_items["incus.tar.xz"]["combined_squashfs_sha256"]
+        .as_str()
+        .expect("fingerprint")
+        .to_owned();
+    fs::write(&images_json, cat.replace(&d_fp, &"0".repeat(64))).expect("write");
+    // And a file nobody references.
+    fs::write(version_dir(&root, "default").join("stray.bin"), "x").expect("write");
+
+    let out = ssgen(&["verify", s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let has = |path: &Path, what: &str| {
+        let rel = path
+            .strip_prefix(&root)
+            .expect("under root")
+            .display()
+            .to_string();
+        report
+            .lines()
+            .any(|l| l.starts_with(&rel) && l.contains(what))
+    };
+    assert!(has(&a, "the catalog says"), "size of a:\n{report}");
+    assert!(report.contains("bytes, the catalog says"), "{report}");
+    assert!(has(&b, "missing"), "b missing:\n{report}");
+    assert!(has(&c, "sha256 is"), "c digest:\n{report}");
+    let c_meta = version_dir(&root, "minimal").join("incus.tar.xz");
+    assert!(
+        has(&c_meta, "combined_rootxz_sha256"),
+        "c combined:\n{report}"
+    );
+    let d_meta = version_dir(&root, "slim").join("incus.tar.xz");
+    assert!(
+        has(&d_meta, "combined_squashfs_sha256"),
+        "d combined:\n{report}"
+    );
+    assert!(
+        !report
+            .lines()
+            .any(|l| l.contains("/slim/") && l.contains("sha256 is") && !l.contains("combined")),
+        "d's own files are right:\n{report}"
+    );
+    assert!(report.contains("stray.bin: is not referenced"), "{report}");
+
+    // The same as JSON, for scripts.
+    let out = ssgen(&["verify", "--json", s(&root)]);
+    assert_eq!(out.status.code(), Some(1));
+    let problems: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let kinds: std::collections::BTreeSet<&str> = problems
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p["kind"].as_str())
+        .collect();
+    for k in ["size", "missing", "sha256", "combined", "unreferenced"] {
+        assert!(kinds.contains(k), "{k} not in {kinds:?}");
+    }
+}
+
+#[test]
+fn verify_refuses_a_root_without_a_catalog() {
+    let (_tmp, _export, root) = setup();
+    let out = ssgen(&["verify", s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("run `ssgen build` first"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn verify_checks_a_server_over_https() {
+    ssgen_tests::require_tools(&["openssl", "mksquashfs", "qemu-img"]).expect("tools");
+    let run = ssgen_tests::proc::RunDir::new().expect("run dir");
+    let export = run.path().join("export");
+    let root = run.path().join("srv");
+    fs::create_dir_all(&root).expect("mkdir");
+    four_images(&export, &root);
+    let tls = ssgen_tests::tls::TestTls::create(run.path()).expect("tls");
+    let server = ssgen_tests::https::StaticHttpsServer::start(&run, &root, &tls).expect("server");
+    let url = server.url("");
+    let verify = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ssgen"))
+            .arg("verify")
+            .args(args)
+            .env("SSL_CERT_FILE", &tls.ca_cert)
+            .output()
+            .expect("ssgen runs")
+    };
+
+    let out = verify(&[&url]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = verify(&[&format!("{url}/streams/v1/index.json"), "--deep"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Same size, other bytes: only --deep can tell.
+    let c = version_dir(&root, "minimal").join("root.tar.xz");
+    flip_byte(&c);
+    let out = verify(&[&url]);
+    assert!(
+        out.status.success(),
+        "a HEAD sees the right size: {}",
+        text(&out)
+    );
+    let out = verify(&[&url, "--deep"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(report.contains("root.tar.xz: sha256 is"), "{report}");
+    assert!(report.contains("combined_rootxz_sha256"), "{report}");
+
+    // A missing file shows without --deep.
+    fs::remove_file(version_dir(&root, "cloud").join("disk.qcow2")).expect("rm");
+    let out = verify(&[&url]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("disk.qcow2: the server answered 404"),
+        "{}",
+        text(&out)
+    );
+
+    // Without the CA the server is not trusted.
+    let out = ssgen(&["verify", &url]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // A server that answers HTML where the index should be.
+    fs::write(
+        root.join("streams/v1/index.json"),
+        "<!DOCTYPE html><html><body>Welcome</body></html>\n",
+    )
+    .expect("write");
+    let out = verify(&[&url]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("HTML"), "{}", text(&out));
+
+    // A port nobody listens on.
+    drop(server);
+    let out = verify(&[&url]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("does not answer"), "{}", text(&out));
+}
