@@ -604,3 +604,37 @@ fn verify_checks_a_server_over_https() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("does not answer"), "{}", text(&out));
 }
+
+/// When the rebuild after an import fails (here: a broken `.requirements`
+/// elsewhere in the tree), the import is undone: the new version folder
+/// is gone, moved sources are back, the published catalog is unchanged.
+#[test]
+fn a_failed_rebuild_undoes_the_import() {
+    let (_tmp, export, root) = setup();
+    let (meta, sqfs) = container_export(&export, "c1");
+    let out = ssgen(&["import", s(&meta), s(&sqfs), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    fs::write(root.join("images/.requirements"), "[not an object]").expect("write");
+    let before = snapshot(&root);
+
+    let vm = export.join("vm");
+    images::metadata_tarball(
+        &vm,
+        "meta-v.tar.xz",
+        &ImageMeta::new("arm64", "debian", "13", "cloud", DATE),
+    )
+    .expect("meta");
+    let disk = images::qcow2(&vm, "v.qcow2", "v").expect("qcow2");
+    let out = ssgen(&["import", "--move", s(&vm), s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the import was undone"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(snapshot(&root), before);
+    assert!(
+        disk.exists() && vm.join("meta-v.tar.xz").exists(),
+        "sources moved back"
+    );
+}
