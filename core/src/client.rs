@@ -1882,15 +1882,16 @@ fn image_order(a: &Pending, b: &Pending) -> Ordering {
 
 /// Makes the order total and deterministic where Go's is random.
 fn tie_break(a: &Pending, b: &Pending) -> Ordering {
-    let key = |p: &Pending| {
+    fn key(p: &Pending) -> (&str, &str, &str, Option<&str>, &str) {
+        let i = &p.image;
         (
-            p.image.product.clone(),
-            p.image.file.clone(),
-            p.image.meta_item.clone(),
-            p.image.root_item.clone(),
-            p.image.fingerprint.clone(),
+            &i.product,
+            &i.file,
+            &i.meta_item,
+            i.root_item.as_deref(),
+            &i.fingerprint,
         )
-    };
+    }
     key(a).cmp(&key(b))
 }
 

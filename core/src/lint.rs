@@ -563,6 +563,12 @@ impl Linter {
 
     fn view(&mut self, remote: &Remote, v: &View) {
         let client = [v.client];
+        let files: BTreeMap<&str, &str> = v
+            .images
+            .iter()
+            .map(|i| (i.fingerprint.as_str(), i.file.as_str()))
+            .collect();
+        let file_of = |fp: &str| files.get(fp).copied().unwrap_or_default();
         for d in &v.duplicates {
             let Some(first) = d.images.first() else {
                 continue;
@@ -599,7 +605,7 @@ impl Linter {
                         Severity::Warning,
                         "alias-ambiguous",
                         &client,
-                        location(&file_of(v, &s.alias.fingerprint), &s.alias.product, Some(&s.alias.version), None),
+                        location(file_of(&s.alias.fingerprint), &s.alias.product, Some(&s.alias.version), None),
                         format!(
                             "images {} and {} sort equal, so alias {} ({}, {}) goes to either one at random",
                             s.winner.fingerprint, s.alias.fingerprint, quote(&s.alias.name), s.alias.image_type, s.alias.architecture
@@ -621,7 +627,7 @@ impl Linter {
                 Severity::Warning,
                 "alias-clash",
                 &client,
-                location(&file_of(v, &s.alias.fingerprint), &s.alias.product, None, None),
+                location(file_of(&s.alias.fingerprint), &s.alias.product, None, None),
                 format!(
                     "alias {} ({}, {}) is also claimed by product {}: {how}",
                     quote(&s.alias.name),
@@ -1245,14 +1251,6 @@ impl Linter {
             );
         }
     }
-}
-
-/// The products file of an image with this fingerprint in a view.
-fn file_of(v: &View, fingerprint: &str) -> String {
-    v.images
-        .iter()
-        .find(|i| i.fingerprint == fingerprint)
-        .map_or_else(String::new, |i| i.file.clone())
 }
 
 fn hidden_help(code: &str) -> &'static str {

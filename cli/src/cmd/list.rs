@@ -1,5 +1,6 @@
 //! `ssgen list`: the images as LXD and Incus will show them.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -171,6 +172,7 @@ fn human_size(bytes: u64) -> String {
 fn table(out: &mut impl std::io::Write, views: &[View]) -> std::io::Result<()> {
     type Row = (Vec<&'static str>, [String; 6]);
     let mut rows: Vec<Row> = Vec::new();
+    let mut seen: BTreeMap<[String; 6], usize> = BTreeMap::new();
     for v in views {
         for image in &v.images {
             let short: String = image.fingerprint.chars().take(12).collect();
@@ -182,9 +184,12 @@ fn table(out: &mut impl std::io::Write, views: &[View]) -> std::io::Result<()> {
                 human_size(image.size),
                 image.created.clone(),
             ];
-            match rows.iter_mut().find(|(_, c)| *c == cells) {
-                Some((clients, _)) => clients.push(v.client.name()),
-                None => rows.push((vec![v.client.name()], cells)),
+            match seen.get(&cells) {
+                Some(&i) => rows[i].0.push(v.client.name()),
+                None => {
+                    seen.insert(cells.clone(), rows.len());
+                    rows.push((vec![v.client.name()], cells));
+                }
             }
         }
     }
