@@ -183,6 +183,22 @@ pub fn read(tarball: &[u8]) -> Result<ImageMetadata, MetadataError> {
     read_from(tarball)
 }
 
+/// Reads the metadata from the first bytes of a tarball, for callers that
+/// read a large file piece by piece (the page slices a multi-GB unified
+/// tarball): `Ok(None)` when `prefix` ends before the answer is known, so
+/// the caller should retry with a longer prefix (or the whole file).
+///
+/// # Errors
+/// A [`MetadataError`] naming the problem and its fix; never
+/// [`MetadataError::Truncated`].
+pub fn read_prefix(prefix: &[u8]) -> Result<Option<ImageMetadata>, MetadataError> {
+    match read_from(prefix) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(MetadataError::Truncated(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads the metadata of a tarball from any reader, streaming: memory is
 /// bounded by the decoder's window and `metadata.yaml`, and reading stops
 /// once the answer is known.
@@ -773,6 +789,29 @@ mod tests {
         t.extend(std::iter::repeat_n(0xAB, 4096));
         let m = read(&t).expect("answer known before the garbage");
         assert_eq!(m.unified, Some(UnifiedKind::Container));
+    }
+
+    #[test]
+    fn a_prefix_answers_or_asks_for_more() {
+        let big: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
+        let t = tar(&[
+            ("metadata.yaml", YAML.as_bytes()),
+            ("rootfs/", b""),
+            ("rootfs/big", &big),
+        ]);
+        let g = gz(&t);
+        // The answer is known from the first few kilobytes.
+        let m = read_prefix(&g[..g.len() / 4])
+            .expect("valid so far")
+            .expect("known from the prefix");
+        assert_eq!(m.unified, Some(UnifiedKind::Container));
+        // Too short a prefix: ask for more.
+        assert!(matches!(read_prefix(&g[..200]), Ok(None)));
+        // A metadata-only tarball needs the whole file.
+        let t = tar(&[("metadata.yaml", YAML.as_bytes()), ("templates/x", &big)]);
+        let g = gz(&t);
+        assert!(matches!(read_prefix(&g[..g.len() / 2]), Ok(None)));
+        assert!(matches!(read_prefix(&g), Ok(Some(_))));
     }
 
     #[test]
