@@ -150,7 +150,13 @@ pub fn compare(
         if !expected.iter().any(|e| e.fingerprint == o.fingerprint) {
             problems.push(format!(
                 "{client}: unexpected image {} ({} {} {:?})",
-                o.fingerprint, o.image_type, o.architecture, o.properties
+                o.fingerprint,
+                o.image_type,
+                o.architecture,
+                o.properties
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with('\0'))
+                    .collect::<BTreeMap<_, _>>()
             ));
         }
     }
@@ -699,6 +705,7 @@ pub fn check_daemon(
     // advertised fingerprint is put to the daemon, not only the right one.
     let advertised = lxc_observed(env, remote).map_err(|e| vec![format!("LXD daemon: {e}")])?;
     let mut problems = Vec::new();
+    check_daemon_alias_copies(env, remote, expected, &mut problems);
     for e in expected {
         if !advertised.iter().any(|o| o.fingerprint == e.fingerprint)
             && !advertised.iter().any(|o| same_image(o, e))
@@ -829,6 +836,63 @@ pub fn check_daemon(
         }
     }
     into_result(problems)
+}
+
+/// The daemon resolves aliases itself, for its own architecture (spec §1
+/// step 6), and `--copy-aliases` makes it store the image's aliases as local
+/// ones, which validates their names (§7.4). For every image of the host's
+/// architecture that owns an arch-less alias, `lxc image copy REMOTE:ALIAS
+/// local: --copy-aliases` must store exactly that image, under that alias.
+fn check_daemon_alias_copies(
+    env: &ClientEnv,
+    remote: &str,
+    expected: &[ExpectedImage],
+    problems: &mut Vec<String>,
+) {
+    for e in expected
+        .iter()
+        .filter(|e| e.arch_norm == std::env::consts::ARCH)
+    {
+        let Some(alias) = e
+            .short_aliases
+            .iter()
+            .filter(|a| e.aliases.contains(*a))
+            .min_by_key(|a| a.len())
+        else {
+            continue;
+        };
+        let who = format!("LXD daemon ({remote}:{alias}): {}", e.label);
+        let source = format!("{remote}:{alias}");
+        let mut args = vec!["image", "copy", source.as_str(), "local:", "--copy-aliases"];
+        if e.image_type == "virtual-machine" {
+            args.push("--vm");
+        }
+        match env.lxc_output(&args) {
+            Err(err) => problems.push(format!("{who}: {err:#}")),
+            Ok(out) if !out.status.success() => problems.push(format!(
+                "{who}: `lxc {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Ok(_) => {
+                match env.lxc_json(&["image", "alias", "list", "local:", "--format", "json"]) {
+                    Err(err) => problems.push(format!("{who}: {err:#}")),
+                    Ok(list) => {
+                        let target = list.as_array().into_iter().flatten().find_map(|a| {
+                            (a.get("name").and_then(Value::as_str) == Some(alias.as_str()))
+                                .then(|| a.get("target").and_then(Value::as_str).unwrap_or(""))
+                        });
+                        if target != Some(e.fingerprint.as_str()) {
+                            problems.push(format!(
+                                "{who}: the local alias {alias} points to {target:?}, expected {}",
+                                e.fingerprint
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// After `lxc image import`, the image's properties come from the tarball's
