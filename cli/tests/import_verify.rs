@@ -638,3 +638,76 @@ fn a_failed_rebuild_undoes_the_import() {
         "sources moved back"
     );
 }
+
+/// `incus image export` of a VM made unified: metadata.yaml + rootfs.img
+/// (a real qcow2) in one tarball.
+#[test]
+fn imports_a_unified_vm_tarball() {
+    let (_tmp, export, root) = setup();
+    let stage = export.join("unified-vm");
+    images::qcow2(&stage, "rootfs.img", "uvm").expect("qcow2");
+    fs::write(
+        stage.join("metadata.yaml"),
+        yaml("x86_64", &DATE.to_string(), "fedora", "42", "cloud"),
+    )
+    .expect("write");
+    let tarball = export.join("0badf00d.tar.gz");
+    ssgen_tests::run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&stage)
+            .arg("-czf")
+            .arg(&tarball)
+            .args(["metadata.yaml", "rootfs.img"]),
+    )
+    .expect("tar");
+    let out = ssgen(&["import", "--dry-run", s(&tarball), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("virtual-machine, unified tarball"),
+        "{}",
+        text(&out)
+    );
+    let out = ssgen(&["import", s(&tarball), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let placed = root.join(format!(
+        "images/fedora/42/amd64/cloud/{VERSION}/incus_combined.tar.gz"
+    ));
+    assert_eq!(sha(&[&placed]), sha(&[&tarball]));
+    let out = ssgen(&["verify", s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Two exports given as loose files in one command: `meta-<hash>` pairs
+/// with `<hash>.*`, whatever the order.
+#[test]
+fn pairs_loose_files_of_several_exports_by_hash() {
+    let (_tmp, export, root) = setup();
+    let m1 = images::metadata_tarball(
+        &export,
+        "meta-aaaa.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", DATE),
+    )
+    .expect("meta");
+    let r1 = images::squashfs(&export, "aaaa.squashfs", "one").expect("squashfs");
+    let m2 = images::metadata_tarball(
+        &export,
+        "meta-bbbb.tar.xz",
+        &ImageMeta::new("arm64", "debian", "12", "default", DATE),
+    )
+    .expect("meta");
+    let r2 = images::squashfs(&export, "bbbb.squashfs", "two").expect("squashfs");
+    let out = ssgen(&["import", s(&r2), s(&m1), s(&r1), s(&m2), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cat = catalog(&root);
+    for (product, meta, rootfs) in [
+        ("debian:12:amd64:default", &m1, &r1),
+        ("debian:12:arm64:default", &m2, &r2),
+    ] {
+        assert_eq!(
+            cat["products"][product]["versions"][VERSION]["items"]["incus.tar.xz"]["combined_squashfs_sha256"],
+            sha(&[meta, rootfs]),
+            "{product}"
+        );
+    }
+}
