@@ -150,14 +150,10 @@ pub fn combined_key(root_ftype: &str) -> Option<&'static str> {
     })
 }
 
+/// The clients' preference among root types (§7.2); anything else, the
+/// unified `tar.gz` included, scores 0 like `squashfs`, as in Go.
 fn root_rank(ftype: &str) -> usize {
-    match ftype {
-        "tar.gz" => 0,
-        other => ROOT_FTYPES
-            .iter()
-            .position(|f| *f == other)
-            .unwrap_or(ROOT_FTYPES.len()),
-    }
+    ROOT_FTYPES.iter().position(|f| *f == ftype).unwrap_or(0)
 }
 
 /// Cleans an item or products-file `path` the way the clients join it to

@@ -746,6 +746,16 @@ impl Linter {
                 "use one format for every version, e.g. YYYYMMDD_HHMM in UTC (spec §10)",
             );
         }
+        if p.versions.is_empty() {
+            self.push(
+                Severity::Warning,
+                "empty-product",
+                BOTH,
+                loc.clone(),
+                "the product has no versions, so the clients show nothing for it",
+                "add a version, or remove the product",
+            );
+        }
         for (vname, version) in &p.versions {
             self.version(file, id, vname, &version.items);
         }
@@ -2050,6 +2060,14 @@ mod tests {
         find(&set("debian/12,"), "alias-empty-entry");
         find(&set("debian/12/amd64"), "alias-arch-suffix");
         assert_eq!(find(&set(""), "no-aliases").severity, Severity::Note);
+    }
+
+    #[test]
+    fn empty_product() {
+        let r = with(|v| *at(v, &format!("{DEF}/versions")) = json!({}));
+        find(&r, "empty-product");
+        let r = with(|v| *at(v, &format!("{DEF}/versions")) = Value::Null);
+        find(&r, "empty-product");
     }
 
     #[test]
