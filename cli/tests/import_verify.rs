@@ -469,8 +469,12 @@ fn verify_reports_every_kind_of_corruption_at_once() {
         .expect("fingerprint")
         .to_owned();
     fs::write(&images_json, cat.replace(&d_fp, &"0".repeat(64))).expect("write");
-    // And a file nobody references.
-    fs::write(version_dir(&root, "default").join("stray.bin"), "x").expect("write");
+    // An image file nobody references (an upload that was never built),
+    // and a checksum file, which is no image file: noted, not failed.
+    let stray = root.join("images/debian/12/amd64/default/20260901_00:00");
+    fs::create_dir_all(&stray).expect("mkdir");
+    fs::write(stray.join("rootfs.squashfs"), "x").expect("write");
+    fs::write(version_dir(&root, "default").join("SHA256SUMS"), "x").expect("write");
 
     let out = ssgen(&["verify", s(&root)]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -505,7 +509,16 @@ fn verify_reports_every_kind_of_corruption_at_once() {
             .any(|l| l.contains("/slim/") && l.contains("sha256 is") && !l.contains("combined")),
         "d's own files are right:\n{report}"
     );
-    assert!(report.contains("stray.bin: is not referenced"), "{report}");
+    assert!(
+        report.contains("20260901_00:00/rootfs.squashfs: is not referenced"),
+        "{report}"
+    );
+    assert!(!report.contains("SHA256SUMS"), "{report}");
+    assert!(
+        text(&out).contains("note: 1 other file(s)"),
+        "{}",
+        text(&out)
+    );
 
     // The same as JSON, for scripts.
     let out = ssgen(&["verify", "--json", s(&root)]);
