@@ -188,6 +188,19 @@ fn who(clients: &[Client]) -> String {
     names.join(" and ")
 }
 
+/// Messages of findings found per client say `{who}` where the clients go,
+/// filled in once the findings of both clients are merged; `(s)` becomes
+/// the verb ending for one client.
+fn fill_who(message: &str, clients: &[Client]) -> String {
+    if !message.contains("{who}") {
+        return message.to_owned();
+    }
+    let ending = if clients.len() == 1 { "s" } else { "" };
+    message
+        .replace("{who}", &who(clients))
+        .replace("(s)", ending)
+}
+
 fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
 }
@@ -228,16 +241,17 @@ impl Linter {
         }
         let findings = merged
             .into_iter()
-            .map(
-                |((severity, location, code, message, help), clients)| Finding {
+            .map(|((severity, location, code, message, help), clients)| {
+                let clients: Vec<Client> = clients.into_iter().collect();
+                Finding {
                     severity,
                     code,
-                    clients: clients.into_iter().collect(),
+                    message: fill_who(&message, &clients),
+                    clients,
                     location,
-                    message,
                     help,
-                },
-            )
+                }
+            })
             .collect();
         Report { findings }
     }
@@ -590,7 +604,7 @@ impl Linter {
                 &client,
                 location(&first.file, &first.product, Some(&first.version), None),
                 format!(
-                    "fingerprint {} is given to {} images ({}); the client lists them all but cannot download any of them (\"More than one match\")",
+                    "fingerprint {} is given to {} images ({}); {{who}} list(s) them all but cannot download any of them (\"More than one match\")",
                     d.fingerprint,
                     d.images.len(),
                     list.join(", ")
@@ -607,7 +621,7 @@ impl Linter {
                         &client,
                         location(file_of(&s.alias.fingerprint), &s.alias.product, Some(&s.alias.version), None),
                         format!(
-                            "images {} and {} sort equal, so alias {} ({}, {}) goes to either one at random",
+                            "images {} and {} sort equal, so alias {} ({}, {}) goes to either one at random in {{who}}",
                             s.winner.fingerprint, s.alias.fingerprint, quote(&s.alias.name), s.alias.image_type, s.alias.architecture
                         ),
                         "publish one image per (root ftype, version) in a product",
@@ -616,7 +630,7 @@ impl Linter {
                 continue;
             }
             let how = if s.tie {
-                "the two images sort equal, so the client picks one at random".to_owned()
+                "the two images sort equal, so {who} pick(s) one at random".to_owned()
             } else {
                 format!(
                     "the product that sorts first by os, release, variant wins ({}), not the newest",
@@ -662,7 +676,7 @@ impl Linter {
                 "no-images",
                 &client,
                 INDEX_PATH,
-                "the client shows no image at all from this remote",
+                "{who} show(s) no image at all from this remote",
                 "see the other findings for why each version is hidden",
             );
         }
@@ -1757,6 +1771,11 @@ mod tests {
         assert_eq!(f.severity, Severity::Error);
         assert_eq!(f.clients, BOTH);
         assert!(f.message.contains("1599ea550e68"), "{}", f.message);
+        assert!(
+            f.message.contains("; LXD and Incus list them all"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
@@ -2215,6 +2234,10 @@ mod tests {
         });
         let f = find(&r, "no-images");
         assert_eq!(f.clients, BOTH);
+        assert_eq!(
+            f.message,
+            "LXD and Incus show no image at all from this remote"
+        );
         let text = r.to_string();
         assert!(text.contains("warning[hidden-unknown-arch] streams/v1/images.json#products[\"debian:12:amd64:cloud\"]: hidden from LXD and Incus"), "{text}");
         assert!(
