@@ -19,6 +19,8 @@ fn ssgen(args: &[&str]) -> Output {
         .args(args)
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("SSL_CERT_FILE")
+        // Help is wrapped to COLUMNS when set: fix it for the snapshots.
+        .env("COLUMNS", "100")
         .output()
         .expect("ssgen runs")
 }
@@ -409,6 +411,18 @@ fn help_is_clear() {
             help.contains(needle),
             "verify help lacks {needle:?}:\n{help}"
         );
+    }
+}
+
+/// The full help of both commands, as users read it. Regenerate with
+/// `INSTA_UPDATE=always cargo test -p ssgen --test import_verify help`
+/// (or `cargo insta review`).
+#[test]
+fn help_snapshots() {
+    for cmd in ["import", "verify"] {
+        let out = ssgen(&[cmd, "--help"]);
+        assert!(out.status.success(), "{}", text(&out));
+        insta::assert_snapshot!(format!("{cmd}_help"), String::from_utf8_lossy(&out.stdout));
     }
 }
 
