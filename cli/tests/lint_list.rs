@@ -291,3 +291,101 @@ fn lint_over_http() {
     );
     assert!(stderr(&out).contains("404"), "{}", stderr(&out));
 }
+
+/// `ssgen serve` over real HTTPS with its self-signed certificate, trusted
+/// through `SSL_CERT_FILE` as the clients do; killed when the test ends.
+struct Served {
+    child: std::process::Child,
+    url: String,
+    root: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_built_tree() -> Served {
+    use ssgen_tests::images::{self, ImageMeta};
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("srv");
+    let d = root.join("images/debian/12/amd64/default/20260801_0312");
+    images::metadata_tarball(
+        &d,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", 1),
+    )
+    .expect("meta");
+    images::root_tar_xz(&d, "root.tar.xz", "lint-https").expect("rootfs");
+    let built = ssgen(&["build", arg(&root)]);
+    assert!(built.status.success(), "{}", stderr(&built));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ssgen"))
+        .args(["serve", "--self-signed", "--listen", "127.0.0.1:0"])
+        .arg(&root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    let url = line.trim().rsplit(" at ").next().expect("url").to_owned();
+    Served {
+        child,
+        url,
+        root,
+        _tmp: tmp,
+    }
+}
+
+#[test]
+fn lint_and_list_over_https() {
+    let served = serve_built_tree();
+    assert!(
+        served.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        served.url
+    );
+    let cert = served.root.join(".ssgen/tls/cert.pem");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ssgen"))
+            .args(args)
+            .env("SSL_CERT_FILE", &cert)
+            .output()
+            .expect("ssgen runs")
+    };
+    let out = run(&["lint", &served.url]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = run(&[
+        "list",
+        &format!("{}/", served.url),
+        "--format",
+        "csv",
+        "--arch",
+        "amd64",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(",debian:12:amd64:default,"))
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("debian/12"), "{text}");
+
+    // Without the certificate the TLS handshake fails: an IO error, exit 2.
+    let out = ssgen(&["lint", &served.url]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
