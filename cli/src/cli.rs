@@ -30,9 +30,8 @@ pub enum Command {
     /// Withdraw old versions, and delete files once no client can still ask
     /// for them.
     Prune(cmd::prune::PruneArgs),
-    /// Check a catalog the way LXD and Incus read it.
+    // Help for lint and list comes from their Args structs' doc comments.
     Lint(cmd::lint::LintArgs),
-    /// Show the images as LXD and Incus will list them.
     List(cmd::list::ListArgs),
     /// Remove one image, by fingerprint or alias, and rebuild.
     Remove(cmd::remove::RemoveArgs),

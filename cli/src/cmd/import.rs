@@ -39,6 +39,13 @@ use crate::fsx;
 /// UTC. Importing the same export twice changes nothing; a different image
 /// with the same version is refused. Nothing is left behind on failure.
 #[derive(Debug, Args)]
+// The doc comments are the --help text, where <os> is a placeholder, not
+// HTML. (`expect` would fire `unfulfilled_lint_expectations` outside
+// rustdoc, which does not run this lint.)
+#[allow(
+    rustdoc::invalid_html_tags,
+    reason = "help text placeholders such as <os>"
+)]
 #[command(
     override_usage = "ssgen import [OPTIONS] <SRC>... [ROOT]",
     after_long_help = "Examples:
