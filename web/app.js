@@ -19,9 +19,6 @@ const el = (tag, props = {}, ...children) => {
   return node;
 };
 
-// A metadata tarball is small; a unified tarball starts with metadata.yaml,
-// so its first MiBs are enough (the rest is the rootfs).
-const METADATA_READ_LIMIT = 64 * 1024 * 1024;
 // Where loose files are hashed: their digests do not depend on the
 // directory, so the user can edit os/release/… afterwards without hashing
 // again. The layout must be valid for the core to plan the pairs.
@@ -297,7 +294,7 @@ class LooseRun extends Run {
       note.textContent = "This build cannot read metadata.yaml: fill in the fields.";
     } else {
       try {
-        const read = await pool.readMetadata(meta.file, METADATA_READ_LIMIT);
+        const read = await pool.readMetadata(meta.file);
         proposal = read.proposal;
         note.textContent = `Proposed from metadata.yaml in ${meta.name}${read.description ? ` (“${read.description}”)` : ""}. Edit as needed.`;
       } catch (e) {

@@ -71,9 +71,9 @@ export class Pool {
   }
 
   // Reads metadata.yaml from a tarball (decompressed in a worker).
-  async readMetadata(file, limit) {
+  async readMetadata(file) {
     await this.ready();
-    const reply = await this.slots[0].request({ type: "metadata", file, limit });
+    const reply = await this.slots[0].request({ type: "metadata", file });
     return reply.metadata;
   }
 

@@ -1,14 +1,15 @@
-// The hashing worker: reads File objects in chunks with File.slice and
-// pushes them into the wasm hasher, so no file is ever whole in memory and
-// the page's main thread never hashes. The next chunk is read while the
-// current one is hashed.
+// The hashing worker: reads File objects in 4 MiB chunks (a BYOB reader of
+// File.stream() into two reused buffers, else File.slice) and pushes them
+// into the wasm hasher, so no file is ever whole in memory, memory stays
+// flat, and the page's main thread never hashes. The next chunk is read
+// while the current one is hashed.
 //
 // Messages in:
 //   {type: "init", module}                       the compiled WebAssembly.Module
 //   {type: "hash", id, job, file, prefixes: [{job, file}]}
 //        prefixes: metadata files this worker must hash first (their
 //        finished SHA-256 state cannot be sent from another worker)
-//   {type: "metadata", id, file, limit}           read metadata.yaml from a tarball
+//   {type: "metadata", id, file}                  read metadata.yaml from a tarball
 //   {type: "cancel"}                               stop the current job
 // Messages out:
 //   {type: "ready"} | {type: "progress", id, path, done}
@@ -20,6 +21,9 @@ import init, * as ssgen from "./pkg/ssgen_wasm.js";
 // Big enough that the per-call cost vanishes, small enough that memory stays
 // flat: at most two chunks are alive (the one hashed, the one being read).
 const CHUNK = 4 * 1024 * 1024;
+
+// Metadata tarballs are read in smaller pieces: reading stops early.
+const METADATA_CHUNK = 256 * 1024;
 
 let store = null;
 // Bumped by "cancel": a job started under an older generation stops.
@@ -33,19 +37,63 @@ function readSlice(file, start, end) {
   return file.slice(start, end).arrayBuffer();
 }
 
-// Hashes one file; `report(done)` is called after each chunk.
+// Fills `buffer` from a BYOB reader: resolves {buffer, filled, done}. The
+// reader transfers the buffer on every read; the one it hands back is
+// reused, so no chunk is left for the garbage collector (with
+// `slice().arrayBuffer()`, each chunk is a new 4 MiB buffer and the worker's
+// memory grows by hundreds of MiB before a collection).
+async function fill(reader, buffer) {
+  let filled = 0;
+  while (filled < buffer.byteLength) {
+    const { value, done } = await reader.read(new Uint8Array(buffer, filled, buffer.byteLength - filled));
+    if (value) {
+      buffer = value.buffer;
+      filled += value.byteLength;
+    }
+    if (done) return { buffer, filled, done: true };
+  }
+  return { buffer, filled, done: false };
+}
+
+// Hashes one file; `report(done)` is called after each chunk. While one
+// buffer is hashed, the other is being filled.
 async function hashFile(job, file, report, gen) {
   const hasher = new ssgen.Hasher(job, store);
   try {
-    const size = file.size;
-    let next = size > 0 ? readSlice(file, 0, Math.min(CHUNK, size)) : null;
-    for (let offset = 0; offset < size; offset += CHUNK) {
-      const buffer = await next;
-      if (gen !== generation) throw new Cancelled();
-      const following = offset + CHUNK;
-      next = following < size ? readSlice(file, following, Math.min(following + CHUNK, size)) : null;
-      hasher.update(new Uint8Array(buffer));
-      report(offset + buffer.byteLength);
+    let reader = null;
+    try {
+      reader = file.stream().getReader({ mode: "byob" });
+    } catch {
+      // No byte stream here: fall back to slices (same bytes, more garbage).
+    }
+    let seen = 0;
+    if (reader) {
+      let spare = new ArrayBuffer(CHUNK);
+      let current = await fill(reader, new ArrayBuffer(CHUNK));
+      while (current.filled > 0) {
+        if (gen !== generation) {
+          reader.cancel();
+          throw new Cancelled();
+        }
+        const next = current.done ? null : fill(reader, spare);
+        hasher.update(new Uint8Array(current.buffer, 0, current.filled));
+        seen += current.filled;
+        report(seen);
+        if (!next) break;
+        spare = current.buffer;
+        current = await next;
+      }
+    } else {
+      const size = file.size;
+      let next = size > 0 ? readSlice(file, 0, Math.min(CHUNK, size)) : null;
+      for (let offset = 0; offset < size; offset += CHUNK) {
+        const buffer = await next;
+        if (gen !== generation) throw new Cancelled();
+        const following = offset + CHUNK;
+        next = following < size ? readSlice(file, following, Math.min(following + CHUNK, size)) : null;
+        hasher.update(new Uint8Array(buffer));
+        report(offset + buffer.byteLength);
+      }
     }
   } catch (e) {
     hasher.free();
@@ -73,9 +121,17 @@ async function handle(msg) {
       }, gen);
       postMessage({ type: "result", id, result });
     } else if (msg.type === "metadata") {
-      const end = Math.min(msg.file.size, msg.limit ?? msg.file.size);
-      const bytes = new Uint8Array(await readSlice(msg.file, 0, end));
-      const metadata = ssgen.readMetadata(bytes);
+      // Streamed: the reader stops once metadata.yaml is known, so a
+      // multi-GB unified tarball is not read to its end.
+      const { file } = msg;
+      const reader = new FileReaderSync();
+      let offset = 0;
+      const metadata = ssgen.readMetadataFrom(() => {
+        const end = Math.min(offset + METADATA_CHUNK, file.size);
+        const piece = offset < end ? reader.readAsArrayBuffer(file.slice(offset, end)) : new ArrayBuffer(0);
+        offset = end;
+        return new Uint8Array(piece);
+      });
       postMessage({ type: "metadata", id, metadata });
     } else {
       throw new Error(`unknown message ${msg.type}`);

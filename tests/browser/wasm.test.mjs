@@ -1,0 +1,158 @@
+// The shipped wasm (web/pkg, the --target web build) under Node: the
+// exports the page uses, on real bytes, checked against Node's own SHA-256.
+
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { before, test } from "node:test";
+import { WEB, ensureBuilt, metadataTarball, tempDir } from "./lib.mjs";
+
+let ssgen;
+
+before(async () => {
+  ensureBuilt();
+  ssgen = await import(join(WEB, "pkg/ssgen_wasm.js"));
+  ssgen.initSync({ module: readFileSync(join(WEB, "pkg/ssgen_wasm_bg.wasm")) });
+});
+
+const sha = (...parts) => {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(p);
+  return h.digest("hex");
+};
+
+const DIR = "images/debian/12/amd64/default/20260801_0312";
+const XZ_HEAD = Uint8Array.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 0, 4]);
+const SQUASHFS_HEAD = new TextEncoder().encode("hsqs\0\0\0\0");
+
+// Hashes `bytes` in uneven chunks, as a worker would.
+function hash(job, store, bytes) {
+  const h = new ssgen.Hasher(job, store);
+  for (let i = 0; i < bytes.length; i += 65_537) h.update(bytes.subarray(i, i + 65_537));
+  return h.finish(store);
+}
+
+test("plan, hash in two workers, record, build: the digests are Node's", () => {
+  const meta = Buffer.concat([XZ_HEAD, randomBytes(10_000)]);
+  const squash = Buffer.concat([SQUASHFS_HEAD, randomBytes(300_000)]);
+  const builder = new ssgen.Builder(1785556800);
+  builder.addFile(`${DIR}/incus.tar.xz`, meta.length, meta.subarray(0, 8));
+  builder.addFile(`${DIR}/rootfs.squashfs`, squash.length, squash.subarray(0, 8));
+  const { plan, hasErrors, products } = builder.scan();
+  assert.equal(hasErrors, false);
+  assert.equal(products[0].id, "debian:12:amd64:default");
+  assert.deepEqual(plan.prefixes.map((j) => j.path), [`${DIR}/incus.tar.xz`]);
+  assert.deepEqual(plan.bodies[0].prefixes, [`${DIR}/incus.tar.xz`]);
+  assert.equal(plan.totalBytes, meta.length + squash.length);
+
+  // Worker A hashes the metadata; worker B never saw it, so it must hash
+  // the metadata itself before the body (its state cannot be sent).
+  const a = new ssgen.PrefixStore();
+  const b = new ssgen.PrefixStore();
+  const m = hash(plan.prefixes[0], a, meta);
+  assert.equal(m.sha256, sha(meta));
+  assert.equal(a.has(`${DIR}/incus.tar.xz`), true);
+  assert.throws(() => new ssgen.Hasher(plan.bodies[0], b), /before its metadata file/);
+  hash(plan.prefixes[0], b, meta);
+  const r = hash(plan.bodies[0], b, squash);
+  assert.equal(r.sha256, sha(squash));
+  assert.deepEqual(r.combined, [[`${DIR}/incus.tar.xz`, sha(meta, squash)]]);
+
+  // Results are plain data: they survive a structured clone (postMessage).
+  builder.record(structuredClone(m));
+  builder.record(structuredClone(r));
+  assert.equal(builder.scan().plan.bodies.length, 0);
+  const out = builder.build();
+  const images = JSON.parse(out.imagesJson);
+  const items = images.products["debian:12:amd64:default"].versions["20260801_0312"].items;
+  assert.equal(items["incus.tar.xz"].combined_squashfs_sha256, sha(meta, squash));
+  assert.equal(items["lxd.tar.xz"].path, `${DIR}/incus.tar.xz`);
+  assert.equal(items.squashfs.sha256, sha(squash));
+  assert.match(out.indexJson, /"updated": "Sat, 01 Aug 2026 04:00:00 \+0000"/);
+  assert.equal(typeof out.lint.summary, "string");
+  assert.ok(Array.isArray(out.lint.findings));
+});
+
+test("a file that changed size and a bad digest are refused with the path", () => {
+  const job = { path: `${DIR}/rootfs.squashfs`, size: 10, isPrefix: false, prefixes: [] };
+  const store = new ssgen.PrefixStore();
+  const h = new ssgen.Hasher(job, store);
+  h.update(new Uint8Array(4));
+  assert.equal(h.bytesSeen, 4);
+  assert.throws(() => h.finish(store), /rootfs\.squashfs: listed with 10 bytes but 4 were read/);
+  const builder = new ssgen.Builder(0);
+  assert.throws(() => builder.record({ path: "x", size: 1, sha256: "ABC", combined: [] }), /invalid sha256/);
+  assert.throws(() => new ssgen.Builder(1.5), /whole Unix seconds/);
+  assert.throws(() => builder.addFile("x", -1, null), /whole number of bytes/);
+  assert.throws(() => builder.setClients("docker"), /both, lxd or incus/);
+});
+
+test("a build with problems that block publishing says which file and why", () => {
+  const builder = new ssgen.Builder(0);
+  builder.addFile(`${DIR}/incus.tar.xz`, 8, XZ_HEAD);
+  builder.addFile(`${DIR}/rootfs.squashfs`, 8, SQUASHFS_HEAD);
+  builder.addSideFile("images/debian/.requirements", new TextEncoder().encode('{"secureboot": false}'));
+  const scan = builder.scan();
+  assert.equal(scan.hasErrors, true);
+  assert.ok(scan.diagnostics.some((d) => d.level === "error" && d.path === "images/debian/.requirements"));
+  assert.throws(() => builder.build(), /images\/debian\/\.requirements/);
+  assert.equal(ssgen.needsContents("images/debian/.requirements"), true);
+  assert.equal(ssgen.needsContents(`${DIR}/rootfs.squashfs`), false);
+});
+
+test("metadata.yaml is read from real xz and gzip tarballs, in memory and streamed", () => {
+  const dir = tempDir("wasm-meta");
+  for (const compress of ["xz", "gz"]) {
+    const path = join(dir, `meta.tar.${compress}`);
+    metadataTarball(path, { arch: "aarch64", created: 1785556320, os: "Ubuntu", release: "noble", variant: "cloud", serial: "s", compress });
+    const bytes = readFileSync(path);
+    const inMemory = ssgen.readMetadata(bytes);
+    assert.equal(inMemory.compression, compress === "xz" ? "xz" : "gzip");
+    assert.deepEqual(inMemory.proposal, { os: "ubuntu", release: "noble", arch: "arm64", variant: "cloud", version: "20260801_0352" });
+    assert.equal(inMemory.unified, null);
+    // Streamed through pull() in 100-byte pieces, as the worker does with
+    // FileReaderSync: the same answer.
+    let offset = 0;
+    const streamed = ssgen.readMetadataFrom(() => {
+      const piece = bytes.subarray(offset, offset + 100);
+      offset += piece.length;
+      return new Uint8Array(piece);
+    });
+    assert.deepEqual(streamed, inMemory);
+  }
+  const broken = readFileSync(join(dir, "meta.tar.xz"));
+  assert.throws(() => ssgen.readMetadata(broken.subarray(0, broken.length >> 1)), /truncated|corrupt/);
+  assert.throws(() => ssgen.readMetadata(new TextEncoder().encode("hello, world")), /not a tarball/);
+  assert.throws(
+    () =>
+      ssgen.readMetadataFrom(() => {
+        throw new Error("disk on fire");
+      }),
+    /disk on fire/,
+  );
+});
+
+test("loose export files are placed by their magic bytes", () => {
+  const placed = ssgen.placeLooseFiles([
+    { name: "meta-0f3c.tar.xz", size: 900, head: [...XZ_HEAD] },
+    { name: "0f3c.squashfs", size: 90_000, head: [...SQUASHFS_HEAD] },
+    { name: "README", size: 10, head: [...new TextEncoder().encode("hello wo")] },
+  ]);
+  assert.deepEqual(
+    placed.map((p) => [p.target, p.role]),
+    [["incus.tar.xz", "metadata"], ["rootfs.squashfs", "squashfs"], [null, "ignored"]],
+  );
+  assert.match(placed[2].reason, /not an image file/);
+});
+
+test("the lint reads any catalog and says what the clients hide", () => {
+  const index = JSON.stringify({
+    format: "index:1.0",
+    index: { images: { datatype: "image-downloads", path: "streams/v1/images.json", format: "products:1.0", products: ["p"] } },
+  });
+  const images = JSON.stringify({ content_id: "images", format: "products:1.0", products: { p: { arch: "x86-64", versions: {} } } });
+  const report = ssgen.lint(index, images);
+  assert.ok(report.findings.some((f) => f.code === "hidden-unknown-arch"), JSON.stringify(report));
+  assert.match(report.summary, /warning|error/);
+});
