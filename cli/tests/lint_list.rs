@@ -389,3 +389,15 @@ fn lint_and_list_over_https() {
     let out = ssgen(&["lint", &served.url]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// The full help of both commands, as users read it. Regenerate with
+/// `INSTA_UPDATE=always cargo test -p ssgen --test lint_list help`
+/// (or `cargo insta review`).
+#[test]
+fn help_snapshots() {
+    for cmd in ["lint", "list"] {
+        let out = ssgen(&[cmd, "--help"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        insta::assert_snapshot!(format!("{cmd}_help"), stdout(&out));
+    }
+}

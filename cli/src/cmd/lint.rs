@@ -22,9 +22,16 @@ use crate::exit::Invalid;
 /// bad version name, missing metadata ftype or combined hash, …), every
 /// type error that makes a client refuse the whole remote, duplicate
 /// fingerprints, alias clashes, requirement traps, bad paths and digests.
-/// Exits with 1 when anything is hidden or broken, 0 when only notes (or
-/// nothing) remain.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  ssgen lint                                  the server root in the current directory
+  ssgen lint /var/www/html
+  ssgen lint https://images.example.org       a published remote (as LXD and Incus fetch it)
+  ssgen lint streams/v1/images.json --json    one products file, findings as JSON
+
+Exit status: 0 no findings or notes only, 1 warnings or errors (or invalid input),
+2 IO failure (e.g. the URL cannot be reached). For a remote whose certificate
+comes from a private CA, point SSL_CERT_FILE at the CA's PEM file.")]
 pub struct LintArgs {
     /// A server root (a directory with streams/v1/index.json), an
     /// https:// URL of a remote, or one JSON file: an index.json (its

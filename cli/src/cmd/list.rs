@@ -16,6 +16,14 @@ use super::lint::Catalog;
 /// architecture, size and date. Images a client hides are not listed; run
 /// `ssgen lint` to see why.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  ssgen list                                  the server root in the current directory
+  ssgen list https://images.example.org --client incus
+  ssgen list /var/www/html --format csv --arch arm64
+
+Exit status: 0 listed, 1 a client refuses the whole remote (invalid input),
+2 IO failure. For a remote whose certificate comes from a private CA, point
+SSL_CERT_FILE at the CA's PEM file.")]
 pub struct ListArgs {
     /// A server root (a directory with streams/v1/index.json), an https://
     /// URL of a remote, or one JSON file (an index.json or images.json).
