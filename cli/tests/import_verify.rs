@@ -738,3 +738,40 @@ fn pairs_loose_files_of_several_exports_by_hash() {
         );
     }
 }
+
+/// A product whose versions are named `YYYYMMDD_HHMM` (distrobuilder's
+/// default) gets the new version in that form too: the two forms do not
+/// sort together. And metadata.yaml's two architectures disagreeing is
+/// worth a warning.
+#[test]
+fn follows_the_products_version_format() {
+    let (_tmp, export, root) = setup();
+    let old = root.join("images/debian/12/amd64/default/20260701_1500");
+    images::metadata_tarball(
+        &old,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", DATE - 86_400 * 31),
+    )
+    .expect("meta");
+    images::squashfs(&old, "rootfs.squashfs", "old").expect("squashfs");
+    let meta = meta_from_yaml(
+        &export,
+        "meta-x.tar.xz",
+        "architecture: aarch64\ncreation_date: 1785556320\nproperties:\n  architecture: amd64\n  os: debian\n  release: \"12\"\n",
+        "J",
+    );
+    let sqfs = images::squashfs(&export, "x.squashfs", "new").expect("squashfs");
+    let out = ssgen(&["import", s(&meta), s(&sqfs), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("disagree; filed under amd64"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        root.join("images/debian/12/amd64/default/20260801_0352/rootfs.squashfs")
+            .is_file(),
+        "{:?}",
+        snapshot(&root)
+    );
+}

@@ -36,8 +36,10 @@ use crate::fsx;
 /// ROOT/images/<os>/<release>/<arch>/<variant>/<YYYYMMDD_HH:MM>/ with os,
 /// release, variant and architecture from metadata.yaml (x86_64 is filed as
 /// amd64, aarch64 as arm64, …) and the version from its creation_date, in
-/// UTC. Importing the same export twice changes nothing; a different image
-/// with the same version is refused. Nothing is left behind on failure.
+/// UTC (as YYYYMMDD_HHMM instead when the product's versions already use
+/// that form, so that they sort together). Importing the same export twice
+/// changes nothing; a different image with the same version is refused.
+/// Nothing is left behind on failure.
 #[derive(Debug, Args)]
 // The doc comments are the --help text, where <os> is a placeholder, not
 // HTML. (`expect` would fire `unfulfilled_lint_expectations` outside
@@ -557,6 +559,15 @@ fn image(
             meta_path.display()
         )));
     };
+    if let Some(top) = ssgen_core::arch::normalise(&meta.architecture)
+        && Some(top) != ssgen_core::arch::normalise(raw_arch)
+    {
+        eprintln!(
+            "warning: {}: metadata.yaml architecture {:?} and properties.architecture {raw_arch:?} disagree; filed under {arch}",
+            meta_path.display(),
+            meta.architecture
+        );
+    }
     Ok(Image {
         files,
         product_dir: format!("images/{os}/{release}/{arch}/{variant}"),
@@ -582,6 +593,9 @@ fn version_name(unix: i64) -> String {
 /// no-op, anything else is a clash.
 fn check_targets(root: &Path, images: &mut [Image]) -> Result<()> {
     for image in images.iter_mut() {
+        if existing_versions_are_compact(&root.join(&image.product_dir))? {
+            image.version = image.version.replace(':', "");
+        }
         let dir = root.join(image.version_dir());
         if !dir.exists() {
             continue;
@@ -606,6 +620,35 @@ fn check_targets(root: &Path, images: &mut [Image]) -> Result<()> {
         image.already = true;
     }
     Ok(())
+}
+
+/// Whether a product already names its versions `YYYYMMDD_HHMM` (and
+/// never `YYYYMMDD_HH:MM`): then new versions follow suit, since the two
+/// forms do not sort together (`_1500` < `_04:00` byte-wise, spec §10).
+fn existing_versions_are_compact(product: &Path) -> Result<bool> {
+    let Ok(entries) = fs::read_dir(product) else {
+        return Ok(false);
+    };
+    let (mut compact, mut colon) = (false, false);
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", product.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let b = name.as_bytes();
+        let digits =
+            |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+        if b.len() == 13 && digits(0..8) && b[8] == b'_' && digits(9..13) {
+            compact = true;
+        } else if b.len() == 14
+            && digits(0..8)
+            && b[8] == b'_'
+            && digits(9..11)
+            && b[11] == b':'
+            && digits(12..14)
+        {
+            colon = true;
+        }
+    }
+    Ok(compact && !colon)
 }
 
 fn same_contents(a: &Path, b: &Path) -> Result<bool> {
