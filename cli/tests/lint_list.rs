@@ -290,6 +290,23 @@ fn lint_over_http() {
         stdout(&out)
     );
     assert!(stderr(&out).contains("404"), "{}", stderr(&out));
+
+    // A products file's URL is checked on its own.
+    let base = serve(vec![("/streams/v1/images.json", IMAGES.to_owned())], 1);
+    let out = ssgen(&["lint", &format!("{base}/streams/v1/images.json")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // No index at all: invalid input, not an IO failure.
+    let base = serve(Vec::new(), 1);
+    let out = ssgen(&["lint", &base]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("HTTP status 404"), "{}", stderr(&out));
 }
 
 /// `ssgen serve` over real HTTPS with its self-signed certificate, trusted

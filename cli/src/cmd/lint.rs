@@ -171,18 +171,33 @@ impl Catalog {
 
     fn open_url(source: &str) -> anyhow::Result<Catalog> {
         let trimmed = source.trim_end_matches('/');
+        if trimmed.starts_with("http://") {
+            eprintln!(
+                "note: LXD and Incus accept only https:// simplestreams remotes; checking {trimmed} anyway"
+            );
+        }
+        let agent = agent()?;
+        // The URL of a products file (not the index): check it on its own.
+        if trimmed.ends_with(".json") && !trimmed.ends_with(client::INDEX_PATH) {
+            let text = get(&agent, trimmed)?;
+            let name = trimmed.rsplit('/').next().unwrap_or(trimmed).to_owned();
+            return Ok(Catalog {
+                origin: trimmed.to_owned(),
+                index: None,
+                lone: Some((name, text)),
+                fetch: Fetch::Url {
+                    agent,
+                    base: trimmed.to_owned(),
+                },
+                errors: RefCell::default(),
+            });
+        }
         let base = trimmed
             .strip_suffix(client::INDEX_PATH)
             .map_or(trimmed, |b| b.trim_end_matches('/'))
             .to_owned();
-        if base.starts_with("http://") {
-            eprintln!(
-                "note: LXD and Incus accept only https:// simplestreams remotes; checking {base} anyway"
-            );
-        }
-        let agent = agent()?;
         let url = format!("{base}/{}", client::INDEX_PATH);
-        let index = get(&agent, &url).with_context(|| format!("fetching {url}"))?;
+        let index = get(&agent, &url)?;
         Ok(Catalog {
             origin: base.clone(),
             index: Some(index),
@@ -211,7 +226,7 @@ impl Catalog {
             }
             Fetch::Url { agent, base } => {
                 let url = format!("{base}/{path}");
-                get(agent, &url).map_err(|e| format!("{url}: {e:#}"))
+                get(agent, &url).map_err(|e| format!("{e:#}"))
             }
         };
         match result {
@@ -315,17 +330,26 @@ fn agent() -> anyhow::Result<ureq::Agent> {
     Ok(config.into())
 }
 
-/// GETs a catalog file; like the clients, only a 200 with a body counts.
+/// GETs a catalog file; like the clients, only a 200 counts. A server that
+/// answers with another status is invalid input (exit 1), a network or TLS
+/// failure is an IO error (exit 2).
 fn get(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
-    let mut response = agent.get(url).call()?;
+    let mut response = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("fetching {url}"))?;
     let status = response.status();
     if status != 200 {
-        bail!("HTTP status {status} (the clients accept only 200)");
+        return Err(Invalid(format!(
+            "{url}: HTTP status {status}; LXD and Incus accept only 200"
+        ))
+        .into());
     }
     let text = response
         .body_mut()
         .with_config()
         .limit(1 << 30)
-        .read_to_string()?;
+        .read_to_string()
+        .with_context(|| format!("reading {url}"))?;
     Ok(text)
 }
