@@ -612,42 +612,76 @@ impl Linter {
                 "give each (metadata, root) pair its own fingerprint: do not publish the same files under two products or versions, nor two root items of one ftype in a version (spec §5.5)",
             );
         }
+        // One finding per pair of images (or products), listing the aliases.
+        type Pair<'a> = (
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            String,
+            &'a str,
+            bool,
+        );
+        let mut pairs: BTreeMap<Pair<'_>, BTreeSet<&str>> = BTreeMap::new();
         for s in &v.shadowed {
-            if s.alias.product == s.winner.product {
-                if s.tie {
-                    self.push(
-                        Severity::Warning,
-                        "alias-ambiguous",
-                        &client,
-                        location(file_of(&s.alias.fingerprint), &s.alias.product, Some(&s.alias.version), None),
-                        format!(
-                            "images {} and {} sort equal, so alias {} ({}, {}) goes to either one at random in {{who}}",
-                            s.winner.fingerprint, s.alias.fingerprint, quote(&s.alias.name), s.alias.image_type, s.alias.architecture
-                        ),
-                        "publish one image per (root ftype, version) in a product",
-                    );
-                }
+            let same = s.alias.product == s.winner.product;
+            if same && !s.tie {
+                // Older versions of a product lose its aliases: normal.
                 continue;
             }
-            let how = if s.tie {
-                "the two images sort equal, so {who} pick(s) one at random".to_owned()
+            let key = (
+                file_of(&s.alias.fingerprint),
+                s.alias.product.as_str(),
+                same.then_some(s.alias.version.as_str()),
+                s.winner.product.as_str(),
+                format!("{}, {}", s.alias.image_type, s.alias.architecture),
+                if same {
+                    s.winner.fingerprint.as_str()
+                } else {
+                    ""
+                },
+                s.tie,
+            );
+            pairs.entry(key).or_default().insert(&s.alias.name);
+        }
+        for ((file, product, version, winner, kind, winner_fp, tie), names) in pairs {
+            let list: Vec<String> = names.iter().map(|n| quote(n)).collect();
+            let (noun, verb) = if list.len() == 1 {
+                ("alias", "is")
+            } else {
+                ("aliases", "are")
+            };
+            if let Some(version) = version {
+                self.push(
+                    Severity::Warning,
+                    "alias-ambiguous",
+                    &client,
+                    location(file, product, Some(version), None),
+                    format!(
+                        "two images of this version sort equal (one is {winner_fp}), so {{who}} give(s) {noun} {} ({kind}) to either one at random",
+                        list.join(", ")
+                    ),
+                    "publish one image per root ftype in a version: one metadata item per client ftype (spec §4.4)",
+                );
+                continue;
+            }
+            let how = if tie {
+                "the images sort equal, so {who} pick(s) one at random".to_owned()
             } else {
                 format!(
-                    "the product that sorts first by os, release, variant wins ({}), not the newest",
-                    quote(&s.winner.product)
+                    "the product that sorts first by os, release and variant wins ({}), even if this one is newer",
+                    quote(winner)
                 )
             };
             self.push(
                 Severity::Warning,
                 "alias-clash",
                 &client,
-                location(file_of(&s.alias.fingerprint), &s.alias.product, None, None),
+                location(file, product, None, None),
                 format!(
-                    "alias {} ({}, {}) is also claimed by product {}: {how}",
-                    quote(&s.alias.name),
-                    s.alias.image_type,
-                    s.alias.architecture,
-                    quote(&s.winner.product)
+                    "{noun} {} ({kind}) {verb} also claimed by product {}: {how}",
+                    list.join(", "),
+                    quote(winner)
                 ),
                 "keep each alias unique per (type, architecture) across the whole server (spec §7.2b)",
             );
