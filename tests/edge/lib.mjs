@@ -1,0 +1,157 @@
+// Helpers for the edge suites: start the handler under workerd (Miniflare,
+// in its own process group so stopping it stops workerd too), make real
+// image trees (tar + xz, mksquashfs), run the ssgen binary, raw HTTP.
+import { spawn, execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, cpSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const HERE = dirname(fileURLToPath(import.meta.url));
+export const REPO = join(HERE, "..", "..");
+export const SSGEN = process.env.SSGEN_BIN ?? join(REPO, "target", "debug", "ssgen");
+export const TOKEN = "test-token-0123456789";
+
+export function tempDir(name) {
+  return mkdtempSync(join(tmpdir(), `ssgen-edge-${name}-`));
+}
+
+export const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
+
+/** Starts serve.mjs under `setsid` semantics (a new session/process group). */
+export async function startEdge({ persist, token = TOKEN, grace = "21600", port = 0, tls } = {}) {
+  persist ??= tempDir("state");
+  const args = [join(HERE, "serve.mjs"), "--persist", persist, "--port", String(port), "--grace", grace];
+  if (token) args.push("--token", token);
+  if (tls) args.push("--https-cert", tls.cert, "--https-key", tls.key);
+  const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stderr.on("data", (d) => (err += d));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`edge did not start: ${err}`)), 30000);
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/ready (\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`edge exited ${code}: ${err}`)));
+  });
+  const stop = async (signal = "SIGTERM") => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    try {
+      process.kill(-child.pid, signal);
+    } catch {}
+    const t = setTimeout(() => {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
+    }, 5000);
+    await exited;
+    clearTimeout(t);
+  };
+  return { url, persist, stop, child, logs: () => err };
+}
+
+const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"], ...opts });
+
+/**
+ * Makes one real version directory: an xz metadata tarball with
+ * metadata.yaml, and a squashfs root (mksquashfs) whose contents depend on
+ * `seed`, or a unified gzip tarball. Returns the directory.
+ */
+export function makeVersion(root, { os = "debian", release = "12", arch = "amd64", variant = "default",
+  version = "20260801_0312", seed = version, meta = "incus.tar.xz", unified = false } = {}) {
+  const dir = join(root, "images", os, release, arch, variant, version);
+  mkdirSync(dir, { recursive: true });
+  const work = mkdtempSync(join(tmpdir(), "ssgen-img-"));
+  const kernelArch = { amd64: "x86_64", arm64: "aarch64", i386: "i686" }[arch] ?? arch;
+  writeFileSync(join(work, "metadata.yaml"),
+    `architecture: ${kernelArch}\ncreation_date: 1785556800\nproperties:\n  os: ${os}\n  release: "${release}"\n  variant: ${variant}\n  description: ${os} ${release} ${seed}\n`);
+  mkdirSync(join(work, "rootfs", "etc"), { recursive: true });
+  writeFileSync(join(work, "rootfs", "etc", "hostname"), `${os}-${seed}\n`);
+  writeFileSync(join(work, "rootfs", "etc", "os-release"), `ID=${os}\nVERSION_ID="${release}"\n`);
+  writeFileSync(join(work, "rootfs", "etc", "filler"), createHash("sha512").update(seed).digest("hex").repeat(200));
+  const tarOpts = ["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@1785556800"];
+  if (unified) {
+    sh("tar", ["-czf", join(dir, "incus_combined.tar.gz"), ...tarOpts, "-C", work, "metadata.yaml", "rootfs"]);
+  } else {
+    sh("tar", ["-cJf", join(dir, meta), ...tarOpts, "-C", work, "metadata.yaml"]);
+    sh("mksquashfs", [join(work, "rootfs"), join(dir, "rootfs.squashfs"), "-noappend", "-quiet", "-all-root",
+      "-mkfs-time", "1785556800", "-all-time", "1785556800"]);
+  }
+  rmSync(work, { recursive: true, force: true });
+  return dir;
+}
+
+/** Runs the ssgen binary; returns { code, stdout, stderr }. */
+export function ssgen(args, env = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(SSGEN, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const out = [];
+    let stderr = "";
+    child.stdout.on("data", (d) => out.push(d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("exit", (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
+  });
+}
+
+export async function push(root, url, extra = []) {
+  const r = await ssgen(["push", root, "--to", url, "--token", TOKEN, ...extra]);
+  if (r.code !== 0) throw new Error(`ssgen push failed (${r.code}): ${r.stderr}`);
+  return r;
+}
+
+/** `ssgen build --dry-run` on a copy without streams/, so no old catalog is reused. */
+export async function buildImagesJson(root, timestamp) {
+  const copy = tempDir("build");
+  cpSync(join(root, "images"), join(copy, "images"), { recursive: true });
+  const r = await ssgen(["build", copy, "--timestamp", String(timestamp)]);
+  if (r.code !== 0) throw new Error(`ssgen build failed: ${r.stderr}`);
+  const images = readFileSync(join(copy, "streams", "v1", "images.json"));
+  const index = readFileSync(join(copy, "streams", "v1", "index.json"));
+  const dry = await ssgen(["build", copy, "--dry-run", "--timestamp", String(timestamp)]);
+  rmSync(copy, { recursive: true, force: true });
+  return { images, index, dry: dry.stdout };
+}
+
+/**
+ * A raw HTTP request, with the path sent exactly as given (no URL
+ * normalisation), so traversal attempts reach the server as written.
+ */
+export function raw(base, method, path, { headers = {}, body, ca } = {}) {
+  const u = new URL(base);
+  const mod = u.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request({ host: u.hostname, port: u.port, method, path, headers, ca, agent: false }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on("error", reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+export const auth = { authorization: `Bearer ${TOKEN}` };
+
+/** PUT one file with the headers `ssgen push` sends. */
+export async function putFile(base, relPath, bytes, { sha = sha256(bytes), combined, token = TOKEN, extra = {} } = {}) {
+  const headers = { "x-ssgen-sha256": sha, ...extra };
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (combined) headers["x-ssgen-combined"] = combined;
+  return fetch(`${base}/${relPath}`, { method: "PUT", headers, body: bytes });
+}
+
+export async function publish(base, query = "") {
+  const r = await fetch(`${base}/publish${query}`, { method: "POST", headers: auth });
+  return { status: r.status, json: await r.json() };
+}
