@@ -13,7 +13,7 @@
 //! let products = r#"{"products":{"p":{"arch":"x86-64","versions":{}}}}"#;
 //! let report = ssgen_core::lint::lint(index, &|_| Some(products.to_owned()));
 //! assert!(!report.is_clean());
-//! assert_eq!(report.findings[0].code, "hidden-unknown-arch");
+//! assert!(report.codes().contains(&"hidden-unknown-arch"));
 //! println!("{report}");
 //! ```
 
