@@ -875,6 +875,10 @@ fn round_trip_through_a_real_lxd_export() {
         .map(|e| e.expect("entry").path())
         .collect();
     assert_eq!(files.len(), 1, "one unified tarball: {files:?}");
+    assert!(
+        files[0].ends_with(format!("{unified_fp}.tar.gz")),
+        "LXD's export name: {files:?}"
+    );
     // LXD 5.0 keeps the source image's metadata.yaml (same creation_date),
     // so the published image clashes with its source version: the error
     // says to give another --variant.
