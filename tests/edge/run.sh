@@ -28,3 +28,8 @@ trap 'rm -rf "$dist"' EXIT
     | grep -E 'Total Upload|env\.' >&2
 
 node --test --test-concurrency=1 tests/edge/*.test.mjs
+
+# The real LXD client and daemon against the Worker over HTTPS (Rust, to
+# reuse the real-client harness of tests/src; ignored by a plain cargo test
+# because it needs what this script built).
+cargo test --locked -p ssgen-tests --test edge_real_clients -- --ignored
