@@ -33,6 +33,9 @@ pub enum Command {
     // Help for lint and list comes from their Args structs' doc comments.
     Lint(cmd::lint::LintArgs),
     List(cmd::list::ListArgs),
+    /// Upload the tree to an ssgen edge handler (Cloudflare Worker) and
+    /// publish it: only what the edge lacks, resumable.
+    Push(cmd::push::PushArgs),
     /// Remove one image, by fingerprint or alias, and rebuild.
     Remove(cmd::remove::RemoveArgs),
     /// Serve the tree over HTTPS (and HTTP), with an optional upload API.

@@ -652,10 +652,30 @@ pub fn tls_self_signed(root: &Path, names: &[String]) -> Result<tokio_rustls::Tl
     let (cert, key, list) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("names"));
     let wanted = names.join("\n");
     if std::fs::read_to_string(&list).ok().as_deref() != Some(wanted.as_str()) || !cert.exists() {
-        let made = rcgen::generate_simple_self_signed(names.clone())
+        // IP addresses must be IP SANs: Go's TLS (lxc, lxd) ignores an
+        // address written as a DNS name.
+        let mut params = rcgen::CertificateParams::default();
+        for name in &names {
+            params
+                .subject_alt_names
+                .push(match name.parse::<std::net::IpAddr>() {
+                    Ok(ip) => rcgen::SanType::IpAddress(ip),
+                    Err(_) => rcgen::SanType::DnsName(
+                        name.clone()
+                            .try_into()
+                            .with_context(|| format!("{name:?} is not a valid DNS name"))?,
+                    ),
+                });
+        }
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ssgen self-signed");
+        let signing_key = rcgen::KeyPair::generate().context("cannot make a key")?;
+        let made = params
+            .self_signed(&signing_key)
             .context("cannot make a self-signed certificate")?;
-        crate::fsx::write_atomic(&key, made.signing_key.serialize_pem().as_bytes())?;
-        crate::fsx::write_atomic(&cert, made.cert.pem().as_bytes())?;
+        crate::fsx::write_atomic(&key, signing_key.serialize_pem().as_bytes())?;
+        crate::fsx::write_atomic(&cert, made.pem().as_bytes())?;
         crate::fsx::write_atomic(&list, wanted.as_bytes())?;
         eprintln!(
             "made a self-signed certificate for {} in {}",

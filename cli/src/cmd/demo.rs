@@ -13,8 +13,8 @@ use crate::cmd::build::{BuildOptions, rebuild};
 /// Make a sample server root of small real images, build it, and show
 /// what LXD and Incus will list.
 ///
-/// The tree holds a container image (metadata tarball and root.tar.xz, plus
-/// a squashfs when mksquashfs is installed), a VM image when qemu-img is
+/// The tree holds a container image (metadata tarball and a squashfs root,
+/// or a root.tar.xz when mksquashfs is not installed), a VM image when qemu-img is
 /// installed (with a `.requirements` file), and an LXD-only arm64 image.
 /// Serve DIR over HTTPS to try it with `lxc remote add`.
 #[derive(Debug, Args)]
@@ -38,11 +38,17 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         )));
     }
     make_tree(root)?;
-    let built = rebuild(root, &args.options, false)?;
-    print_summary(&built.images_json)?;
+    rebuild(root, &args.options, false)?;
+    println!("What LXD and Incus will list:\n");
+    crate::cmd::list::run(&crate::cmd::list::ListArgs {
+        source: root.display().to_string(),
+        format: crate::cmd::list::Format::Table,
+        client: crate::cmd::list::Which::Both,
+        arch: None,
+    })?;
     println!(
-        "\nServe {} over HTTPS and run:\n  lxc remote add demo https://HOST --protocol=simplestreams\n  lxc image list demo:",
-        root.display()
+        "\nTry it with a real client:\n  ssgen serve --self-signed {dir}\n  SSL_CERT_FILE={dir}/.ssgen/tls/cert.pem lxc remote add demo https://127.0.0.1:8443 --protocol=simplestreams\n  lxc image list demo:",
+        dir = root.display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -55,9 +61,12 @@ pub fn make_tree(root: &Path) -> Result<()> {
         &container.join("incus.tar.xz"),
         &metadata_tarball("x86_64", "debian", "12", "default")?,
     )?;
-    write_new(&container.join("root.tar.xz"), &rootfs_tarball("debian")?)?;
+    // One root per version: two container roots would be two images with
+    // the same aliases.
     if has_tool("mksquashfs") {
         squashfs(&container.join("rootfs.squashfs"))?;
+    } else {
+        write_new(&container.join("root.tar.xz"), &rootfs_tarball("debian")?)?;
     }
 
     if has_tool("qemu-img") {
@@ -176,44 +185,5 @@ fn qcow2(path: &Path) -> Result<()> {
         bail!("qemu-img failed for {}", path.display());
     }
     fs::rename(&tmp, path)?;
-    Ok(())
-}
-
-fn print_summary(images_json: &str) -> Result<()> {
-    let catalog: serde_json::Value =
-        serde_json::from_str(images_json).context("cannot read back images.json")?;
-    let products = catalog["products"]
-        .as_object()
-        .context("images.json has no products")?;
-    println!(
-        "{:<34} {:<14} {:<16} {:<12} ALIASES",
-        "PRODUCT", "VERSION", "TYPE", "FINGERPRINT"
-    );
-    for (id, product) in products {
-        let aliases = product["aliases"].as_str().unwrap_or_default();
-        let Some(versions) = product["versions"].as_object() else {
-            continue;
-        };
-        for (name, version) in versions {
-            let Some(items) = version["items"].as_object() else {
-                continue;
-            };
-            let Some(meta) = items
-                .get("incus.tar.xz")
-                .or_else(|| items.get("lxd.tar.xz"))
-            else {
-                continue;
-            };
-            for (key, ty) in [
-                ("combined_squashfs_sha256", "container"),
-                ("combined_rootxz_sha256", "container"),
-                ("combined_disk-kvm-img_sha256", "virtual-machine"),
-            ] {
-                if let Some(fp) = meta[key].as_str() {
-                    println!("{id:<34} {name:<14} {ty:<16} {:<12} {aliases}", &fp[..12]);
-                }
-            }
-        }
-    }
     Ok(())
 }

@@ -78,7 +78,7 @@ impl Which {
 }
 
 /// This machine's architecture, as the clients name it.
-fn host_arch() -> String {
+pub fn host_arch() -> String {
     let arch = match std::env::consts::ARCH {
         "x86" => "i686",
         "arm" => "armv7l",

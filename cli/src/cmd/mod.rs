@@ -10,6 +10,7 @@ pub mod import;
 pub mod lint;
 pub mod list;
 pub mod prune;
+pub mod push;
 pub mod remove;
 pub mod serve;
 pub mod verify;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Prune(args) => prune::run(&args),
+        Command::Push(args) => push::run(&args),
         Command::Lint(args) => lint::run(&args),
         Command::List(args) => list::run(&args),
         Command::Remove(args) => remove::run(&args),

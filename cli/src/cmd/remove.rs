@@ -12,6 +12,8 @@ use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Client, INDEX_JSON};
 
 use crate::cmd::build::{BuildOptions, config, rebuild};
+use crate::cmd::lint::Catalog;
+use crate::cmd::list::host_arch;
 use crate::exit::Invalid;
 use crate::fsx;
 
@@ -74,24 +76,18 @@ fn target_of(image: &Image) -> Option<Target> {
 
 /// Every client's images and aliases, as they would list this root.
 fn load_views(root: &Path) -> Result<Vec<client::View>> {
-    let index_path = root.join(INDEX_JSON);
-    let index = std::fs::read_to_string(&index_path).with_context(|| {
-        format!(
-            "cannot read {}; run `ssgen build` first",
-            index_path.display()
-        )
-    })?;
-    let read = |p: &str| std::fs::read_to_string(root.join(client::clean_path(p))).ok();
-    let remote = client::load_remote(&index, &read).map_err(|e| {
-        Invalid(format!(
-            "{}: the catalog does not decode: {e}",
-            index_path.display()
+    if !root.join(INDEX_JSON).is_file() {
+        return Err(Invalid(format!(
+            "{}: no {INDEX_JSON}; run `ssgen build` first",
+            root.display()
         ))
-    })?;
-    let host = std::env::consts::ARCH;
+        .into());
+    }
+    let remote = Catalog::open(&root.display().to_string())?.remote();
+    let host = host_arch();
     Ok(Client::ALL
         .iter()
-        .map(|c| client::view(&remote, *c, host))
+        .map(|c| client::view(&remote, *c, &host))
         .collect())
 }
 

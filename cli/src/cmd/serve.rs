@@ -64,10 +64,15 @@ pub struct ServeArgs {
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
-    /// Make a self-signed certificate for these names (default: localhost
-    /// and 127.0.0.1) and serve HTTPS with it.
-    #[arg(long, conflicts_with = "tls_cert", num_args = 0.., value_name = "NAME")]
-    pub self_signed: Option<Vec<String>>,
+    /// Make a self-signed certificate (for the --tls-name names) and serve
+    /// HTTPS with it.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub self_signed: bool,
+
+    /// A host name or IP address for the self-signed certificate
+    /// (repeatable; default: localhost and 127.0.0.1).
+    #[arg(long, requires = "self_signed", value_name = "NAME")]
+    pub tls_name: Vec<String>,
 
     /// Serve plain HTTP on --listen (behind a TLS proxy).
     #[arg(long, conflicts_with_all = ["tls_cert", "self_signed"])]
@@ -108,8 +113,8 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
     }
     let tls = if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         Some(http::tls_from_files(cert, key)?)
-    } else if let Some(names) = &args.self_signed {
-        Some(http::tls_self_signed(&args.root, names)?)
+    } else if args.self_signed {
+        Some(http::tls_self_signed(&args.root, &args.tls_name)?)
     } else if args.plain {
         None
     } else {
