@@ -69,8 +69,8 @@ try {
     console.log(line);
   };
 
-  await run("GET /streams/v1/index.json", "/streams/v1/index.json", {}, 200));
-  await run("GET /streams/v1/images.json", "/streams/v1/images.json", {}, 200));
+  await run("GET /streams/v1/index.json", "/streams/v1/index.json", {}, 200);
+  await run("GET /streams/v1/images.json", "/streams/v1/images.json", {}, 200);
   await run(
     "GET rootfs.squashfs Range 64 KiB", "/images/debian/12/amd64/default/20260801_0312/rootfs.squashfs",
     { range: "bytes=8388608-8454143" }, 206);
