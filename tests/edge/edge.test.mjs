@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 
 import {
   TOKEN, auth, buildImagesJson, makeVersion, publish, push, putFile, raw, sha256, ssgen, startEdge, tempDir,
+  withStores,
 } from "./lib.mjs";
 
 const T = 1785556800;
@@ -358,7 +359,20 @@ describe("publishing", () => {
     const versions = Object.keys((await (await fetch(`${edge.url}/streams/v1/images.json`)).json())
       .products["debian:12:amd64:default"].versions);
     assert.equal(versions.length, 5);
+    // A swap whose copy into KV never happened: readers fall back to the
+    // R2 pointer, and the next publish repairs KV.
+    const index = Buffer.from(await (await fetch(`${edge.url}/streams/v1/index.json`)).arrayBuffer());
     await edge.stop();
+    await withStores(persist, async ({ kv }) => kv.delete("streams/v1/index.json"));
+    edge = await startEdge({ persist });
+    const fallback = await fetch(`${edge.url}/streams/v1/index.json`);
+    assert.equal(fallback.status, 200);
+    assert.ok(Buffer.from(await fallback.arrayBuffer()).equals(index));
+    assert.equal(fallback.headers.get("etag"), `"${sha256(index)}"`);
+    assert.equal((await fetch(`${edge.url}/streams/v1/images.json`)).status, 200);
+    assert.equal((await publish(edge.url)).json.changed, false);
+    await edge.stop();
+    await withStores(persist, async ({ kv }) => assert.ok(await kv.get("streams/v1/index.json")));
   });
 
   test("concurrent publishers do not lose each other's images", async () => {

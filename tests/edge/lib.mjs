@@ -60,6 +60,26 @@ export async function startEdge({ persist, token = TOKEN, grace = "21600", port 
   return { url, persist, stop, child, logs: () => err };
 }
 
+/**
+ * Opens the on-disk KV and R2 of a stopped edge in this process (a second
+ * Miniflare on the same persist directory), to damage them on purpose.
+ */
+export async function withStores(persist, fn) {
+  const { Miniflare } = await import(join(REPO, "edge", "node_modules", "miniflare", "dist", "src", "index.js"));
+  const mf = new Miniflare({
+    modules: true, script: "export default { fetch() { return new Response(null) } }",
+    compatibilityDate: "2025-06-01", cf: false,
+    kvNamespaces: { CATALOG: "ssgen-catalog" }, r2Buckets: { IMAGES: "ssgen-images" },
+    kvPersist: join(persist, "kv"), r2Persist: join(persist, "r2"),
+  });
+  try {
+    await mf.ready;
+    return await fn({ kv: await mf.getKVNamespace("CATALOG"), r2: await mf.getR2Bucket("IMAGES") });
+  } finally {
+    await mf.dispose();
+  }
+}
+
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"], ...opts });
 
 /**

@@ -79,6 +79,9 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = arrayBuffer)]
     fn array_buffer(this: &R2Object) -> Result<Promise, JsValue>;
 
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &js_sys::Function, ms: i32);
+
     /// One page of an R2 listing.
     type R2Objects;
     #[wasm_bindgen(method, getter)]
@@ -87,6 +90,12 @@ extern "C" {
     fn truncated(this: &R2Objects) -> bool;
     #[wasm_bindgen(method, getter)]
     fn cursor(this: &R2Objects) -> Option<String>;
+}
+
+/// Waits `ms` milliseconds.
+pub async fn sleep_ms(ms: i32) -> Result<(), JsValue> {
+    let p = Promise::new(&mut |resolve, _| set_timeout(&resolve, ms));
+    JsFuture::from(p).await.map(drop)
 }
 
 /// A plain object from key/value pairs.

@@ -35,11 +35,15 @@ const ATTEMPTS: u32 = 8;
 
 /// The pointer publishers swap.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Pointer {
-    generation: u64,
-    images: String,
-    index: String,
-    index_json: String,
+pub struct Pointer {
+    /// Publishes so far.
+    pub generation: u64,
+    /// sha256 of the snapshot (`images.json`).
+    pub images: String,
+    /// sha256 of `index.json`.
+    pub index: String,
+    /// `index.json` itself.
+    pub index_json: String,
 }
 
 /// The grace period, from the `GRACE_SECONDS` var.
@@ -55,7 +59,8 @@ pub fn grace_seconds(env: &Env) -> i64 {
         .unwrap_or(DEFAULT_GRACE)
 }
 
-async fn current(r2: &R2Bucket) -> Result<Option<(Pointer, String)>> {
+/// The pointer and its etag, if anything was ever published.
+pub async fn current(r2: &R2Bucket) -> Result<Option<(Pointer, String)>> {
     let Some(obj) = r2.get(POINTER, None).await? else {
         return Ok(None);
     };
@@ -145,8 +150,20 @@ async fn sync_index(kv: &KvNamespace, r2: &R2Bucket) -> Result<()> {
             ("images", JsValue::from_str(&p.images)),
             ("generation", JsValue::from_f64(p.generation as f64)),
         ])?;
-        kv.put_text(INDEX_KEY, &p.index_json, Some(&meta.into()), None)
-            .await?;
+        // KV allows one write per second to a key: a publish right after
+        // another may be told to slow down.
+        let meta: JsValue = meta.into();
+        let mut tries = 0;
+        while let Err(e) = kv
+            .put_text(INDEX_KEY, &p.index_json, Some(&meta), None)
+            .await
+        {
+            tries += 1;
+            if tries >= 3 {
+                return Err(e.into());
+            }
+            js::sleep_ms(1100).await?;
+        }
         match r2.head(POINTER).await? {
             Some(o) if o.etag() == etag => return Ok(()),
             _ => {}

@@ -6,7 +6,7 @@ use web_sys::Request;
 
 use super::http::{self, Conditions, Precondition, RangeAsk};
 use super::js::{self, KvNamespace, R2Bucket};
-use super::{Env, Error, INDEX_KEY, Reply, Result, direct, header, stores};
+use super::{Env, Error, INDEX_KEY, Reply, Result, direct, header, publish, stores};
 
 /// The catalog changes when someone publishes: proxies may keep it a
 /// minute (the clients themselves cache it for an hour, spec §11.6).
@@ -17,21 +17,35 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// same path is refused), but a purged path may be reused much later.
 const FILES: &str = "public, max-age=86400";
 
-/// What the index key's KV metadata says.
+/// The published index, and the snapshot it points at.
 struct Published {
     index_sha: String,
     images_sha: String,
+    /// The index bytes (an ArrayBuffer from KV, or a string).
+    index_body: JsValue,
 }
 
-fn published(meta: &JsValue) -> Result<Published> {
-    let get = |k| {
-        js::get_str(meta, k)
-            .filter(|s| ssgen_core::Sha256::from_hex(s).is_ok())
-            .ok_or_else(|| Error::Internal(format!("index metadata lacks {k}")))
-    };
+/// The index from KV (one read). Should KV not have it (a location that
+/// has not seen the first publish yet, or a KV write that failed after the
+/// swap), the R2 pointer, which is what publishing swapped, answers.
+async fn published(kv: &KvNamespace, r2: &R2Bucket) -> Result<Published> {
+    if let Some((body, meta)) = kv.get_buffer_meta(INDEX_KEY).await? {
+        let get = |k| {
+            js::get_str(&meta, k)
+                .filter(|s| ssgen_core::Sha256::from_hex(s).is_ok())
+                .ok_or_else(|| Error::Internal(format!("index metadata lacks {k}")))
+        };
+        return Ok(Published {
+            index_sha: get("sha256")?,
+            images_sha: get("images")?,
+            index_body: body,
+        });
+    }
+    let (p, _) = publish::current(r2).await?.ok_or_else(nothing_published)?;
     Ok(Published {
-        index_sha: get("sha256")?,
-        images_sha: get("images")?,
+        index_body: JsValue::from_str(&p.index_json),
+        index_sha: p.index,
+        images_sha: p.images,
     })
 }
 
@@ -56,7 +70,13 @@ fn json_reply(req: &Request, etag: String, cache: &'static str, body: JsValue) -
             .header("cache-control", cache);
     }
     // HEAD has no body to measure, so say the length of the one GET gets.
-    let length = js::get_f64(&body, "byteLength");
+    let length = js::get_f64(&body, "byteLength").or_else(|| {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a catalog is far below 2^53 bytes"
+        )]
+        body.as_string().map(|t| t.len() as f64)
+    });
     let reply = Reply::new(200);
     let reply = match length {
         Some(n) => reply.header("content-length", format!("{n}")),
@@ -71,13 +91,9 @@ fn json_reply(req: &Request, etag: String, cache: &'static str, body: JsValue) -
 
 /// `GET /streams/v1/index.json`: one KV read.
 pub async fn index(req: &Request, env: &Env) -> Result<Reply> {
-    let (kv, _) = stores(env)?;
-    let (body, meta) = kv
-        .get_buffer_meta(INDEX_KEY)
-        .await?
-        .ok_or_else(nothing_published)?;
-    let p = published(&meta)?;
-    Ok(json_reply(req, quoted(&p.index_sha), SHORT, body))
+    let (kv, r2) = stores(env)?;
+    let p = published(&kv, &r2).await?;
+    Ok(json_reply(req, quoted(&p.index_sha), SHORT, p.index_body))
 }
 
 fn nothing_published() -> Error {
@@ -98,11 +114,7 @@ async fn snapshot_body(kv: &KvNamespace, r2: &R2Bucket, sha: &str) -> Result<Opt
 /// `GET /streams/v1/images.json`: the snapshot the index points at.
 pub async fn images(req: &Request, env: &Env) -> Result<Reply> {
     let (kv, r2) = stores(env)?;
-    let (_, meta) = kv
-        .get_buffer_meta(INDEX_KEY)
-        .await?
-        .ok_or_else(nothing_published)?;
-    let p = published(&meta)?;
+    let p = published(&kv, &r2).await?;
     let etag = quoted(&p.images_sha);
     if none_match(req, &etag) {
         return Ok(Reply::new(304)
@@ -231,12 +243,8 @@ pub async fn alias(req: &Request, env: &Env, url: &web_sys::Url, alias: &str) ->
     {
         return Err(Error::BadRequest(format!("{alias:?} is not an alias")));
     }
-    let (kv, _) = stores(env)?;
-    let (_, meta) = kv
-        .get_buffer_meta(INDEX_KEY)
-        .await?
-        .ok_or_else(nothing_published)?;
-    let p = published(&meta)?;
+    let (kv, r2) = stores(env)?;
+    let p = published(&kv, &r2).await?;
     let text = kv
         .get_text(&format!("aliases/{}", p.images_sha))
         .await?
