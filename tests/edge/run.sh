@@ -18,6 +18,12 @@ export PATH="$NODE_BIN:$HOME/.cargo/bin:$PATH"
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true
 export XDG_CONFIG_HOME="$ROOT/edge/.xdg"
 
+# The handler's own checks: clippy for the target it ships to, and its
+# unit tests (paths, ranges, preconditions, alias map), which run natively.
+cargo clippy --locked --no-deps -p ssgen-wasm --no-default-features --features edge \
+    --target wasm32-unknown-unknown -- -D warnings
+cargo test --locked -p ssgen-wasm --no-default-features --features edge --lib
+
 scripts/build-edge.sh
 cargo build --locked -p ssgen
 export SSGEN_BIN="${SSGEN_BIN:-$ROOT/target/debug/ssgen}"

@@ -47,8 +47,9 @@ pub struct PushArgs {
     #[arg(long)]
     pub no_publish: bool,
 
-    /// The catalog's `updated` time as Unix seconds (default: the edge's
-    /// clock). An unchanged tree keeps its old time either way.
+    /// The catalog's `updated` time as Unix seconds (default:
+    /// SOURCE_DATE_EPOCH when set, else the edge's clock). An unchanged tree
+    /// keeps its old time either way.
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub timestamp: Option<i64>,
 }
@@ -89,7 +90,18 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
     if !(base.starts_with("https://") || base.starts_with("http://")) {
         return Err(Invalid(format!("--to {base:?}: give the edge's http(s):// URL")).into());
     }
-    let wanted = local_files(&args.root, args.timestamp)?;
+    let timestamp = match args.timestamp {
+        Some(t) => Some(t),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) => Some(v.parse().map_err(|_| {
+                Invalid(format!(
+                    "SOURCE_DATE_EPOCH={v:?} is not a number of seconds; unset it or fix it"
+                ))
+            })?),
+            Err(_) => None,
+        },
+    };
+    let wanted = local_files(&args.root, timestamp)?;
     let edge = Edge::new(base, token)?;
     let remote = edge.files()?;
     let todo: Vec<&Wanted> = wanted
@@ -121,7 +133,7 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
         eprintln!("push: uploaded; not published (--no-publish)");
         return Ok(ExitCode::SUCCESS);
     }
-    let summary = edge.publish(args.timestamp)?;
+    let summary = edge.publish(timestamp)?;
     for d in summary["diagnostics"].as_array().into_iter().flatten() {
         eprintln!(
             "{}: {}: {}",
