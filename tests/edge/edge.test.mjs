@@ -2,7 +2,7 @@
 // Miniflare 4) with KV and R2 emulated on disk, driven over loopback HTTP
 // by `ssgen push` and by raw requests. Run by tests/edge/run.sh.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
@@ -447,6 +447,70 @@ describe("publishing", () => {
       await push(root, edge.url);
       doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
       assert.equal(Object.keys(doc.products["debian:12:amd64:default"].versions).length, 2);
+    } finally {
+      await edge.stop();
+    }
+  });
+
+  test("a file too large for one request goes up in parts, checked whole by the edge", async () => {
+    const persist = tempDir("state");
+    let edge = await startEdge({ persist });
+    try {
+      const root = tempDir("tree");
+      const vdir = makeVersion(root, { version: "20260801_0312" });
+      // 12 MiB root: with 5 MiB parts, three parts (5, 5, 2 MiB).
+      const big = Buffer.alloc(12 << 20);
+      for (let i = 0; i < big.length; i += 512) big.writeUInt32LE((i ^ 0x9e3779b9) >>> 0, i);
+      big.write("hsqs", 0);
+      writeFileSync(join(vdir, "rootfs.squashfs"), big);
+      const r = await push(root, edge.url, ["--part-size", "5", "--timestamp", String(T)]);
+      assert.match(r.stderr, /2 to upload/);
+      const built = await buildImagesJson(root, T);
+      const images = Buffer.from(await (await fetch(`${edge.url}/streams/v1/images.json`)).arrayBuffer());
+      assert.ok(images.equals(built.images));
+      const got = Buffer.from(await (await fetch(`${edge.url}/${V1}/rootfs.squashfs`)).arrayBuffer());
+      assert.ok(got.equals(big));
+
+      // Parts that do not add up to the announced file are thrown away.
+      const key = "images/debian/12/amd64/default/20260802_0000/rootfs.squashfs";
+      const start = await fetch(`${edge.url}/${key}?uploads`, {
+        method: "POST",
+        headers: { ...auth, "x-ssgen-sha256": sha256(big), "x-ssgen-size": String(big.length) },
+      });
+      assert.equal(start.status, 200);
+      const id = encodeURIComponent((await start.json()).upload_id);
+      const wrong = Buffer.from(big);
+      wrong[7 << 20] ^= 1;
+      const parts = [];
+      for (const [n, a, b] of [[1, 0, 5 << 20], [2, 5 << 20, 10 << 20], [3, 10 << 20, 12 << 20]]) {
+        const p = await fetch(`${edge.url}/${key}?upload_id=${id}&part=${n}`, {
+          method: "PUT", headers: auth, body: wrong.subarray(a, b) });
+        assert.equal(p.status, 200);
+        parts.push({ part: n, etag: (await p.json()).etag });
+      }
+      const done = await fetch(`${edge.url}/${key}?upload_id=${id}`, {
+        method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ parts }) });
+      assert.equal(done.status, 400);
+      assert.match((await done.json()).error, /not the announced file/);
+      assert.equal((await fetch(`${edge.url}/${key}`)).status, 404);
+      assert.equal((await fetch(`${edge.url}/${key}?uploads`, { method: "POST", headers: { "x-ssgen-sha256": sha256(big) } })).status, 401);
+
+      // A check that never finished (the Worker died) leaves a marker: the
+      // file stays out of the catalog, and the next push sends it again.
+      await edge.stop();
+      await withStores(persist, async ({ r2 }) => {
+        await r2.put(`verifying/${V1}/rootfs.squashfs`, "");
+      });
+      edge = await startEdge({ persist });
+      const files = await (await fetch(`${edge.url}/api/v1/files`, { headers: auth })).json();
+      assert.equal(files.files.find((f) => f.path === `${V1}/rootfs.squashfs`).verified, false);
+      const p = await publish(edge.url);
+      assert.equal(p.status, 200);
+      assert.equal(p.json.products, 0, "an unverified root leaves its version out");
+      const again = await push(root, edge.url, ["--part-size", "5", "--timestamp", String(T)]);
+      assert.match(again.stderr, /1 to upload/);
+      const back = Buffer.from(await (await fetch(`${edge.url}/streams/v1/images.json`)).arrayBuffer());
+      assert.ok(back.equals(built.images));
     } finally {
       await edge.stop();
     }

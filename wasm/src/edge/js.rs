@@ -56,6 +56,45 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = list)]
     fn list_(this: &R2Bucket, options: &Object) -> Result<Promise, JsValue>;
 
+    #[wasm_bindgen(method, catch, js_name = createMultipartUpload)]
+    fn create_multipart_(this: &R2Bucket, key: &str, options: &Object) -> Result<Promise, JsValue>;
+    /// An upload started earlier (no request to R2 until it is used).
+    #[wasm_bindgen(method, catch, js_name = resumeMultipartUpload)]
+    pub fn resume_multipart(
+        this: &R2Bucket,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<R2MultipartUpload, JsValue>;
+
+    /// An R2 multipart upload.
+    pub type R2MultipartUpload;
+    /// Its id, for the later requests.
+    #[wasm_bindgen(method, getter, js_name = uploadId)]
+    pub fn upload_id(this: &R2MultipartUpload) -> String;
+    #[wasm_bindgen(method, catch, js_name = uploadPart)]
+    fn upload_part_(
+        this: &R2MultipartUpload,
+        part: u32,
+        value: &JsValue,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = complete)]
+    fn complete_(this: &R2MultipartUpload, parts: &js_sys::Array) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = abort)]
+    fn abort_(this: &R2MultipartUpload) -> Result<Promise, JsValue>;
+
+    /// workerd's native streaming SHA-256 (a WritableStream).
+    #[wasm_bindgen(js_namespace = crypto, js_name = DigestStream)]
+    type DigestStream;
+    #[wasm_bindgen(constructor, catch, js_namespace = crypto, js_class = "DigestStream")]
+    fn new(algorithm: &str) -> Result<DigestStream, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn digest(this: &DigestStream) -> Promise;
+
+    /// A ReadableStream, for `pipeTo`.
+    type PipeSource;
+    #[wasm_bindgen(method, catch, js_name = pipeTo)]
+    fn pipe_to(this: &PipeSource, dest: &DigestStream) -> Result<Promise, JsValue>;
+
     /// An R2 object's metadata, with a `body` when it came from `get`.
     pub type R2Object;
     #[wasm_bindgen(method, getter)]
@@ -90,6 +129,15 @@ extern "C" {
     fn truncated(this: &R2Objects) -> bool;
     #[wasm_bindgen(method, getter)]
     fn cursor(this: &R2Objects) -> Option<String>;
+}
+
+/// The SHA-256 of a stream, hashed natively by the runtime as it flows
+/// (no copy into wasm memory).
+pub async fn sha256_of_stream(stream: &web_sys::ReadableStream) -> Result<Vec<u8>, JsValue> {
+    let ds = DigestStream::new("SHA-256")?;
+    wait(stream.unchecked_ref::<PipeSource>().pipe_to(&ds)).await?;
+    let digest = JsFuture::from(ds.digest()).await?;
+    Ok(js_sys::Uint8Array::new(&digest).to_vec())
 }
 
 /// Waits `ms` milliseconds.
@@ -229,6 +277,23 @@ impl R2Object {
     }
 }
 
+impl R2MultipartUpload {
+    /// Uploads part `part` (1-based); returns `{partNumber, etag}`.
+    pub async fn upload_part(&self, part: u32, value: &JsValue) -> Result<JsValue, JsValue> {
+        wait(self.upload_part_(part, value)).await
+    }
+
+    /// Joins the parts into the object.
+    pub async fn complete(&self, parts: &js_sys::Array) -> Result<R2Object, JsValue> {
+        Ok(wait(self.complete_(parts)).await?.unchecked_into())
+    }
+
+    /// Gives the upload up.
+    pub async fn abort(&self) -> Result<(), JsValue> {
+        wait(self.abort_()).await.map(drop)
+    }
+}
+
 fn to_object(v: JsValue) -> Option<R2Object> {
     (!nullish(&v)).then(|| v.unchecked_into())
 }
@@ -272,6 +337,17 @@ impl R2Bucket {
         options: &Object,
     ) -> Result<Option<R2Object>, JsValue> {
         Ok(to_object(wait(self.put_(key, value, options)).await?))
+    }
+
+    /// Starts a multipart upload of `key`.
+    pub async fn create_multipart(
+        &self,
+        key: &str,
+        options: &Object,
+    ) -> Result<R2MultipartUpload, JsValue> {
+        Ok(wait(self.create_multipart_(key, options))
+            .await?
+            .unchecked_into())
     }
 
     /// Deletes `key` (no error when absent).

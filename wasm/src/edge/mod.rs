@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | R2 | `images/…` | image and side files; custom metadata `sha256` and `combined.<meta file name>` (the pair's `sha256(meta ‖ root)`, sent by the publisher) |
 //! | R2 | `deleted/images/…` | tombstones: removed from the catalog at the next publish, deleted after the grace period |
+//! | R2 | `verifying/images/…` | markers of multipart uploads whose sha256 is being checked: left out of publishing |
 //! | R2 | `catalog/current.json` | the pointer publishers compare-and-swap (conditional put on its etag) |
 //! | R2 | `catalog/<sha256>.json` | a copy of each catalog snapshot, read if KV has not got it yet |
 //! | KV | `streams/v1/index.json` | the index readers get, metadata `{sha256, images, generation}` |
@@ -213,11 +214,27 @@ async fn route(req: &Request, env: &Env) -> Result<Reply> {
         }
         p if p.starts_with("/images/") => {
             let key = http::image_key(p).map_err(|why| Error::BadRequest(format!("{p}: {why}")))?;
-            match method.as_str() {
-                "GET" | "HEAD" => read::file(req, env, &key).await,
-                "PUT" => upload::put(req, env, &key).await,
-                "DELETE" => upload::delete(req, env, &key).await,
-                _ => Err(Error::MethodNotAllowed("GET, HEAD, PUT, DELETE, OPTIONS")),
+            let params = url.search_params();
+            match (method.as_str(), params.get("upload_id")) {
+                ("GET" | "HEAD", _) => read::file(req, env, &key).await,
+                ("PUT", None) => upload::put(req, env, &key).await,
+                ("PUT", Some(id)) => {
+                    let part = params
+                        .get("part")
+                        .and_then(|n| n.parse::<u32>().ok())
+                        .filter(|n| (1..=10_000).contains(n))
+                        .ok_or_else(|| Error::BadRequest("part must be 1 to 10000".into()))?;
+                    upload::multipart_part(req, env, &key, &id, part).await
+                }
+                ("POST", None) if params.has("uploads") => {
+                    upload::multipart_start(req, env, &key).await
+                }
+                ("POST", Some(id)) => upload::multipart_complete(req, env, &key, &id).await,
+                ("DELETE", None) => upload::delete(req, env, &key).await,
+                ("DELETE", Some(id)) => upload::multipart_abort(req, env, &key, &id).await,
+                _ => Err(Error::MethodNotAllowed(
+                    "GET, HEAD, PUT, DELETE, POST (multipart), OPTIONS",
+                )),
             }
         }
         p if p.starts_with("/aliases/") => {
@@ -248,7 +265,7 @@ fn preflight() -> Reply {
         .header(
             "access-control-allow-headers",
             "authorization, content-type, range, if-none-match, if-match, if-modified-since, \
-             if-unmodified-since, if-range, x-ssgen-sha256, x-ssgen-combined",
+             if-unmodified-since, if-range, x-ssgen-sha256, x-ssgen-combined, x-ssgen-size",
         )
         .header("access-control-max-age", "86400")
 }

@@ -24,7 +24,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
 use super::js::{self, KvNamespace, R2Bucket};
-use super::upload::{COMBINED, DELETED};
+use super::upload::{COMBINED, DELETED, VERIFYING};
 use super::{Env, Error, INDEX_KEY, Reply, Result, authorize, direct, now_secs, stores};
 
 const POINTER: &str = "catalog/current.json";
@@ -72,12 +72,16 @@ pub async fn current(r2: &R2Bucket) -> Result<Option<(Pointer, String)>> {
 
 /// The listing and digests the core needs, from R2 alone.
 async fn listing(r2: &R2Bucket) -> Result<(Vec<Entry>, Digests)> {
-    let removed: std::collections::BTreeSet<String> = r2
-        .list_all(&format!("{DELETED}images/"))
-        .await?
-        .iter()
-        .filter_map(|o| o.key().strip_prefix(DELETED).map(str::to_owned))
-        .collect();
+    // Removed files, and multipart uploads still (or never) verified.
+    let mut removed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for prefix in [DELETED, VERIFYING] {
+        removed.extend(
+            r2.list_all(&format!("{prefix}images/"))
+                .await?
+                .iter()
+                .filter_map(|o| o.key().strip_prefix(prefix).map(str::to_owned)),
+        );
+    }
     let mut entries = Vec::new();
     let mut digests = Digests::default();
     for obj in r2.list_all("images/").await? {
