@@ -396,25 +396,36 @@ describe("publishing", () => {
         const got = Object.keys(doc.products["debian:12:amd64:default"].versions);
         assert.deepEqual(got.sort(), [...expected].sort(), `round ${round}`);
       }
-      // The raw API too: many publishes racing, each after its own upload.
+      // The raw API too: four publishers, each uploading and publishing
+      // four versions in turn, interleaved with the others; some swaps are
+      // lost and retried from the new listing (`attempts` > 1).
       const c = tempDir("tree-c");
-      const uploads = [];
+      const prepared = [];
       for (let i = 0; i < 4; i++) {
-        const v = `2026100${i + 1}_0000`;
-        const vdir = makeVersion(c, { version: v, seed: `c${i}` });
-        const meta = readFileSync(join(vdir, "incus.tar.xz"));
-        const squash = readFileSync(join(vdir, "rootfs.squashfs"));
-        const dir = `images/debian/12/amd64/default/${v}`;
-        uploads.push((async () => {
-          assert.equal((await putFile(edge.url, `${dir}/incus.tar.xz`, meta)).status, 201);
-          const combined = sha256(Buffer.concat([meta, squash]));
-          assert.equal((await putFile(edge.url, `${dir}/rootfs.squashfs`, squash, { combined: `incus.tar.xz=${combined}` })).status, 201);
-          return publish(edge.url);
-        })());
-        expected.push(v);
+        for (let k = 0; k < 4; k++) {
+          const v = `202610${10 + i * 4 + k}_0000`;
+          const vdir = makeVersion(c, { version: v, seed: `c${i}-${k}` });
+          prepared.push({ i, v, meta: readFileSync(join(vdir, "incus.tar.xz")), squash: readFileSync(join(vdir, "rootfs.squashfs")) });
+          expected.push(v);
+        }
       }
-      const results = await Promise.all(uploads);
-      for (const r of results) assert.equal(r.status, 200, JSON.stringify(r.json));
+      const results = [];
+      await Promise.all([0, 1, 2, 3].map(async (i) => {
+        for (const p of prepared.filter((x) => x.i === i)) {
+          const dir = `images/debian/12/amd64/default/${p.v}`;
+          assert.equal((await putFile(edge.url, `${dir}/incus.tar.xz`, p.meta)).status, 201);
+          const combined = sha256(Buffer.concat([p.meta, p.squash]));
+          assert.equal((await putFile(edge.url, `${dir}/rootfs.squashfs`, p.squash, { combined: `incus.tar.xz=${combined}` })).status, 201);
+          const r = await publish(edge.url);
+          assert.equal(r.status, 200, JSON.stringify(r.json));
+          // What this publisher uploaded is in the catalog its publish left.
+          const doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
+          assert.ok(p.v in doc.products["debian:12:amd64:default"].versions, `${p.v} lost`);
+          results.push(r.json);
+        }
+      }));
+      const retried = results.filter((r) => r.attempts > 1).length;
+      console.log(`concurrent publishes: ${results.length}, swaps lost and retried: ${retried}`);
       const doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
       assert.deepEqual(Object.keys(doc.products["debian:12:amd64:default"].versions).sort(), [...expected].sort());
     } finally {
