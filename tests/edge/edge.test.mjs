@@ -2,7 +2,7 @@
 // Miniflare 4) with KV and R2 emulated on disk, driven over loopback HTTP
 // by `ssgen push` and by raw requests. Run by tests/edge/run.sh.
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
@@ -458,6 +458,13 @@ describe("publishing", () => {
       await push(root, edge.url);
       doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
       assert.equal(Object.keys(doc.products["debian:12:amd64:default"].versions).length, 2);
+      // `push --delete` mirrors a version removed from the tree.
+      rmSync(join(root, "images/debian/12/amd64/default/20260801_0312"), { recursive: true });
+      const del = await push(root, edge.url, ["--delete"]);
+      assert.match(del.stderr, /2 file\(s\) removed/);
+      doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
+      assert.deepEqual(Object.keys(doc.products["debian:12:amd64:default"].versions), ["20260802_0312"]);
+      assert.equal((await fetch(`${edge.url}/${V1}/incus.tar.xz`)).status, 200, "kept for the grace period");
     } finally {
       await edge.stop();
     }

@@ -47,6 +47,12 @@ pub struct PushArgs {
     #[arg(long)]
     pub no_publish: bool,
 
+    /// Also remove from the edge what is no longer in the tree (after
+    /// `ssgen prune`, say). Removed files leave the catalog at once and
+    /// stay downloadable for the edge's grace period.
+    #[arg(long)]
+    pub delete: bool,
+
     /// Files larger than this many MiB go up in parts of this size
     /// (Cloudflare caps a request body at 100 MB on the Free and Pro plans;
     /// R2 wants parts of at least 5 MiB).
@@ -148,6 +154,19 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
         }
     }
     bar.finish_and_clear();
+    if args.delete {
+        let local: std::collections::BTreeSet<&str> =
+            wanted.iter().map(|w| w.path.as_str()).collect();
+        let gone: Vec<&str> = remote
+            .values()
+            .filter(|r| !r.removed && !local.contains(r.path.as_str()))
+            .map(|r| r.path.as_str())
+            .collect();
+        for path in &gone {
+            edge.delete(path)?;
+        }
+        eprintln!("push: {} file(s) removed from the edge", gone.len());
+    }
     if args.no_publish {
         eprintln!("push: uploaded; not published (--no-publish)");
         return Ok(ExitCode::SUCCESS);
@@ -435,6 +454,18 @@ impl Edge {
                 .call();
         }
         result
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        let url = format!("{}/{path}", self.base);
+        let mut resp = self
+            .agent
+            .delete(&url)
+            .header("authorization", &self.auth)
+            .call()
+            .with_context(|| format!("removing {path}"))?;
+        self.check(&format!("removing {path}"), &mut resp)?;
+        Ok(())
     }
 
     fn publish(&self, timestamp: Option<i64>) -> Result<serde_json::Value> {
