@@ -41,6 +41,10 @@ use crate::classify::Magic;
 /// kilobytes, and the reader must not grow with hostile input.
 pub const YAML_LIMIT: u64 = 1 << 20;
 
+/// The xz decoder's memory limit: `xz -9` needs a 64 MiB dictionary; a
+/// file asking for more is refused instead of exhausting memory.
+const XZ_MEM_LIMIT_KIB: u32 = 256 * 1024;
+
 /// Long names (GNU `L` entries, pax headers) longer than this are skipped
 /// rather than kept: no name the reader looks for is that long.
 const NAME_LIMIT: u64 = 64 << 10;
@@ -211,8 +215,9 @@ pub fn read_from<R: Read>(reader: R) -> Result<ImageMetadata, MetadataError> {
     let mut walker = TarWalker::default();
     let compression = match Magic::detect(&head) {
         Some(Magic::Xz) => {
-            let result = lzma_rs::xz_decompress(&mut input, &mut walker);
-            settle(&walker, result.map_err(|e| xz_error(&e)))?;
+            let mut decoder = lzma_rust2::XzReader::new_mem_limit(input, true, XZ_MEM_LIMIT_KIB);
+            let result = io::copy(&mut decoder, &mut walker).map(|_| ());
+            settle(&walker, result.map_err(|e| decoder_error("xz", &e)))?;
             Compression::Xz
         }
         Some(Magic::Gzip) => {
@@ -259,14 +264,6 @@ fn settle(walker: &TarWalker, result: Result<(), MetadataError>) -> Result<(), M
         return Ok(());
     }
     result
-}
-
-fn xz_error(e: &lzma_rs::error::Error) -> MetadataError {
-    use lzma_rs::error::Error;
-    match e {
-        Error::IoError(io) | Error::HeaderTooShort(io) => decoder_error("xz", io),
-        Error::LzmaError(m) | Error::XzError(m) => MetadataError::Corrupt(format!("xz: {m}")),
-    }
 }
 
 fn decoder_error(what: &str, e: &io::Error) -> MetadataError {
