@@ -23,7 +23,7 @@ pub struct Stamp {
     pub inode: u64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Record {
     stamp: Stamp,
     sha256: String,
@@ -33,7 +33,7 @@ struct Record {
     combined: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct File {
     format: u32,
     files: BTreeMap<String, Record>,
@@ -97,8 +97,9 @@ impl Cache {
         digests
     }
 
-    /// Replaces the cache's contents with what is known now of `listing`.
-    pub fn update(&mut self, listing: &Listing, digests: &Digests) {
+    /// Replaces the cache's contents with what is known now of `listing`;
+    /// returns whether they changed (and so need saving).
+    pub fn update(&mut self, listing: &Listing, digests: &Digests) -> bool {
         let mut files = BTreeMap::new();
         for (path, listed) in &listing.files {
             let Some(sha) = digests.files.get(path) else {
@@ -119,10 +120,13 @@ impl Cache {
                 record.combined.insert(meta.clone(), digest.to_hex());
             }
         }
-        self.data = File {
+        let data = File {
             format: FORMAT,
             files,
         };
+        let changed = data != self.data;
+        self.data = data;
+        changed
     }
 
     /// Writes the cache atomically.

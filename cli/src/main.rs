@@ -1,5 +1,10 @@
 //! `ssgen`: build, check and serve simplestreams image servers for LXD and
 //! Incus.
+#![allow(
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls,
+    reason = "doc comments are terminal help text with <PLACEHOLDERS> and plain URLs"
+)]
 
 use std::process::ExitCode;
 

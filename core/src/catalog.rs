@@ -122,14 +122,14 @@ pub fn build(
 
     let product_ids: Vec<String> = products.keys().cloned().collect();
     let count = product_ids.len();
-    let render = |updated: &str| {
-        let mut images = Node::map();
-        images
-            .set("content_id", "images")
-            .set("datatype", "image-downloads")
-            .set("format", "products:1.0")
-            .set("products", Node::Map(products.clone()))
-            .set("updated", updated);
+    let mut images_doc = Node::map();
+    images_doc
+        .set("content_id", "images")
+        .set("datatype", "image-downloads")
+        .set("format", "products:1.0")
+        .set("products", Node::Map(products));
+    let mut render = |updated: &str| {
+        images_doc.set("updated", updated);
         let mut index = Node::map();
         if !product_ids.is_empty() {
             let mut entry = Node::map();
@@ -146,16 +146,19 @@ pub fn build(
             index.set("index", Node::map());
         }
         index.set("format", "index:1.0").set("updated", updated);
-        (to_text(&index), to_text(&images))
+        (to_text(&index), to_text(&images_doc))
     };
 
-    let mut docs = render(&time::rfc2822(config.timestamp));
-    if let Some(prev) = previous_images_json.and_then(previous_updated) {
-        let again = render(&prev);
-        if previous_images_json == Some(again.1.as_str()) {
-            docs = again;
-        }
-    }
+    // Try the published `updated` first: when nothing else changed, the
+    // result is the published bytes and one rendering was enough.
+    let kept = previous_images_json
+        .and_then(previous_updated)
+        .map(|prev| render(&prev))
+        .filter(|docs| previous_images_json == Some(docs.1.as_str()));
+    let docs = match kept {
+        Some(docs) => docs,
+        None => render(&time::rfc2822(config.timestamp)),
+    };
     Ok(Output {
         index_json: docs.0,
         images_json: docs.1,

@@ -144,8 +144,9 @@ pub fn rebuild(root: &Path, options: &BuildOptions, dry_run: bool) -> Result<Bui
         if std::fs::read_to_string(&index_path).ok().as_deref() != Some(out.index_json.as_str()) {
             fsx::write_atomic(&index_path, out.index_json.as_bytes())?;
         }
-        cache.update(&listing, &digests);
-        cache.save()?;
+        if cache.update(&listing, &digests) {
+            cache.save()?;
+        }
         eprintln!(
             "{}: {} product(s), {} image(s) in {}{}; read {} file(s), {} byte(s)",
             root.display(),
