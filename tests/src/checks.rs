@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -947,6 +948,84 @@ fn check_imported(env: &ClientEnv, e: &ExpectedImage, who: &str, problems: &mut 
             e.image_type
         ));
     }
+}
+
+/// A tree as the clients reach it: where it is served and what it holds.
+pub struct ServedTree<'a> {
+    /// The clients' environment (CA, `LXD_CONF`).
+    pub env: &'a ClientEnv,
+    /// Name for the `lxc` remote.
+    pub remote: &'a str,
+    /// The HTTPS base URL.
+    pub url: &'a str,
+    /// The served directory on disk (catalog and image files as served).
+    pub root: &'a Path,
+    /// What LXD must show.
+    pub lxd: &'a [ExpectedImage],
+    /// What Incus must show.
+    pub incus: &'a [ExpectedImage],
+    /// Scratch space for the mirror (`mirror/`) and the daemon's files
+    /// (`stored/`).
+    pub work: &'a Path,
+}
+
+/// What [`check_served_tree`] found, and how long each client took.
+pub struct Outcome {
+    /// Every problem, each naming the image and the reason.
+    pub problems: Vec<String>,
+    /// Wall time of each part, in the order run.
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+impl Outcome {
+    /// The timing of `part`, if it ran.
+    pub fn took(&self, part: &str) -> Option<Duration> {
+        self.timings
+            .iter()
+            .find(|(p, _)| *p == part)
+            .map(|(_, d)| *d)
+    }
+
+    /// `name 1.2s, …` for a log line.
+    pub fn timings_line(&self) -> String {
+        self.timings
+            .iter()
+            .map(|(p, d)| format!("{p} {:.1}s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Every check a correct served tree must pass, whoever serves it: the
+/// client models and the static item check on the files, `lxc` without a
+/// daemon, python-simplestreams, and, when `daemon` is given, the daemon's
+/// `image copy` of every image and its import of the Incus files.
+pub fn check_served_tree(t: &ServedTree<'_>, daemon: Option<&LxdDaemon>) -> Outcome {
+    let mut out = Outcome {
+        problems: Vec::new(),
+        timings: Vec::new(),
+    };
+    let mut part = |name: &'static str, check: &mut dyn FnMut() -> Result<(), Vec<String>>| {
+        let started = Instant::now();
+        if let Err(p) = check() {
+            out.problems.extend(p);
+        }
+        out.timings.push((name, started.elapsed()));
+    };
+    part("models", &mut || check_models(t.root, t.lxd, t.incus));
+    part("lxc", &mut || check_remote(t.env, t.remote, t.url, t.lxd));
+    part("python-simplestreams", &mut || {
+        check_sstream(t.env, t.url, &both(t.lxd, t.incus), &t.work.join("mirror"))
+    });
+    if let Some(daemon) = daemon {
+        part("lxd daemon", &mut || {
+            check_daemon(daemon, t.remote, t.url, t.lxd, &t.work.join("stored"))
+        });
+        part("lxd daemon (Incus files)", &mut || {
+            check_daemon_imports_incus_images(daemon, t.root, t.incus, t.lxd)
+        });
+    }
+    out
 }
 
 /// Expected images of both clients, for callers that need one list.

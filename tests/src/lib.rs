@@ -19,6 +19,8 @@
 //!   harness: process groups killed by PID on drop, a throwaway CA made with
 //!   the `openssl` CLI, a plain static HTTPS server, the LXD client and
 //!   daemon in a private `LXD_DIR`, and python-simplestreams.
+//! - [`ssgen_serve`]: `ssgen serve` itself as the server under test, and a
+//!   publisher that fills an empty one through its upload API.
 //!
 //! The caller provides a scratch directory (a `tempfile::TempDir`); nothing
 //! here writes outside it, binds a fixed port or touches the system trust
@@ -38,6 +40,7 @@ pub mod images;
 pub mod lxd;
 pub mod model;
 pub mod proc;
+pub mod ssgen_serve;
 pub mod sstream;
 pub mod tls;
 

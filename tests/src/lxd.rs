@@ -135,6 +135,23 @@ pub fn daemon_unavailable() -> Option<String> {
     None
 }
 
+/// Starts a private daemon for `env`, or, where it cannot run, prints a
+/// loud `SKIPPED:` line naming `what` and returns `None`.
+pub fn daemon_or_skip(run: &RunDir, env: &ClientEnv, what: &str) -> Option<LxdDaemon> {
+    if let Some(why) = daemon_unavailable() {
+        // Straight to the stderr handle, not eprintln!: the test harness
+        // captures eprintln! of passing tests, and a skip must be seen.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{bar}\nSKIPPED (not passed): the LXD daemon part of `{what}`: {why}\n{bar}\n",
+            bar = "*".repeat(72)
+        );
+        return None;
+    }
+    Some(LxdDaemon::start(run, env).unwrap_or_else(|e| panic!("starting the LXD daemon: {e:#}")))
+}
+
 /// A private LXD daemon in `env.lxd_dir`, stopped on drop: `lxd shutdown`,
 /// then its process group by PID, then any mount it left under `LXD_DIR`.
 pub struct LxdDaemon {

@@ -27,11 +27,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use ssgen_tests::checks::{self, check_daemon, check_models, check_remote, check_sstream};
+use ssgen_tests::checks::{
+    self, ServedTree, check_daemon, check_models, check_remote, check_sstream,
+};
 use ssgen_tests::expect::{Client, ExpectedImage, expected_images};
 use ssgen_tests::https::StaticHttpsServer;
 use ssgen_tests::images::{TreeSpec, sample_tree};
-use ssgen_tests::lxd::{ClientEnv, LxdDaemon, daemon_unavailable};
+use ssgen_tests::lxd::{self, ClientEnv, LxdDaemon};
 use ssgen_tests::proc::RunDir;
 use ssgen_tests::tls::TestTls;
 use ssgen_tests::{handmade, require_tools, ssgen_bin};
@@ -179,49 +181,33 @@ fn assert_caught(what: &str, result: Result<(), Vec<String>>, needles: &[&str]) 
 
 /// Starts a private daemon, or prints a loud SKIPPED line and returns None.
 fn daemon_or_skip(fx: &Fixture, what: &str) -> Option<LxdDaemon> {
-    if let Some(why) = daemon_unavailable() {
-        // Straight to the stderr handle, not eprintln!: the test harness
-        // captures eprintln! of passing tests, and a skip must be seen.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n{bar}\nSKIPPED (not passed): the LXD daemon part of `{what}`: {why}\n{bar}\n",
-            bar = "*".repeat(72)
-        );
-        return None;
-    }
-    Some(
-        LxdDaemon::start(&fx.run, &fx.env)
-            .unwrap_or_else(|e| panic!("starting the LXD daemon: {e:#}")),
-    )
+    lxd::daemon_or_skip(&fx.run, &fx.env, what)
 }
 
 fn good_tree_passes(catalog: Catalog, with_daemon: bool) {
     let fx = Fixture::new(catalog);
     let url = fx.url("good");
-    let mut problems = Vec::new();
-
-    if let Err(p) = check_models(&fx.tree.root, &fx.lxd, &fx.incus) {
-        problems.extend(p);
-    }
-    if let Err(p) = check_remote(&fx.env, "t", &url, &fx.lxd) {
-        problems.extend(p);
-    }
-    let mirror = fx.run.path().join("mirror");
-    if let Err(p) = check_sstream(&fx.env, &url, &fx.all_expected(), &mirror) {
-        problems.extend(p);
-    }
-    if with_daemon && let Some(daemon) = daemon_or_skip(&fx, "real clients accept the tree") {
-        if let Err(p) = check_daemon(&daemon, "t", &url, &fx.lxd, &fx.run.path().join("stored")) {
-            problems.extend(p);
-        }
-        if let Err(p) =
-            checks::check_daemon_imports_incus_images(&daemon, &fx.tree.root, &fx.incus, &fx.lxd)
-        {
-            problems.extend(p);
-        }
-    }
-    assert_ok("real clients on the tree", checks::into_result(problems));
+    let daemon = if with_daemon {
+        daemon_or_skip(&fx, "real clients accept the tree")
+    } else {
+        None
+    };
+    let outcome = checks::check_served_tree(
+        &ServedTree {
+            env: &fx.env,
+            remote: "t",
+            url: &url,
+            root: &fx.tree.root,
+            lxd: &fx.lxd,
+            incus: &fx.incus,
+            work: fx.run.path(),
+        },
+        daemon.as_ref(),
+    );
+    assert_ok(
+        "real clients on the tree",
+        checks::into_result(outcome.problems),
+    );
     // Say what was proved, so a passing log shows the suite checked images.
     eprintln!(
         "checked {} LXD and {} Incus images: {}",

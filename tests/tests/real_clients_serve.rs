@@ -1,0 +1,285 @@
+//! `ssgen serve` in front of the real clients, filled through its own
+//! upload API.
+//!
+//! The main real-client test (`real_clients.rs`) proves the catalog that
+//! `ssgen build` writes, served by a plain Python server. This one proves
+//! the server and the publishing path: `ssgen serve` starts on an **empty**
+//! root with the suite's throwaway CA-signed certificate (`--tls-cert`,
+//! `--tls-key`; clients trust it by `SSL_CERT_FILE` only), the sample tree
+//! of real images is published through the upload API (`PUT` with
+//! `X-Checksum-Sha256`, one product through the multipart form), the server
+//! rebuilds the catalog by itself, and then exactly the checks of the main
+//! test run against it ([`checks::check_served_tree`]): `lxc image
+//! list/info/alias list` against expectations the test computed from its own
+//! files, the private LXD daemon's `image copy` of every image, and
+//! `sstream-mirror`.
+//!
+//! The clients fetch every image file first over `http://<host:port of the
+//! HTTPS URL>` and fall back to HTTPS (spec §11.4); the test checks that this
+//! first attempt fails fast against the TLS listener, that the `--http`
+//! listener serves the same tree, and bounds the daemon part with a
+//! watchdog, so a hang fails the test instead of stalling it.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use ssgen_tests::checks::{self, ServedTree};
+use ssgen_tests::expect::{Client, expected_images};
+use ssgen_tests::images::sample_tree;
+use ssgen_tests::lxd::{self, ClientEnv};
+use ssgen_tests::proc::RunDir;
+use ssgen_tests::ssgen_serve::{SsgenServe, Watchdog, plain_http_to, publish};
+use ssgen_tests::tls::TestTls;
+use ssgen_tests::{require_tools, sha256_files};
+
+const TOKEN: &str = "real-clients-serve-token-0123456789";
+/// A fixed build time, so that `updated` does not depend on the clock.
+const TIMESTAMP: &str = "1767225600";
+/// Published through the multipart form: the product with a container and
+/// a VM sharing one metadata tarball (three files in one request).
+const FORM_PRODUCT: &str = "myos:1.0:arm64:cloud";
+/// The daemon part with a healthy server takes a few seconds; past this,
+/// the server is killed and the test fails.
+const DAEMON_LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
+    require_tools(&[
+        "mksquashfs",
+        "qemu-img",
+        "tar",
+        "xz",
+        "openssl",
+        "lxc",
+        "curl",
+    ])
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let started = Instant::now();
+    let run = RunDir::new().expect("run dir");
+    // The publisher's copy: expectations are computed from these files,
+    // never from what the server writes.
+    let tree = sample_tree(&run.path().join("source")).expect("sample tree");
+    let lxd = expected_images(&tree, Client::Lxd).expect("expected LXD images");
+    let incus = expected_images(&tree, Client::Incus).expect("expected Incus images");
+    let tls = TestTls::create(run.path()).expect("throwaway CA");
+    let www = run.path().join("www");
+    std::fs::create_dir(&www).expect("empty server root");
+
+    let made = started.elapsed();
+    let mut server = SsgenServe::start(&run, &www, &tls, TOKEN, true, TIMESTAMP)
+        .unwrap_or_else(|e| panic!("starting ssgen serve: {e:#}"));
+    // Includes building ssgen when its sources are newer than the binary.
+    let server_up = started.elapsed() - made;
+    let http = server.http_url().expect("started with --http").to_owned();
+
+    // Why side files are copied rather than uploaded: the API refuses them.
+    let hidden = "images/debian/12/amd64/default/20260101_0000/.requirements";
+    let refused = server
+        .put(hidden, &tree.root.join("images/debian/.requirements"))
+        .expect("PUT a hidden name");
+    assert!(
+        refused.status >= 400 && !www.join(hidden).exists(),
+        "PUT {hidden} was answered {} ({}) and stored: hidden names must be refused",
+        refused.status,
+        refused.text()
+    );
+
+    let publishing = Instant::now();
+    let published = publish(&server, &tree, FORM_PRODUCT)
+        .unwrap_or_else(|e| panic!("publishing through the upload API: {e:#}"));
+    assert!(
+        !published.put.is_empty() && published.posted.len() >= 3,
+        "{published:?}"
+    );
+    let products: BTreeSet<String> = tree.products.iter().map(|p| p.id()).collect();
+    let paths: BTreeSet<String> = lxd
+        .iter()
+        .chain(&incus)
+        .flat_map(|e| [e.meta.rel.clone(), e.root.rel.clone()])
+        .collect();
+    let uploads_took = publishing.elapsed();
+    let rebuilt = server
+        .wait_for_catalog(&products, &paths, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("waiting for the rebuilt catalog: {e:#}"));
+
+    // The same tree on the plain listener, byte for byte: a client (or a
+    // caching proxy) that asks there first gets what HTTPS has.
+    for rel in [
+        "streams/v1/index.json",
+        "streams/v1/images.json",
+        &lxd[0].root.rel,
+    ] {
+        let secure = server.get(rel).expect("GET over HTTPS");
+        let plain = server
+            .curl(&format!("{http}/{rel}"), &[])
+            .expect("GET over plain HTTP");
+        assert!(
+            secure.status == 200 && plain.status == 200 && plain.body == secure.body,
+            "{rel}: HTTPS answered {} ({} bytes), the --http listener {} ({} bytes): not the same tree",
+            secure.status,
+            secure.body.len(),
+            plain.status,
+            plain.body.len()
+        );
+    }
+    let file = &lxd[0].root;
+    assert_eq!(
+        sha256_files(&[&www.join(&file.rel)]).expect("hash the stored file"),
+        file.sha256,
+        "{}: the stored upload differs from the publisher's file",
+        file.rel
+    );
+    // The clients' first attempt at an image file: http:// on the port of
+    // the HTTPS URL. It must fail at once (they then retry over HTTPS), not
+    // leave the connection open until a timeout.
+    let probe = plain_http_to(server.https_addr(), &file.rel, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(
+        probe.closed_after < Duration::from_secs(2) && !probe.answer.starts_with(b"HTTP/1.1 200"),
+        "plain HTTP to the TLS listener: closed after {:?} with {:?}; it must fail fast",
+        probe.closed_after,
+        String::from_utf8_lossy(&probe.answer[..probe.answer.len().min(40)])
+    );
+
+    let env = ClientEnv::new(&run.path().join("clients"), &tls.ca_cert).expect("client env");
+    let daemon_starting = Instant::now();
+    let daemon = lxd::daemon_or_skip(&run, &env, "real clients against ssgen serve");
+    let daemon_start = daemon_starting.elapsed();
+    let watchdog = Watchdog::arm(server.pid(), DAEMON_LIMIT + Duration::from_secs(30));
+    let outcome = checks::check_served_tree(
+        &ServedTree {
+            env: &env,
+            remote: "t",
+            url: server.url(),
+            root: server.root(),
+            lxd: &lxd,
+            incus: &incus,
+            work: run.path(),
+        },
+        daemon.as_ref(),
+    );
+    let hung = watchdog.fired();
+    drop(watchdog);
+    assert!(
+        !hung,
+        "the checks did not finish within {:?}: ssgen serve was killed; problems:\n  - {}",
+        DAEMON_LIMIT + Duration::from_secs(30),
+        outcome.problems.join("\n  - ")
+    );
+    if let Some(took) = outcome.took("lxd daemon") {
+        assert!(
+            took < DAEMON_LIMIT,
+            "the daemon's image copies took {took:?} (limit {DAEMON_LIMIT:?}): \
+             does the plain-HTTP first attempt wait for a timeout?"
+        );
+    }
+    assert!(
+        server.is_running(),
+        "ssgen serve exited during the checks:\n{}",
+        server.stderr_tail()
+    );
+    if let Err(problems) = checks::into_result(outcome.problems.clone()) {
+        panic!(
+            "real clients against ssgen serve ({}): {} problem(s):\n  - {}",
+            server.url(),
+            problems.len(),
+            problems.join("\n  - ")
+        );
+    }
+    eprintln!(
+        "ssgen serve at {} (and {http}): sample tree made in {:.1}s; server up in {:.1}s; published {} files by PUT, \
+         {} by one multipart POST, {} side files copied, in {:.1}s; catalog rebuilt {:.1}s after \
+         the last upload; plain HTTP to the TLS port answered {} ({} bytes) and closed in {:?}; daemon started in {:.1}s; \
+         checked {} LXD and {} Incus images ({}); {:.1}s in all",
+        server.url(),
+        made.as_secs_f64(),
+        server_up.as_secs_f64(),
+        published.put.len(),
+        published.posted.len(),
+        published.copied.len(),
+        uploads_took.as_secs_f64(),
+        rebuilt.as_secs_f64(),
+        ssgen_tests::hex(&probe.answer[..probe.answer.len().min(7)]),
+        probe.answer.len(),
+        probe.closed_after,
+        daemon_start.as_secs_f64(),
+        lxd.len(),
+        incus.len(),
+        outcome.timings_line(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// BUG (cli/src/http.rs, `BodyAdapter::poll_frame` and `Server::multipart`):
+/// a multipart upload that ends before its closing boundary (a dropped
+/// connection, a killed curl) is stored and published: the adapter turns
+/// the form's error into a clean end of body, and multipart parts carry no
+/// checksum, so `store` renames the partial staging file into place before
+/// the request fails with 400. The truncated file then answers 200, and the
+/// publisher's retry with the whole file is refused with 409 (published
+/// files never change). An upload answered with an error must leave
+/// nothing behind.
+#[test]
+fn an_interrupted_multipart_upload_leaves_nothing_behind() {
+    require_tools(&["openssl", "curl"]).unwrap_or_else(|e| panic!("{e:#}"));
+    let run = RunDir::new().expect("run dir");
+    let tls = TestTls::create(run.path()).expect("throwaway CA");
+    let www = run.path().join("www");
+    std::fs::create_dir(&www).expect("empty server root");
+    let server = SsgenServe::start(&run, &www, &tls, TOKEN, false, TIMESTAMP)
+        .unwrap_or_else(|e| panic!("starting ssgen serve: {e:#}"));
+
+    let name = "debian/12/amd64/default/20260101_0000/rootfs.squashfs";
+    let rel = format!("images/{name}");
+    let whole = run.path().join("rootfs.squashfs");
+    std::fs::write(&whole, vec![b's'; 64 * 1024]).expect("write the file");
+    // What curl -F sends, cut off before the part's data and the closing
+    // boundary arrive.
+    let cut = run.path().join("cut-form");
+    std::fs::write(
+        &cut,
+        format!(
+            "--cut\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\nssssssss"
+        ),
+    )
+    .expect("write the cut form");
+    let cut_arg = format!("@{}", cut.display());
+    let reply = server
+        .curl(
+            &format!("{}/images/", server.url()),
+            &[
+                "-H",
+                &format!("Authorization: Bearer {TOKEN}"),
+                "-H",
+                "Content-Type: multipart/form-data; boundary=cut",
+                "--data-binary",
+                &cut_arg,
+            ],
+        )
+        .expect("POST the cut form");
+    assert!(
+        reply.status >= 400,
+        "a form without its closing boundary was answered {} ({})",
+        reply.status,
+        reply.text()
+    );
+    let served = server.get(&rel).expect("GET the file");
+    let stored = std::fs::metadata(www.join(&rel)).map(|m| m.len()).ok();
+    // The publisher retries with the whole file, as anyone would after a 400.
+    let retry = server
+        .post_form(&[(name.to_owned(), whole.clone())])
+        .expect("POST the whole file");
+    assert!(
+        served.status == 404 && stored.is_none() && retry.status == 201,
+        "after a multipart upload answered {} ({}): GET {rel} answers {} with {} bytes \
+         (stored on disk: {stored:?} bytes), and the retry with the whole file is answered {} ({}); \
+         expected 404, nothing on disk and 201",
+        reply.status,
+        reply.text(),
+        served.status,
+        served.body.len(),
+        retry.status,
+        retry.text()
+    );
+}
