@@ -115,6 +115,44 @@ pub enum RangeAsk {
     Unsatisfiable,
 }
 
+/// A single `bytes=` range before the size is known, in R2's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// No usable range: the whole file.
+    Whole,
+    /// `offset` and, unless open-ended, `length`.
+    From {
+        /// First byte.
+        offset: u64,
+        /// Bytes wanted (clamped to the file by R2).
+        length: Option<u64>,
+    },
+    /// The last `n` bytes.
+    Suffix(u64),
+}
+
+/// Reads a `Range` header without the file size, for one ranged R2 read;
+/// `None` when only the size can tell the answer (`bytes=-0`).
+pub fn range_spec(header: Option<&str>) -> Option<RangeSpec> {
+    // Resolving against the largest size gives the same parse; whatever
+    // differs for the real size is clamping, which R2 does the same way.
+    match parse_range(header, u64::MAX) {
+        RangeAsk::Whole => Some(RangeSpec::Whole),
+        RangeAsk::Unsatisfiable => None,
+        RangeAsk::Part(r) => {
+            let spec = header?.trim().strip_prefix("bytes=")?.trim();
+            if let Some(n) = spec.strip_prefix('-') {
+                return Some(RangeSpec::Suffix(n.trim().parse().ok()?));
+            }
+            let open = spec.ends_with('-');
+            Some(RangeSpec::From {
+                offset: r.start,
+                length: (!open).then(|| r.len()),
+            })
+        }
+    }
+}
+
 /// Resolves a single `bytes=` range (RFC 9110 §14.1.2) against `size`.
 pub fn parse_range(header: Option<&str>, size: u64) -> RangeAsk {
     let Some(h) = header else {
@@ -321,6 +359,28 @@ mod tests {
         assert_eq!(parse_range(Some("items=0-1"), 10), RangeAsk::Whole);
         assert_eq!(parse_range(Some("bytes=x-1"), 10), RangeAsk::Whole);
         assert_eq!(parse_range(Some("bytes=0-0"), 0), RangeAsk::Unsatisfiable);
+    }
+
+    #[test]
+    fn range_specs() {
+        assert_eq!(range_spec(None), Some(RangeSpec::Whole));
+        assert_eq!(range_spec(Some("bytes=0-1,4-5")), Some(RangeSpec::Whole));
+        assert_eq!(
+            range_spec(Some("bytes=10-19")),
+            Some(RangeSpec::From {
+                offset: 10,
+                length: Some(10)
+            })
+        );
+        assert_eq!(
+            range_spec(Some("bytes=10-")),
+            Some(RangeSpec::From {
+                offset: 10,
+                length: None
+            })
+        );
+        assert_eq!(range_spec(Some("bytes=-5")), Some(RangeSpec::Suffix(5)));
+        assert_eq!(range_spec(Some("bytes=-0")), None);
     }
 
     #[test]

@@ -328,6 +328,37 @@ impl R2Bucket {
         Ok(to_object(wait(self.get_(key, &opts)).await?))
     }
 
+    /// `key` with its body, for one `Range` in R2's terms; `Err` also when
+    /// R2 finds the range outside the object.
+    pub async fn get_spec(
+        &self,
+        key: &str,
+        spec: super::http::RangeSpec,
+    ) -> Result<Option<R2Object>, JsValue> {
+        use super::http::RangeSpec;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "R2 objects are at most 5 TB, far below 2^53"
+        )]
+        let num = |n: u64| JsValue::from_f64(n as f64);
+        let range = match spec {
+            RangeSpec::Whole => None,
+            RangeSpec::From { offset, length } => {
+                let mut pairs = vec![("offset", num(offset))];
+                if let Some(l) = length {
+                    pairs.push(("length", num(l)));
+                }
+                Some(obj(&pairs)?)
+            }
+            RangeSpec::Suffix(n) => Some(obj(&[("suffix", num(n))])?),
+        };
+        let opts = match range {
+            Some(r) => obj(&[("range", r.into())])?,
+            None => Object::new(),
+        };
+        Ok(to_object(wait(self.get_(key, &opts)).await?))
+    }
+
     /// Stores `value` (a string or a stream of known length). With
     /// `only_if`, the put is conditional and `None` means it did not happen.
     pub async fn put(
