@@ -28,11 +28,20 @@ fi
 log "cargo build -p ssgen-wasm --profile wasm-release --target wasm32-unknown-unknown"
 cargo build --locked -p ssgen-wasm --profile wasm-release --target wasm32-unknown-unknown
 
-# A fresh directory: nothing stale from an older build is served.
+# A fresh directory: nothing stale from an older build is served. The
+# artifact is copied at once: scripts/build-edge.sh builds the same crate
+# with other features into the same path.
 rm -rf "$OUT.tmp"
+mkdir -p "$OUT.tmp/in"
+cp "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/ssgen_wasm.wasm" "$OUT.tmp/in/"
 wasm-bindgen --target web --out-dir "$OUT.tmp" \
     --remove-name-section --remove-producers-section \
-    "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/ssgen_wasm.wasm"
+    "$OUT.tmp/in/ssgen_wasm.wasm"
+rm -r "$OUT.tmp/in"
+if ! grep -q 'class Builder' "$OUT.tmp/ssgen_wasm.js"; then
+    log "the wasm has no page exports (built without the default 'page' feature?); run again"
+    exit 2
+fi
 
 wasm="$OUT.tmp/ssgen_wasm_bg.wasm"
 if [ -x "$WASM_OPT" ]; then

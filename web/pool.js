@@ -119,7 +119,7 @@ export class Pool {
           const reply = await slot.request({ type: "hash", job, file: fileOf(job.path), prefixes: missing });
           for (const m of missing) slot.prefixes.add(m.job.path);
           if (job.isPrefix) slot.prefixes.add(job.path);
-          onResult(reply.result);
+          onResult(reply.result, reply.hashMs);
         } catch (e) {
           if (!failure) {
             failure = e;

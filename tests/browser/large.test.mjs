@@ -12,6 +12,7 @@ import {
   metadataTarball,
   openPage,
   qcow2,
+  removeTemps,
   run,
   serve,
   sha256File,
@@ -37,6 +38,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.close();
+  removeTemps();
 });
 
 // Resident memory of every process descending from this one (the
@@ -73,8 +75,10 @@ function descendantsRss() {
   return total;
 }
 
+let root;
+
 test("a 2 GiB disk image hashes right with flat memory", async (t) => {
-  const root = tempDir("large");
+  root = tempDir("large");
   const v = join(root, "images/debian/12/amd64/default/20260801_0312");
   metadataTarball(join(v, "incus.tar.xz"), { created: 1785554000, os: "Debian", release: "12", serial: "20260801_03:12" });
   // A real qcow2 header, then a sparse tail up to 2 GiB: the file reads as
@@ -108,6 +112,27 @@ test("a 2 GiB disk image hashes right with flat memory", async (t) => {
   t.diagnostic(`hashed 2 GiB in ${(ms / 1000).toFixed(1)} s (${rate.toFixed(0)} MB/s); browser RSS ${(baseline / MIB).toFixed(0)} MiB before, peak growth ${(growth / MIB).toFixed(0)} MiB`);
   writeFileSync(join(ARTIFACTS, "large.json"), `${JSON.stringify({ bytes: SIZE, ms, mbPerS: rate, rssBaseline: baseline, rssPeakGrowth: growth }, null, 2)}\n`);
   assert.ok(growth < GROWTH_LIMIT, `browser memory grew by ${(growth / MIB).toFixed(0)} MiB while hashing a 2 GiB file`);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("cancel stops hashing, and the next files are hashed", async () => {
+  const { page, problems } = await openPage(browser, `${server.url}?timestamp=1785556800`);
+  await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
+  await page.waitForFunction(() => Number(document.querySelector("#overall").value) > 0, null, { timeout: 60_000 });
+  await page.click("#cancel");
+  await page.waitForSelector('body[data-state="cancelled"]', { timeout: 30_000 });
+  assert.equal(await page.textContent('[data-testid="images-json"]'), "");
+
+  const small = tempDir("after-cancel");
+  const v = join(small, "images/debian/12/amd64/default/20260801_0312");
+  metadataTarball(join(v, "incus.tar.xz"), { created: 1785554000, os: "Debian", release: "12", serial: "s" });
+  qcow2(join(v, "disk.qcow2"), "16M");
+  await page.setInputFiles('[data-testid="folder-input"]', join(small, "images"));
+  await waitDone(page);
+  const images = JSON.parse(await page.textContent('[data-testid="images-json"]'));
+  const items = images.products["debian:12:amd64:default"].versions["20260801_0312"].items;
+  assert.equal(items["disk-kvm.img"].sha256, await sha256File(join(v, "disk.qcow2")));
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -3,7 +3,7 @@
 // binary, and real image files made with real tools.
 
 import { execFileSync, spawnSync } from "node:child_process";
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize, resolve, sep } from "node:path";
@@ -105,8 +105,17 @@ export async function waitDone(page, timeout = 60_000) {
   }
 }
 
+const temps = [];
+
+// A fresh directory under the system temp dir, removed by removeTemps().
 export function tempDir(name) {
-  return mkdtempSync(join(tmpdir(), `ssgen-${name}-`));
+  const dir = mkdtempSync(join(tmpdir(), `ssgen-${name}-`));
+  temps.push(dir);
+  return dir;
+}
+
+export function removeTemps() {
+  for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 export function run(cmd, args, opts = {}) {

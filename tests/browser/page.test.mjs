@@ -12,6 +12,7 @@ import {
   metadataTarball,
   openPage,
   qcow2,
+  removeTemps,
   serve,
   squashfs,
   ssgenBuild,
@@ -33,6 +34,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.close();
+  removeTemps();
 });
 
 const pageUrl = () => `${server.url}?timestamp=${TIMESTAMP}`;
@@ -157,5 +159,18 @@ test("a broken metadata tarball shows a readable error", async () => {
   assert.equal(await page.isVisible("#error"), true);
   assert.equal(await page.textContent('[data-testid="images-json"]'), "");
   await page.screenshot({ path: join(ARTIFACTS, "broken.png"), fullPage: true });
+  await page.close();
+});
+
+test("once loaded, the page works with its server gone", async () => {
+  const root = makeTree();
+  const expected = ssgenBuild(root, TIMESTAMP);
+  const own = await serve();
+  const { page, problems } = await openPage(browser, `${own.url}?timestamp=${TIMESTAMP}`);
+  await own.close();
+  await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
+  await waitDone(page);
+  assert.deepEqual(await documents(page), expected);
+  assert.deepEqual(problems, []);
   await page.close();
 });

@@ -5,10 +5,12 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { before, test } from "node:test";
-import { WEB, ensureBuilt, metadataTarball, tempDir } from "./lib.mjs";
+import { after, before, test } from "node:test";
+import { WEB, ensureBuilt, metadataTarball, removeTemps, tempDir } from "./lib.mjs";
 
 let ssgen;
+
+after(removeTemps);
 
 before(async () => {
   ensureBuilt();

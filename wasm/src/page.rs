@@ -61,9 +61,7 @@ fn byte_count(value: f64, what: &str) -> Result<u64, String> {
         // A whole number in u64's range: checked just above.
         Ok(value as u64)
     } else {
-        Err(format!(
-            "{what}: size must be a whole number of bytes, not {value}"
-        ))
+        Err(format!("{what}: size must be a whole number of bytes"))
     }
 }
 
@@ -274,7 +272,7 @@ impl Builder {
     pub fn new(timestamp: f64) -> Result<Builder, JsError> {
         if !timestamp.is_finite() || timestamp.fract() != 0.0 || timestamp.abs() > 1e15 {
             return Err(JsError::new(&format!(
-                "timestamp must be whole Unix seconds, not {timestamp}"
+                "timestamp must be whole Unix seconds"
             )));
         }
         // A whole number well inside i64: checked above.
@@ -683,7 +681,9 @@ struct Proposal {
 /// variant is given, and the version named after `creation_date` in UTC
 /// (`YYYYMMDD_HHMM`, spec §10's recommendation).
 fn propose(meta: &ImageMetadata) -> Proposal {
-    let dir_name = |s: &str| s.trim().to_lowercase().replace(char::is_whitespace, "-");
+    // ASCII only: directory names must be [A-Za-z0-9._~:-] anyway (and the
+    // Unicode case tables would weigh on the page's download).
+    let dir_name = |s: &str| s.trim().to_ascii_lowercase().replace(' ', "-");
     let raw_arch = meta.image_arch();
     Proposal {
         os: meta.property("os").map(dir_name).unwrap_or_default(),
