@@ -22,25 +22,16 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Scan ROOT/images, hash what is new and write ROOT/streams/v1/*.json.
+    // Each subcommand's help is the doc comment of its Args struct (a
+    // comment on the variant would replace it).
     Build(cmd::build::BuildArgs),
-    /// Make a small sample tree of real image files, build it and show what
-    /// clients will see.
-    Demo(cmd::demo::DemoArgs),
-    /// Withdraw old versions, and delete files once no client can still ask
-    /// for them.
-    Prune(cmd::prune::PruneArgs),
-    // Help for lint and list comes from their Args structs' doc comments.
-    Lint(cmd::lint::LintArgs),
-    List(cmd::list::ListArgs),
-    /// Upload the tree to an ssgen edge handler (Cloudflare Worker) and
-    /// publish it: only what the edge lacks, resumable.
-    Push(cmd::push::PushArgs),
-    /// Remove one image, by fingerprint or alias, and rebuild.
-    Remove(cmd::remove::RemoveArgs),
-    /// Serve the tree over HTTPS (and HTTP), with an optional upload API.
-    Serve(cmd::serve::ServeArgs),
-    // Help for these two comes from their Args structs' doc comments.
     Import(cmd::import::ImportArgs),
+    Serve(cmd::serve::ServeArgs),
+    List(cmd::list::ListArgs),
+    Lint(cmd::lint::LintArgs),
     Verify(cmd::verify::VerifyArgs),
+    Prune(cmd::prune::PruneArgs),
+    Remove(cmd::remove::RemoveArgs),
+    Push(cmd::push::PushArgs),
+    Demo(cmd::demo::DemoArgs),
 }

@@ -109,7 +109,7 @@ impl Server {
         let Some(token) = &self.token else {
             return Err(HttpError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "uploads are off (start ssgen serve with --token)",
+                "uploads are not accepted here (start ssgen serve with --token, and upload over HTTPS)",
             ));
         };
         let given = headers
@@ -241,7 +241,7 @@ impl Server {
     async fn store(
         &self,
         target: &str,
-        body: impl hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+        body: impl hyper::body::Body<Data = Bytes, Error = impl std::fmt::Display> + Unpin,
         expected: Option<String>,
     ) -> Result<StatusCode, HttpError> {
         let path = self.root.join(target);
@@ -292,7 +292,7 @@ impl Server {
     async fn stream_to(
         &self,
         staging: &Path,
-        mut body: impl hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+        mut body: impl hyper::body::Body<Data = Bytes, Error = impl std::fmt::Display> + Unpin,
     ) -> Result<String, HttpError> {
         let mut file = tokio::fs::File::create(staging).await.map_err(internal)?;
         let mut hasher = sha2::Sha256::new();
@@ -330,7 +330,7 @@ impl Server {
                     .map_ok(Frame::data)
                     .map_err(|e| std::io::Error::other(e.to_string())),
             );
-            let status = self.store(&target, BodyAdapter(body), None).await?;
+            let status = self.store(&target, body, None).await?;
             stored.push(format!("{} {target}", status.as_u16()));
         }
         if stored.is_empty() {
@@ -381,30 +381,6 @@ impl Server {
         crate::fsx::write_atomic(&marker_path, marker.to_text().as_bytes()).map_err(internal)?;
         let _ = self.rebuild.send(());
         Ok(text(StatusCode::OK, "withdrawn"))
-    }
-}
-
-/// Adapts a stream body's error type to hyper's for [`Server::store`].
-struct BodyAdapter<B>(B);
-
-impl<B> hyper::body::Body for BodyAdapter<B>
-where
-    B: hyper::body::Body<Data = Bytes, Error = std::io::Error> + Unpin,
-{
-    type Data = Bytes;
-    type Error = hyper::Error;
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        use std::task::Poll;
-        match std::pin::Pin::new(&mut self.0).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-            // The multipart stream ended badly: end the body, and the size
-            // or checksum check reports it.
-            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
     }
 }
 

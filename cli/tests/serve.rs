@@ -16,6 +16,7 @@ const V: &str = "20260801_0312";
 struct Served {
     child: Child,
     url: String,
+    plain_url: Option<String>,
     root: PathBuf,
     _tmp: tempfile::TempDir,
 }
@@ -52,15 +53,19 @@ fn start(extra: &[&str]) -> Served {
         .stderr(Stdio::null())
         .spawn()
         .expect("serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let url = line.trim().rsplit(" at ").next().expect("url").to_owned();
-    assert!(url.starts_with("https://127.0.0.1:"), "{line}");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut url_of = || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("a line");
+        line.trim().rsplit(" at ").next().expect("url").to_owned()
+    };
+    let url = url_of();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let plain_url = extra.contains(&"--http").then(url_of);
     Served {
         child,
         url,
+        plain_url,
         root,
         _tmp: tmp,
     }
@@ -304,4 +309,40 @@ fn watch_rebuilds_when_files_appear() {
     wait_for("the new version to be published", || {
         s.catalog_has("alpine:3.22:amd64:default")
     });
+}
+
+#[test]
+fn the_plain_http_listener_serves_but_takes_no_uploads() {
+    let s = start(&["--http", "127.0.0.1:0", "--token", TOKEN]);
+    let plain = s.plain_url.clone().expect("a plain listener");
+    assert!(
+        plain.starts_with("http://127.0.0.1:") && plain != s.url,
+        "{plain}"
+    );
+    let curl = |args: &[&str], path: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .args(args)
+            .arg(format!("{plain}/{path}"))
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl(&[], "streams/v1/index.json"), "200");
+    // The token would cross the network in clear text: refused even when right.
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let path = "images/x/1/amd64/default/20260901_0000/incus.tar.xz";
+    assert_eq!(
+        curl(&["-X", "PUT", "--data-binary", "x", "-H", &auth], path),
+        "405"
+    );
+    assert!(!s.root.join(path).exists());
 }

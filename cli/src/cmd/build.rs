@@ -42,6 +42,13 @@ pub struct BuildOptions {
 /// strings) apply to everything below them. Versions still being uploaded
 /// are reported and skipped; hidden directories are never read.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  ssgen build /var/www/html
+  ssgen build --dry-run .                      print images.json, write nothing
+  ssgen build --only incus --timestamp 1785556800 .
+
+Exit status: 0 built, 1 invalid input (nothing written; the published
+catalog is kept), 2 a file could not be read or written.")]
 pub struct BuildArgs {
     /// The server root (holding images/).
     #[arg(default_value = ".")]

@@ -22,12 +22,11 @@ use crate::{fsx, walk};
 /// version directory records when; a later `ssgen prune` (run it from cron)
 /// deletes the files once the grace period is over. The newest version of
 /// each product is always kept.
-///
-/// Examples:
-///   ssgen prune --keep 3 /var/www/html
-///   ssgen prune --older-than 30 --dry-run .
-///   ssgen prune .          (only delete what the grace period allows)
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  ssgen prune --keep 3 /var/www/html
+  ssgen prune --older-than 30 --dry-run .
+  ssgen prune .            only delete what the grace period allows (run it from cron)")]
 pub struct PruneArgs {
     /// The server root (holding images/).
     #[arg(default_value = ".")]

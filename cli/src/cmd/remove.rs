@@ -27,11 +27,11 @@ use crate::fsx;
 /// that names several images (a container and a VM, or several
 /// architectures) is refused with the candidates listed; name the image by
 /// fingerprint or by its `<alias>/<arch>` form instead.
-///
-/// Examples:
-///   ssgen remove 3f138cfda346 /var/www/html
-///   ssgen remove debian/12/cloud/amd64 .
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  ssgen remove 3f138cfda346 /var/www/html
+  ssgen remove debian/12/cloud/amd64 .
+  ssgen remove --dry-run debian/12 .")]
 pub struct RemoveArgs {
     /// A fingerprint, a unique fingerprint prefix, or an alias.
     pub target: String,

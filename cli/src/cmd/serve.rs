@@ -32,17 +32,20 @@ use crate::http::{self, Server};
 /// ROOT/.ssgen/tls/cert.pem for clients to trust, e.g. with SSL_CERT_FILE),
 /// or put a TLS proxy in front. With --http the same tree is also served
 /// over plain HTTP, which clients try first for image files.
-///
-/// With --token (or SSGEN_TOKEN), uploads are accepted:
-///   curl -T rootfs.squashfs -H "Authorization: Bearer $TOKEN" \
-///        -H "X-Checksum-Sha256: $(sha256sum < rootfs.squashfs | cut -d' ' -f1)" \
-///        https://HOST/images/debian/12/amd64/default/20260801_0312/rootfs.squashfs
-///   curl -H "Authorization: Bearer $TOKEN" \
-///        -F "upload=@lxd.tar.xz;filename=debian/12/amd64/default/20260801_0312/lxd.tar.xz" \
-///        https://HOST/images/
-/// Files are staged in a hidden file and renamed into place; the catalog is
-/// rebuilt shortly after the last change.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  ssgen serve --self-signed /var/www/html          HTTPS on 127.0.0.1:8443
+  ssgen serve --tls-cert c.pem --tls-key k.pem --listen 0.0.0.0:443 --http 0.0.0.0:80 --watch .
+
+Uploads (with --token, or SSGEN_TOKEN): files are staged in a hidden file,
+checked, renamed into place, and the catalog is rebuilt shortly after:
+  curl -T rootfs.squashfs -H \"Authorization: Bearer $TOKEN\" \\
+       -H \"X-Checksum-Sha256: $(sha256sum < rootfs.squashfs | cut -d' ' -f1)\" \\
+       https://HOST/images/debian/12/amd64/default/20260801_0312/rootfs.squashfs
+  curl -H \"Authorization: Bearer $TOKEN\" \\
+       -F \"upload=@lxd.tar.xz;filename=debian/12/amd64/default/20260801_0312/lxd.tar.xz\" \\
+       https://HOST/images/
+A DELETE (with --allow-delete) withdraws a version or file (see ssgen prune).")]
 pub struct ServeArgs {
     /// The server root (holding images/ and streams/).
     #[arg(default_value = ".")]
@@ -166,7 +169,23 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
             root.display(),
             plain.local_addr()?
         );
-        tokio::spawn(accept_loop(plain, None, server.clone()));
+        // No uploads over plain HTTP when HTTPS is there: the bearer token
+        // would cross the network in clear text.
+        let read_only = Arc::new(Server {
+            root: root.clone(),
+            token: None,
+            allow_delete: false,
+            rebuild: rebuild_tx.clone(),
+        });
+        tokio::spawn(accept_loop(
+            plain,
+            None,
+            if tls.is_some() {
+                read_only
+            } else {
+                server.clone()
+            },
+        ));
     }
     tokio::select! {
         () = accept_loop(listener, tls, server) => {}
