@@ -63,4 +63,4 @@ gz="$(gzip -9 -c "$OUT/ssgen_wasm_bg.wasm" | wc -c)"
 js="$(stat -c %s "$OUT/ssgen_wasm.js")"
 printf 'build-web: web/pkg/ssgen_wasm_bg.wasm %d bytes, %d bytes gzip -9 (glue ssgen_wasm.js %d bytes)\n' \
     "$raw" "$gz" "$js"
-log "done: serve web/ (e.g. target/debug/ssgen serve web, or python3 -m http.server -d web)"
+log "done: serve web/, e.g. target/debug/ssgen serve --plain --listen 127.0.0.1:8080 web"

@@ -335,7 +335,13 @@ class LooseRun extends Run {
       this.builder.setClients("both");
       const scan = this.builder.scan();
       const results = [];
-      this.hashing = hashPlan(scan.plan, (path) => this.files.get(path), (r) => results.push(r));
+      const names = new Map(this.placed.map((p) => [`${STAGING_DIR}/${p.target}`, p.name]));
+      this.hashing = hashPlan(
+        scan.plan,
+        (path) => this.files.get(path),
+        (r) => results.push(r),
+        (path) => names.get(path) ?? path,
+      );
       try {
         await this.hashing;
       } finally {
@@ -373,7 +379,8 @@ class LooseRun extends Run {
 // ------------------------------------------------------------- hashing
 
 // Runs a plan on the workers with progress bars per file and overall.
-async function hashPlan(plan, fileOf, record) {
+// `label(path)` names a file for the user (default: its path).
+async function hashPlan(plan, fileOf, record, label = (path) => path) {
   const jobs = [...plan.prefixes, ...plan.bodies];
   const total = jobs.reduce((n, j) => n + j.size, 0);
   const rows = new Map();
@@ -382,7 +389,8 @@ async function hashPlan(plan, fileOf, record) {
   for (const job of jobs) {
     const bar = el("progress", { max: Math.max(job.size, 1), value: 0 });
     const text = el("span", { textContent: "waiting" });
-    const row = el("li", {}, el("span", { textContent: job.path, title: job.path }), bar, text);
+    const name = label(job.path);
+    const row = el("li", {}, el("span", { textContent: name, title: name }), bar, text);
     list.append(row);
     rows.set(job.path, { row, bar, text, size: job.size, done: 0, started: 0 });
   }

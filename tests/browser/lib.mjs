@@ -2,9 +2,10 @@
 // server on 127.0.0.1, Debian's Chromium through playwright-core, the ssgen
 // binary, and real image files made with real tools.
 
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, get } from "node:http";
+import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -191,4 +192,39 @@ export function ssgenBuild(root, timestamp) {
   const written = readFileSync(join(copy, "streams/v1/images.json"), "utf8");
   if (written !== imagesJson) throw new Error("ssgen build --dry-run and ssgen build disagree on images.json");
   return { imagesJson, indexJson: readFileSync(join(copy, "streams/v1/index.json"), "utf8") };
+}
+
+async function freePort() {
+  const probe = createNetServer();
+  await new Promise((ok) => probe.listen(0, "127.0.0.1", ok));
+  const { port } = probe.address();
+  await new Promise((ok) => probe.close(ok));
+  return port;
+}
+
+// `ssgen serve DIR` on plain HTTP at 127.0.0.1; returns {url, close}.
+export async function ssgenServe(dir) {
+  const port = await freePort();
+  const child = spawn(SSGEN, ["serve", dir, "--plain", "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const url = `http://127.0.0.1:${port}/`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const up = await new Promise((ok) => get(url, (r) => ok(r.resume() && true)).on("error", () => ok(false)));
+    if (up) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill();
+      throw new Error(`ssgen serve did not come up on ${url}: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    close: () =>
+      new Promise((ok) => {
+        child.once("exit", ok);
+        child.kill();
+      }),
+  };
 }

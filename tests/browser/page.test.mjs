@@ -3,10 +3,11 @@
 
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, before, test } from "node:test";
 import {
   ARTIFACTS,
+  WEB,
   ensureBuilt,
   launch,
   metadataTarball,
@@ -16,6 +17,7 @@ import {
   serve,
   squashfs,
   ssgenBuild,
+  ssgenServe,
   tempDir,
   waitDone,
 } from "./lib.mjs";
@@ -171,6 +173,56 @@ test("once loaded, the page works with its server gone", async () => {
   await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
   await waitDone(page);
   assert.deepEqual(await documents(page), expected);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("served by ssgen serve, the page gives the same documents", async () => {
+  const root = makeTree();
+  const expected = ssgenBuild(root, TIMESTAMP);
+  const served = await ssgenServe(WEB);
+  try {
+    const { page, problems } = await openPage(browser, `${served.url}?timestamp=${TIMESTAMP}`);
+    await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
+    await waitDone(page);
+    assert.deepEqual(await documents(page), expected);
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally {
+    await served.close();
+  }
+});
+
+test("export files dropped on the page are placed like chosen ones", async () => {
+  const exported = tempDir("drop");
+  const meta = join(exported, "a1b2.tar.gz");
+  const root = join(exported, "a1b2.squashfs");
+  // 2026-07-31 22:05 UTC, a gzip metadata tarball and an aarch64 image.
+  metadataTarball(meta, { arch: "aarch64", created: 1785535500, os: "Alpine", release: "3.20", variant: "cloud", serial: "x", compress: "gz" });
+  squashfs(root, "alpine");
+
+  const { page, problems } = await openPage(browser, pageUrl());
+  const files = [meta, root].map((p) => ({ name: basename(p), base64: readFileSync(p).toString("base64") }));
+  await page.evaluate((files) => {
+    const dt = new DataTransfer();
+    for (const f of files) {
+      const bytes = Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], f.name));
+    }
+    const drop = document.querySelector("#drop");
+    for (const type of ["dragover", "drop"]) {
+      drop.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }
+  }, files);
+  await waitDone(page);
+  const tree = tempDir("dropped");
+  const dir = join(tree, "images/alpine/3.20/arm64/cloud/20260731_2205");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "incus.tar.xz"), readFileSync(meta));
+  writeFileSync(join(dir, "rootfs.squashfs"), readFileSync(root));
+  assert.deepEqual(await documents(page), ssgenBuild(tree, TIMESTAMP));
+  // The progress rows name the user's files, not where they are staged.
+  assert.deepEqual(await page.locator("#files li span:first-child").allTextContents(), ["a1b2.tar.gz", "a1b2.squashfs"]);
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -12,6 +12,9 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 
 "$ROOT/scripts/build-web.sh"
 cargo build --locked -p ssgen --manifest-path "$ROOT/Cargo.toml"
+# The page exports' own unit tests (native; the default workspace test run
+# leaves the wasm crate out).
+cargo test --locked -p ssgen-wasm --lib --manifest-path "$ROOT/Cargo.toml"
 
 cd "$HERE"
 if [ "$#" -eq 0 ]; then
