@@ -9,12 +9,19 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-cargo build --locked --profile wasm-release --target wasm32-unknown-unknown \
-    -p ssgen-wasm --no-default-features --features edge
+# Speed over size for the Worker: at opt-level "z" (the page's size
+# profile) the handler answered 30-50 % fewer requests per second than at
+# 3, for 100 KB more (under 200 KB gzipped, far below Workers' limits). Its
+# own target dir, so the page's build and this one do not rebuild each
+# other's artifacts.
+TARGET_DIR="$ROOT/target/edge"
+CARGO_PROFILE_WASM_RELEASE_OPT_LEVEL=3 \
+    cargo build --locked --profile wasm-release --target wasm32-unknown-unknown \
+    --target-dir "$TARGET_DIR" -p ssgen-wasm --no-default-features --features edge
 out="$ROOT/edge/pkg"
 rm -rf "$out.tmp"
 wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
-    --out-dir "$out.tmp" "$ROOT/target/wasm32-unknown-unknown/wasm-release/ssgen_wasm.wasm"
+    --out-dir "$out.tmp" "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/ssgen_wasm.wasm"
 # No wasm-opt: on this module it trims the raw size by ~10 % but grows the
 # gzipped upload (what Cloudflare's size limit counts) by ~7 %.
 rm -rf "$out"
