@@ -4,10 +4,11 @@
 import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 
 import {
-  TOKEN, auth, buildImagesJson, makeVersion, publish, push, putFile, raw, sha256, ssgen, startEdge, tempDir,
+  SSGEN, TOKEN, auth, buildImagesJson, makeVersion, publish, push, putFile, raw, sha256, ssgen, startEdge, tempDir,
   withStores,
 } from "./lib.mjs";
 
@@ -529,6 +530,45 @@ describe("publishing", () => {
       assert.match(again.stderr, /1 to upload/);
       const back = Buffer.from(await (await fetch(`${edge.url}/streams/v1/images.json`)).arrayBuffer());
       assert.ok(back.equals(built.images));
+    } finally {
+      await edge.stop();
+    }
+  });
+
+  test("a push killed halfway resumes where it stopped, and the old catalog is served meanwhile", async () => {
+    const edge = await startEdge();
+    try {
+      const root = tempDir("tree");
+      makeVersion(root, { version: "20260801_0312" });
+      await push(root, edge.url, ["--timestamp", String(T)]);
+      const before = await (await fetch(`${edge.url}/streams/v1/images.json`)).text();
+      // Four new versions, each with a 12 MiB root sent in 5 MiB parts.
+      for (let i = 1; i <= 4; i++) {
+        const vdir = makeVersion(root, { version: `2026090${i}_0000` });
+        const big = Buffer.alloc(12 << 20, i);
+        big.write("hsqs", 0);
+        writeFileSync(join(vdir, "rootfs.squashfs"), big);
+      }
+      const child = spawn(SSGEN, ["push", root, "--to", edge.url, "--token", TOKEN, "--part-size", "5", "--timestamp", String(T)],
+        { stdio: "ignore" });
+      const exited = new Promise((r) => child.once("exit", r));
+      // Kill it once some, not all, of the new files have arrived.
+      for (;;) {
+        const files = (await (await fetch(`${edge.url}/api/v1/files`, { headers: auth })).json()).files;
+        if (files.length >= 4) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      child.kill("SIGKILL");
+      await exited;
+      assert.equal(await (await fetch(`${edge.url}/streams/v1/images.json`)).text(), before, "nothing published yet");
+      const held = (await (await fetch(`${edge.url}/api/v1/files`, { headers: auth })).json()).files.length;
+      assert.ok(held < 10, `the push was killed before it finished (${held} files held)`);
+      const resumed = await push(root, edge.url, ["--part-size", "5", "--timestamp", String(T)]);
+      const todo = Number(resumed.stderr.match(/(\d+) to upload/)[1]);
+      assert.ok(todo > 0 && todo < 8, `resumed with ${todo} of 8 new files left`);
+      const built = await buildImagesJson(root, T);
+      const images = Buffer.from(await (await fetch(`${edge.url}/streams/v1/images.json`)).arrayBuffer());
+      assert.ok(images.equals(built.images));
     } finally {
       await edge.stop();
     }
