@@ -18,8 +18,13 @@ fi
 # rustup's cargo/node from the setup, for a shell that did not have them.
 export PATH="$HOME/.cargo/bin:$PATH"
 
-step "cargo test (unit, golden, CLI end to end, real clients)"
-cargo test --locked --workspace
+# The default members: core, cli and tests (the wasm crate has its own runs
+# below, for its own target).
+step "cargo test: unit, golden, CLI end to end, real LXD and python-simplestreams clients"
+cargo test --locked
 
-step "edge handler under workerd (tests/edge)"
+step "browser: the page's wasm under Node, the page in headless Chromium"
+tests/browser/run.sh
+
+step "edge: the Worker under workerd (Miniflare), ssgen push, real LXD against it"
 tests/edge/run.sh
