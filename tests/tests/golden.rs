@@ -107,7 +107,11 @@ fn run_case(name: &str) -> (String, String, String) {
             check_against_files(name, &out.images_json, &bytes);
             (out.index_json, out.images_json, diags.join("\n"))
         }
-        Err(err) => (String::new(), String::new(), format!("build refused: {err}")),
+        Err(err) => (
+            String::new(),
+            String::new(),
+            format!("build refused: {err}"),
+        ),
     }
 }
 
@@ -128,12 +132,21 @@ fn check_against_files(name: &str, images_json: &str, bytes: &BTreeMap<String, V
             let file = |item: &serde_json::Value| &bytes[item["path"].as_str().expect("path")];
             for (key, item) in items {
                 let data = file(item);
-                assert_eq!(item["sha256"].as_str(), Some(hex(data).as_str()), "{name}: {pid} {vname} {key} sha256");
-                assert_eq!(item["size"].as_u64(), Some(data.len() as u64), "{name}: {pid} {vname} {key} size");
+                assert_eq!(
+                    item["sha256"].as_str(),
+                    Some(hex(data).as_str()),
+                    "{name}: {pid} {vname} {key} sha256"
+                );
+                assert_eq!(
+                    item["size"].as_u64(),
+                    Some(data.len() as u64),
+                    "{name}: {pid} {vname} {key} size"
+                );
             }
-            for meta in items.values().filter(|i| {
-                matches!(i["ftype"].as_str(), Some("lxd.tar.xz" | "incus.tar.xz"))
-            }) {
+            for meta in items
+                .values()
+                .filter(|i| matches!(i["ftype"].as_str(), Some("lxd.tar.xz" | "incus.tar.xz")))
+            {
                 for root in items.values() {
                     let ckey = match root["ftype"].as_str() {
                         Some("squashfs") => "combined_squashfs_sha256",
@@ -142,7 +155,11 @@ fn check_against_files(name: &str, images_json: &str, bytes: &BTreeMap<String, V
                         _ => continue,
                     };
                     let expected = hex(&[file(meta).as_slice(), file(root)].concat());
-                    assert_eq!(meta[ckey].as_str(), Some(expected.as_str()), "{name}: {pid} {vname} {ckey}");
+                    assert_eq!(
+                        meta[ckey].as_str(),
+                        Some(expected.as_str()),
+                        "{name}: {pid} {vname} {ckey}"
+                    );
                 }
             }
         }
@@ -161,7 +178,11 @@ fn golden(name: &str) {
         insta::assert_snapshot!("diagnostics", diags);
     });
     // The same input twice gives the same bytes.
-    assert_eq!(run_case(name), (index, images, diags), "{name}: not deterministic");
+    assert_eq!(
+        run_case(name),
+        (index, images, diags),
+        "{name}: not deterministic"
+    );
 }
 
 macro_rules! golden_tests {
