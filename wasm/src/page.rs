@@ -271,9 +271,7 @@ impl Builder {
     #[wasm_bindgen(constructor)]
     pub fn new(timestamp: f64) -> Result<Builder, JsError> {
         if !timestamp.is_finite() || timestamp.fract() != 0.0 || timestamp.abs() > 1e15 {
-            return Err(JsError::new(&format!(
-                "timestamp must be whole Unix seconds"
-            )));
+            return Err(JsError::new("timestamp must be whole Unix seconds"));
         }
         // A whole number well inside i64: checked above.
         let seconds = timestamp as i64;
