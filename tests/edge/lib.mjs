@@ -15,8 +15,17 @@ export const REPO = join(HERE, "..", "..");
 export const SSGEN = process.env.SSGEN_BIN ?? join(REPO, "target", "debug", "ssgen");
 export const TOKEN = "test-token-0123456789";
 
+const temps = [];
+process.on("exit", () => {
+  if (process.env.SSGEN_KEEP_TEMP) return;
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+});
+
+/** A scratch directory, removed when the process exits (unless SSGEN_KEEP_TEMP is set). */
 export function tempDir(name) {
-  return mkdtempSync(join(tmpdir(), `ssgen-edge-${name}-`));
+  const d = mkdtempSync(join(tmpdir(), `ssgen-edge-${name}-`));
+  temps.push(d);
+  return d;
 }
 
 export const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
