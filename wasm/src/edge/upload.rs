@@ -9,6 +9,12 @@
 //! reading both files again, so it is stored as given, checked for form and
 //! for consistency (a re-sent digest must equal the stored one), and the
 //! publish step refuses a catalog in which any pair lacks one.
+//!
+//! Files larger than one request body go up as R2 multipart uploads
+//! (`?uploads`, `?upload_id=&part=`, `?upload_id=`). R2 checks no digest
+//! for those, so completing one reads the joined object once through
+//! workerd's native `crypto.DigestStream`, under a `verifying/` marker that
+//! keeps it out of any publish until the digest matched.
 
 use std::collections::BTreeMap;
 
