@@ -1,8 +1,8 @@
-// The hashing worker: reads File objects in 4 MiB chunks (a BYOB reader of
-// File.stream() into two reused buffers, else File.slice) and pushes them
-// into the wasm hasher, so no file is ever whole in memory, memory stays
-// flat, and the page's main thread never hashes. The next chunk is read
-// while the current one is hashed.
+// The hashing worker: reads File objects piece by piece (a BYOB reader of
+// File.stream() into one reused buffer, else 4 MiB File.slices) and pushes
+// them into the wasm hasher, so no file is ever whole in memory, memory
+// stays flat, and the page's main thread never hashes. The browser reads
+// ahead while a piece is hashed.
 //
 // Messages in:
 //   {type: "init", module}                       the compiled WebAssembly.Module
@@ -19,8 +19,8 @@
 
 import init, * as ssgen from "./pkg/ssgen_wasm.js";
 
-// Big enough that the per-call cost vanishes, small enough that memory stays
-// flat: at most two chunks are alive (the one hashed, the one being read).
+// The largest piece read at once: big enough that the per-call cost
+// vanishes, small enough that memory stays flat.
 const CHUNK = 4 * 1024 * 1024;
 
 // Metadata tarballs are read in smaller pieces: reading stops early.
@@ -38,29 +38,17 @@ function readSlice(file, start, end) {
   return file.slice(start, end).arrayBuffer();
 }
 
-// Fills `buffer` from a BYOB reader: resolves {buffer, filled, done}. The
-// reader transfers the buffer on every read; the one it hands back is
-// reused, so no chunk is left for the garbage collector (with
-// `slice().arrayBuffer()`, each chunk is a new 4 MiB buffer and the worker's
-// memory grows by hundreds of MiB before a collection).
-async function fill(reader, buffer) {
-  let filled = 0;
-  while (filled < buffer.byteLength) {
-    const { value, done } = await reader.read(new Uint8Array(buffer, filled, buffer.byteLength - filled));
-    if (value) {
-      buffer = value.buffer;
-      filled += value.byteLength;
-    }
-    if (done) return { buffer, filled, done: true };
-  }
-  return { buffer, filled, done: false };
-}
-
 // Time spent inside the hasher (for benchmarks: hashing vs reading).
 const inHasher = { ms: 0 };
 
-// Hashes one file; `report(done)` is called after each chunk. While one
-// buffer is hashed, the other is being filled.
+// Hashes one file; `report(done)` is called after each piece.
+//
+// A BYOB reader of File.stream() reads into one buffer, reused: the reader
+// hands back the same memory each time, so no chunk is left for the garbage
+// collector (with `slice().arrayBuffer()`, each chunk is a new buffer and
+// the worker's memory grows by hundreds of MiB before a collection). Each
+// piece is hashed as it arrives, while the browser reads the next bytes of
+// the file into the stream's pipe on its own thread.
 async function hashFile(job, file, report, gen) {
   const hasher = new ssgen.Hasher(job, store);
   try {
@@ -72,22 +60,24 @@ async function hashFile(job, file, report, gen) {
     }
     let seen = 0;
     if (reader) {
-      let spare = new ArrayBuffer(CHUNK);
-      let current = await fill(reader, new ArrayBuffer(CHUNK));
-      while (current.filled > 0) {
+      let buffer = new ArrayBuffer(CHUNK);
+      for (;;) {
+        const { value, done } = await reader.read(new Uint8Array(buffer));
         if (gen !== generation) {
           reader.cancel();
           throw new Cancelled();
         }
-        const next = current.done ? null : fill(reader, spare);
-        const began = performance.now();
-        hasher.update(new Uint8Array(current.buffer, 0, current.filled));
-        inHasher.ms += performance.now() - began;
-        seen += current.filled;
-        report(seen);
-        if (!next) break;
-        spare = current.buffer;
-        current = await next;
+        if (value) {
+          if (value.byteLength > 0) {
+            const began = performance.now();
+            hasher.update(value);
+            inHasher.ms += performance.now() - began;
+            seen += value.byteLength;
+            report(seen);
+          }
+          buffer = value.buffer;
+        }
+        if (done) break;
       }
     } else {
       const size = file.size;
