@@ -184,11 +184,11 @@ export function qcow2(path, size, preallocation = "off") {
 
 // What `ssgen build` makes of a tree: images.json from --dry-run (which
 // writes nothing), then index.json from a real build into a copy.
-export function ssgenBuild(root, timestamp) {
-  const imagesJson = run(SSGEN, ["build", "--dry-run", "--timestamp", String(timestamp), root]);
+export function ssgenBuild(root, timestamp, flags = []) {
+  const imagesJson = run(SSGEN, ["build", "--dry-run", "--timestamp", String(timestamp), ...flags, root]);
   const copy = tempDir("built");
   run("cp", ["-a", join(root, "images"), copy]);
-  run(SSGEN, ["build", "--timestamp", String(timestamp), copy]);
+  run(SSGEN, ["build", "--timestamp", String(timestamp), ...flags, copy]);
   const written = readFileSync(join(copy, "streams/v1/images.json"), "utf8");
   if (written !== imagesJson) throw new Error("ssgen build --dry-run and ssgen build disagree on images.json");
   return { imagesJson, indexJson: readFileSync(join(copy, "streams/v1/index.json"), "utf8") };

@@ -95,6 +95,12 @@ test("a folder through the folder input gives exactly ssgen build's documents", 
   assert.match(findings, /unknown to LXD and Incus/);
   // Each file of the two published products has its row, finished.
   assert.equal(await page.locator("#files li.done").count(), 5);
+
+  // One client only: rebuilt from the same digests, as `ssgen build --only`.
+  await page.selectOption("#clients", "incus");
+  await page.waitForFunction(() => !document.querySelector('[data-testid="images-json"]').textContent.includes('"lxd.tar.xz"'));
+  await waitDone(page);
+  assert.deepEqual(await documents(page), ssgenBuild(root, TIMESTAMP, ["--only", "incus"]));
   await page.screenshot({ path: join(ARTIFACTS, "folder.png"), fullPage: true });
   assert.deepEqual(problems, []);
   await page.close();

@@ -19,8 +19,12 @@ use sha2::{Digest, Sha256};
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: sha2-bench FILE [RUNS]");
-    let runs: u32 = args.next().map_or(3, |r| r.parse().expect("RUNS is a number"));
-    let digests: usize = args.next().map_or(2, |r| r.parse().expect("DIGESTS is a number"));
+    let runs: u32 = args
+        .next()
+        .map_or(3, |r| r.parse().expect("RUNS is a number"));
+    let digests: usize = args
+        .next()
+        .map_or(2, |r| r.parse().expect("DIGESTS is a number"));
     let mut prefix = Sha256::new();
     prefix.update([0x5a_u8; 4096]);
     let mut buf = vec![0u8; 4 << 20];
