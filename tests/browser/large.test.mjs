@@ -2,7 +2,7 @@
 // not grow with it: files are read in chunks, never whole.
 
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import {
@@ -31,6 +31,7 @@ let browser;
 
 before(async () => {
   ensureBuilt();
+  mkdirSync(ARTIFACTS, { recursive: true });
   server = await serve();
   browser = await launch();
 });
