@@ -114,6 +114,7 @@ function wireInputs() {
   });
   $("#cancel").addEventListener("click", () => run?.cancel());
   $("#clients").addEventListener("change", () => {
+    // While hashing, the running rebuild picks the new choice up.
     if (run && !run.hashing) run.rebuild().catch(failed);
   });
   $("#download-index").addEventListener("click", () => download("index.json", $("#index-json").textContent));
@@ -121,7 +122,10 @@ function wireInputs() {
 }
 
 // Starts a new run once the page is up, after stopping the previous one.
+// A run that was replaced reports nothing: its files are no longer shown.
+let runs = 0;
 function begin(body) {
+  const mine = ++runs;
   started
     .then(async () => {
       if (run) await run.stop();
@@ -130,7 +134,9 @@ function begin(body) {
       setState("working");
       await body();
     })
-    .catch(failed);
+    .catch((e) => {
+      if (mine === runs) failed(e);
+    });
 }
 
 function failed(e) {
@@ -229,14 +235,16 @@ class Run {
   }
 
   async rebuild() {
-    if (this.stopped) return;
-    this.builder.setClients($("#clients").value);
-    const scan = this.builder.scan();
-    showDiagnostics(scan.diagnostics);
-    if (scan.hasErrors) {
-      throw new Error("The files have problems that block publishing; see the findings above.");
-    }
-    if (scan.plan.prefixes.length + scan.plan.bodies.length > 0) {
+    // Until nothing is left to hash: the clients may change while hashing.
+    for (;;) {
+      if (this.stopped) return;
+      this.builder.setClients($("#clients").value);
+      const scan = this.builder.scan();
+      showDiagnostics(scan.diagnostics);
+      if (scan.hasErrors) {
+        throw new Error("The files have problems that block publishing; see the findings above.");
+      }
+      if (scan.plan.prefixes.length + scan.plan.bodies.length === 0) break;
       this.hashing = hashPlan(scan.plan, (path) => this.files.get(path), (r) => this.builder.record(r));
       try {
         await this.hashing;
@@ -328,7 +336,8 @@ class LooseRun extends Run {
   }
 
   async rebuild() {
-    if (this.stopped) return;
+    // Edits while the files are hashed are read once hashing is over.
+    if (this.stopped || this.hashing) return;
     clearError();
     if (!this.results) {
       // Hash first (once), under the staging directory.
