@@ -203,8 +203,8 @@ async function looseRun(list) {
   }
   const current = new LooseRun(placed, placements);
   run = current;
-  $("#loose").hidden = false;
   await current.propose();
+  $("#loose").hidden = false;
   await current.rebuild();
 }
 
