@@ -14,6 +14,8 @@ import {
   openPage,
   qcow2,
   removeTemps,
+  run,
+  SSGEN,
   serve,
   squashfs,
   ssgenBuild,
@@ -229,6 +231,32 @@ test("export files dropped on the page are placed like chosen ones", async () =>
   assert.deepEqual(await documents(page), ssgenBuild(tree, TIMESTAMP));
   // The progress rows name the user's files, not where they are staged.
   assert.deepEqual(await page.locator("#files li span:first-child").allTextContents(), ["a1b2.tar.gz", "a1b2.squashfs"]);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("a server root dropped on the page is walked, and its published catalog kept when unchanged", async () => {
+  const root = makeTree();
+  // Published an hour ago: the page, an hour later, changes nothing, so it
+  // keeps the published `updated` and gives the very same bytes.
+  run(SSGEN, ["build", "--timestamp", String(TIMESTAMP - 3600), root]);
+  const expected = {
+    imagesJson: readFileSync(join(root, "streams/v1/images.json"), "utf8"),
+    indexJson: readFileSync(join(root, "streams/v1/index.json"), "utf8"),
+  };
+  assert.match(expected.indexJson, /03:00:00 \+0000/);
+  const { page, problems } = await openPage(browser, pageUrl());
+  // A real drag of the server root (the folder holding images/), through the
+  // browser's own drag and drop: the page walks it with webkitGetAsEntry.
+  const cdp = await page.context().newCDPSession(page);
+  const box = await page.locator("#drop").boundingBox();
+  const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+  const data = { items: [], files: [root], dragOperationsMask: 1 };
+  for (const type of ["dragEnter", "dragOver", "drop"]) {
+    await cdp.send("Input.dispatchDragEvent", { type, ...at, data });
+  }
+  await waitDone(page);
+  assert.deepEqual(await documents(page), expected);
   assert.deepEqual(problems, []);
   await page.close();
 });
