@@ -27,6 +27,7 @@ pub enum Command {
     Build(cmd::build::BuildArgs),
     Import(cmd::import::ImportArgs),
     Serve(cmd::serve::ServeArgs),
+    Watch(cmd::watch::WatchArgs),
     List(cmd::list::ListArgs),
     Lint(cmd::lint::LintArgs),
     Verify(cmd::verify::VerifyArgs),

@@ -18,6 +18,7 @@ mod fsx;
 mod hashing;
 mod http;
 mod walk;
+mod watch;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

@@ -6,7 +6,9 @@ use std::process::Command;
 
 #[test]
 fn help_snapshots() {
-    for cmd in ["", "build", "serve", "prune", "remove", "push", "demo"] {
+    for cmd in [
+        "", "build", "serve", "watch", "prune", "remove", "push", "demo",
+    ] {
         let mut args: Vec<&str> = vec![];
         if !cmd.is_empty() {
             args.push(cmd);

@@ -14,6 +14,7 @@ pub mod push;
 pub mod remove;
 pub mod serve;
 pub mod verify;
+pub mod watch;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -28,5 +29,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Watch(args) => watch::run(&args),
     }
 }

@@ -3,7 +3,7 @@
 //! bearer token, and rebuilds on change.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +16,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::cmd::build::{BuildOptions, rebuild};
+use crate::cmd::build::BuildOptions;
 use crate::exit::Invalid;
 use crate::http::{self, Server};
+use crate::watch;
 
 /// Serve ROOT over HTTP or HTTPS, as LXD and Incus need it.
 ///
@@ -143,9 +144,14 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
         allow_delete: args.allow_delete,
         rebuild: rebuild_tx.clone(),
     });
-    spawn_rebuilder(root.clone(), args.options.clone(), rebuild_rx);
+    watch::spawn_rebuilder(
+        root.clone(),
+        args.options.clone(),
+        rebuild_rx,
+        watch::SERVE_SETTLE,
+    );
     let _watcher = if args.watch {
-        Some(watch(&root, rebuild_tx.clone())?)
+        Some(watch::watch_images(&root, rebuild_tx.clone())?)
     } else {
         None
     };
@@ -233,50 +239,4 @@ async fn accept_loop(
             drop(result);
         });
     }
-}
-
-/// One rebuild at a time, after the changes settle.
-fn spawn_rebuilder(root: PathBuf, options: BuildOptions, mut rx: mpsc::UnboundedReceiver<()>) {
-    tokio::spawn(async move {
-        while rx.recv().await.is_some() {
-            // Debounce: wait until nothing new arrives for a moment.
-            loop {
-                tokio::time::sleep(Duration::from_millis(700)).await;
-                let mut more = false;
-                while rx.try_recv().is_ok() {
-                    more = true;
-                }
-                if !more {
-                    break;
-                }
-            }
-            let root = root.clone();
-            let options = options.clone();
-            let done = tokio::task::spawn_blocking(move || rebuild(&root, &options, false)).await;
-            match done {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => eprintln!("error: rebuild failed: {e:#}"),
-                Err(e) => eprintln!("error: rebuild panicked: {e}"),
-            }
-        }
-    });
-}
-
-fn watch(root: &Path, tx: mpsc::UnboundedSender<()>) -> Result<notify::RecommendedWatcher> {
-    use notify::Watcher as _;
-    let images = root.join("images");
-    std::fs::create_dir_all(&images)
-        .with_context(|| format!("cannot create {}", images.display()))?;
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            if !matches!(event.kind, notify::EventKind::Access(_)) {
-                let _ = tx.send(());
-            }
-        }
-    })
-    .context("cannot watch the tree")?;
-    watcher
-        .watch(&images, notify::RecursiveMode::Recursive)
-        .with_context(|| format!("cannot watch {}", images.display()))?;
-    Ok(watcher)
 }
