@@ -48,6 +48,7 @@ pub mod classify;
 pub mod client;
 mod diag;
 pub mod digest;
+pub mod direct;
 pub mod distro;
 mod layout;
 pub mod lint;

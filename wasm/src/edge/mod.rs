@@ -18,7 +18,6 @@
 //! Readers never rebuild anything: an index request is one KV read. Every
 //! error maps to a status in [`Error::reply`]; nothing here panics.
 
-mod direct;
 mod http;
 mod js;
 mod publish;

@@ -19,13 +19,13 @@
 //! so the old catalog, in place; an unreferenced snapshot is harmless.
 
 use serde::{Deserialize, Serialize};
-use ssgen_core::{Config, Digests, Entry, Sha256};
+use ssgen_core::{Config, Digests, Entry, Sha256, direct};
 use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
 use super::js::{self, KvNamespace, R2Bucket};
 use super::upload::{COMBINED, DELETED, VERIFYING};
-use super::{Env, Error, INDEX_KEY, Reply, Result, authorize, direct, now_secs, stores};
+use super::{Env, Error, INDEX_KEY, Reply, Result, authorize, now_secs, stores};
 
 const POINTER: &str = "catalog/current.json";
 /// Six hours: clients keep a catalog for one (spec §11.6).

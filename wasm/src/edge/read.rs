@@ -1,12 +1,13 @@
 //! The read side: the catalog from KV, image files from R2, and the
 //! direct-URL import headers. Nothing is rebuilt per request.
 
+use ssgen_core::direct;
 use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
 use super::http::{self, Conditions, Precondition, RangeAsk};
 use super::js::{self, KvNamespace, R2Bucket};
-use super::{Env, Error, INDEX_KEY, Reply, Result, direct, header, publish, stores};
+use super::{Env, Error, INDEX_KEY, Reply, Result, header, publish, stores};
 
 /// The catalog changes when someone publishes: proxies may keep it a
 /// minute (the clients themselves cache it for an hour, spec §11.6).
@@ -285,14 +286,7 @@ fn body_reply(key: &str, obj: &js::R2Object, range: Option<&str>) -> Result<Repl
 
 /// `GET`/`HEAD /aliases/<alias>[/<arch>]`: direct-URL import headers.
 pub async fn alias(req: &Request, env: &Env, url: &web_sys::Url, alias: &str) -> Result<Reply> {
-    if alias.is_empty()
-        || alias
-            .split('/')
-            .any(|p| p.is_empty() || p == "." || p == "..")
-        || !alias
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '~'))
-    {
+    if !direct::is_alias(alias) {
         return Err(Error::BadRequest(format!("{alias:?} is not an alias")));
     }
     let (kv, r2) = stores(env)?;
@@ -305,25 +299,18 @@ pub async fn alias(req: &Request, env: &Env, url: &web_sys::Url, alias: &str) ->
         serde_json::from_str(&text).map_err(|e| Error::Internal(e.to_string()))?;
     let arches = header(req, "incus-server-architectures")
         .or_else(|| header(req, "lxd-server-architectures"));
-    let target = direct::resolve(&map, alias, arches.as_deref()).map_err(|miss| match miss {
-        direct::Miss::Unknown => Error::NotFound(format!(
-            "no image with a unified tarball has the alias {alias:?}; split images are added with `lxc remote add` instead"
-        )),
-        direct::Miss::NoArch(have) => Error::NotFound(format!(
-            "alias {alias:?} has no image for the architectures {:?}; it has {}",
-            arches.clone().unwrap_or_default(),
-            have.join(", ")
-        )),
-        direct::Miss::Ambiguous(have) => Error::BadRequest(format!(
-            "alias {alias:?} exists for {}; send Incus-Server-Architectures or append /<arch>",
-            have.join(", ")
-        )),
+    let target = direct::resolve(&map, alias, arches.as_deref()).map_err(|miss| {
+        let message = miss.explain(alias, arches.as_deref());
+        match miss {
+            direct::Miss::Ambiguous(_) => Error::BadRequest(message),
+            direct::Miss::Unknown | direct::Miss::NoArch(_) => Error::NotFound(message),
+        }
     })?;
-    let file_url = format!("{}/{}", url.origin(), target.path);
-    let body = serde_json::json!({"alias": alias, "hash": target.hash, "url": file_url});
-    Ok(Reply::json(200, &body)
-        .header("incus-image-hash", target.hash.clone())
-        .header("incus-image-url", file_url.clone())
-        .header("lxd-image-hash", target.hash.clone())
-        .header("lxd-image-url", file_url))
+    let headers = target.headers(&url.origin());
+    let body = serde_json::json!({"alias": alias, "hash": target.hash, "url": headers[1].1});
+    let mut reply = Reply::json(200, &body);
+    for (name, value) in headers {
+        reply = reply.header(name, value);
+    }
+    Ok(reply)
 }

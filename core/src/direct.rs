@@ -4,14 +4,19 @@
 //! sha256 against `Incus-Image-Hash`. One file is downloaded, so only a
 //! unified tarball can be imported this way (spec peers §0).
 //!
-//! The map from alias to tarball is derived once per publish from the
-//! published `images.json` and stored beside it, so a request reads one
-//! small document and rebuilds nothing.
+//! Servers answer these requests at `/aliases/<alias>[/<arch>]`. The map
+//! from alias to tarball is derived from a published `images.json` once per
+//! catalog ([`alias_map`]), so a request only looks it up ([`resolve`]).
+//! The headers to send are [`Target::headers`].
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use ssgen_core::arch;
+
+use crate::arch;
+
+/// Where servers answer direct-URL imports: `/aliases/<alias>[/<arch>]`.
+pub const URL_PREFIX: &str = "aliases/";
 
 /// One importable image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,12 +27,45 @@ pub struct Target {
     pub path: String,
 }
 
+impl Target {
+    /// The response headers of a direct-URL import, for both clients:
+    /// `(name, value)` pairs, `base` being the server's origin
+    /// (`https://host:port`, no trailing slash).
+    #[must_use]
+    pub fn headers(&self, base: &str) -> [(&'static str, String); 4] {
+        let url = format!("{base}/{}", self.path);
+        [
+            ("incus-image-hash", self.hash.clone()),
+            ("incus-image-url", url.clone()),
+            ("lxd-image-hash", self.hash.clone()),
+            ("lxd-image-url", url),
+        ]
+    }
+}
+
+/// Whether `alias` may be looked up: path-safe segments of the characters
+/// aliases use (no empty, `.` or `..` segment).
+#[must_use]
+pub fn is_alias(alias: &str) -> bool {
+    !alias.is_empty()
+        && alias
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..")
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '~'))
+}
+
 /// alias → catalog arch → newest unified tarball.
 pub type AliasMap = BTreeMap<String, BTreeMap<String, Target>>;
 
 /// Builds the map from a published `images.json`. The first product (in
 /// catalog order) to claim an alias for an arch keeps it, as the core's
 /// clash rule does.
+///
+/// # Errors
+///
+/// When `images_json` is not JSON.
 pub fn alias_map(images_json: &str) -> Result<AliasMap, serde_json::Error> {
     let doc: serde_json::Value = serde_json::from_str(images_json)?;
     let mut map = AliasMap::new();
@@ -79,8 +117,34 @@ pub enum Miss {
     Ambiguous(Vec<String>),
 }
 
+impl Miss {
+    /// What to tell the client that asked for `alias` with the
+    /// architectures header `server_arches`.
+    #[must_use]
+    pub fn explain(&self, alias: &str, server_arches: Option<&str>) -> String {
+        match self {
+            Self::Unknown => format!(
+                "no image with a unified tarball has the alias {alias:?}; split images are added with `lxc remote add` instead"
+            ),
+            Self::NoArch(have) => format!(
+                "alias {alias:?} has no image for the architectures {:?}; it has {}",
+                server_arches.unwrap_or_default(),
+                have.join(", ")
+            ),
+            Self::Ambiguous(have) => format!(
+                "alias {alias:?} exists for {}; send Incus-Server-Architectures or append /<arch>",
+                have.join(", ")
+            ),
+        }
+    }
+}
+
 /// Resolves `alias` (optionally ending in `/<arch>`) for a server that
 /// runs `server_arches` (the request header, most preferred first).
+///
+/// # Errors
+///
+/// Why no image answers: see [`Miss`].
 pub fn resolve<'m>(
     map: &'m AliasMap,
     alias: &str,
@@ -167,5 +231,44 @@ mod tests {
             Err(Miss::Ambiguous(_))
         ));
         assert_eq!(resolve(&map, "nope", None), Err(Miss::Unknown));
+    }
+
+    #[test]
+    fn aliases_are_path_safe() {
+        for ok in ["debian/12", "alpine/3.20/default/arm64", "a.b_c-d:e~f"] {
+            assert!(is_alias(ok), "{ok}");
+        }
+        for bad in [
+            "", "/debian", "debian/", "a//b", "../etc", "a/./b", "a b", "a%2fb", "a?b",
+        ] {
+            assert!(!is_alias(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn answers_name_both_clients_and_misses_say_what_exists() {
+        let t = Target {
+            hash: "ab".into(),
+            path: "images/x.tar.gz".into(),
+        };
+        let h = t.headers("https://host:8443");
+        assert_eq!(h[0], ("incus-image-hash", "ab".into()));
+        assert_eq!(
+            h[1],
+            (
+                "incus-image-url",
+                "https://host:8443/images/x.tar.gz".into()
+            )
+        );
+        assert_eq!(h[2].0, "lxd-image-hash");
+        assert_eq!(
+            h[3],
+            ("lxd-image-url", "https://host:8443/images/x.tar.gz".into())
+        );
+        let have = vec!["amd64".to_owned(), "arm64".to_owned()];
+        let m = Miss::NoArch(have.clone()).explain("a/1", Some("s390x"));
+        assert!(m.contains("\"s390x\"") && m.contains("amd64, arm64"), "{m}");
+        let m = Miss::Ambiguous(have).explain("a/1", None);
+        assert!(m.contains("Incus-Server-Architectures"), "{m}");
     }
 }
