@@ -16,6 +16,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use sha2::Digest as _;
+use ssgen_core::direct;
 use ssgen_core::withdrawn::{self, Withdrawn};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc::UnboundedSender;
@@ -32,7 +33,16 @@ pub struct Server {
     pub token: Option<String>,
     pub allow_delete: bool,
     pub rebuild: UnboundedSender<()>,
+    /// `https` or `http`: what the listener of this handler speaks, for the
+    /// URLs of direct-URL import answers.
+    pub scheme: &'static str,
+    /// The direct-URL import map of the published catalog, with the
+    /// identity (size, mtime, inode) of the images.json it was made from.
+    pub aliases: std::sync::Mutex<Option<(CatalogId, Arc<direct::AliasMap>)>>,
 }
+
+/// Size, modification time and inode of a published images.json.
+type CatalogId = (u64, i64, i64, u64);
 
 /// An error answered to the client.
 #[derive(Debug)]
@@ -128,6 +138,9 @@ impl Server {
     }
 
     async fn get(&self, req: &Request<Incoming>, rel: &str) -> Result<Response<Body>, HttpError> {
+        if let Some(alias) = rel.strip_prefix(direct::URL_PREFIX) {
+            return self.direct_import(req, alias).await;
+        }
         let not_found = || HttpError::new(StatusCode::NOT_FOUND, "not found");
         let mut path = self.root.join(rel);
         let mut meta = tokio::fs::metadata(&path).await.map_err(|_| not_found())?;
@@ -234,6 +247,73 @@ impl Server {
         builder
             .body(StreamBody::new(stream).boxed())
             .map_err(internal)
+    }
+
+    /// `GET`/`HEAD /aliases/<alias>[/<arch>]`: the headers with which
+    /// `incus image import URL` and `lxc image import URL` find the unified
+    /// tarball of an alias for the daemon's architectures.
+    async fn direct_import(
+        &self,
+        req: &Request<Incoming>,
+        alias: &str,
+    ) -> Result<Response<Body>, HttpError> {
+        if !direct::is_alias(alias) {
+            return Err(bad(format!("{alias:?} is not an alias")));
+        }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && !h.contains(['/', '\\', '@']))
+            .ok_or_else(|| bad("a Host header is needed for the image URL"))?;
+        let map = self.alias_map().await?;
+        let arches = ["incus-server-architectures", "lxd-server-architectures"]
+            .iter()
+            .find_map(|name| req.headers().get(*name)?.to_str().ok());
+        let target = direct::resolve(&map, alias, arches).map_err(|miss| {
+            let status = match miss {
+                direct::Miss::Ambiguous(_) => StatusCode::BAD_REQUEST,
+                direct::Miss::Unknown | direct::Miss::NoArch(_) => StatusCode::NOT_FOUND,
+            };
+            HttpError::new(status, miss.explain(alias, arches))
+        })?;
+        let headers = target.headers(&format!("{}://{host}", self.scheme));
+        let body = serde_json::json!({"alias": alias, "hash": target.hash, "url": headers[1].1});
+        let mut builder = Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "public, max-age=60")
+            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let body = if req.method() == Method::HEAD {
+            empty()
+        } else {
+            full(format!("{body}\n"))
+        };
+        builder.body(body).map_err(internal)
+    }
+
+    /// The alias map of the published images.json, made again only when
+    /// that file changed.
+    async fn alias_map(&self) -> Result<Arc<direct::AliasMap>, HttpError> {
+        let path = self.root.join(ssgen_core::IMAGES_JSON);
+        let unpublished = || HttpError::new(StatusCode::NOT_FOUND, "no catalog is published yet");
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|_| unpublished())?;
+        let id = (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino());
+        if let Some((cached, map)) = &*self.aliases.lock().map_err(internal)? {
+            if *cached == id {
+                return Ok(map.clone());
+            }
+        }
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|_| unpublished())?;
+        let map = Arc::new(direct::alias_map(&text).map_err(internal)?);
+        *self.aliases.lock().map_err(internal)? = Some((id, map.clone()));
+        Ok(map)
     }
 
     /// Streams a body into a hidden staging file beside the target,

@@ -346,3 +346,77 @@ fn the_plain_http_listener_serves_but_takes_no_uploads() {
     );
     assert!(!s.root.join(path).exists());
 }
+
+#[test]
+fn alias_urls_answer_direct_imports_for_the_daemons_arch() {
+    let s = start(&[]);
+    // Before any unified image: the alias of a split image is not importable.
+    let (status, _, body) = s.curl("aliases/debian/12", &["-I"]);
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+
+    for (arch, date) in [("amd64", 11), ("arm64", 12)] {
+        let dir = s
+            .root
+            .join(format!("images/alpine/3.20/{arch}/default/20260901_0000"));
+        let meta = ImageMeta::new(arch, "alpine", "3.20", "default", date);
+        images::unified_tarball(&dir, "incus_combined.tar.gz", &meta, arch).expect("tarball");
+    }
+    let built = Command::new(env!("CARGO_BIN_EXE_ssgen"))
+        .arg("build")
+        .arg(&s.root)
+        .output()
+        .expect("build runs");
+    assert!(built.status.success());
+    let tarball = |arch: &str| {
+        format!("images/alpine/3.20/{arch}/default/20260901_0000/incus_combined.tar.gz")
+    };
+
+    // The daemon's HEAD, with its architectures (most preferred first).
+    let (status, headers, body) = s.curl(
+        "aliases/alpine/3.20",
+        &["-I", "-H", "Incus-Server-Architectures: aarch64, armv7l"],
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let hash = format!("{:x}", sha2::Sha256::digest(s.file(&tarball("arm64"))));
+    assert_eq!(header(&headers, "incus-image-hash"), Some(hash.as_str()));
+    assert_eq!(header(&headers, "lxd-image-hash"), Some(hash.as_str()));
+    let url = format!("{}/{}", s.url, tarball("arm64"));
+    assert_eq!(header(&headers, "incus-image-url"), Some(url.as_str()));
+    assert_eq!(header(&headers, "lxd-image-url"), Some(url.as_str()));
+
+    // LXD's header name, another arch; the URL it names serves the file.
+    let (status, headers, _) = s.curl(
+        "aliases/alpine/3.20",
+        &["-I", "-H", "LXD-Server-Architectures: x86_64, i686"],
+    );
+    assert_eq!(status, 200);
+    let url = header(&headers, "lxd-image-url").expect("a URL").to_owned();
+    let rel = url
+        .strip_prefix(&format!("{}/", s.url))
+        .expect("on this server");
+    assert_eq!(rel, tarball("amd64"));
+    let (status, _, bytes) = s.curl(rel, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        format!("{:x}", sha2::Sha256::digest(&bytes)),
+        header(&headers, "lxd-image-hash").expect("a hash")
+    );
+
+    // The arch in the path; no arch given with two candidates; an arch the
+    // alias lacks; something that is no alias.
+    let (status, _, body) = s.curl("aliases/alpine/3.20/default/arm64", &[]);
+    assert_eq!(status, 200);
+    let answer: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
+    assert_eq!(answer["hash"], hash.as_str());
+    assert_eq!(answer["url"], format!("{}/{}", s.url, tarball("arm64")));
+    let (status, _, body) = s.curl("aliases/alpine/3.20", &[]);
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("amd64, arm64"));
+    let (status, _, _) = s.curl(
+        "aliases/alpine/3.20",
+        &["-H", "Incus-Server-Architectures: s390x"],
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = s.curl("aliases/alpine/..%2F..%2Fetc", &[]);
+    assert!(status == 400 || status == 404, "{status}");
+}

@@ -1066,3 +1066,51 @@ pub fn check_daemon_imports_incus_images(
     }
     into_result(problems)
 }
+
+/// Adds a unified image of `alpine/3.20` (one `incus_combined.tar.gz`
+/// holding `metadata.yaml` and `rootfs/`) to the tree; returns its path.
+pub fn add_unified(tree: &Path) -> std::path::PathBuf {
+    let dir = tree.join("images/alpine/3.20/amd64/default/20260101_0000");
+    let meta = crate::images::ImageMeta::new("amd64", "alpine", "3.20", "default", 1_767_225_600);
+    crate::images::unified_tarball(&dir, "incus_combined.tar.gz", &meta, "direct")
+        .unwrap_or_else(|e| panic!("making a unified tarball: {e:#}"))
+}
+
+/// `lxc image import <url>/aliases/<alias>` through the daemon: it sends
+/// `HEAD` with `LXD-Server-Architectures`, downloads what `LXD-Image-URL`
+/// names and checks it against `LXD-Image-Hash`. The stored image must be
+/// `tarball`.
+pub fn check_direct_import(
+    daemon: &LxdDaemon,
+    url: &str,
+    alias: &str,
+    tarball: &Path,
+) -> Result<(), String> {
+    let want = sha256_files(&[tarball]).map_err(|e| format!("{e:#}"))?;
+    let env = daemon.env();
+    let source = format!("{url}/aliases/{alias}");
+    env.lxc(&["image", "import", &source, "--alias", "direct"])
+        .map_err(|e| format!("LXD direct-URL import of {source}: {e:#}"))?;
+    let images = env
+        .lxc_json(&["image", "list", "local:", "--format", "json"])
+        .map_err(|e| format!("{e:#}"))?;
+    let found = images.as_array().into_iter().flatten().find(|i| {
+        i["aliases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["name"] == "direct")
+    });
+    match found.and_then(|i| i["fingerprint"].as_str()) {
+        Some(fp) if fp == want => {
+            eprintln!("LXD imported {fp} by direct URL from {source}");
+            Ok(())
+        }
+        Some(fp) => Err(format!(
+            "LXD direct-URL import of {source} stored {fp}, the tarball is {want}"
+        )),
+        None => Err(format!(
+            "LXD direct-URL import of {source}: no image with alias `direct` afterwards"
+        )),
+    }
+}

@@ -182,6 +182,32 @@ pub fn root_tar_xz(dir: &Path, file_name: &str, label: &str) -> Result<PathBuf> 
     Ok(out)
 }
 
+/// Writes `dir/<file_name>`: a unified image, one gzip tarball holding
+/// `metadata.yaml` and `rootfs/` (what `lxc image export` writes for a
+/// unified image, and what direct-URL import downloads).
+pub fn unified_tarball(
+    dir: &Path,
+    file_name: &str,
+    meta: &ImageMeta,
+    label: &str,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let stage = staging(dir, "unified")?;
+    let s = stage.path();
+    std::fs::write(s.join("metadata.yaml"), metadata_yaml(meta)).context("write metadata.yaml")?;
+    fill_rootfs(&s.join("rootfs"), label)?;
+    let out = dir.join(file_name);
+    run(Command::new("tar")
+        .args(tar_flags(meta.creation_date))
+        .arg("-C")
+        .arg(s)
+        .arg("-czf")
+        .arg(&out)
+        .args(["metadata.yaml", "rootfs"]))
+    .with_context(|| format!("tar {}", out.display()))?;
+    Ok(out)
+}
+
 /// Writes `dir/<file_name>`: a qcow2 disk (1 MiB virtual size) made by
 /// `qemu-img`, whose first sector holds `label`.
 pub fn qcow2(dir: &Path, file_name: &str, label: &str) -> Result<PathBuf> {

@@ -17,13 +17,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ssgen_tests::checks::{self, check_daemon, check_remote};
+use ssgen_tests::checks::{self, add_unified, check_daemon, check_direct_import, check_remote};
 use ssgen_tests::expect::{Client, expected_images};
-use ssgen_tests::images::{ImageMeta, metadata_yaml, sample_tree};
+use ssgen_tests::images::sample_tree;
 use ssgen_tests::lxd::{ClientEnv, LxdDaemon, daemon_unavailable};
 use ssgen_tests::proc::{ProcessGuard, RunDir};
 use ssgen_tests::tls::TestTls;
-use ssgen_tests::{require_tools, sha256_files, ssgen_bin, workspace_root};
+use ssgen_tests::{require_tools, ssgen_bin, workspace_root};
 
 const TOKEN: &str = "edge-real-clients-token";
 
@@ -89,66 +89,6 @@ fn push(tree: &Path, url: &str, ca: &Path) {
     );
 }
 
-/// Adds a unified image (one `incus_combined.tar.gz` holding
-/// `metadata.yaml` and `rootfs/`) to the tree; returns its path.
-fn add_unified(tree: &Path) -> std::path::PathBuf {
-    let dir = tree.join("images/alpine/3.20/amd64/default/20260101_0000");
-    let stage = tree.join(".stage-unified");
-    std::fs::create_dir_all(stage.join("rootfs/etc")).expect("stage");
-    std::fs::create_dir_all(&dir).expect("version dir");
-    let meta = ImageMeta::new("amd64", "alpine", "3.20", "default", 1_767_225_600);
-    std::fs::write(stage.join("metadata.yaml"), metadata_yaml(&meta)).expect("metadata.yaml");
-    std::fs::write(stage.join("rootfs/etc/hostname"), "direct\n").expect("rootfs");
-    let out = dir.join("incus_combined.tar.gz");
-    let ok = Command::new("tar")
-        .args(["--owner=0", "--group=0", "--numeric-owner", "-czf"])
-        .arg(&out)
-        .arg("-C")
-        .arg(&stage)
-        .args(["metadata.yaml", "rootfs"])
-        .status()
-        .expect("run tar");
-    assert!(ok.success(), "tar failed");
-    std::fs::remove_dir_all(&stage).expect("remove stage");
-    out
-}
-
-/// `lxc image import URL` through the daemon: it sends `HEAD` with
-/// `LXD-Server-Architectures`, downloads what `LXD-Image-URL` names and
-/// checks it against `LXD-Image-Hash`.
-fn check_direct_import(daemon: &LxdDaemon, url: &str, tarball: &Path) -> Result<(), String> {
-    let want = sha256_files(&[tarball]).map_err(|e| format!("{e:#}"))?;
-    let env = daemon.env();
-    env.lxc(&[
-        "image",
-        "import",
-        &format!("{url}/aliases/alpine/3.20"),
-        "--alias",
-        "direct",
-    ])
-    .map_err(|e| format!("LXD direct-URL import: {e:#}"))?;
-    let images = env
-        .lxc_json(&["image", "list", "local:", "--format", "json"])
-        .map_err(|e| format!("{e:#}"))?;
-    let found = images.as_array().into_iter().flatten().find(|i| {
-        i["aliases"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|a| a["name"] == "direct")
-    });
-    match found.and_then(|i| i["fingerprint"].as_str()) {
-        Some(fp) if fp == want => {
-            eprintln!("LXD imported {fp} by direct URL from {url}/aliases/alpine/3.20");
-            Ok(())
-        }
-        Some(fp) => Err(format!(
-            "LXD direct-URL import stored {fp}, the tarball is {want}"
-        )),
-        None => Err("LXD direct-URL import: no image with alias `direct` afterwards".into()),
-    }
-}
-
 #[test]
 #[ignore = "needs the built Worker (edge/pkg) and Node 22: run by tests/edge/run.sh"]
 fn lxd_lists_and_copies_every_image_from_the_worker() {
@@ -186,7 +126,7 @@ fn lxd_lists_and_copies_every_image_from_the_worker() {
             // Direct-URL import needs a unified tarball: add one and push.
             let tarball = add_unified(&tree.root);
             push(&tree.root, &url, &tls.ca_cert);
-            if let Err(p) = check_direct_import(&daemon, &url, &tarball) {
+            if let Err(p) = check_direct_import(&daemon, &url, "alpine/3.20", &tarball) {
                 problems.push(p);
             }
         }

@@ -178,7 +178,38 @@ fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
         "ssgen serve exited during the checks:\n{}",
         server.stderr_tail()
     );
-    if let Err(problems) = checks::into_result(outcome.problems.clone()) {
+    let mut problems = outcome.problems.clone();
+    // Direct-URL import (`lxc image import https://HOST/aliases/ALIAS`)
+    // needs a unified tarball: publish one through the API, then let the
+    // daemon import it by its alias.
+    if let Some(daemon) = &daemon {
+        let tarball = checks::add_unified(&tree.root);
+        let rel = tarball
+            .strip_prefix(&tree.root)
+            .expect("inside the tree")
+            .to_string_lossy()
+            .into_owned();
+        let put = server.put(&rel, &tarball).expect("PUT the unified tarball");
+        assert!(put.status < 300, "PUT {rel}: {} {}", put.status, put.text());
+        let mut with_unified = products.clone();
+        with_unified.insert("alpine:3.20:amd64:default".into());
+        server
+            .wait_for_catalog(
+                &with_unified,
+                &BTreeSet::from([rel]),
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|e| panic!("waiting for the unified image: {e:#}"));
+        let watchdog = Watchdog::arm(server.pid(), DAEMON_LIMIT);
+        if let Err(p) = checks::check_direct_import(daemon, server.url(), "alpine/3.20", &tarball) {
+            problems.push(p);
+        }
+        assert!(
+            !watchdog.fired(),
+            "the direct-URL import did not finish within {DAEMON_LIMIT:?}: ssgen serve was killed"
+        );
+    }
+    if let Err(problems) = checks::into_result(problems) {
         panic!(
             "real clients against ssgen serve ({}): {} problem(s):\n  - {}",
             server.url(),

@@ -33,6 +33,10 @@ use crate::watch;
 /// ROOT/.ssgen/tls/cert.pem for clients to trust, e.g. with SSL_CERT_FILE),
 /// or put a TLS proxy in front. With --http the same tree is also served
 /// over plain HTTP, which clients try first for image files.
+///
+/// Unified images can be imported by URL: `lxc image import
+/// https://HOST/aliases/ALIAS` (or `incus image import`) gets the newest
+/// unified tarball of ALIAS for the daemon's architecture.
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   ssgen serve --self-signed /var/www/html          HTTPS on 127.0.0.1:8443
@@ -143,6 +147,8 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
         token: args.token.clone(),
         allow_delete: args.allow_delete,
         rebuild: rebuild_tx.clone(),
+        scheme: if tls.is_some() { "https" } else { "http" },
+        aliases: std::sync::Mutex::default(),
     });
     watch::spawn_rebuilder(
         root.clone(),
@@ -182,6 +188,8 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
             token: None,
             allow_delete: false,
             rebuild: rebuild_tx.clone(),
+            scheme: "http",
+            aliases: std::sync::Mutex::default(),
         });
         tokio::spawn(accept_loop(
             plain,
