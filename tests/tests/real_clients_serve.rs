@@ -241,15 +241,12 @@ fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
     );
 }
 
-/// BUG (cli/src/http.rs, `BodyAdapter::poll_frame` and `Server::multipart`):
-/// a multipart upload that ends before its closing boundary (a dropped
-/// connection, a killed curl) is stored and published: the adapter turns
-/// the form's error into a clean end of body, and multipart parts carry no
-/// checksum, so `store` renames the partial staging file into place before
-/// the request fails with 400. The truncated file then answers 200, and the
-/// publisher's retry with the whole file is refused with 409 (published
-/// files never change). An upload answered with an error must leave
-/// nothing behind.
+/// A multipart upload that ends before its closing boundary (a dropped
+/// connection, a killed curl) must leave nothing behind: multipart parts
+/// carry no checksum, so only the form's own end tells a whole file from a
+/// truncated one. Were the partial staging file renamed into place, it
+/// would answer 200 and the publisher's retry with the whole file would be
+/// refused with 409 (published files never change).
 #[test]
 fn an_interrupted_multipart_upload_leaves_nothing_behind() {
     require_tools(&["openssl", "curl"]).unwrap_or_else(|e| panic!("{e:#}"));
