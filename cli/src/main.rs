@@ -17,6 +17,7 @@ mod exit;
 mod fsx;
 mod hashing;
 mod http;
+mod net;
 mod walk;
 mod watch;
 

@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use ssgen_core::client::{self, Remote};
 use ssgen_core::lint::{self, Report};
 
 use crate::exit::Invalid;
+use crate::net;
 
 /// Check a catalog the way LXD and Incus read it.
 ///
@@ -179,7 +180,7 @@ impl Catalog {
         let agent = agent()?;
         // The URL of a products file (not the index): check it on its own.
         if trimmed.ends_with(".json") && !trimmed.ends_with(client::INDEX_PATH) {
-            let text = get(&agent, trimmed)?;
+            let text = net::fetch_catalog(&agent, trimmed)?;
             let name = trimmed.rsplit('/').next().unwrap_or(trimmed).to_owned();
             return Ok(Catalog {
                 origin: trimmed.to_owned(),
@@ -197,7 +198,7 @@ impl Catalog {
             .map_or(trimmed, |b| b.trim_end_matches('/'))
             .to_owned();
         let url = format!("{base}/{}", client::INDEX_PATH);
-        let index = get(&agent, &url)?;
+        let index = net::fetch_catalog(&agent, &url)?;
         Ok(Catalog {
             origin: base.clone(),
             index: Some(index),
@@ -226,7 +227,7 @@ impl Catalog {
             }
             Fetch::Url { agent, base } => {
                 let url = format!("{base}/{path}");
-                get(agent, &url).map_err(|e| format!("{e:#}"))
+                net::fetch_catalog(agent, &url).map_err(|e| format!("{e:#}"))
             }
         };
         match result {
@@ -297,59 +298,10 @@ fn read_text(path: &Path) -> std::io::Result<String> {
     })
 }
 
-/// An HTTP agent like the clients': TLS through rustls with the Mozilla
-/// roots, or the PEM bundle in `SSL_CERT_FILE` (as Go honours it), gzip
-/// accepted, redirects followed.
+/// An HTTP agent like the clients' (see [`net::agent_config`]).
 fn agent() -> anyhow::Result<ureq::Agent> {
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
-        let pem = std::fs::read(&file)
-            .with_context(|| format!("reading SSL_CERT_FILE {}", Path::new(&file).display()))?;
-        let mut certs = Vec::new();
-        for item in ureq::tls::parse_pem(&pem) {
-            if let ureq::tls::PemItem::Certificate(cert) =
-                item.with_context(|| format!("parsing {}", Path::new(&file).display()))?
-            {
-                certs.push(cert);
-            }
-        }
-        if certs.is_empty() {
-            bail!(
-                "SSL_CERT_FILE {} holds no certificate",
-                Path::new(&file).display()
-            );
-        }
-        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-    }
-    let config = ureq::Agent::config_builder()
-        .tls_config(tls.build())
+    Ok(net::agent_config()?
         .timeout_global(Some(Duration::from_secs(120)))
-        .http_status_as_error(false)
-        .user_agent(concat!("ssgen/", env!("CARGO_PKG_VERSION")))
-        .build();
-    Ok(config.into())
-}
-
-/// GETs a catalog file; like the clients, only a 200 counts. A server that
-/// answers with another status is invalid input (exit 1), a network or TLS
-/// failure is an IO error (exit 2).
-fn get(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
-    let mut response = agent
-        .get(url)
-        .call()
-        .with_context(|| format!("fetching {url}"))?;
-    let status = response.status();
-    if status != 200 {
-        return Err(Invalid(format!(
-            "{url}: HTTP status {status}; LXD and Incus accept only 200"
-        ))
-        .into());
-    }
-    let text = response
-        .body_mut()
-        .with_config()
-        .limit(1 << 30)
-        .read_to_string()
-        .with_context(|| format!("reading {url}"))?;
-    Ok(text)
+        .build()
+        .into())
 }

@@ -10,7 +10,6 @@ use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
@@ -19,7 +18,7 @@ use ssgen_core::{Digests, Level, Sha256};
 
 use crate::cache::Cache;
 use crate::exit::Invalid;
-use crate::{hashing, walk};
+use crate::{hashing, net, walk};
 
 /// Upload ROOT/images to an ssgen edge handler and publish its catalog.
 ///
@@ -289,28 +288,8 @@ struct Edge {
 
 impl Edge {
     fn new(base: String, token: String) -> Result<Self> {
-        let mut config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)));
-        // A private CA (a test server, a company proxy): SSL_CERT_FILE, as
-        // Go's and OpenSSL's clients honour it.
-        if let Ok(file) = std::env::var("SSL_CERT_FILE") {
-            let pem = std::fs::read(&file)
-                .with_context(|| format!("cannot read SSL_CERT_FILE {file}"))?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-            if !certs.is_empty() {
-                config = config.tls_config(
-                    ureq::tls::TlsConfig::builder()
-                        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-                        .build(),
-                );
-            }
-        }
+        // Uploads take as long as they take: only the connection is timed.
+        let config = net::agent_config()?;
         Ok(Self {
             agent: config.build().into(),
             base,

@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ssgen_core::{Digests, FileHasher, HashJob, HashPlan, Prefixes};
 
 use crate::exit::{self, Invalid};
-use crate::hashing;
+use crate::{hashing, net};
 
 /// Check every file a catalog advertises: size, sha256 and the combined
 /// digests (the image fingerprints).
@@ -59,9 +59,6 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
 }
-
-/// Bytes of JSON a catalog may be: far above any real server's.
-const CATALOG_LIMIT: u64 = 1 << 30;
 
 /// One file the catalog references, with what it claims.
 #[derive(Debug, Default)]
@@ -574,70 +571,13 @@ fn unreferenced(
     Ok(())
 }
 
-/// An HTTP client with the clients' trust: `SSL_CERT_FILE` when set (as
-/// LXD, Incus and Python honour it), otherwise the Mozilla roots.
+/// An HTTP client with the clients' trust, patient with large files.
 fn agent() -> Result<ureq::Agent> {
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
-        let pem = fs::read(&file).with_context(|| {
-            format!(
-                "cannot read SSL_CERT_FILE={}; point it at a PEM file of CA certificates",
-                Path::new(&file).display()
-            )
-        })?;
-        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
-        if certs.is_empty() {
-            bail!(Invalid(format!(
-                "SSL_CERT_FILE={}: holds no PEM certificate",
-                Path::new(&file).display()
-            )));
-        }
-        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-    }
-    let config = ureq::Agent::config_builder()
-        .tls_config(tls.build())
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(15)))
+    Ok(net::agent_config()?
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .timeout_recv_body(Some(Duration::from_secs(300)))
-        .user_agent(concat!("ssgen/", env!("CARGO_PKG_VERSION")))
-        .build();
-    Ok(config.into())
-}
-
-fn fetch_text(agent: &ureq::Agent, url: &str) -> Result<String> {
-    let mut resp = agent.get(url).call().map_err(|e| {
-        anyhow!("{url}: the server does not answer ({e}); check the URL and that the server is up")
-    })?;
-    let status = resp.status();
-    if status != 200 {
-        bail!(Invalid(format!(
-            "{url}: the server answered {status}; give the server root URL (the one given to `lxc remote add`)"
-        )));
-    }
-    let html_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.contains("html"));
-    let text = resp
-        .body_mut()
-        .with_config()
-        .limit(CATALOG_LIMIT)
-        .read_to_string()
-        .map_err(|e| anyhow!("{url}: cannot read the answer ({e})"))?;
-    let start = text.trim_start();
-    if html_type || start.starts_with('<') {
-        bail!(Invalid(format!(
-            "{url}: the server answered an HTML page, not JSON; give the server root URL (the one given to `lxc remote add`), not a web page"
-        )));
-    }
-    Ok(text)
+        .build()
+        .into())
 }
 
 fn verify_url(url: &str, deep: bool) -> Result<Vec<Problem>> {
@@ -649,11 +589,11 @@ fn verify_url(url: &str, deep: bool) -> Result<Vec<Problem>> {
         .to_owned();
     let agent = agent()?;
     let index_url = format!("{base}/{}", ssgen_core::INDEX_JSON);
-    let index_text = fetch_text(&agent, &index_url)?;
+    let index_text = net::fetch_catalog(&agent, &index_url)?;
     let mut catalog = Catalog::default();
     for rel in products_paths(&index_url, &index_text)? {
         let products_url = format!("{base}/{rel}");
-        let text = fetch_text(&agent, &products_url)?;
+        let text = net::fetch_catalog(&agent, &products_url)?;
         parse_products(&products_url, &text, &mut catalog)?;
     }
     let mut problems = std::mem::take(&mut catalog.problems);

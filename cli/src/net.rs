@@ -1,0 +1,85 @@
+//! HTTP(S) as LXD and Incus do it, in one place for every command that
+//! talks to a server (`lint`, `list`, `verify`, `push`): the trust they
+//! use, and how a catalog document is fetched.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ureq::config::ConfigBuilder;
+use ureq::typestate::AgentScope;
+
+use crate::exit::Invalid;
+
+/// The largest catalog document read (a products file of 100,000 items is
+/// a few tens of MB).
+const CATALOG_LIMIT: u64 = 1 << 30;
+
+/// An agent configuration with the clients' trust: the PEM bundle in
+/// `SSL_CERT_FILE` when set (as Go, OpenSSL and Python honour it, so a
+/// private CA works the same for ssgen and for `lxc`), otherwise the
+/// Mozilla roots. Statuses are answers, not errors; a connection is given
+/// 30 s. Callers add the timeouts of their own transfers.
+pub fn agent_config() -> Result<ConfigBuilder<AgentScope>> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+        let file = Path::new(&file);
+        let pem = std::fs::read(file).with_context(|| {
+            format!(
+                "cannot read SSL_CERT_FILE={}; point it at a PEM file of CA certificates",
+                file.display()
+            )
+        })?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            bail!(Invalid(format!(
+                "SSL_CERT_FILE={}: holds no PEM certificate; point it at a PEM file of CA certificates",
+                file.display()
+            )));
+        }
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+    }
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .user_agent(concat!("ssgen/", env!("CARGO_PKG_VERSION"))))
+}
+
+/// GETs a catalog document (an index or a products file). As for the
+/// clients, only a 200 counts: another status, or an HTML page where JSON
+/// belongs, is invalid input (exit 1); a server that cannot be reached is
+/// an IO error (exit 2).
+pub fn fetch_catalog(agent: &ureq::Agent, url: &str) -> Result<String> {
+    let mut resp = agent.get(url).call().map_err(|e| {
+        anyhow!("{url}: the server does not answer ({e}); check the URL and that the server is up")
+    })?;
+    let status = resp.status();
+    if status != 200 {
+        bail!(Invalid(format!(
+            "{url}: HTTP status {status}; LXD and Incus accept only 200 (give the server root URL, the one given to `lxc remote add`)"
+        )));
+    }
+    let html_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("html"));
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(CATALOG_LIMIT)
+        .read_to_string()
+        .map_err(|e| anyhow!("{url}: cannot read the answer ({e})"))?;
+    if html_type || text.trim_start().starts_with('<') {
+        bail!(Invalid(format!(
+            "{url}: the server answered an HTML page, not JSON; give the server root URL (the one given to `lxc remote add`), not a web page"
+        )));
+    }
+    Ok(text)
+}
