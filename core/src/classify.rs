@@ -113,6 +113,24 @@ pub fn by_name(name: &str) -> Kind {
     Kind::Other
 }
 
+/// The file name under which a version directory holds an item of
+/// `ftype`, so that [`by_name`] classifies it the same way: what a mirror
+/// of another server writes. `None` for deltas and for ftypes the core
+/// never publishes (the legacy `disk1.img`/`uefi1.img`).
+#[must_use]
+pub fn file_name_for(ftype: &str) -> Option<&'static str> {
+    Some(match ftype {
+        "lxd.tar.xz" => "lxd.tar.xz",
+        "incus.tar.xz" => "incus.tar.xz",
+        "squashfs" => "rootfs.squashfs",
+        "root.tar.xz" => "root.tar.xz",
+        "disk-kvm.img" => "disk.qcow2",
+        "incus_combined.tar.gz" => "incus_combined.tar.gz",
+        "lxd_combined.tar.gz" => "lxd_combined.tar.gz",
+        _ => return None,
+    })
+}
+
 fn delta(root: RootType, base: &str) -> Kind {
     if base.is_empty() {
         Kind::Other
@@ -216,6 +234,28 @@ pub fn check_magic(kind: &Kind, head: Option<&[u8]>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_for_ftypes_classify_back() {
+        for root in [RootType::Squashfs, RootType::RootTarXz, RootType::DiskKvm] {
+            let name = file_name_for(root.ftype()).expect("a root ftype");
+            assert_eq!(by_name(name), Kind::Root(root), "{name}");
+        }
+        assert_eq!(by_name("lxd.tar.xz"), Kind::Meta(MetaName::Lxd));
+        assert_eq!(
+            by_name(file_name_for("incus.tar.xz").expect("meta")),
+            Kind::Meta(MetaName::Incus)
+        );
+        for unified in ["incus_combined.tar.gz", "lxd_combined.tar.gz"] {
+            assert_eq!(
+                by_name(file_name_for(unified).expect("unified")),
+                Kind::Unified
+            );
+        }
+        for never in ["disk1.img", "uefi1.img", "squashfs.vcdiff", ""] {
+            assert_eq!(file_name_for(never), None, "{never}");
+        }
+    }
 
     #[test]
     fn names_map_to_ftypes() {
