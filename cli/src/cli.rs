@@ -26,6 +26,7 @@ pub enum Command {
     // comment on the variant would replace it).
     Build(cmd::build::BuildArgs),
     Import(cmd::import::ImportArgs),
+    Mirror(cmd::mirror::MirrorArgs),
     Serve(cmd::serve::ServeArgs),
     Watch(cmd::watch::WatchArgs),
     List(cmd::list::ListArgs),

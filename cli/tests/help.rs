@@ -7,7 +7,7 @@ use std::process::Command;
 #[test]
 fn help_snapshots() {
     for cmd in [
-        "", "build", "serve", "watch", "prune", "remove", "push", "demo",
+        "", "build", "serve", "watch", "mirror", "prune", "remove", "push", "demo",
     ] {
         let mut args: Vec<&str> = vec![];
         if !cmd.is_empty() {

@@ -83,6 +83,14 @@ enum Fetch {
     Url { agent: ureq::Agent, base: String },
 }
 
+/// Where a file of a catalog is: on disk or at a URL.
+pub enum Location {
+    /// Under a server root on disk.
+    File(PathBuf),
+    /// Under a base URL.
+    Url(String),
+}
+
 /// A catalog to check: the text of its index (or of a lone products file)
 /// and a way to fetch products files by their path relative to the base.
 pub struct Catalog {
@@ -270,6 +278,16 @@ impl Catalog {
     pub fn remote(&self) -> Remote {
         let fetch = self.fetcher();
         Remote::parse(&self.index_text(), &fetch)
+    }
+
+    /// Where the file an item's `path` names is, joined to the base as the
+    /// clients join it (§11.3).
+    pub fn locate(&self, path: &str) -> Location {
+        let clean = client::clean_path(path);
+        match &self.fetch {
+            Fetch::Dir { root, .. } => Location::File(root.join(clean)),
+            Fetch::Url { base, .. } => Location::Url(format!("{base}/{clean}")),
+        }
     }
 
     /// Prints on stderr why products files could not be fetched.

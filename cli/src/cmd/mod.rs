@@ -9,6 +9,7 @@ pub mod demo;
 pub mod import;
 pub mod lint;
 pub mod list;
+pub mod mirror;
 pub mod prune;
 pub mod push;
 pub mod remove;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Remove(args) => remove::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Import(args) => import::run(&args),
+        Command::Mirror(args) => mirror::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Watch(args) => watch::run(&args),
     }

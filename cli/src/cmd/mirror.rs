@@ -1,0 +1,600 @@
+//! `ssgen mirror`: copy chosen images of another simplestreams server
+//! (images.linuxcontainers.org, a company server, another ssgen root) into
+//! ROOT/images, checked file by file, then build.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::Digest as _;
+use ssgen_core::client::{self, Client, Image, ImageType, Item, Product, Remote};
+use ssgen_core::{arch, classify};
+
+use crate::cmd::build::{BuildOptions, Only, rebuild};
+use crate::cmd::lint::{Catalog, Location};
+use crate::cmd::list::host_arch;
+use crate::exit::{self, Invalid};
+use crate::{fsx, net};
+
+/// Copy images from another simplestreams server into ROOT, then build.
+///
+/// SOURCE is a server's https:// URL (the one given to `lxc remote add`) or
+/// a server root on disk. The images chosen are those LXD or Incus would
+/// list from it, filtered by --alias, --arch and --type, and the newest
+/// --keep versions of each product. Every file is checked against the
+/// sha256 and size the catalog gives before it is filed under
+/// ROOT/images/<os>/<release>/<arch>/<variant>/<version>/, and a version
+/// appears only once all its files are there, so an interrupted mirror
+/// publishes nothing half-copied and the next run resumes where it stopped.
+/// The product's os, release title and aliases go into its metadata.json
+/// and its requirements into .requirements, unless those files exist.
+///
+/// After the build, the fingerprints the source advertises are compared
+/// with those of the copied files: a source that advertises a wrong one is
+/// reported (the copy publishes the right one).
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  ssgen mirror https://images.example.org --alias debian/12 /var/www/html
+  ssgen mirror https://images.example.org --alias alpine/3.22 --arch amd64 --arch arm64 --keep 2 .
+  ssgen mirror --dry-run https://images.example.org --type virtual-machine .
+  ssgen mirror /srv/other-root --alias debian/12 .
+
+Run it from cron to follow a source; `ssgen prune --keep N` drops what the
+source no longer has. For a private CA, set SSL_CERT_FILE.
+
+Exit status: 0 when every chosen version was copied, 1 when the source
+is invalid or a file did not match its catalog, 2 on a network or disk
+failure.")]
+pub struct MirrorArgs {
+    /// The server to copy from: an https:// URL or a server root on disk.
+    pub source: String,
+
+    /// The server root to copy into (holding images/ and streams/).
+    #[arg(default_value = ".")]
+    pub root: PathBuf,
+
+    /// Only images with this alias, with or without the /<arch> suffix
+    /// (repeatable; default: every image).
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub aliases: Vec<String>,
+
+    /// Only this architecture: amd64, x86_64, arm64, ... (repeatable;
+    /// default: every architecture).
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub arches: Vec<String>,
+
+    /// Only containers or only virtual machines.
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub image_type: Option<TypeArg>,
+
+    /// How many of the newest versions of each product to copy.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub keep: usize,
+
+    /// Print what would be copied; copy and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub options: BuildOptions,
+}
+
+/// The image types of `--type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TypeArg {
+    /// Containers.
+    Container,
+    /// Virtual machines.
+    VirtualMachine,
+}
+
+/// One version to copy: where it goes and its files.
+struct Plan {
+    product: String,
+    version: String,
+    /// ROOT/images/<os>/<release>/<arch>/<variant>
+    variant_dir: PathBuf,
+    /// Local file name → the item that fills it.
+    files: BTreeMap<&'static str, Item>,
+    /// The source's product, for metadata.json and .requirements.
+    source: Product,
+    /// (client, fingerprint) the source advertises for this version.
+    advertised: BTreeSet<(Client, String)>,
+}
+
+pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
+    if args.keep == 0 {
+        bail!(Invalid(
+            "--keep 0 would copy nothing; give 1 or more".into()
+        ));
+    }
+    let wanted_arches = args
+        .arches
+        .iter()
+        .map(|a| {
+            arch::normalise(a).ok_or_else(|| {
+                Invalid(format!(
+                    "--arch {a}: not an architecture LXD or Incus knows (e.g. amd64, arm64, x86_64)"
+                ))
+            })
+        })
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    if !args.dry_run && !args.root.is_dir() {
+        bail!(Invalid(format!(
+            "{}: not a directory; create the server root first",
+            args.root.display()
+        )));
+    }
+
+    let catalog = Catalog::open(&args.source)?;
+    let remote = catalog.remote();
+    catalog.report_fetch_errors();
+    let plans = choose(&remote, args, &wanted_arches)?;
+    if plans.is_empty() {
+        bail!(Invalid(format!(
+            "{}: no image matches; `ssgen list {}` shows what it has",
+            args.source, args.source
+        )));
+    }
+
+    let total: u64 = plans
+        .iter()
+        .flat_map(|p| p.files.values())
+        .map(|i| u64::try_from(i.size).unwrap_or(0))
+        .sum();
+    if args.dry_run {
+        for p in &plans {
+            let size: i64 = p.files.values().map(|i| i.size).sum();
+            println!(
+                "copy {} {} -> {} ({}, {} bytes)",
+                p.product,
+                p.version,
+                p.variant_dir.join(&p.version).display(),
+                p.files.keys().copied().collect::<Vec<_>>().join(", "),
+                size
+            );
+        }
+        println!("{} version(s), {total} bytes at most", plans.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let agent: ureq::Agent = net::agent_config()?
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_recv_body(Some(Duration::from_secs(3600)))
+        .build()
+        .into();
+    let bar = progress(total);
+    let mut failed = 0usize;
+    for plan in &plans {
+        match copy_version(&catalog, &agent, plan, &bar) {
+            Ok(Copied::New) => say(&bar, format!("copied {} {}", plan.product, plan.version)),
+            Ok(Copied::Present) => say(
+                &bar,
+                format!("{} {}: already here", plan.product, plan.version),
+            ),
+            Err(e) => {
+                failed += 1;
+                say(
+                    &bar,
+                    format!("error: {} {}: {e:#}", plan.product, plan.version),
+                );
+                if exit::code_for(&e) == ExitCode::from(exit::FAILURE) {
+                    // The network or the disk: the next versions would fail the same way.
+                    bar.finish_and_clear();
+                    return Err(e.context("mirror stopped; run it again to resume"));
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    rebuild(&args.root, &args.options, false)?;
+    let published: Vec<Client> = match args.options.only {
+        None => Client::ALL.to_vec(),
+        Some(Only::Lxd) => vec![Client::Lxd],
+        Some(Only::Incus) => vec![Client::Incus],
+    };
+    compare_fingerprints(&args.root, &plans, &published)?;
+    if failed > 0 {
+        eprintln!("{failed} version(s) were not copied (see above); the others are published");
+        return Ok(ExitCode::from(exit::INVALID));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A line on stderr that does not tear the progress bar.
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+fn progress(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} copying [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// The versions to copy: what either client lists, filtered.
+fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result<Vec<Plan>> {
+    let host = host_arch();
+    // (products file, product, version) → the images of that version.
+    let mut chosen: BTreeMap<(String, String, String), Vec<Image>> = BTreeMap::new();
+    let mut refused = Vec::new();
+    for c in Client::ALL {
+        let view = client::view(remote, c, &host);
+        if let Some(err) = view.error {
+            refused.push(format!("{} refuses it: {err}", c.name()));
+            continue;
+        }
+        for image in view.images {
+            let Some(product) = find_product(remote, &image.file, &image.product) else {
+                continue;
+            };
+            let type_ok = match args.image_type {
+                None => true,
+                Some(TypeArg::Container) => image.image_type == ImageType::Container,
+                Some(TypeArg::VirtualMachine) => image.image_type == ImageType::VirtualMachine,
+            };
+            let arch_ok = arches.is_empty() || arches.contains(image.architecture.as_str());
+            let alias_ok = args.aliases.is_empty()
+                || product.alias_entries().iter().any(|a| {
+                    args.aliases
+                        .iter()
+                        .any(|want| want == a || *want == format!("{a}/{}", product.arch))
+                });
+            if type_ok && arch_ok && alias_ok {
+                chosen
+                    .entry((
+                        image.file.clone(),
+                        image.product.clone(),
+                        image.version.clone(),
+                    ))
+                    .or_default()
+                    .push(image);
+            }
+        }
+    }
+    if refused.len() == Client::ALL.len() {
+        bail!(Invalid(format!("{}: {}", args.source, refused.join("; "))));
+    }
+
+    // The newest --keep versions of each product (names sort by date, §10).
+    let mut per_product: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for (file, product, version) in chosen.keys() {
+        per_product
+            .entry((file.clone(), product.clone()))
+            .or_default()
+            .push(version.clone());
+    }
+    let mut plans = Vec::new();
+    for ((file, product_id), mut versions) in per_product {
+        versions.sort_unstable_by(|a, b| b.cmp(a));
+        versions.truncate(args.keep);
+        let product = find_product(remote, &file, &product_id)
+            .context("a chosen product vanished from the catalog")?;
+        let variant_dir = variant_dir(&args.root, &product_id, product)?;
+        for version in versions {
+            let images = &chosen[&(file.clone(), product_id.clone(), version.clone())];
+            let plan = plan(product, &product_id, &version, variant_dir.clone(), images)?;
+            if !plan.files.is_empty() {
+                plans.push(plan);
+            }
+        }
+    }
+    Ok(plans)
+}
+
+fn find_product<'r>(remote: &'r Remote, file: &str, id: &str) -> Option<&'r Product> {
+    remote
+        .files
+        .iter()
+        .find(|f| f.path == file)
+        .and_then(|f| f.products.get(id))
+}
+
+/// ROOT/images/<os>/<release>/<arch>/<variant> for a source product: the
+/// parts of its id when it has the usual `os:release:arch:variant` form,
+/// otherwise its fields.
+fn variant_dir(root: &Path, id: &str, product: &Product) -> Result<PathBuf> {
+    let from_id: Vec<&str> = id.split(':').collect();
+    let parts: Vec<String> = if from_id.len() == 4 && from_id[2] == product.arch {
+        from_id.iter().map(|p| (*p).to_owned()).collect()
+    } else {
+        [
+            &product.os,
+            &product.release,
+            &product.arch,
+            &product.variant,
+        ]
+        .iter()
+        .map(|p| p.to_lowercase().replace(' ', "-"))
+        .collect()
+    };
+    let mut dir = root.join("images");
+    for part in &parts {
+        let safe = !part.is_empty()
+            && !part.starts_with('.')
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '~'));
+        if !safe {
+            bail!(Invalid(format!(
+                "product {id}: {part:?} cannot be a directory name; the source's product names are unusable"
+            )));
+        }
+        dir.push(part);
+    }
+    Ok(dir)
+}
+
+fn plan(
+    product: &Product,
+    id: &str,
+    version: &str,
+    variant_dir: PathBuf,
+    images: &[Image],
+) -> Result<Plan> {
+    let items = &product
+        .versions
+        .get(version)
+        .context("a chosen version vanished from the catalog")?
+        .items;
+    let mut files: BTreeMap<&'static str, Item> = BTreeMap::new();
+    let mut by_path: BTreeMap<String, &'static str> = BTreeMap::new();
+    let mut advertised = BTreeSet::new();
+    for image in images {
+        let keys = std::iter::once(&image.meta_item).chain(image.root_item.as_ref());
+        let mut usable = true;
+        let mut mine = Vec::new();
+        for key in keys {
+            let item = items
+                .get(key)
+                .with_context(|| format!("item {key} vanished from the catalog"))?;
+            match classify::file_name_for(&item.ftype) {
+                Some(name) => mine.push((name, item)),
+                None => usable = false,
+            }
+        }
+        if !usable {
+            eprintln!(
+                "note: {id} {version}: {} ({}) has an ftype ssgen does not publish; skipped",
+                image.fingerprint, image.root_ftype
+            );
+            continue;
+        }
+        for (name, item) in mine {
+            // One file may serve several ftypes (one metadata tarball for
+            // both clients): copy it once.
+            if by_path.contains_key(&item.path) {
+                continue;
+            }
+            if let Some(other) = files.get(name) {
+                if other.sha256 != item.sha256 {
+                    bail!(Invalid(format!(
+                        "{id} {version}: two different files would both be {name} ({} and {})",
+                        other.path, item.path
+                    )));
+                }
+                continue;
+            }
+            by_path.insert(item.path.clone(), name);
+            files.insert(name, item.clone());
+        }
+        advertised.insert((image.client, image.fingerprint.clone()));
+    }
+    Ok(Plan {
+        product: id.to_owned(),
+        version: version.to_owned(),
+        variant_dir,
+        files,
+        source: product.clone(),
+        advertised,
+    })
+}
+
+enum Copied {
+    New,
+    Present,
+}
+
+/// Copies one version through a hidden staging directory beside it.
+fn copy_version(
+    catalog: &Catalog,
+    agent: &ureq::Agent,
+    plan: &Plan,
+    bar: &ProgressBar,
+) -> Result<Copied> {
+    let target = plan.variant_dir.join(&plan.version);
+    if target.exists() {
+        let same = plan.files.iter().all(|(name, item)| {
+            fs::metadata(target.join(name))
+                .is_ok_and(|m| i64::try_from(m.len()).is_ok_and(|len| len == item.size))
+        });
+        if !same {
+            bail!(Invalid(format!(
+                "{} exists with other files; remove it to copy the source's version",
+                target.display()
+            )));
+        }
+        bar.inc(
+            plan.files
+                .values()
+                .map(|i| u64::try_from(i.size).unwrap_or(0))
+                .sum(),
+        );
+        return Ok(Copied::Present);
+    }
+    let staging = plan.variant_dir.join(format!(".mirror-{}", plan.version));
+    fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+    for (name, item) in &plan.files {
+        let dest = staging.join(name);
+        if dest.exists() {
+            // Renamed into the staging directory only once checked.
+            bar.inc(u64::try_from(item.size).unwrap_or(0));
+            continue;
+        }
+        copy_file(catalog, agent, item, &dest, bar)?;
+    }
+    write_side_files(plan)?;
+    fs::rename(&staging, &target).with_context(|| {
+        format!(
+            "cannot rename {} to {}",
+            staging.display(),
+            target.display()
+        )
+    })?;
+    Ok(Copied::New)
+}
+
+/// Streams one item's file to `dest`, through `dest.part`, checking size
+/// and sha256 against the catalog.
+fn copy_file(
+    catalog: &Catalog,
+    agent: &ureq::Agent,
+    item: &Item,
+    dest: &Path,
+    bar: &ProgressBar,
+) -> Result<()> {
+    let (what, mut reader): (String, Box<dyn Read>) = match catalog.locate(&item.path) {
+        Location::File(path) => {
+            let file =
+                fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+            (path.display().to_string(), Box::new(file))
+        }
+        Location::Url(url) => {
+            let resp = agent
+                .get(&url)
+                .call()
+                .map_err(|e| anyhow!("{url}: the server does not answer ({e})"))?;
+            if resp.status() != 200 {
+                bail!(Invalid(format!(
+                    "{url}: the server answered {} for a file its catalog lists",
+                    resp.status()
+                )));
+            }
+            (url, Box::new(resp.into_body().into_reader()))
+        }
+    };
+    let part = dest.with_extension("part");
+    let result = (|| {
+        let mut out =
+            fs::File::create(&part).with_context(|| format!("cannot create {}", part.display()))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size: u64 = 0;
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .with_context(|| format!("{what}: the transfer broke off"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .with_context(|| format!("cannot write {}", part.display()))?;
+            size += n as u64;
+            bar.inc(n as u64);
+        }
+        out.sync_all()
+            .with_context(|| format!("cannot write {}", part.display()))?;
+        let sha = format!("{:x}", hasher.finalize());
+        if i64::try_from(size).ok() != Some(item.size) || sha != item.sha256 {
+            bail!(Invalid(format!(
+                "{what}: {size} bytes with sha256 {sha}, but the catalog says {} bytes with sha256 {}; the source is broken or changed while copying",
+                item.size, item.sha256
+            )));
+        }
+        fs::rename(&part, dest)
+            .with_context(|| format!("cannot rename {} to {}", part.display(), dest.display()))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&part);
+    }
+    result
+}
+
+/// metadata.json and .requirements for the product, unless present.
+fn write_side_files(plan: &Plan) -> Result<()> {
+    let p = &plan.source;
+    let mut meta = serde_json::Map::new();
+    if !p.os.is_empty() {
+        meta.insert("os".into(), p.os.clone().into());
+    }
+    if !p.release_title.is_empty() {
+        meta.insert("release_title".into(), p.release_title.clone().into());
+    }
+    let aliases: Vec<serde_json::Value> = p
+        .alias_entries()
+        .iter()
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+        .map(|a| a.to_owned().into())
+        .collect();
+    if !aliases.is_empty() {
+        meta.insert("aliases".into(), aliases.into());
+    }
+    let mut files = vec![("metadata.json", serde_json::Value::Object(meta))];
+    if let Some(req) = p.requirements.as_ref().filter(|r| !r.is_empty()) {
+        files.push((".requirements", serde_json::to_value(req)?));
+    }
+    if let Some(lxd) = p.lxd_requirements.as_ref().filter(|r| !r.is_empty()) {
+        if Some(lxd) != p.requirements.as_ref() {
+            files.push((".lxd_requirements", serde_json::to_value(lxd)?));
+        }
+    }
+    for (name, value) in files {
+        let path = plan.variant_dir.join(name);
+        if path.exists() {
+            continue;
+        }
+        let mut text = serde_json::to_string_pretty(&value)?;
+        text.push('\n');
+        fsx::write_atomic(&path, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Reports every fingerprint the source advertises that the copied files
+/// do not have.
+fn compare_fingerprints(root: &Path, plans: &[Plan], clients: &[Client]) -> Result<()> {
+    let catalog = Catalog::open(&root.display().to_string())?;
+    let remote = catalog.remote();
+    let host = host_arch();
+    let mut local = BTreeSet::new();
+    for &c in clients {
+        for image in client::view(&remote, c, &host).images {
+            local.insert((c, image.fingerprint));
+        }
+    }
+    for plan in plans {
+        for (c, fp) in plan.advertised.iter().filter(|(c, _)| clients.contains(c)) {
+            if !local.contains(&(*c, fp.clone())) {
+                eprintln!(
+                    "warning: {} {}: the source advertises fingerprint {fp} to {}, but the copied files give another; the copy publishes the files' own",
+                    plan.product,
+                    plan.version,
+                    c.name()
+                );
+            }
+        }
+    }
+    Ok(())
+}
