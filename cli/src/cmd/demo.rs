@@ -107,26 +107,11 @@ fn has_tool(name: &str) -> bool {
         .is_ok()
 }
 
-/// A tar archive of (name, contents) pairs, compressed with xz.
+/// The demo's fixed file time: its bytes, and so its digests, are stable.
+const MTIME: u64 = 1_785_556_320;
+
 fn tar_xz(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, contents) in files {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(contents.len() as u64);
-        header.set_mode(0o644);
-        // A fixed time keeps the demo's bytes, and so its digests, stable.
-        header.set_mtime(1_785_556_320);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, name, *contents)
-            .context("cannot build the sample tarball")?;
-    }
-    let tar = builder
-        .into_inner()
-        .context("cannot build the sample tarball")?;
-    let mut xz = Vec::new();
-    lzma_rs::xz_compress(&mut tar.as_slice(), &mut xz).context("cannot compress the sample")?;
-    Ok(xz)
+    crate::tarball::tar_xz(files, MTIME)
 }
 
 fn metadata_tarball(arch: &str, os: &str, release: &str, variant: &str) -> Result<Vec<u8>> {
@@ -158,7 +143,15 @@ fn squashfs(path: &Path) -> Result<()> {
     let status = Command::new("mksquashfs")
         .arg(&src)
         .arg(&tmp)
-        .args(["-noappend", "-quiet", "-all-root", "-mkfs-time", "0"])
+        .args([
+            "-noappend",
+            "-quiet",
+            "-all-root",
+            "-mkfs-time",
+            "0",
+            "-all-time",
+            "0",
+        ])
         .stdout(std::process::Stdio::null())
         .status()
         .context("cannot run mksquashfs")?;
