@@ -110,6 +110,34 @@ impl ImageMetadata {
     }
 }
 
+/// The `metadata.yaml` of an image that came without one (a disk image
+/// made by another tool): top-level `architecture` (the kernel's name, e.g.
+/// `x86_64`) and `creation_date`, the given `properties`, and no
+/// templates. Values are quoted as YAML needs, so [`parse_yaml`] reads
+/// back exactly what was given.
+#[must_use]
+pub fn generated_yaml(
+    architecture: &str,
+    creation_date: i64,
+    properties: &BTreeMap<String, String>,
+) -> String {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        architecture: &'a str,
+        creation_date: i64,
+        properties: &'a BTreeMap<String, String>,
+        templates: BTreeMap<String, String>,
+    }
+    let doc = Doc {
+        architecture,
+        creation_date,
+        properties,
+        templates: BTreeMap::new(),
+    };
+    // Strings, an integer and maps of strings always serialise.
+    serde_norway::to_string(&doc).unwrap_or_default()
+}
+
 /// Why a tarball's metadata could not be read. Each message says what is
 /// wrong and how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -701,6 +729,25 @@ impl fmt::Display for UnifiedKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_yaml_reads_back_as_given() {
+        let props: BTreeMap<String, String> = [
+            ("os", "debian"),
+            ("release", "12"),
+            ("variant", "default"),
+            ("description", "Debian 12: bookworm # not a comment"),
+            ("serial", "20260801_03:12"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let yaml = generated_yaml("x86_64", 1_785_556_320, &props);
+        let meta = parse_yaml(yaml.as_bytes()).expect("valid metadata.yaml");
+        assert_eq!(meta.architecture, "x86_64");
+        assert_eq!(meta.creation_date, 1_785_556_320);
+        assert_eq!(meta.properties, props, "{yaml}");
+    }
 
     const YAML: &str = "architecture: x86_64\ncreation_date: 1785556320\nexpiry_date: 1788148320\nproperties:\n  architecture: amd64\n  os: Debian\n  release: 12\n  variant: default\n  description: \"Debian 12: bookworm\"\n  serial: \"20260801_03:12\"\ntemplates:\n  /etc/hostname:\n    when: [create, copy]\n    template: hostname.tpl\n";
 
