@@ -898,3 +898,150 @@ fn round_trip_through_a_real_lxd_export() {
     let listed = lxc(&["image", "list", "local:", "--format", "csv", "-c", "F"]);
     assert!(listed.contains(&unified_fp[..12]), "{listed}");
 }
+
+/// The `metadata.yaml` inside an xz metadata tarball, read with `tar`.
+fn metadata_yaml_of(tarball: &Path) -> String {
+    let out = Command::new("tar")
+        .arg("-xJOf")
+        .arg(tarball)
+        .arg("metadata.yaml")
+        .output()
+        .expect("tar runs");
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[test]
+fn a_bare_disk_gets_generated_metadata() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = tmp.path().join("build");
+    let disk = images::qcow2(&src, "output.qcow2", "packer").expect("qcow2");
+    let root = tmp.path().join("srv");
+    fs::create_dir_all(&root).expect("mkdir");
+
+    // Without --arch: the error says how to have the metadata written.
+    let out = ssgen(&["import", s(&disk), s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--arch"), "{}", text(&out));
+    // --arch alone is not enough; --arch beside a metadata tarball is refused.
+    let out = ssgen(&["import", "--arch", "amd64", s(&disk), s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--os and --release"), "{}", text(&out));
+    let meta = images::metadata_tarball(
+        &src,
+        "meta.tar.xz",
+        &ImageMeta::new("amd64", "x", "1", "default", DATE),
+    )
+    .expect("meta");
+    let out = ssgen(&["import", "--arch", "amd64", s(&meta), s(&disk), s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    fs::remove_file(&meta).expect("rm");
+    assert!(
+        snapshot(&root).is_empty(),
+        "a refused import wrote something"
+    );
+
+    let args = [
+        "import",
+        "--arch",
+        "arm64",
+        "--os",
+        "myos",
+        "--release",
+        "1.0",
+        "--variant",
+        "cloud",
+        "--timestamp",
+        "1785556320",
+    ];
+    let mut with_files = args.to_vec();
+    with_files.extend([s(&disk), s(&root)]);
+    let out = ssgen(&with_files);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = root.join(format!("images/myos/1.0/arm64/cloud/{VERSION}"));
+    let yaml = metadata_yaml_of(&dir.join("incus.tar.xz"));
+    for line in [
+        "architecture: aarch64",
+        "creation_date: 1785556320",
+        "os: myos",
+        "variant: cloud",
+    ] {
+        assert!(yaml.contains(line), "{line:?} missing from:\n{yaml}");
+    }
+    let items = items(&root, "myos:1.0:arm64:cloud", VERSION);
+    assert_eq!(
+        items["incus.tar.xz"]["combined_disk-kvm-img_sha256"],
+        sha(&[&dir.join("incus.tar.xz"), &disk]),
+        "{items:#}"
+    );
+    // The same again: the same bytes, so nothing to do.
+    let out = ssgen(&with_files);
+    assert!(
+        out.status.success() && text(&out).contains("already imported"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A container root with the metadata ssgen wrote is copied from the tree
+/// by a real LXD daemon, which then makes a container of it (unpacking the
+/// image and reading that metadata).
+#[test]
+fn lxd_accepts_generated_metadata() {
+    use ssgen_tests::lxd::{ClientEnv, LxdDaemon, daemon_unavailable};
+    if let Some(why) = daemon_unavailable() {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nSKIPPED (not passed): lxd_accepts_generated_metadata: {why}\n"
+        );
+        return;
+    }
+    let run = ssgen_tests::proc::RunDir::new().expect("run dir");
+    let tls = ssgen_tests::tls::TestTls::create(run.path()).expect("tls");
+    let env = ClientEnv::new(run.path(), &tls.ca_cert).expect("client env");
+    let daemon = LxdDaemon::start(&run, &env).unwrap_or_else(|e| panic!("lxd: {e:#}"));
+    let lxc = |args: &[&str]| {
+        daemon
+            .env()
+            .lxc(args)
+            .unwrap_or_else(|e| panic!("{e:#}\n--- lxd.log ---\n{}", daemon.log_tail()))
+    };
+
+    let sqfs =
+        images::squashfs(&run.path().join("src"), "rootfs.squashfs", "bare").expect("squashfs");
+    let root = run.path().join("srv");
+    fs::create_dir_all(&root).expect("mkdir");
+    let out = ssgen(&[
+        "import",
+        "--arch",
+        "amd64",
+        "--os",
+        "bare",
+        "--release",
+        "1",
+        "--timestamp",
+        "1785556320",
+        s(&sqfs),
+        s(&root),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = root.join(format!("images/bare/1/amd64/default/{VERSION}"));
+    let fp = sha(&[&dir.join("incus.tar.xz"), &dir.join("rootfs.squashfs")]);
+
+    let server = ssgen_tests::https::StaticHttpsServer::start(&run, &root, &tls).expect("server");
+    daemon
+        .env()
+        .remote_add("t", &server.url(""))
+        .expect("remote add");
+    lxc(&["image", "copy", "t:bare/1", "local:"]);
+    let info = lxc(&["image", "info", &format!("local:{fp}")]);
+    assert!(info.contains("Architecture: x86_64"), "{info}");
+    // Making a container unpacks the image and reads its metadata.yaml.
+    lxc(&["init", &format!("local:{fp}"), "from-bare"]);
+    lxc(&["delete", "from-bare"]);
+}

@@ -54,7 +54,8 @@ use crate::fsx;
   ssgen import meta-9e71.tar.xz 9e71.squashfs /var/www/html
   ssgen import ./export-dir /var/www/html      (a folder, like simplestreams.py -i)
   ssgen import --move --alias debian/stable a1b2.tar.gz
-  ssgen import --dry-run meta-9e71.tar.xz 9e71.squashfs"
+  ssgen import --dry-run meta-9e71.tar.xz 9e71.squashfs
+  ssgen import --arch amd64 --os myos --release 1.0 output.qcow2   (no metadata: ssgen writes it)"
 )]
 pub struct ImportArgs {
     /// Export files or folders, then the server root (default: the current
@@ -84,6 +85,12 @@ pub struct ImportArgs {
     /// (default when absent: `default`).
     #[arg(long, value_name = "NAME")]
     pub variant: Option<String>,
+
+    /// For a root file given without a metadata tarball (a disk image made
+    /// by another tool): its architecture (amd64, arm64, x86_64, ...). With
+    /// --os and --release, ssgen writes the metadata tarball itself.
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 
     /// Add an alias to the product (repeatable); kept in the product's
     /// metadata.json. Clients add /<arch> themselves.
@@ -141,7 +148,8 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
             root.display()
         )));
     }
-    let files = identify(&sources)?;
+    let mut files = identify(&sources)?;
+    let _generated = generate_metadata(&mut files, args)?;
     let mut images = group(files, args)?;
     check_targets(&root, &mut images)?;
     let aliases = alias_plan(&root, &images, &args.aliases)?;
@@ -330,6 +338,91 @@ fn identify_file(path: &Path, folder: Option<usize>) -> Result<Option<Source>> {
     }
 }
 
+/// A folder of generated files, removed when dropped.
+struct Generated(PathBuf);
+
+impl Drop for Generated {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// For root files given without any metadata tarball and with --arch: a
+/// metadata tarball written by ssgen (os, release and variant from the
+/// flags, the creation date from --timestamp, SOURCE_DATE_EPOCH or now),
+/// added to `files` from a temporary folder that lives as long as the
+/// returned guard.
+fn generate_metadata(files: &mut Vec<Source>, args: &ImportArgs) -> Result<Option<Generated>> {
+    let has_meta = files
+        .iter()
+        .any(|s| matches!(s.role, Role::Meta(_) | Role::Unified(_)));
+    let Some(raw_arch) = &args.arch else {
+        return Ok(None);
+    };
+    if has_meta {
+        bail!(Invalid(
+            "--arch is for root files without a metadata tarball; with one, the architecture comes from its metadata.yaml".into()
+        ));
+    }
+    let folders: BTreeSet<Option<usize>> = files.iter().map(|s| s.folder).collect();
+    let [folder] = folders.into_iter().collect::<Vec<_>>()[..] else {
+        bail!(Invalid(
+            "--arch: the root files come from several folders; import one image at a time".into()
+        ));
+    };
+    let (Some(os), Some(release)) = (&args.os, &args.release) else {
+        bail!(Invalid(
+            "--arch: give --os and --release too, for the metadata.yaml ssgen writes".into()
+        ));
+    };
+    let Some(kernel_arch) = ssgen_core::arch::normalise(raw_arch) else {
+        bail!(Invalid(format!(
+            "--arch {raw_arch}: not an architecture LXD or Incus knows (e.g. amd64, arm64, x86_64)"
+        )));
+    };
+    let variant = args.variant.as_deref().unwrap_or("default");
+    let creation_date = crate::cmd::build::config(&args.options)?.timestamp;
+    let properties: BTreeMap<String, String> = [
+        ("architecture", kernel_arch),
+        ("os", os.as_str()),
+        ("release", release.as_str()),
+        ("variant", variant),
+        (
+            "description",
+            &format!("{os} {release} {kernel_arch} ({variant})"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let yaml = metadata::generated_yaml(kernel_arch, creation_date, &properties);
+    let tarball = crate::tarball::tar_xz(
+        &[("metadata.yaml", yaml.as_bytes())],
+        u64::try_from(creation_date).unwrap_or(0),
+    )?;
+    let dir = std::env::temp_dir().join(format!(
+        "ssgen-import-{}-{}",
+        std::process::id(),
+        creation_date
+    ));
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let guard = Generated(dir);
+    let path = guard.0.join("incus.tar.xz");
+    fs::write(&path, &tarball).with_context(|| format!("cannot write {}", path.display()))?;
+    let meta = metadata::read(&tarball)
+        .map_err(|e| anyhow!("the generated metadata does not read back: {e}"))?;
+    eprintln!(
+        "writing the metadata tarball: {kernel_arch}, {os} {release} ({variant}), created {}",
+        ssgen_core::time::rfc2822(creation_date)
+    );
+    files.push(Source {
+        path,
+        role: Role::Meta(Box::new(meta)),
+        folder,
+    });
+    Ok(Some(guard))
+}
+
 /// Groups the source files into images.
 fn group(sources: Vec<Source>, args: &ImportArgs) -> Result<Vec<Image>> {
     let mut groups: BTreeMap<Option<usize>, Vec<Source>> = BTreeMap::new();
@@ -429,7 +522,7 @@ fn split_image(members: Vec<Source>, args: &ImportArgs) -> Result<Image> {
             .next()
             .map_or_else(String::new, |p| p.display().to_string());
         bail!(Invalid(format!(
-            "{root}: a root file without its metadata tarball; give the meta-<hash>.tar.xz file of the same export too"
+            "{root}: a root file without its metadata tarball; give the meta-<hash>.tar.xz file of the same export too, or --os, --release and --arch to have ssgen write one"
         )));
     };
     if roots.is_empty() {
