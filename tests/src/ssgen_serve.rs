@@ -460,10 +460,21 @@ pub fn plain_http_to(addr: &str, rel: &str, limit: Duration) -> Result<PlainProb
     let started = Instant::now();
     let mut stream = TcpStream::connect(addr).with_context(|| format!("connect to {addr}"))?;
     stream.set_read_timeout(Some(limit))?;
-    write!(
-        stream,
+    // One write, as a client sends it. The listener may close as soon as
+    // the first bytes show no TLS handshake: a write that finds it closed
+    // is that fast failure, not an error of the probe.
+    let request = format!(
         "GET /{rel} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: LXD probe\r\nAccept-Encoding: gzip\r\n\r\n"
-    )?;
+    );
+    match stream.write_all(request.as_bytes()) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ) => {}
+        Err(e) => return Err(e).context("send the request"),
+    }
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
