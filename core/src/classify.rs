@@ -201,6 +201,35 @@ impl Magic {
     }
 }
 
+/// How many first bytes of a file [`cut_short`] needs.
+pub const WHOLE_HEAD: usize = 48;
+/// How many last bytes of a file [`cut_short`] needs.
+pub const WHOLE_TAIL: usize = 2;
+
+/// Why a file was cut short (an upload or a copy that stopped half-way),
+/// when its format can tell from its first bytes (`head`, up to
+/// [`WHOLE_HEAD`]), its last bytes (`tail`, up to [`WHOLE_TAIL`]) and its
+/// `size`: an xz stream ends with the footer magic `YZ`; a SquashFS file is
+/// at least as long as the `bytes_used` of its superblock. `None` when the
+/// file is whole or its format cannot tell (gzip, qcow2, anything else).
+#[must_use]
+pub fn cut_short(head: &[u8], tail: &[u8], size: u64) -> Option<String> {
+    match Magic::detect(head)? {
+        Magic::Xz if !tail.ends_with(b"YZ") => Some(
+            "the xz stream has no end (its footer is missing): the file was cut short".to_owned(),
+        ),
+        Magic::Squashfs => {
+            let used = u64::from_le_bytes(head.get(40..48)?.try_into().ok()?);
+            (used > size).then(|| {
+                format!(
+                    "the squashfs superblock says {used} bytes, the file has {size}: it was cut short"
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Checks a classified file against its first bytes, when known. Returns
 /// what was found instead when the two disagree.
 ///
@@ -234,6 +263,23 @@ pub fn check_magic(kind: &Kind, head: Option<&[u8]>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_short_files_are_told_by_their_format() {
+        let xz = [0xFD, b'7', b'z', b'X', b'Z', 0x00, 1, 2];
+        assert!(cut_short(&xz, b"YZ", 100).is_none());
+        assert!(cut_short(&xz, b"\0\0", 100).is_some_and(|w| w.contains("xz")));
+        let mut sqfs = [0u8; 48];
+        sqfs[..4].copy_from_slice(b"hsqs");
+        sqfs[40..48].copy_from_slice(&4096u64.to_le_bytes());
+        assert!(cut_short(&sqfs, b"..", 4096).is_none());
+        assert!(cut_short(&sqfs, b"..", 8192).is_none());
+        assert!(cut_short(&sqfs, b"..", 4000).is_some_and(|w| w.contains("4096")));
+        // A head too short to hold the superblock tells nothing.
+        assert!(cut_short(b"hsqs", b"..", 4).is_none());
+        assert!(cut_short(b"QFI\xfb", b"..", 1).is_none());
+        assert!(cut_short(b"plain", b"", 5).is_none());
+    }
 
     #[test]
     fn file_names_for_ftypes_classify_back() {

@@ -110,6 +110,28 @@ impl ImageMetadata {
     }
 }
 
+impl MetadataError {
+    /// Whether the daemons would refuse to import an image whose metadata
+    /// tarball gives this error: the tarball cannot be read, it holds no
+    /// `metadata.yaml`, or that file is not YAML or lacks a usable
+    /// `architecture`. The reader's stricter checks (a positive
+    /// `creation_date`, the properties) are not the daemons' own.
+    #[must_use]
+    pub fn breaks_import(&self) -> bool {
+        match self {
+            Self::NotTarball { .. }
+            | Self::Corrupt(_)
+            | Self::Truncated(_)
+            | Self::NoMetadataYaml
+            | Self::NotImageTarball { .. }
+            | Self::Yaml(_) => true,
+            Self::MissingKey { key, .. } => *key == "architecture",
+            Self::WrongType { key, .. } => key == "architecture",
+            Self::UnsupportedCompression(_) | Self::TooLarge(_) | Self::Read(_) => false,
+        }
+    }
+}
+
 /// The `metadata.yaml` of an image that came without one (a disk image
 /// made by another tool): top-level `architecture` (the kernel's name, e.g.
 /// `x86_64`) and `creation_date`, the given `properties`, and no
