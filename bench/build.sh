@@ -16,12 +16,19 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cores=$(nproc)
 
-echo "tree: $versions versions with a ${size_mib} MiB squashfs-headed root each"
+echo "tree: $versions versions with a ${size_mib} MiB qcow2-headed root each"
+# A real metadata tarball (ssgen build reads it whole), with 64 KiB of
+# random bytes beside metadata.yaml; a root of random bytes behind a qcow2
+# magic (SHA-256 costs the same whatever the bytes).
+meta="$work/meta"
+mkdir -p "$meta/templates"
+printf 'architecture: x86_64\ncreation_date: 1785556800\nproperties:\n  os: bench\n' > "$meta/metadata.yaml"
+head -c 65536 /dev/urandom > "$meta/templates/filler.tpl"
 for i in $(seq 1 "$versions"); do
     d="$work/images/bench/1/amd64/default/2026080${i}_0000"
     mkdir -p "$d"
-    { printf '\xfd7zXZ\x00'; head -c 65536 /dev/urandom; } > "$d/incus.tar.xz"
-    { printf 'hsqs'; head -c $((size_mib * 1048576)) /dev/urandom; } > "$d/rootfs.squashfs"
+    tar -C "$meta" -cJf "$d/incus.tar.xz" metadata.yaml templates
+    { printf 'QFI\xfb'; head -c $((size_mib * 1048576)) /dev/urandom; } > "$d/disk.qcow2"
 done
 cat "$work"/images/bench/1/amd64/default/*/* > /dev/null   # warm the page cache
 
@@ -32,7 +39,7 @@ secs() { echo "$2 - $1" | bc -l; }
 ossl=$(openssl speed -evp sha256 -seconds 3 -bytes 16384 2>/dev/null \
     | awk '/^sha256|^SHA256/ {v=$NF; sub(/k$/,"",v); print v*1000}' | tail -1)
 total=$(du -cb "$work"/images/bench/1/amd64/default/*/* | tail -1 | cut -f1)
-roots=$(du -cb "$work"/images/bench/1/amd64/default/*/rootfs.squashfs | tail -1 | cut -f1)
+roots=$(du -cb "$work"/images/bench/1/amd64/default/*/disk.qcow2 | tail -1 | cut -f1)
 # Every byte hashed once for its own digest, root bytes once more for the
 # combined fingerprint (one metadata file per version).
 work_bytes=$((total + roots))

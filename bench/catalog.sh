@@ -15,14 +15,28 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 python3 - "$work" "$n" <<'PY'
-import os, sys
+import io, lzma, os, sys, tarfile
 root, n = sys.argv[1], int(sys.argv[2])
+
+def metadata(serial):
+    """A real (tiny) metadata tarball: ssgen build reads each new one."""
+    yaml = f"architecture: x86_64\ncreation_date: 1785556800\nproperties:\n  serial: '{serial}'\n".encode()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("metadata.yaml")
+        info.size, info.mtime = len(yaml), 1785556800
+        tar.addfile(info, io.BytesIO(yaml))
+    return lzma.compress(raw.getvalue(), format=lzma.FORMAT_XZ)
+
+meta = metadata("bench")
+with open(f"{root}/new-metadata.tar.xz", "wb") as f:
+    f.write(metadata("new"))
 for i in range(n):
     p, v = divmod(i, 100)
     d = f"{root}/images/os{p % 100}/r{p // 100}/amd64/default/2026{1 + v // 28:02d}{1 + v % 28:02d}_{p % 24:02d}00"
     os.makedirs(d, exist_ok=True)
     with open(f"{d}/incus.tar.xz", "wb") as f:
-        f.write(b"\xfd7zXZ\x00" + f"meta {i}".encode())
+        f.write(meta)
     with open(f"{d}/rootfs.squashfs", "wb") as f:
         f.write(b"hsqs" + f"root {i}".encode())
 PY
@@ -32,7 +46,7 @@ cold=$(t "$ssgen" build --timestamp 0 "$work")
 warm=$(t "$ssgen" build --timestamp 0 "$work")
 read_warm=$(grep -o 'read [0-9]* file(s), [0-9]* byte(s)' "$work/err")
 d="$work/images/new/1/amd64/default/20260801_0000"
-mkdir -p "$d"; printf '\xfd7zXZ\x00new' > "$d/incus.tar.xz"; printf 'hsqsnew' > "$d/rootfs.squashfs"
+mkdir -p "$d"; cp "$work/new-metadata.tar.xz" "$d/incus.tar.xz"; printf 'hsqsnew' > "$d/rootfs.squashfs"
 one=$(t "$ssgen" build --timestamp 0 "$work")
 read_one=$(grep -o 'read [0-9]* file(s), [0-9]* byte(s)' "$work/err")
 size=$(stat -c %s "$work/streams/v1/images.json")

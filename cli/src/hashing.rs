@@ -1,6 +1,8 @@
 //! Runs the core's hash plan over real files: each file read once, in large
 //! sequential reads, files in parallel up to the number of cores, memory
-//! bounded by one buffer per thread.
+//! bounded by one buffer per thread. On the same read, files about to be
+//! published are checked to be whole: no file cut short by a stopped
+//! upload, and metadata tarballs whose `metadata.yaml` the clients can read.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -10,14 +12,38 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
-use ssgen_core::{Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes};
+use ssgen_core::{
+    Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes, classify, metadata,
+};
+
+use crate::exit::Invalid;
 
 /// Read size: large enough that syscalls vanish next to SHA-256 work.
 const CHUNK: usize = 4 << 20;
 
+/// Metadata tarballs are read whole into memory for their check; they hold
+/// a YAML file and a few templates, far below this.
+const METADATA_LIMIT: usize = 64 << 20;
+
+/// Whether files are checked while they are hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Refuse a file cut short or a metadata tarball the clients cannot
+    /// read (for what is about to be published).
+    Whole,
+    /// Only hash (`verify` reports a damaged file as a digest mismatch).
+    None,
+}
+
 /// Hashes every job of `plan` under `root`, adding the results to
 /// `digests`.
-pub fn run(root: &Path, plan: &HashPlan, digests: &mut Digests, show_progress: bool) -> Result<()> {
+pub fn run(
+    root: &Path,
+    plan: &HashPlan,
+    digests: &mut Digests,
+    show_progress: bool,
+    check: Check,
+) -> Result<()> {
     if plan.is_empty() {
         return Ok(());
     }
@@ -37,7 +63,7 @@ pub fn run(root: &Path, plan: &HashPlan, digests: &mut Digests, show_progress: b
     };
     let mut prefixes = Prefixes::default();
     for phase in [&plan.prefixes, &plan.bodies] {
-        let results = parallel(root, phase, &prefixes, &bar)?;
+        let results = parallel(root, phase, &prefixes, &bar, check)?;
         for r in &results {
             prefixes.insert(r);
             digests.record(r);
@@ -52,6 +78,7 @@ fn parallel(
     jobs: &[HashJob],
     prefixes: &Prefixes,
     bar: &ProgressBar,
+    check: Check,
 ) -> Result<Vec<FileResult>> {
     // Largest first, so that one big file does not start last.
     let mut order: Vec<&HashJob> = jobs.iter().collect();
@@ -73,7 +100,7 @@ fn parallel(
                     if lock(&first_error).is_some() {
                         break;
                     }
-                    match hash_file(root, job, prefixes, &mut buf, bar) {
+                    match hash_file(root, job, prefixes, &mut buf, bar, check) {
                         Ok(r) => lock(&results).push(r),
                         Err(e) => {
                             lock(&first_error).get_or_insert(e);
@@ -104,6 +131,7 @@ fn hash_file(
     prefixes: &Prefixes,
     buf: &mut [u8],
     bar: &ProgressBar,
+    check: Check,
 ) -> Result<FileResult> {
     let path = root.join(&job.path);
     let mut file = File::open(&path).map_err(|e| {
@@ -117,6 +145,7 @@ fn hash_file(
         }
     })?;
     let mut hasher = FileHasher::new(job, prefixes)?;
+    let mut whole = (check == Check::Whole).then(|| Whole::new(job.is_prefix));
     loop {
         let n = match file.read(buf) {
             Ok(0) => break,
@@ -125,10 +154,66 @@ fn hash_file(
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         hasher.update(&buf[..n]);
+        if let Some(w) = &mut whole {
+            w.update(&buf[..n]);
+        }
         bar.inc(n as u64);
         if hasher.bytes_seen() > job.size {
             break;
         }
     }
+    if let Some(w) = whole {
+        w.finish(hasher.bytes_seen())
+            .map_err(|why| anyhow!(Invalid(format!("{}: {why}", path.display()))))?;
+    }
     Ok(hasher.finish()?)
+}
+
+/// What the check of a file keeps of it while it streams past.
+struct Whole {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    /// The whole file, for a metadata tarball (`None` past the limit).
+    metadata: Option<Vec<u8>>,
+}
+
+impl Whole {
+    fn new(is_metadata: bool) -> Self {
+        Self {
+            head: Vec::with_capacity(classify::WHOLE_HEAD),
+            tail: Vec::with_capacity(classify::WHOLE_TAIL * 2),
+            metadata: is_metadata.then(Vec::new),
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        let room = classify::WHOLE_HEAD - self.head.len();
+        self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        self.tail
+            .extend_from_slice(&chunk[chunk.len().saturating_sub(classify::WHOLE_TAIL)..]);
+        let excess = self.tail.len().saturating_sub(classify::WHOLE_TAIL);
+        self.tail.drain(..excess);
+        if let Some(m) = &mut self.metadata {
+            if m.len() + chunk.len() > METADATA_LIMIT {
+                self.metadata = None;
+            } else {
+                m.extend_from_slice(chunk);
+            }
+        }
+    }
+
+    /// Why the file must not be published, if it must not.
+    fn finish(self, size: u64) -> Result<(), String> {
+        if let Some(why) = classify::cut_short(&self.head, &self.tail, size) {
+            return Err(format!(
+                "{why}; upload it again (into a hidden directory, renamed when complete, so that no client sees it half-way)"
+            ));
+        }
+        match self.metadata.map(|bytes| metadata::read(&bytes)) {
+            Some(Err(e)) if e.breaks_import() => Err(format!(
+                "{e}; LXD and Incus would refuse to import this image"
+            )),
+            _ => Ok(()),
+        }
+    }
 }

@@ -412,3 +412,60 @@ fn dangling_link_fails_without_writing() {
     assert!(stderr(&out).contains("rootfs.squashfs"), "{}", stderr(&out));
     assert_eq!(read(&root, "streams/v1/images.json"), before);
 }
+
+/// Cuts `rel` under `root` to `len` bytes, keeping the original to put back.
+fn cut(root: &Path, rel: &str, len: usize) -> Vec<u8> {
+    let whole = read(root, rel);
+    fs::write(root.join(rel), &whole[..len]).expect("write");
+    whole
+}
+
+#[test]
+fn files_cut_short_and_unreadable_metadata_are_refused() {
+    let (_tmp, root) = tree();
+    assert!(ssgen(&["build"], &root).status.success());
+    let c = format!("images/debian/12/amd64/default/{V1}");
+
+    // An upload that stopped: each format that can tell is caught, by name.
+    for (rel, len, why) in [
+        (format!("{c}/incus.tar.xz"), 100, "xz stream has no end"),
+        (
+            format!("images/alpine/3.22/arm64/default/{V1}/root.tar.xz"),
+            64,
+            "xz stream has no end",
+        ),
+        (
+            format!("{c}/rootfs.squashfs"),
+            96,
+            "squashfs superblock says",
+        ),
+    ] {
+        let whole = cut(&root, &rel, len);
+        assert_refused(&root, &format!("{rel}: the {why}"));
+        fs::write(root.join(&rel), whole).expect("restore");
+    }
+
+    // A whole xz tarball without metadata.yaml: no client could import it.
+    let meta = format!("{c}/incus.tar.xz");
+    let whole = read(&root, &meta);
+    let stage = root.parent().expect("parent").join("not-metadata");
+    fs::create_dir_all(&stage).expect("mkdir");
+    fs::write(stage.join("README"), "no metadata here\n").expect("write");
+    let status = std::process::Command::new("tar")
+        .arg("-cJf")
+        .arg(root.join(&meta))
+        .arg("-C")
+        .arg(&stage)
+        .arg("README")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    assert_refused(&root, &format!("{meta}: "));
+    let out = ssgen(&["build"], &root);
+    assert!(stderr(&out).contains("metadata.yaml"), "{}", stderr(&out));
+    fs::write(root.join(&meta), whole).expect("restore");
+
+    // Put back, the tree builds again.
+    let out = ssgen(&["build"], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -131,7 +131,13 @@ pub fn rebuild(root: &Path, options: &BuildOptions, dry_run: bool) -> Result<Bui
     }
     let mut digests = cache.known(&listing);
     let plan = scan.plan(&digests);
-    hashing::run(root, &plan, &mut digests, std::io::stderr().is_terminal())?;
+    hashing::run(
+        root,
+        &plan,
+        &mut digests,
+        std::io::stderr().is_terminal(),
+        hashing::Check::Whole,
+    )?;
 
     let streams = root.join("streams").join("v1");
     let images_path = root.join(IMAGES_JSON);

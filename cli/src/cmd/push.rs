@@ -220,7 +220,13 @@ fn local_files(root: &Path, timestamp: Option<i64>) -> Result<Vec<Wanted>> {
     }
     let mut digests: Digests = cache.known(&listing);
     let plan = scan.plan(&digests);
-    hashing::run(root, &plan, &mut digests, std::io::stderr().is_terminal())?;
+    hashing::run(
+        root,
+        &plan,
+        &mut digests,
+        std::io::stderr().is_terminal(),
+        hashing::Check::Whole,
+    )?;
     cache.update(&listing, &digests);
     // The cache only saves work; failing to write it must not stop a push.
     if let Err(e) = cache.save() {
