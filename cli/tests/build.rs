@@ -469,3 +469,63 @@ fn files_cut_short_and_unreadable_metadata_are_refused() {
     let out = ssgen(&["build"], &root);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn sha256sums_hold_back_incomplete_versions_and_refuse_damaged_files() {
+    let (_tmp, root) = tree();
+    let c = format!("images/debian/12/amd64/default/{V1}");
+    let sums = |lines: &[(&str, String)]| {
+        let text: String = lines
+            .iter()
+            .map(|(name, hex)| format!("{hex}  {name}\n"))
+            .collect();
+        fs::write(root.join(&c).join("SHA256SUMS"), text).expect("write");
+    };
+    let meta = sha(&read(&root, &format!("{c}/incus.tar.xz")));
+    let sqfs = sha(&read(&root, &format!("{c}/rootfs.squashfs")));
+
+    // Right digests: published as usual.
+    sums(&[
+        ("incus.tar.xz", meta.clone()),
+        ("rootfs.squashfs", sqfs.clone()),
+    ]);
+    let out = ssgen(&["build"], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(catalog(&root)["products"]["debian:12:amd64:default"]["versions"][V1].is_object());
+
+    // A listed file not there yet: that version waits, the rest is published.
+    sums(&[
+        ("incus.tar.xz", meta.clone()),
+        ("rootfs.squashfs", sqfs.clone()),
+        ("root.tar.xz", sqfs.clone()),
+    ]);
+    let out = ssgen(&["build"], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("SHA256SUMS lists root.tar.xz, which is not here"),
+        "{}",
+        stderr(&out)
+    );
+    let cat = catalog(&root);
+    assert!(cat["products"]["debian:12:amd64:default"].is_null());
+    assert!(cat["products"]["debian:12:amd64:cloud"].is_object());
+
+    // A file that differs from its line, or a file that is no SHA256SUMS:
+    // refused by name, nothing written.
+    sums(&[
+        ("incus.tar.xz", meta.clone()),
+        ("rootfs.squashfs", "0".repeat(64)),
+    ]);
+    assert_refused(
+        &root,
+        &format!(
+            "{c}/rootfs.squashfs: has sha256 {sqfs}, but SHA256SUMS says {}",
+            "0".repeat(64)
+        ),
+    );
+    fs::write(root.join(&c).join("SHA256SUMS"), "not a checksum file\n").expect("write");
+    assert_refused(
+        &root,
+        &format!("{c}/SHA256SUMS: is not a SHA256SUMS file (line 1"),
+    );
+}

@@ -36,7 +36,8 @@ pub struct Output {
 /// gives byte-identical files.
 ///
 /// # Errors
-/// [`Error::Invalid`] when the scan holds errors (nothing may be published),
+/// [`Error::Invalid`] when the scan holds errors or a file's digest differs
+/// from its version's `SHA256SUMS` (nothing may be published),
 /// [`Error::MissingDigest`] when a digest of the plan is missing.
 pub fn build(
     scan: &Scan,
@@ -60,10 +61,26 @@ pub fn build(
     let mut alias_owner: BTreeMap<(String, &str, &str), String> = BTreeMap::new();
     let mut images = 0;
 
+    let mut damaged = Vec::new();
     for product in &scan.products {
         let mut versions = BTreeMap::new();
         let mut types = BTreeSet::new();
         for version in &product.versions {
+            for f in version
+                .files
+                .iter()
+                .filter(|f| version.sums.contains_key(&f.path))
+            {
+                let (got, want) = (file_digest(digests, f)?, version.sums[&f.path]);
+                if got != want {
+                    damaged.push(Diagnostic::new(
+                        Level::Error,
+                        &f.path,
+                        format!("has sha256 {got}, but SHA256SUMS says {want}: it is damaged, or not the file that was listed"),
+                        "upload it again, or correct SHA256SUMS",
+                    ));
+                }
+            }
             let fps = fingerprints(version, clients, digests)?;
             let vdir = format!("{}/{}", product_dir(product), version.name);
             if let Some((fp, owner)) = fps
@@ -118,6 +135,9 @@ pub fn build(
             }
         }
         products.insert(product.id.clone(), product_node(product, clients, versions));
+    }
+    if !damaged.is_empty() {
+        return Err(Error::Invalid(damaged));
     }
 
     let product_ids: Vec<String> = products.keys().cloned().collect();

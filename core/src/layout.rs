@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::checksums;
 use crate::classify::{self, Kind, MetaName, RootType};
 use crate::diag::{Diagnostic, Level};
-use crate::digest::{Digests, HashJob, HashPlan};
+use crate::digest::{Digests, HashJob, HashPlan, Sha256};
 use crate::listing::Entry;
 use crate::requirements::{self, Requirements};
 use crate::withdrawn::{self, Withdrawn};
@@ -49,6 +50,9 @@ pub struct Version {
     pub name: String,
     /// Its files, sorted by path.
     pub files: Vec<VersionFile>,
+    /// The digests its `SHA256SUMS` gives for its files, by path; the
+    /// catalog is refused when a file's own digest differs.
+    pub sums: BTreeMap<String, Sha256>,
 }
 
 impl Version {
@@ -636,7 +640,35 @@ fn version(
         ));
         return None;
     }
+    let sums_file = entries.iter().find(|e| e.name() == checksums::FILE_NAME);
+    let sums = match sums_file.and_then(|e| e.contents.as_deref().map(|c| (e, c))) {
+        // No file, or an adapter that cannot read it: nothing to compare.
+        None => BTreeMap::new(),
+        Some((entry, bytes)) => match std::str::from_utf8(bytes)
+            .map_err(|_| "it is not text".to_owned())
+            .and_then(checksums::parse)
+        {
+            Ok(sums) => sums,
+            Err(why) => {
+                diags.push(Diagnostic::new(
+                    Level::Error,
+                    &entry.path,
+                    format!("is not a SHA256SUMS file ({why})"),
+                    "write it with `sha256sum FILE... > SHA256SUMS`, or delete it",
+                ));
+                return None;
+            }
+        },
+    };
     let mut problems: Vec<(String, &str)> = Vec::new();
+    for listed in sums.keys() {
+        if !entries.iter().any(|e| e.name() == listed) {
+            problems.push((
+                format!("SHA256SUMS lists {listed}, which is not here (yet)"),
+                "finish the upload, or remove the line from SHA256SUMS",
+            ));
+        }
+    }
     for entry in entries {
         let name = entry.name();
         if name == withdrawn::FILE_NAME || withdrawn.as_ref().is_some_and(|w| w.covers(name)) {
@@ -740,9 +772,17 @@ fn version(
         ));
         return None;
     }
+    let sums = files
+        .iter()
+        .filter_map(|f| {
+            let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+            sums.get(name).map(|d| (f.path.clone(), *d))
+        })
+        .collect();
     Some(Version {
         name: name.to_owned(),
         files,
+        sums,
     })
 }
 

@@ -44,6 +44,7 @@
 
 pub mod arch;
 mod catalog;
+pub mod checksums;
 pub mod classify;
 pub mod client;
 mod diag;

@@ -57,6 +57,10 @@ pub fn needs_contents(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     matches!(
         name,
-        ".requirements" | ".lxd_requirements" | "metadata.json" | crate::withdrawn::FILE_NAME
+        ".requirements"
+            | ".lxd_requirements"
+            | "metadata.json"
+            | crate::withdrawn::FILE_NAME
+            | crate::checksums::FILE_NAME
     )
 }

@@ -142,7 +142,20 @@ pub fn rebuild(root: &Path, options: &BuildOptions, dry_run: bool) -> Result<Bui
     let streams = root.join("streams").join("v1");
     let images_path = root.join(IMAGES_JSON);
     let previous = std::fs::read_to_string(&images_path).ok();
-    let out = ssgen_core::build(&scan, &digests, &config, previous.as_deref())?;
+    let out = match ssgen_core::build(&scan, &digests, &config, previous.as_deref()) {
+        Ok(out) => out,
+        Err(ssgen_core::Error::Invalid(problems)) => {
+            for d in &problems {
+                eprintln!("{d}");
+            }
+            return Err(Invalid(format!(
+                "{} error(s) above; nothing was written and the published catalog is unchanged",
+                problems.len()
+            ))
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     for d in out.diagnostics.iter().skip(scan.diagnostics.len()) {
         eprintln!("{d}");
     }
