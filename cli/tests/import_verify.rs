@@ -776,31 +776,45 @@ fn follows_the_products_version_format() {
     );
 }
 
+/// A private LXD daemon for a test with the real daemon, with its run
+/// directory and throwaway CA.
+struct RealLxd {
+    run: ssgen_tests::proc::RunDir,
+    tls: ssgen_tests::tls::TestTls,
+    daemon: ssgen_tests::lxd::LxdDaemon,
+}
+
+impl RealLxd {
+    /// Starts the daemon, or prints a loud SKIPPED line naming `test` where
+    /// it cannot run here (not root, LXD not installed).
+    fn start(test: &str) -> Option<Self> {
+        let run = ssgen_tests::proc::RunDir::new().expect("run dir");
+        let tls = ssgen_tests::tls::TestTls::create(run.path()).expect("tls");
+        let env = ssgen_tests::lxd::ClientEnv::new(run.path(), &tls.ca_cert).expect("client env");
+        let daemon = ssgen_tests::lxd::daemon_or_skip(&run, &env, test)?;
+        Some(Self { run, tls, daemon })
+    }
+}
+
+/// Runs `lxc` against the daemon; a failure fails the test with its log.
+fn real_lxc(daemon: &ssgen_tests::lxd::LxdDaemon, args: &[&str]) -> String {
+    daemon
+        .env()
+        .lxc(args)
+        .unwrap_or_else(|e| panic!("{e:#}\n--- lxd.log ---\n{}", daemon.log_tail()))
+}
+
 /// The real thing: LXD imports an image, `lxc image export` writes it
 /// under LXD's own names, `ssgen import` files those, and the LXD daemon
 /// downloads the image back from the served tree, checking every hash and
 /// the fingerprint (spec §5.3, §18).
 #[test]
 fn round_trip_through_a_real_lxd_export() {
-    use ssgen_tests::lxd::{ClientEnv, LxdDaemon, daemon_unavailable};
-    if let Some(why) = daemon_unavailable() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\nSKIPPED (not passed): round_trip_through_a_real_lxd_export: {why}\n"
-        );
+    let Some(RealLxd { run, tls, daemon }) = RealLxd::start("round_trip_through_a_real_lxd_export")
+    else {
         return;
-    }
-    let run = ssgen_tests::proc::RunDir::new().expect("run dir");
-    let tls = ssgen_tests::tls::TestTls::create(run.path()).expect("tls");
-    let env = ClientEnv::new(run.path(), &tls.ca_cert).expect("client env");
-    let daemon = LxdDaemon::start(&run, &env).unwrap_or_else(|e| panic!("lxd: {e:#}"));
-    let lxc = |args: &[&str]| {
-        daemon
-            .env()
-            .lxc(args)
-            .unwrap_or_else(|e| panic!("{e:#}\n--- lxd.log ---\n{}", daemon.log_tail()))
     };
+    let lxc = |args: &[&str]| real_lxc(&daemon, args);
 
     let src = run.path().join("src");
     let meta = images::metadata_tarball(
@@ -992,25 +1006,11 @@ fn a_bare_disk_gets_generated_metadata() {
 /// image and reading that metadata).
 #[test]
 fn lxd_accepts_generated_metadata() {
-    use ssgen_tests::lxd::{ClientEnv, LxdDaemon, daemon_unavailable};
-    if let Some(why) = daemon_unavailable() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\nSKIPPED (not passed): lxd_accepts_generated_metadata: {why}\n"
-        );
+    let Some(RealLxd { run, tls, daemon }) = RealLxd::start("lxd_accepts_generated_metadata")
+    else {
         return;
-    }
-    let run = ssgen_tests::proc::RunDir::new().expect("run dir");
-    let tls = ssgen_tests::tls::TestTls::create(run.path()).expect("tls");
-    let env = ClientEnv::new(run.path(), &tls.ca_cert).expect("client env");
-    let daemon = LxdDaemon::start(&run, &env).unwrap_or_else(|e| panic!("lxd: {e:#}"));
-    let lxc = |args: &[&str]| {
-        daemon
-            .env()
-            .lxc(args)
-            .unwrap_or_else(|e| panic!("{e:#}\n--- lxd.log ---\n{}", daemon.log_tail()))
     };
+    let lxc = |args: &[&str]| real_lxc(&daemon, args);
 
     let sqfs =
         images::squashfs(&run.path().join("src"), "rootfs.squashfs", "bare").expect("squashfs");
