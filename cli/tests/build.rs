@@ -510,8 +510,7 @@ fn sha256sums_hold_back_incomplete_versions_and_refuse_damaged_files() {
     assert!(cat["products"]["debian:12:amd64:default"].is_null());
     assert!(cat["products"]["debian:12:amd64:cloud"].is_object());
 
-    // A file that differs from its line, or a file that is no SHA256SUMS:
-    // refused by name, nothing written.
+    // A file that differs from its line: refused by name, nothing written.
     sums(&[
         ("incus.tar.xz", meta.clone()),
         ("rootfs.squashfs", "0".repeat(64)),
@@ -523,9 +522,15 @@ fn sha256sums_hold_back_incomplete_versions_and_refuse_damaged_files() {
             "0".repeat(64)
         ),
     );
-    fs::write(root.join(&c).join("SHA256SUMS"), "not a checksum file\n").expect("write");
-    assert_refused(
-        &root,
-        &format!("{c}/SHA256SUMS: is not a SHA256SUMS file (line 1"),
+
+    // Another tool's file of that name: reported, and the version published.
+    fs::write(root.join(&c).join("SHA256SUMS"), "not a checksum list\n").expect("write");
+    let out = ssgen(&["build"], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{c}/SHA256SUMS: is not a checksum list (line 1")),
+        "{}",
+        stderr(&out)
     );
+    assert!(catalog(&root)["products"]["debian:12:amd64:default"]["versions"][V1].is_object());
 }

@@ -2,7 +2,8 @@
 //! servers publish them and as build pipelines upload them: when a version
 //! directory holds one, every file it lists must be there, with that
 //! digest, before the version is published (an upload still in progress is
-//! left out; a file that differs is refused).
+//! left out; a file that differs is refused). A file of that name that is
+//! no checksum list is reported and otherwise left alone.
 
 use std::collections::BTreeMap;
 
@@ -13,15 +14,29 @@ pub const FILE_NAME: &str = "SHA256SUMS";
 
 /// Parses a `SHA256SUMS` file: `sha256sum`'s lines (`<hex>  <name>`, or
 /// `<hex> *<name>` in binary mode) or the BSD form (`SHA256 (<name>) =
-/// <hex>`). Names are reduced to their last path component (`./rootfs.squashfs`
-/// is `rootfs.squashfs`); blank lines are skipped.
+/// <hex>`), also inside a PGP clear-signed message (whose signature is not
+/// checked). Names are reduced to their last path component
+/// (`./rootfs.squashfs` is `rootfs.squashfs`); blank lines are skipped.
 ///
 /// # Errors
 /// The first line that is neither form, by its number, and what is wrong.
 pub fn parse(text: &str) -> Result<BTreeMap<String, Sha256>, String> {
     let mut out = BTreeMap::new();
+    let signed = text.starts_with("-----BEGIN PGP SIGNED MESSAGE-----");
+    let mut in_header = signed;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
+        if signed {
+            // The armor header lines run to the first blank line; the
+            // signature block ends the signed text.
+            if in_header {
+                in_header = !line.is_empty();
+                continue;
+            }
+            if line == "-----BEGIN PGP SIGNATURE-----" {
+                break;
+            }
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -79,6 +94,15 @@ mod tests {
             ]
         );
         assert!(sums.values().all(|d| d.to_hex() == A));
+    }
+
+    #[test]
+    fn reads_a_clear_signed_list() {
+        let text = format!(
+            "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n{A} *rootfs.squashfs\n-----BEGIN PGP SIGNATURE-----\n\nabc\n-----END PGP SIGNATURE-----\n"
+        );
+        let sums = parse(&text).expect("valid");
+        assert_eq!(sums.keys().collect::<Vec<_>>(), ["rootfs.squashfs"]);
     }
 
     #[test]

@@ -644,21 +644,24 @@ fn version(
     let sums = match sums_file.and_then(|e| e.contents.as_deref().map(|c| (e, c))) {
         // No file, or an adapter that cannot read it: nothing to compare.
         None => BTreeMap::new(),
-        Some((entry, bytes)) => match std::str::from_utf8(bytes)
-            .map_err(|_| "it is not text".to_owned())
-            .and_then(checksums::parse)
-        {
-            Ok(sums) => sums,
-            Err(why) => {
-                diags.push(Diagnostic::new(
-                    Level::Error,
+        Some((entry, bytes)) => {
+            match std::str::from_utf8(bytes)
+                .map_err(|_| "it is not text".to_owned())
+                .and_then(checksums::parse)
+            {
+                Ok(sums) => sums,
+                // Another tool's file of that name: say so, and compare nothing.
+                Err(why) => {
+                    diags.push(Diagnostic::new(
+                    Level::Warning,
                     &entry.path,
-                    format!("is not a SHA256SUMS file ({why})"),
-                    "write it with `sha256sum FILE... > SHA256SUMS`, or delete it",
+                    format!("is not a checksum list ({why}), so the files are not checked against it"),
+                    "write it with `sha256sum FILE... > SHA256SUMS`, or rename it",
                 ));
-                return None;
+                    BTreeMap::new()
+                }
             }
-        },
+        }
     };
     let mut problems: Vec<(String, &str)> = Vec::new();
     for listed in sums.keys() {
