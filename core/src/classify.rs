@@ -210,7 +210,7 @@ pub const WHOLE_TAIL: usize = 2;
 /// when its format can tell from its first bytes (`head`, up to
 /// [`WHOLE_HEAD`]), its last bytes (`tail`, up to [`WHOLE_TAIL`]) and its
 /// `size`: an xz stream ends with the footer magic `YZ`; a SquashFS file is
-/// at least as long as the `bytes_used` of its superblock. `None` when the
+/// at least as long as the `bytes_used` of its (version 4) superblock. `None` when the
 /// file is whole or its format cannot tell (gzip, qcow2, anything else).
 #[must_use]
 pub fn cut_short(head: &[u8], tail: &[u8], size: u64) -> Option<String> {
@@ -218,7 +218,9 @@ pub fn cut_short(head: &[u8], tail: &[u8], size: u64) -> Option<String> {
         Magic::Xz if !tail.ends_with(b"YZ") => Some(
             "the xz stream has no end (its footer is missing): the file was cut short".to_owned(),
         ),
-        Magic::Squashfs => {
+        // Only a version 4 superblock (every squashfs the clients take)
+        // says where the filesystem ends.
+        Magic::Squashfs if head.get(28..30) == Some(&[4, 0]) => {
             let used = u64::from_le_bytes(head.get(40..48)?.try_into().ok()?);
             (used > size).then(|| {
                 format!(
@@ -272,6 +274,9 @@ mod tests {
         let mut sqfs = [0u8; 48];
         sqfs[..4].copy_from_slice(b"hsqs");
         sqfs[40..48].copy_from_slice(&4096u64.to_le_bytes());
+        // Not a version 4 superblock: it tells nothing.
+        assert!(cut_short(&sqfs, b"..", 4000).is_none());
+        sqfs[28] = 4;
         assert!(cut_short(&sqfs, b"..", 4096).is_none());
         assert!(cut_short(&sqfs, b"..", 8192).is_none());
         assert!(cut_short(&sqfs, b"..", 4000).is_some_and(|w| w.contains("4096")));
