@@ -294,3 +294,36 @@ fn a_wrong_advertised_fingerprint_is_reported_and_corrected() {
         product_view(&right, id, &[V2])
     );
 }
+
+#[test]
+fn an_interrupted_mirror_resumes() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = source(tmp.path());
+    let root = tmp.path().join("mirror");
+    let variant = root.join("images/debian/12/amd64/cloud");
+    // What a killed run leaves: one file checked and renamed, another
+    // half-written, and a stale file of the wrong size.
+    let staging = variant.join(format!(".mirror-{V2}"));
+    std::fs::create_dir_all(&staging).expect("staging");
+    let disk = src.join(format!("images/debian/12/amd64/cloud/{V2}/disk.qcow2"));
+    std::fs::copy(&disk, staging.join("disk.qcow2")).expect("copy");
+    std::fs::write(staging.join("lxd.tar.part"), b"half").expect("part");
+    std::fs::write(staging.join("rootfs.part"), b"of another plan").expect("part");
+    std::fs::write(staging.join("lxd.tar.xz"), b"stale").expect("stale");
+
+    let out = mirror(
+        &["--type", "virtual-machine"],
+        src.to_str().expect("utf-8"),
+        &root,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !staging.exists(),
+        "the staging directory was renamed into place"
+    );
+    let id = "debian:12:amd64:cloud";
+    assert_eq!(
+        product_view(&catalog(&root), id, &[V2]),
+        product_view(&catalog(&src), id, &[V2])
+    );
+}

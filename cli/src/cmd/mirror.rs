@@ -446,12 +446,24 @@ fn copy_version(
     fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
     for (name, item) in &plan.files {
         let dest = staging.join(name);
-        if dest.exists() {
-            // Renamed into the staging directory only once checked.
+        // A file is renamed into the staging directory only once checked,
+        // so one of the right size is this item (an earlier run's).
+        if fs::metadata(&dest).is_ok_and(|m| i64::try_from(m.len()).is_ok_and(|l| l == item.size)) {
             bar.inc(u64::try_from(item.size).unwrap_or(0));
             continue;
         }
         copy_file(catalog, agent, item, &dest, bar)?;
+    }
+    // Leftovers of an interrupted run (a half-written `.part`) stay out.
+    for entry in
+        fs::read_dir(&staging).with_context(|| format!("cannot read {}", staging.display()))?
+    {
+        let entry = entry.with_context(|| format!("cannot read {}", staging.display()))?;
+        let name = entry.file_name();
+        if !plan.files.keys().any(|n| name.to_str() == Some(*n)) {
+            fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+        }
     }
     write_side_files(plan)?;
     fs::rename(&staging, &target).with_context(|| {
