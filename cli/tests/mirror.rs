@@ -321,6 +321,16 @@ fn an_interrupted_mirror_resumes() {
         !staging.exists(),
         "the staging directory was renamed into place"
     );
+    let mut names: Vec<String> = std::fs::read_dir(variant.join(V2))
+        .expect("version dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["disk.qcow2", "lxd.tar.xz"],
+        "leftovers were published"
+    );
     let id = "debian:12:amd64:cloud";
     assert_eq!(
         product_view(&catalog(&root), id, &[V2]),
