@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use ssgen_core::{
     Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes, classify, metadata,
 };
@@ -47,20 +47,8 @@ pub fn run(
     if plan.is_empty() {
         return Ok(());
     }
-    let bar = if show_progress {
-        let bar = ProgressBar::new(plan.total_bytes());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} hashing {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_message(format!("{} files", plan.jobs().count()));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress::bytes(plan.total_bytes(), "hashing", show_progress);
+    bar.set_message(format!("{} files", plan.jobs().count()));
     let mut prefixes = Prefixes::default();
     for phase in [&plan.prefixes, &plan.bodies] {
         let results = parallel(root, phase, &prefixes, &bar, check)?;

@@ -18,6 +18,7 @@ mod fsx;
 mod hashing;
 mod http;
 mod net;
+mod progress;
 mod tarball;
 mod walk;
 mod watch;

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use ssgen_core::{Digests, Level, Sha256};
 
 use crate::cache::Cache;
@@ -271,18 +271,7 @@ fn local_files(root: &Path, timestamp: Option<i64>) -> Result<Vec<Wanted>> {
 }
 
 fn progress(total: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() || total == 0 {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} uploading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
+    crate::progress::bytes(total, "uploading", true)
 }
 
 /// The edge's upload API.

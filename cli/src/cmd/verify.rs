@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use ssgen_core::{Digests, FileHasher, HashJob, HashPlan, Prefixes};
 
 use crate::exit::{self, Invalid};
@@ -604,19 +604,7 @@ fn verify_url(url: &str, deep: bool) -> Result<Vec<Problem>> {
     }
     let mut problems = std::mem::take(&mut catalog.problems);
 
-    let show = std::io::stderr().is_terminal();
-    let bar = |len: u64, template: &str| {
-        if !show {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::new(len);
-        bar.set_style(
-            ProgressStyle::with_template(template)
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar
-    };
+    let bar = |len: u64, template: &str| crate::progress::bar(len, template, true);
 
     // Sizes first (HEAD, or GET headers when HEAD is refused).
     let heads = bar(
