@@ -36,7 +36,8 @@ function hash(job, store, bytes) {
 }
 
 test("plan, hash in two workers, record, build: the digests are Node's", () => {
-  const meta = Buffer.concat([XZ_HEAD, randomBytes(10_000)]);
+  // An xz stream's first bytes and its footer's last two (YZ).
+  const meta = Buffer.concat([XZ_HEAD, randomBytes(10_000), Buffer.from("YZ")]);
   const squash = Buffer.concat([SQUASHFS_HEAD, randomBytes(300_000)]);
   const builder = new ssgen.Builder(1785556800);
   builder.addFile(`${DIR}/incus.tar.xz`, meta.length, meta.subarray(0, 8));
@@ -74,6 +75,14 @@ test("plan, hash in two workers, record, build: the digests are Node's", () => {
   assert.match(out.indexJson, /"updated": "Sat, 01 Aug 2026 04:00:00 \+0000"/);
   assert.equal(typeof out.lint.summary, "string");
   assert.ok(Array.isArray(out.lint.findings));
+});
+
+test("a file cut short is refused with the path, as ssgen build refuses it", () => {
+  const bytes = Buffer.concat([XZ_HEAD, randomBytes(5_000)]);
+  const job = { path: `${DIR}/incus.tar.xz`, size: bytes.length, isPrefix: true, prefixes: [] };
+  const store = new ssgen.PrefixStore();
+  assert.throws(() => hash(job, store, bytes), /incus\.tar\.xz: the xz stream has no end/);
+  assert.equal(store.has(job.path), false);
 });
 
 test("a file that changed size and a bad digest are refused with the path", () => {

@@ -29,7 +29,7 @@ use std::io::{self, Read};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use ssgen_core::classify::{Magic, RootType};
+use ssgen_core::classify::{self, Magic, RootType};
 use ssgen_core::lint::{Finding, Report};
 use ssgen_core::metadata::{self, Compression, ImageMetadata, UnifiedKind};
 use ssgen_core::{
@@ -464,12 +464,17 @@ impl PrefixStore {
 }
 
 /// Hashes one file from chunks the page reads in order: its own digest and,
-/// from the same bytes, every combined digest it takes part in.
+/// from the same bytes, every combined digest it takes part in. On the same
+/// bytes it checks that the file was not cut short (as `ssgen build` does).
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Hasher {
     inner: FileHasher,
     is_prefix: bool,
+    path: String,
+    /// The first bytes and the last bytes seen, for `classify::cut_short`.
+    head: Vec<u8>,
+    tail: Vec<u8>,
 }
 
 #[wasm_bindgen]
@@ -489,6 +494,12 @@ impl Hasher {
     /// Feeds the next chunk of the file.
     pub fn update(&mut self, chunk: &[u8]) {
         self.inner.update(chunk);
+        let room = classify::WHOLE_HEAD - self.head.len();
+        self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        self.tail
+            .extend_from_slice(&chunk[chunk.len().saturating_sub(classify::WHOLE_TAIL)..]);
+        let excess = self.tail.len().saturating_sub(classify::WHOLE_TAIL);
+        self.tail.drain(..excess);
     }
 
     /// Bytes fed so far.
@@ -505,7 +516,8 @@ impl Hasher {
     ///
     /// # Errors
     /// When the number of bytes fed differs from the job's size (the file
-    /// changed while it was read).
+    /// changed while it was read), or the file was cut short (an xz stream
+    /// without its end, a squashfs shorter than its superblock says).
     pub fn finish(self, store: &mut PrefixStore) -> Result<JsValue, JsError> {
         let hashed = self
             .finish_into(store)
@@ -517,12 +529,26 @@ impl Hasher {
 impl Hasher {
     fn start(job: Job, store: &PrefixStore) -> Result<Hasher, ssgen_core::Error> {
         let is_prefix = job.is_prefix;
+        let path = job.path.clone();
         let inner = FileHasher::new(&HashJob::from(job), &store.prefixes)?;
-        Ok(Hasher { inner, is_prefix })
+        Ok(Hasher {
+            inner,
+            is_prefix,
+            path,
+            head: Vec::with_capacity(classify::WHOLE_HEAD),
+            tail: Vec::with_capacity(classify::WHOLE_TAIL * 2),
+        })
     }
 
-    fn finish_into(self, store: &mut PrefixStore) -> Result<Hashed, ssgen_core::Error> {
-        let result = self.inner.finish()?;
+    fn finish_into(self, store: &mut PrefixStore) -> Result<Hashed, FinishError> {
+        let size = self.inner.bytes_seen();
+        let result = self.inner.finish().map_err(FinishError::Core)?;
+        if let Some(why) = classify::cut_short(&self.head, &self.tail, size) {
+            return Err(FinishError::CutShort(format!(
+                "{}: {why}; copy or download the whole file and drop it again",
+                self.path
+            )));
+        }
         if self.is_prefix {
             store.prefixes.insert(&result);
             if !store.has(&result.path) {
@@ -539,6 +565,24 @@ impl Hasher {
                 .map(|(meta, d)| (meta.clone(), d.to_hex()))
                 .collect(),
         })
+    }
+}
+
+/// Why a file's hashing could not finish.
+#[derive(Debug)]
+enum FinishError {
+    /// The core refused it (the size changed while it was read).
+    Core(ssgen_core::Error),
+    /// The bytes end before the file's format says they do.
+    CutShort(String),
+}
+
+impl std::fmt::Display for FinishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Core(e) => e.fmt(f),
+            Self::CutShort(why) => f.write_str(why),
+        }
     }
 }
 
@@ -796,7 +840,8 @@ mod tests {
 
     #[test]
     fn results_round_trip_through_plain_data_into_the_same_documents() {
-        let meta = b"\xFD7zXZ\0 metadata".to_vec();
+        // An xz stream's first and last bytes: its magic and its footer's.
+        let meta = b"\xFD7zXZ\0 metadataYZ".to_vec();
         let root = b"hsqs and the rest of a squashfs".to_vec();
         let mut b = Builder::new(1_785_556_800.0).expect("whole seconds");
         b.entries.push(Entry {
@@ -867,8 +912,32 @@ mod tests {
         let mut store = store;
         assert!(matches!(
             h.finish_into(&mut store),
-            Err(ssgen_core::Error::SizeChanged { read: 5, .. })
+            Err(FinishError::Core(ssgen_core::Error::SizeChanged {
+                read: 5,
+                ..
+            }))
         ));
+    }
+
+    #[test]
+    fn a_file_cut_short_is_refused_and_not_kept() {
+        let mut store = PrefixStore::default();
+        let cut = b"\xFD7zXZ\0 an xz stream that stops".to_vec();
+        let job = Job {
+            path: META.into(),
+            size: cut.len() as u64,
+            is_prefix: true,
+            prefixes: vec![],
+        };
+        let mut h = Hasher::start(job, &store).expect("no prefix needed");
+        h.update(&cut);
+        let err = h.finish_into(&mut store).expect_err("cut short");
+        assert!(matches!(err, FinishError::CutShort(_)));
+        assert!(err.to_string().starts_with(META), "{err}");
+        assert!(
+            !store.has(META),
+            "a cut file must not feed combined digests"
+        );
     }
 
     #[test]
