@@ -159,8 +159,7 @@ fn hash_file(
 
 /// What the check of a file keeps of it while it streams past.
 struct Whole {
-    head: Vec<u8>,
-    tail: Vec<u8>,
+    ends: classify::Ends,
     /// The whole file, for a metadata tarball (`None` past the limit).
     metadata: Option<Vec<u8>>,
 }
@@ -168,19 +167,13 @@ struct Whole {
 impl Whole {
     fn new(is_metadata: bool) -> Self {
         Self {
-            head: Vec::with_capacity(classify::WHOLE_HEAD),
-            tail: Vec::with_capacity(classify::WHOLE_TAIL * 2),
+            ends: classify::Ends::default(),
             metadata: is_metadata.then(Vec::new),
         }
     }
 
     fn update(&mut self, chunk: &[u8]) {
-        let room = classify::WHOLE_HEAD - self.head.len();
-        self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
-        self.tail
-            .extend_from_slice(&chunk[chunk.len().saturating_sub(classify::WHOLE_TAIL)..]);
-        let excess = self.tail.len().saturating_sub(classify::WHOLE_TAIL);
-        self.tail.drain(..excess);
+        self.ends.update(chunk);
         if let Some(m) = &mut self.metadata {
             if m.len() + chunk.len() > METADATA_LIMIT {
                 self.metadata = None;
@@ -192,7 +185,7 @@ impl Whole {
 
     /// Why the file must not be published, if it must not.
     fn finish(self, size: u64) -> Result<(), String> {
-        if let Some(why) = classify::cut_short(&self.head, &self.tail, size) {
+        if let Some(why) = self.ends.cut_short(size) {
             return Err(format!(
                 "{why}; upload it again (into a hidden directory, renamed when complete, so that no client sees it half-way)"
             ));

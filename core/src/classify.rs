@@ -232,6 +232,32 @@ pub fn cut_short(head: &[u8], tail: &[u8], size: u64) -> Option<String> {
     }
 }
 
+/// The first and last bytes of a file as it streams past, for
+/// [`cut_short`]: feed every chunk in order, then ask.
+#[derive(Clone, Debug, Default)]
+pub struct Ends {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl Ends {
+    /// Takes what it needs of the next chunk.
+    pub fn update(&mut self, chunk: &[u8]) {
+        let room = WHOLE_HEAD - self.head.len();
+        self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        self.tail
+            .extend_from_slice(&chunk[chunk.len().saturating_sub(WHOLE_TAIL)..]);
+        let excess = self.tail.len().saturating_sub(WHOLE_TAIL);
+        self.tail.drain(..excess);
+    }
+
+    /// [`cut_short`] for the bytes seen, `size` of them.
+    #[must_use]
+    pub fn cut_short(&self, size: u64) -> Option<String> {
+        cut_short(&self.head, &self.tail, size)
+    }
+}
+
 /// Checks a classified file against its first bytes, when known. Returns
 /// what was found instead when the two disagree.
 ///
@@ -284,6 +310,25 @@ mod tests {
         assert!(cut_short(b"hsqs", b"..", 4).is_none());
         assert!(cut_short(b"QFI\xfb", b"..", 1).is_none());
         assert!(cut_short(b"plain", b"", 5).is_none());
+    }
+
+    #[test]
+    fn ends_see_the_same_bytes_whatever_the_chunks() {
+        let mut file = [0u8; 100];
+        file[..6].copy_from_slice(&[0xFD, b'7', b'z', b'X', b'Z', 0x00]);
+        file[98..].copy_from_slice(b"YZ");
+        for size in [1, 2, 3, 47, 48, 49, 100] {
+            let mut ends = Ends::default();
+            for chunk in file.chunks(size) {
+                ends.update(chunk);
+            }
+            assert!(ends.cut_short(100).is_none(), "chunks of {size}");
+            let mut cut = Ends::default();
+            for chunk in file[..99].chunks(size) {
+                cut.update(chunk);
+            }
+            assert!(cut.cut_short(99).is_some(), "chunks of {size}");
+        }
     }
 
     #[test]

@@ -472,9 +472,7 @@ pub struct Hasher {
     inner: FileHasher,
     is_prefix: bool,
     path: String,
-    /// The first bytes and the last bytes seen, for `classify::cut_short`.
-    head: Vec<u8>,
-    tail: Vec<u8>,
+    ends: classify::Ends,
 }
 
 #[wasm_bindgen]
@@ -494,12 +492,7 @@ impl Hasher {
     /// Feeds the next chunk of the file.
     pub fn update(&mut self, chunk: &[u8]) {
         self.inner.update(chunk);
-        let room = classify::WHOLE_HEAD - self.head.len();
-        self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
-        self.tail
-            .extend_from_slice(&chunk[chunk.len().saturating_sub(classify::WHOLE_TAIL)..]);
-        let excess = self.tail.len().saturating_sub(classify::WHOLE_TAIL);
-        self.tail.drain(..excess);
+        self.ends.update(chunk);
     }
 
     /// Bytes fed so far.
@@ -535,15 +528,14 @@ impl Hasher {
             inner,
             is_prefix,
             path,
-            head: Vec::with_capacity(classify::WHOLE_HEAD),
-            tail: Vec::with_capacity(classify::WHOLE_TAIL * 2),
+            ends: classify::Ends::default(),
         })
     }
 
     fn finish_into(self, store: &mut PrefixStore) -> Result<Hashed, FinishError> {
         let size = self.inner.bytes_seen();
         let result = self.inner.finish().map_err(FinishError::Core)?;
-        if let Some(why) = classify::cut_short(&self.head, &self.tail, size) {
+        if let Some(why) = self.ends.cut_short(size) {
             return Err(FinishError::CutShort(format!(
                 "{}: {why}; copy or download the whole file and drop it again",
                 self.path
