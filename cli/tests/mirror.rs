@@ -337,3 +337,32 @@ fn an_interrupted_mirror_resumes() {
         product_view(&catalog(&src), id, &[V2])
     );
 }
+
+#[test]
+fn a_version_name_that_would_leave_its_directory_is_skipped() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = source(tmp.path());
+    let root = tmp.path().join("mirror");
+    std::fs::create_dir(&root).expect("root");
+
+    // The source renames the VM's version to climb out of the tree.
+    let evil = format!("{V2}/../../../../../escaped");
+    let path = src.join("streams/v1/images.json");
+    let mut cat = catalog(&src);
+    let versions = cat["products"]["debian:12:amd64:cloud"]["versions"]
+        .as_object_mut()
+        .expect("versions");
+    let v = versions.remove(V2).expect("the VM version");
+    versions.insert(evil.clone(), v);
+    std::fs::write(&path, serde_json::to_string(&cat).expect("JSON")).expect("write");
+
+    let out = mirror(
+        &["--type", "virtual-machine"],
+        src.to_str().expect("utf-8"),
+        &root,
+    );
+    let said = text(&out);
+    assert!(said.contains("not usable as a directory name"), "{said}");
+    assert!(!tmp.path().join("escaped").exists() && !root.join("escaped").exists());
+    assert!(!root.join("images/debian/12/amd64/cloud").join(V2).exists());
+}

@@ -196,6 +196,15 @@ fn path_char_ok(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '/' | ':' | '-')
 }
 
+/// Whether `name` may be one directory of the layout (an os, release,
+/// arch, variant or version name) that a build reads and publishes: not
+/// empty, not hidden, and only characters that give the same URL in every
+/// client.
+#[must_use]
+pub fn is_dir_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c != '/' && path_char_ok(c))
+}
+
 #[derive(Default)]
 struct ProductFiles<'a> {
     versions: BTreeMap<&'a str, Vec<&'a Entry>>,
@@ -912,6 +921,16 @@ mod tests {
         assert!(alias_problem("debian/12,x", "amd64").is_some());
         assert!(alias_problem("debian/12/", "amd64").is_some());
         assert!(alias_problem(&"a".repeat(60), "amd64").is_some());
+    }
+
+    #[test]
+    fn directory_names_are_url_safe() {
+        for ok in ["debian", "3.22", "bookworm~rc1", "20260801_03:52"] {
+            assert!(is_dir_name(ok), "{ok}");
+        }
+        for bad in ["12 (bookworm)", ".hidden", "", "a/b", "c++"] {
+            assert!(!is_dir_name(bad), "{bad}");
+        }
     }
 
     #[test]

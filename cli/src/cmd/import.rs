@@ -591,14 +591,6 @@ fn unified_image(path: &Path, meta: &ImageMetadata, args: &ImportArgs) -> Result
     )
 }
 
-/// Characters that give the same URL in every client (spec §11.3).
-fn name_ok(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with('.')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | ':' | '-'))
-}
-
 fn field(
     meta_path: &Path,
     meta: &ImageMetadata,
@@ -616,7 +608,7 @@ fn field(
             ))),
         },
     };
-    if !name_ok(value) {
+    if !ssgen_core::is_dir_name(value) {
         let origin = if from_flag {
             format!("--{key}")
         } else {
@@ -1062,16 +1054,5 @@ mod tests {
     fn versions_are_utc_minutes_with_a_colon() {
         assert_eq!(version_name(1_785_556_320), "20260801_03:52");
         assert_eq!(version_name(0), "19700101_00:00");
-    }
-
-    #[test]
-    fn names_are_url_safe() {
-        assert!(name_ok("debian"));
-        assert!(name_ok("3.22"));
-        assert!(name_ok("bookworm~rc1"));
-        assert!(!name_ok("12 (bookworm)"));
-        assert!(!name_ok(".hidden"));
-        assert!(!name_ok(""));
-        assert!(!name_ok("a/b"));
     }
 }

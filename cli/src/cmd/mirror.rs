@@ -218,7 +218,7 @@ fn say(bar: &ProgressBar, line: String) {
 }
 
 fn progress(total: u64) -> ProgressBar {
-    crate::progress::bytes(total, "copying", true)
+    crate::progress::bytes(total, "copying")
 }
 
 /// The versions to copy: what either client lists, filtered.
@@ -281,6 +281,13 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
             .context("a chosen product vanished from the catalog")?;
         let variant_dir = variant_dir(&args.root, &product_id, product)?;
         for version in versions {
+            // The name becomes a directory: nothing that could leave it.
+            if !ssgen_core::is_dir_name(&version) {
+                eprintln!(
+                    "note: {product_id} {version:?}: not usable as a directory name; skipped"
+                );
+                continue;
+            }
             let images = &chosen[&(file.clone(), product_id.clone(), version.clone())];
             let plan = plan(product, &product_id, &version, variant_dir.clone(), images)?;
             if !plan.files.is_empty() {
@@ -319,12 +326,7 @@ fn variant_dir(root: &Path, id: &str, product: &Product) -> Result<PathBuf> {
     };
     let mut dir = root.join("images");
     for part in &parts {
-        let safe = !part.is_empty()
-            && !part.starts_with('.')
-            && part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '~'));
-        if !safe {
+        if !ssgen_core::is_dir_name(part) {
             bail!(Invalid(format!(
                 "product {id}: {part:?} cannot be a directory name; the source's product names are unusable"
             )));
