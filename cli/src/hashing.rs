@@ -37,17 +37,11 @@ pub enum Check {
 
 /// Hashes every job of `plan` under `root`, adding the results to
 /// `digests`.
-pub fn run(
-    root: &Path,
-    plan: &HashPlan,
-    digests: &mut Digests,
-    show_progress: bool,
-    check: Check,
-) -> Result<()> {
+pub fn run(root: &Path, plan: &HashPlan, digests: &mut Digests, check: Check) -> Result<()> {
     if plan.is_empty() {
         return Ok(());
     }
-    let bar = crate::progress::bytes(plan.total_bytes(), "hashing", show_progress);
+    let bar = crate::progress::bytes(plan.total_bytes(), "hashing");
     bar.set_message(format!("{} files", plan.jobs().count()));
     let mut prefixes = Prefixes::default();
     for phase in [&plan.prefixes, &plan.bodies] {

@@ -6,9 +6,9 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A bar of `len` steps drawn with the indicatif `template`, or a hidden
-/// one when stderr is not a terminal or `show` is false.
-pub fn bar(len: u64, template: &str, show: bool) -> ProgressBar {
-    if !show || !std::io::stderr().is_terminal() {
+/// one when stderr is not a terminal or there is nothing to do.
+pub fn bar(len: u64, template: &str) -> ProgressBar {
+    if len == 0 || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
@@ -21,12 +21,11 @@ pub fn bar(len: u64, template: &str, show: bool) -> ProgressBar {
 }
 
 /// A bar over `total` bytes that `verb`s them (`hashing`, `uploading`).
-pub fn bytes(total: u64, verb: &str, show: bool) -> ProgressBar {
+pub fn bytes(total: u64, verb: &str) -> ProgressBar {
     bar(
         total,
         &format!(
             "{{spinner}} {verb} {{msg}} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"
         ),
-        show && total > 0,
     )
 }

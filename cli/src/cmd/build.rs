@@ -1,6 +1,6 @@
 //! `ssgen build`: scan, hash what is new, write the catalogs atomically.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -131,13 +131,7 @@ pub fn rebuild(root: &Path, options: &BuildOptions, dry_run: bool) -> Result<Bui
     }
     let mut digests = cache.known(&listing);
     let plan = scan.plan(&digests);
-    hashing::run(
-        root,
-        &plan,
-        &mut digests,
-        std::io::stderr().is_terminal(),
-        hashing::Check::Whole,
-    )?;
+    hashing::run(root, &plan, &mut digests, hashing::Check::Whole)?;
 
     let streams = root.join("streams").join("v1");
     let images_path = root.join(IMAGES_JSON);

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -220,13 +220,7 @@ fn local_files(root: &Path, timestamp: Option<i64>) -> Result<Vec<Wanted>> {
     }
     let mut digests: Digests = cache.known(&listing);
     let plan = scan.plan(&digests);
-    hashing::run(
-        root,
-        &plan,
-        &mut digests,
-        std::io::stderr().is_terminal(),
-        hashing::Check::Whole,
-    )?;
+    hashing::run(root, &plan, &mut digests, hashing::Check::Whole)?;
     cache.update(&listing, &digests);
     // The cache only saves work; failing to write it must not stop a push.
     if let Err(e) = cache.save() {
@@ -271,7 +265,7 @@ fn local_files(root: &Path, timestamp: Option<i64>) -> Result<Vec<Wanted>> {
 }
 
 fn progress(total: u64) -> ProgressBar {
-    crate::progress::bytes(total, "uploading", true)
+    crate::progress::bytes(total, "uploading")
 }
 
 /// The edge's upload API.

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -510,13 +510,7 @@ fn verify_root(root: &Path) -> Result<Vec<Problem>> {
     }
     let plan = catalog.plan(&sizes);
     let mut digests = Digests::default();
-    hashing::run(
-        root,
-        &plan,
-        &mut digests,
-        std::io::stderr().is_terminal(),
-        hashing::Check::None,
-    )?;
+    hashing::run(root, &plan, &mut digests, hashing::Check::None)?;
     catalog.compare(&digests, &sizes, &mut problems);
 
     let referenced: BTreeSet<&str> = catalog.files.keys().map(String::as_str).collect();
@@ -604,7 +598,7 @@ fn verify_url(url: &str, deep: bool) -> Result<Vec<Problem>> {
     }
     let mut problems = std::mem::take(&mut catalog.problems);
 
-    let bar = |len: u64, template: &str| crate::progress::bar(len, template, true);
+    let bar = |len: u64, template: &str| crate::progress::bar(len, template);
 
     // Sizes first (HEAD, or GET headers when HEAD is refused).
     let heads = bar(

@@ -236,9 +236,18 @@ async fn route(req: &Request, env: &Env) -> Result<Reply> {
                 )),
             }
         }
-        p if p.starts_with("/aliases/") => {
+        p if p
+            .strip_prefix('/')
+            .is_some_and(|p| p.starts_with(ssgen_core::direct::URL_PREFIX)) =>
+        {
             if read {
-                read::alias(req, env, &url, &p["/aliases/".len()..]).await
+                read::alias(
+                    req,
+                    env,
+                    &url,
+                    &p[1 + ssgen_core::direct::URL_PREFIX.len()..],
+                )
+                .await
             } else {
                 Err(Error::MethodNotAllowed("GET, HEAD, OPTIONS"))
             }
