@@ -54,6 +54,9 @@ key = iam.create_access_key(UserName="pusher")["AccessKey"]
 s3 = boto3.client("s3", endpoint_url=ep, region_name="us-east-1",
                   aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
 s3.create_bucket(Bucket=bucket)
+# Public reads, as a bucket behind a CDN is configured.
+s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::%s/*" % bucket}]}))
 
 def watchdog():
     while True:
@@ -534,7 +537,7 @@ impl Nginx {
              events {{ worker_connections 128; }}\n\
              http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n\
                fastcgi_temp_path {d}/tmp/fcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
-               server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};\n\
+               server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_protocols TLSv1.2 TLSv1.3;\n\
                  location / {{\n      limit_except GET {{ deny all; }}\n\
                    proxy_pass http://127.0.0.1:{upstream_port}/{}/;\n      proxy_set_header Host 127.0.0.1:{upstream_port};\n\
                    proxy_http_version 1.1;\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
