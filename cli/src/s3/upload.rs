@@ -266,8 +266,15 @@ fn multipart(
     let mut number: u64 = 1;
     while offset < f.size {
         let len = part_size.min(f.size - offset);
-        let (part_sha, part_md5) = hash_part(&mut file, offset, len, &mut whole)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        // MD5 only to match a part the store already holds.
+        let (part_sha, part_md5) = hash_part(
+            &mut file,
+            offset,
+            len,
+            &mut whole,
+            held.contains_key(&number),
+        )
+        .with_context(|| format!("cannot read {}", path.display()))?;
         let etag = match held.get(&number) {
             Some((etag, size)) if *size == len && etag.trim_matches('"') == part_md5 => {
                 for b in bars {
@@ -399,12 +406,14 @@ fn list_parts(
     }
 }
 
-/// Reads `len` bytes at `offset`: (sha256 hex, md5 hex), feeding `whole`.
+/// Reads `len` bytes at `offset`: (sha256 hex, md5 hex when `with_md5`,
+/// else empty), feeding `whole`.
 fn hash_part(
     file: &mut File,
     offset: u64,
     len: u64,
     whole: &mut Sha2,
+    with_md5: bool,
 ) -> std::io::Result<(String, String)> {
     file.seek(SeekFrom::Start(offset))?;
     let mut sha = Sha2::new();
@@ -421,11 +430,18 @@ fn hash_part(
             ));
         }
         sha.update(&buf[..n]);
-        md5.update(&buf[..n]);
+        if with_md5 {
+            md5.update(&buf[..n]);
+        }
         whole.update(&buf[..n]);
         left -= n as u64;
     }
-    Ok((hex(&sha.finalize()), hex(&md5.finalize())))
+    let md5 = if with_md5 {
+        hex(&md5.finalize())
+    } else {
+        String::new()
+    };
+    Ok((hex(&sha.finalize()), md5))
 }
 
 fn hex(bytes: &[u8]) -> String {
