@@ -113,6 +113,23 @@ setup_edge() {
     fi
 }
 
+# The S3 tests (tests/tests/s3_*.rs): moto's S3 emulator in a venv of its
+# own (it stands in for AWS S3, R2 and the other stores), and Debian's nginx
+# as the TLS proxy a CDN would be in front of the bucket.
+setup_s3() {
+    apt_install nginx-light python3-venv openssl
+    local venv="$WORK/s3-venv"
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import moto.server, boto3' 2>/dev/null; then
+        return 0
+    fi
+    log "python venv at $venv with moto[server]"
+    mkdir -p "$WORK"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+    "$venv/bin/python" -c 'import moto.server, boto3' >/dev/null
+}
+
 # --- run -----------------------------------------------------------------
 
 # Sections in run order. Append new ones here.
@@ -121,6 +138,7 @@ SECTIONS=(
     wasm
     browser
     edge
+    s3
 )
 
 main() {

@@ -163,7 +163,6 @@ impl Server {
             meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
             meta.ino()
         );
-        let is_catalog = rel.starts_with("streams/") && rel.ends_with(".json");
         let gzip = rel.ends_with(".json")
             && accepts_gzip(req.headers())
             && !req.headers().contains_key(header::RANGE);
@@ -175,16 +174,7 @@ impl Server {
             .header(header::ETAG, &etag)
             .header(header::ACCEPT_RANGES, "bytes")
             .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
-            .header(
-                header::CACHE_CONTROL,
-                if is_catalog {
-                    "public, max-age=60"
-                } else if rel.starts_with("images/") {
-                    "public, max-age=31536000, immutable"
-                } else {
-                    "public, max-age=300"
-                },
-            );
+            .header(header::CACHE_CONTROL, cache_control(rel));
         if let Ok(modified) = meta.modified() {
             builder = builder.header(header::LAST_MODIFIED, http_date(modified));
         }
@@ -648,7 +638,23 @@ fn parse_range(value: &HeaderValue, size: u64) -> Range {
     }
 }
 
-fn content_type(path: &Path) -> &'static str {
+/// How long clients and caches may keep a file: catalogs briefly (they
+/// change with every publish), image files for a year (a published path
+/// never changes bytes), anything else a few minutes. `ssgen push` gives
+/// objects in a bucket the same policy.
+pub fn cache_control(rel: &str) -> &'static str {
+    if rel.starts_with("streams/") && rel.ends_with(".json") {
+        "public, max-age=60"
+    } else if rel.starts_with("images/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=300"
+    }
+}
+
+/// The content type of a served file, by its name (also given to objects
+/// `ssgen push` puts in a bucket).
+pub fn content_type(path: &Path) -> &'static str {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())

@@ -29,3 +29,13 @@ pub fn bytes(total: u64, verb: &str) -> ProgressBar {
         ),
     )
 }
+
+/// A set of bars drawn together (one per file and one overall), hidden
+/// when stderr is not a terminal.
+pub fn multi() -> indicatif::MultiProgress {
+    if std::io::stderr().is_terminal() {
+        indicatif::MultiProgress::new()
+    } else {
+        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+    }
+}

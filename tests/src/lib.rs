@@ -19,6 +19,9 @@
 //!   harness: process groups killed by PID on drop, a throwaway CA made with
 //!   the `openssl` CLI, a plain static HTTPS server, the LXD client and
 //!   daemon in a private `LXD_DIR`, and python-simplestreams.
+//! - [`s3`]: moto's S3 emulator (standing in for the cloud stores), a
+//!   fault-injecting proxy in front of it, and nginx as the TLS proxy a CDN
+//!   would be, for `ssgen push --to s3://`.
 //! - [`ssgen_serve`]: `ssgen serve` itself as the server under test, and a
 //!   publisher that fills an empty one through its upload API.
 //!
@@ -40,6 +43,7 @@ pub mod images;
 pub mod lxd;
 pub mod model;
 pub mod proc;
+pub mod s3;
 pub mod ssgen_serve;
 pub mod sstream;
 pub mod tls;

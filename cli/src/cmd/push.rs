@@ -20,20 +20,33 @@ use crate::cache::Cache;
 use crate::exit::Invalid;
 use crate::{hashing, net, walk};
 
-/// Upload ROOT/images to an ssgen edge handler and publish its catalog.
+/// Upload ROOT/images to an ssgen edge handler or an S3 bucket, and
+/// publish its catalog.
 ///
 /// Hashes the tree (cached like `ssgen build`), asks the edge which files
 /// it holds, uploads only the missing or incomplete ones (each streamed,
 /// with its sha256 and, for root files, the combined fingerprints), then
 /// POSTs /publish so the edge rebuilds images.json and swaps it in. Run it
 /// again after an interruption: what arrived is skipped.
+///
+/// With --to s3://BUCKET[/PREFIX] it publishes to S3-compatible storage
+/// (AWS S3, R2, Garage, MinIO, Ceph) the same way: only what the bucket
+/// lacks, image files before images.json before index.json, resumable,
+/// and concurrent pushes keep each other's images. Credentials come from
+/// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE with
+/// ~/.aws/credentials, never from a flag.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  SSGEN_TOKEN=... ssgen push /var/www/html --to https://images.example.com
+  AWS_PROFILE=r2 ssgen push /var/www/html --to s3://images/lxd --endpoint https://ACCOUNT.r2.cloudflarestorage.com --region auto
+  ssgen push --dry-run --delete . --to s3://my-images")]
 pub struct PushArgs {
     /// The server root (holding images/).
     #[arg(default_value = ".")]
     pub root: PathBuf,
 
-    /// The edge handler's URL, e.g. https://images.example.com.
+    /// The edge handler's URL, e.g. https://images.example.com, or a bucket:
+    /// s3://BUCKET[/PREFIX].
     #[arg(long, value_name = "URL")]
     pub to: String,
 
@@ -63,6 +76,50 @@ pub struct PushArgs {
     /// keeps its old time either way.
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub timestamp: Option<i64>,
+
+    /// S3: the store's API endpoint (default: AWS_ENDPOINT_URL_S3,
+    /// AWS_ENDPOINT_URL, the profile's endpoint_url, else AWS S3), e.g.
+    /// https://ACCOUNT.r2.cloudflarestorage.com or http://127.0.0.1:3900.
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "S3 (--to s3://BUCKET[/PREFIX])"
+    )]
+    pub endpoint: Option<String>,
+
+    /// S3: the bucket's region (default: AWS_REGION, AWS_DEFAULT_REGION,
+    /// the profile's region, else us-east-1; R2 takes auto, Garage garage).
+    #[arg(
+        long,
+        value_name = "REGION",
+        help_heading = "S3 (--to s3://BUCKET[/PREFIX])"
+    )]
+    pub region: Option<String>,
+
+    /// S3: address the bucket as ENDPOINT/BUCKET rather than
+    /// BUCKET.ENDPOINT (MinIO and Garage want it; automatic for an IP
+    /// address or localhost).
+    #[arg(long, help_heading = "S3 (--to s3://BUCKET[/PREFIX])")]
+    pub path_style: bool,
+
+    /// S3: print what would be uploaded, withdrawn and deleted, and change
+    /// nothing.
+    #[arg(long, short = 'n', help_heading = "S3 (--to s3://BUCKET[/PREFIX])")]
+    pub dry_run: bool,
+
+    /// S3: hours a file withdrawn with --delete stays in the bucket before
+    /// a later push deletes it (clients keep a catalog for up to an hour).
+    #[arg(
+        long,
+        value_name = "HOURS",
+        default_value_t = 6,
+        help_heading = "S3 (--to s3://BUCKET[/PREFIX])"
+    )]
+    pub grace: u32,
+
+    /// S3: files uploaded at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64), help_heading = "S3 (--to s3://BUCKET[/PREFIX])")]
+    pub jobs: usize,
 }
 
 /// One file the edge should hold.
@@ -98,6 +155,9 @@ struct RemoteFiles {
 }
 
 pub fn run(args: &PushArgs) -> Result<ExitCode> {
+    if crate::s3::is_target(&args.to) {
+        return crate::s3::run(args);
+    }
     let token = match &args.token {
         Some(t) => t.clone(),
         None => std::env::var("SSGEN_TOKEN").map_err(|_| {
@@ -106,7 +166,10 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
     };
     let base = args.to.trim_end_matches('/').to_owned();
     if !(base.starts_with("https://") || base.starts_with("http://")) {
-        return Err(Invalid(format!("--to {base:?}: give the edge's http(s):// URL")).into());
+        return Err(Invalid(format!(
+            "--to {base:?}: give the edge's http(s):// URL, or s3://BUCKET[/PREFIX]"
+        ))
+        .into());
     }
     let timestamp = match args.timestamp {
         Some(t) => Some(t),
