@@ -122,11 +122,7 @@ pub fn plan(scan: &Scan, listing: &[Entry], settings: Settings) -> Vec<Job> {
         };
         let count = usize::try_from(settings.count).unwrap_or(usize::MAX);
         for (base_version, base) in older.iter().rev().take(count) {
-            let path = format!(
-                "{}/{}",
-                parent(&target.path),
-                file_name(&base_version.name)
-            );
+            let path = format!("{}/{}", parent(&target.path), file_name(&base_version.name));
             if listed.contains(path.as_str()) {
                 continue;
             }
