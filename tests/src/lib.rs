@@ -33,6 +33,7 @@
 //! ```
 
 pub mod checks;
+pub mod deltas;
 pub mod expect;
 pub mod handmade;
 pub mod https;
