@@ -251,9 +251,20 @@ impl Step<'_> {
             |(p, record)| check_on_disk(self.root, p, record),
         );
         for ((p, mut record), verdict) in unproved.into_iter().zip(verdicts) {
-            if let Err(why) = verdict {
-                withhold(&mut scan, &p.path, &why);
-                record.outcome = Outcome::Wrong { why };
+            match verdict {
+                Verdict::Good => {}
+                Verdict::Wrong(why) => {
+                    withhold(&mut scan, &p.path, &why);
+                    record.outcome = Outcome::Wrong { why };
+                }
+                Verdict::Unchecked(why) => {
+                    warn(
+                        &p.path,
+                        &why,
+                        "install xdelta3 (Debian: apt-get install xdelta3) so that ssgen can check it",
+                    );
+                    continue;
+                }
             }
             records.deltas.insert(p.path, record);
         }
@@ -545,10 +556,9 @@ fn encode_and_publish(
         }
         encoder.finish().map(|_| ())
     })();
-    let written = sink.written;
     if sink.over {
         return Ok(Made::TooLarge {
-            at_least: written + 1,
+            at_least: sink.limit.saturating_add(1),
         });
     }
     encoded.with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -698,25 +708,106 @@ impl SourceProvider for FileSource {
     }
 }
 
-/// Checks a delta on disk against the files the catalog names. `Err` is
-/// why it must not be published.
-fn check_on_disk(root: &Path, p: &Published, record: &Record) -> Result<(), String> {
-    let open = |rel: &str| {
-        let path = root.join(rel);
-        File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+/// What checking a delta on disk found.
+enum Verdict {
+    Good,
+    /// It must not be published, for this reason.
+    Wrong(String),
+    /// It could not be decoded here; it is published as before, with this
+    /// warning.
+    Unchecked(String),
+}
+
+/// The VCDIFF header says a secondary compressor follows (`VCD_DECOMPRESS`
+/// in the header indicator, after the 4 magic bytes): Debian's `xdelta3 -e`
+/// compresses with lzma by default, which oxidelta does not decode.
+fn has_secondary(delta: &Path) -> bool {
+    let mut head = [0u8; 5];
+    File::open(delta)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head[..4] == [0xD6, 0xC3, 0xC4, 0x00] && head[4] & 1 == 1)
+}
+
+/// Checks a delta on disk against the files the catalog names.
+fn check_on_disk(root: &Path, p: &Published, record: &Record) -> Verdict {
+    let delta = root.join(&p.path);
+    let base_path = root.join(&p.base);
+    let checked = (|| -> Result<Verdict, String> {
+        let want = Sha256::from_hex(&record.target).map_err(|e| e.to_string())?;
+        let target_size = std::fs::metadata(root.join(&p.target))
+            .map_err(|e| format!("cannot stat {}: {e}", p.target))?
+            .len();
+        if has_secondary(&delta) {
+            return Ok(with_xdelta3(&base_path, &delta, target_size, want));
+        }
+        let open = |path: &Path| {
+            File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let base = open(&base_path)?;
+        let len = base
+            .metadata()
+            .map_err(|e| format!("cannot stat {}: {e}", p.base))?
+            .len();
+        let mut source = FileSource { file: base, len };
+        decodes_to(open(&delta)?, &mut source, target_size, want)?;
+        Ok(Verdict::Good)
+    })();
+    match checked {
+        Ok(v) => v,
+        Err(why) => Verdict::Wrong(format!("against {}, {why}", p.base)),
+    }
+}
+
+/// Decodes with `xdelta3 -d`, the program the daemons run, for a delta
+/// compressed in a way oxidelta does not decode.
+fn with_xdelta3(base: &Path, delta: &Path, size: u64, want: Sha256) -> Verdict {
+    let child = std::process::Command::new("xdelta3")
+        .args(["-d", "-c", "-s"])
+        .arg(base)
+        .arg(delta)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            return Verdict::Unchecked(format!(
+                "it uses secondary compression, which only xdelta3 decodes, and xdelta3 cannot be run ({e}); published unchecked"
+            ));
+        }
     };
-    let base = open(&p.base)?;
-    let len = base
-        .metadata()
-        .map_err(|e| format!("cannot stat {}: {e}", p.base))?
-        .len();
-    let target_size = std::fs::metadata(root.join(&p.target))
-        .map_err(|e| format!("cannot stat {}: {e}", p.target))?
-        .len();
-    let want = Sha256::from_hex(&record.target).map_err(|e| e.to_string())?;
-    let mut source = FileSource { file: base, len };
-    decodes_to(open(&p.path)?, &mut source, target_size, want)
-        .map_err(|why| format!("against {}, {why}", p.base))
+    let mut out = HashSink {
+        sha: sha2::Sha256::new(),
+        len: 0,
+    };
+    let copied = child
+        .stdout
+        .take()
+        .map(|mut stdout| std::io::copy(&mut stdout, &mut out));
+    let status = child.wait_with_output();
+    match (copied, status) {
+        (Some(Ok(_)), Ok(o)) if o.status.success() => {
+            let got = Sha256(out.sha.finalize().into());
+            if out.len == size && got == want {
+                Verdict::Good
+            } else {
+                Verdict::Wrong(format!(
+                    "against {}, xdelta3 decodes it to {} bytes with sha256 {got}, not to the target's {size} bytes with sha256 {want}",
+                    base.display(),
+                    out.len
+                ))
+            }
+        }
+        (_, Ok(o)) => Verdict::Wrong(format!(
+            "against {}, xdelta3 -d fails: {}",
+            base.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        (_, Err(e)) => Verdict::Unchecked(format!(
+            "xdelta3 -d could not be run ({e}); published unchecked"
+        )),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
