@@ -12,8 +12,8 @@
 //!   `ROOT/.ssgen/deltas.json` against the sha256 of its base and target
 //!   (and of the delta), so an unchanged tree encodes and decodes nothing.
 //! - Parallel across products, in memory bounded by [`budget`]: the encoder
-//!   holds the whole base image and an index of it (about 1.2 times the
-//!   base in all, see [`encode_cost`]), so deltas run side by side only
+//!   holds the whole base image and an index of it (see [`encode_cost`];
+//!   2.5 times the base for 80 MiB, nearer 1.5 times for GiBs), so deltas run side by side only
 //!   while their sum fits in half the memory available; one that does not
 //!   fit in all of it is skipped with a warning. Checking a delta already
 //!   on disk reads the base from the file and holds one window (at most
@@ -387,19 +387,21 @@ fn budget() -> Budget {
     }
 }
 
-/// Memory one encoding holds: the base image, the encoder's index of it
-/// (one 8-byte slot per `large_step` bytes, rounded up to a power of two)
-/// and its per-window tables, and the buffers here.
+/// Memory one encoding holds, at most: the base image; the encoder's index
+/// of it (an 8-byte slot per 26 bytes of the base rounded up to a power of
+/// two, the slots rounded up again); its per-window tables (32 MiB for an
+/// 8 MiB window) and the read, write and decode buffers here.
 fn encode_cost(base_size: u64) -> u64 {
-    base_size + base_size.next_power_of_two() / 8 + (96 << 20)
+    base_size + base_size.next_power_of_two() / 26 * 16 + (80 << 20)
 }
 
 /// The encoder's target window: xdelta3's default, well under the 16 MiB
 /// its decoder accepts.
 const WINDOW: usize = 8 << 20;
-/// oxidelta's "fast" profile: on squashfs pairs its deltas are within
-/// 0.1 % of the slowest profile's, in half the time (bench/delta.sh).
-const LEVEL: u32 = 3;
+/// oxidelta's "fastest" profile: on an 81 MiB squashfs pair its delta was
+/// 0.15 % larger than the slowest profile's, in a third of the CPU time,
+/// and its source index (one slot per 26 bytes) is the smallest.
+const LEVEL: u32 = 1;
 /// Read size for the files the encoder and the checks stream.
 const CHUNK: usize = 4 << 20;
 

@@ -217,9 +217,14 @@ mod tests {
             paths.push(format!("{P}/{v}/incus.tar.xz"));
             paths.push(format!("{P}/{v}/rootfs.squashfs"));
         }
-        // A newer VM-only version is no target for squashfs deltas.
+        // A newer VM-only version is no target for squashfs deltas, and a
+        // VM product gets none: Incus would patch the wrong base.
         paths.push(format!("{P}/20260804_0000/incus.tar.xz"));
         paths.push(format!("{P}/20260804_0000/disk.qcow2"));
+        for v in ["20260801_0000", "20260802_0000"] {
+            paths.push(format!("images/debian/12/amd64/cloud/{v}/incus.tar.xz"));
+            paths.push(format!("images/debian/12/amd64/cloud/{v}/disk.qcow2"));
+        }
         let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
         let listing = tree(&refs);
         let s = scan(&listing, &Config::new(0));
