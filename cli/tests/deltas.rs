@@ -104,6 +104,19 @@ fn assert_restores(base: &Path, delta: &Path, target: &Path) {
     );
 }
 
+/// A hand-made delta: `xdelta3 -e` with Debian's defaults (lzma secondary
+/// compression).
+fn xdelta3_encode(base: &Path, target: &Path, out: &Path) {
+    let status = Command::new("xdelta3")
+        .args(["-e", "-f", "-s"])
+        .arg(base)
+        .arg(target)
+        .arg(out)
+        .status()
+        .expect("run xdelta3");
+    assert!(status.success(), "xdelta3 -e {}", out.display());
+}
+
 fn mtime(path: &Path) -> std::time::SystemTime {
     fs::metadata(path)
         .and_then(|m| m.modified())
@@ -225,14 +238,7 @@ fn a_handmade_delta_is_kept_and_checked_by_decoding() {
     let target = vdir(&root, V2).join("rootfs.squashfs");
     let delta = delta_path(&root, V2, V1);
     // A good one made by xdelta3 is published as it is.
-    let status = Command::new("xdelta3")
-        .args(["-e", "-f", "-s"])
-        .arg(&base)
-        .arg(&target)
-        .arg(&delta)
-        .status()
-        .expect("xdelta3");
-    assert!(status.success());
+    xdelta3_encode(&base, &target, &delta);
     let handmade = fs::read(&delta).expect("read");
     build(&root, &[]);
     assert_eq!(fs::read(&delta).expect("read"), handmade, "replaced");
@@ -246,14 +252,7 @@ fn a_handmade_delta_is_kept_and_checked_by_decoding() {
     other[5000..5100].fill(1);
     let other_path = tmp.path().join("other.squashfs");
     fs::write(&other_path, &other).expect("write");
-    let status = Command::new("xdelta3")
-        .args(["-e", "-f", "-s"])
-        .arg(&base)
-        .arg(&other_path)
-        .arg(&delta)
-        .status()
-        .expect("xdelta3");
-    assert!(status.success());
+    xdelta3_encode(&base, &other_path, &delta);
     let err = build(&root, &[]);
     assert!(
         err.contains("delta-20260801_0000.vcdiff") && err.contains("delta left out"),

@@ -193,18 +193,27 @@ fn version(root: &Path, tree: &Path, name: &str, creation_date: i64) -> Result<M
 
 /// The daemons cache a remote's catalog by URL (for an hour): each step
 /// that changes the catalog reaches the same tree by a new URL, a symlink
-/// beside it, through a remote of that name.
-fn fresh_remote(
+/// beside it, through a remote of that name. Returns the remote, and the
+/// paths by which the server logs a request for each of `files` through it.
+fn fresh_remote<const N: usize>(
     daemon: &dyn Daemon,
     server: &StaticHttpsServer,
     name: &str,
     step: &str,
-) -> Result<(String, String)> {
+    files: [&Path; N],
+) -> Result<(String, [String; N])> {
     let prefix = format!("{name}-{step}");
     std::os::unix::fs::symlink(name, server.root().join(&prefix))
         .with_context(|| format!("symlink {prefix}"))?;
     daemon.remote_add(step, &server.url(&prefix))?;
-    Ok((prefix, step.to_owned()))
+    let tree = server.root().join(name);
+    let urls = files.map(|p| {
+        format!(
+            "/{prefix}/{}",
+            p.strip_prefix(&tree).unwrap_or(p).to_string_lossy()
+        )
+    });
+    Ok((step.to_owned(), urls))
 }
 
 fn size(path: &Path) -> u64 {
@@ -278,14 +287,8 @@ pub fn update_through_delta(
         "the catalog does not name the delta: {item}"
     );
 
-    let (prefix, remote) = fresh_remote(daemon, server, name, "v2")?;
-    let rel = |p: &Path| -> String {
-        format!(
-            "/{prefix}/{}",
-            p.strip_prefix(&root).unwrap_or(p).to_string_lossy()
-        )
-    };
-    let (delta_url, root_url) = (rel(&delta), rel(&v2.root));
+    let (remote, [delta_url, root_url]) =
+        fresh_remote(daemon, server, name, "v2", [&delta, &v2.root])?;
     let mark = log_len(server.log());
     let out = daemon.copy(&format!("{remote}:{}", v2.fingerprint))?;
     ensure!(
@@ -335,14 +338,8 @@ pub fn update_through_delta(
     let mut f = std::fs::File::create(&images_path)?;
     f.write_all(&serde_json::to_vec_pretty(&lying)?)?;
     drop(f);
-    let (prefix, remote) = fresh_remote(daemon, server, name, "lying")?;
-    let rel = |p: &Path| -> String {
-        format!(
-            "/{prefix}/{}",
-            p.strip_prefix(&root).unwrap_or(p).to_string_lossy()
-        )
-    };
-    let (delta_url, root_url) = (rel(&delta), rel(&v2.root));
+    let (remote, [delta_url, root_url]) =
+        fresh_remote(daemon, server, name, "lying", [&delta, &v2.root])?;
     let mark = log_len(server.log());
     let out = daemon.copy(&format!("{remote}:{}", v2.fingerprint))?;
     let refusal = String::from_utf8_lossy(&out.stderr).trim().to_owned();
@@ -381,14 +378,8 @@ pub fn update_through_delta(
             .is_none(),
         "the rebuilt catalog still names the bad delta"
     );
-    let (prefix, remote) = fresh_remote(daemon, server, name, "rebuilt")?;
-    let rel = |p: &Path| -> String {
-        format!(
-            "/{prefix}/{}",
-            p.strip_prefix(&root).unwrap_or(p).to_string_lossy()
-        )
-    };
-    let (delta_url, root_url) = (rel(&delta), rel(&v2.root));
+    let (remote, [delta_url, root_url]) =
+        fresh_remote(daemon, server, name, "rebuilt", [&delta, &v2.root])?;
     let mark = log_len(server.log());
     let out = daemon.copy(&format!("{remote}:{}", v2.fingerprint))?;
     ensure!(
