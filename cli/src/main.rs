@@ -13,6 +13,7 @@ use clap::Parser;
 mod cache;
 mod cli;
 mod cmd;
+mod delta;
 mod exit;
 mod fsx;
 mod hashing;

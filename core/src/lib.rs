@@ -47,6 +47,7 @@ mod catalog;
 pub mod checksums;
 pub mod classify;
 pub mod client;
+pub mod delta;
 mod diag;
 pub mod digest;
 pub mod direct;

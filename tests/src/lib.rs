@@ -36,6 +36,7 @@
 //! ```
 
 pub mod checks;
+pub mod deltas;
 pub mod expect;
 pub mod handmade;
 pub mod https;

@@ -83,9 +83,12 @@ impl Bench {
     }
 }
 
+/// `ssgen build` without deltas: a push publishes the files of its tree,
+/// and the reference catalogs here are built from trees whose versions
+/// came from different pushers, between which no push makes a delta.
 fn build(root: &Path) {
     run(std::process::Command::new(ssgen_bin())
-        .args(["build", "--timestamp", T])
+        .args(["build", "--deltas", "0", "--timestamp", T])
         .arg(root))
     .unwrap_or_else(|e| panic!("{e:#}"));
 }

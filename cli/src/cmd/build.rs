@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use ssgen_core::{Client, Clients, Config, IMAGES_JSON, INDEX_JSON, Level};
 
 use crate::cache::Cache;
+use crate::delta::{self, DeltaOptions};
 use crate::exit::Invalid;
 use crate::{fsx, hashing, walk};
 
@@ -32,6 +33,9 @@ pub struct BuildOptions {
     /// SOURCE_DATE_EPOCH when set). An unchanged tree keeps its old time.
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub timestamp: Option<i64>,
+
+    #[command(flatten)]
+    pub deltas: DeltaOptions,
 }
 
 /// Scan ROOT/images, hash what is new and write ROOT/streams/v1/*.json.
@@ -113,7 +117,7 @@ pub fn rebuild(root: &Path, options: &BuildOptions, dry_run: bool) -> Result<Bui
         .into());
     }
     let mut cache = Cache::load(root);
-    let listing = walk::list(root, &cache)?;
+    let mut listing = walk::list(root, &cache)?;
     let scan = ssgen_core::scan(&listing.entries(), &config);
     for d in &scan.diagnostics {
         eprintln!("{d}");
@@ -132,6 +136,13 @@ pub fn rebuild(root: &Path, options: &BuildOptions, dry_run: bool) -> Result<Bui
     let mut digests = cache.known(&listing);
     let plan = scan.plan(&digests);
     hashing::run(root, &plan, &mut digests, hashing::Check::Whole)?;
+    let scan = delta::Step {
+        root,
+        options: &options.deltas,
+        config: &config,
+        dry_run,
+    }
+    .run(&mut listing, scan, &mut digests)?;
 
     let streams = root.join("streams").join("v1");
     let images_path = root.join(IMAGES_JSON);

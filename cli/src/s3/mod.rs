@@ -191,6 +191,7 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
     let config = crate::cmd::build::config(&BuildOptions {
         only: None,
         timestamp: args.timestamp,
+        deltas: crate::delta::DeltaOptions::default(),
     })?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,0 +1,930 @@
+//! Image diffs in the build: makes the VCDIFF deltas the core plans, with a
+//! pure-Rust encoder, and proves every delta the catalog would name
+//! (made here or by hand) by decoding it and comparing the result's sha256
+//! with its target's, before the catalog names it.
+//!
+//! - Written like every other file: into a hidden temporary file in the
+//!   target's version directory, flushed, decoded and checked, then renamed
+//!   into place where no file of that name exists (a delta is never
+//!   replaced). A write that fails (a full disk) fails the build, so the
+//!   published catalog stays as it was.
+//! - Cached: what was made, found too large or found wrong is recorded in
+//!   `ROOT/.ssgen/deltas.json` against the sha256 of its base and target
+//!   (and of the delta), so an unchanged tree encodes and decodes nothing.
+//! - Parallel across products, in memory bounded by [`budget`]: the encoder
+//!   holds the whole base image and an index of it (see [`encode_cost`];
+//!   2.5 times the base for 80 MiB, nearer 1.5 times for GiBs), so deltas run side by side only
+//!   while their sum fits in half the memory available; one that does not
+//!   fit in all of it is skipped with a warning. Checking a delta already
+//!   on disk reads the base from the file and holds one window (at most
+//!   16 MiB).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufReader, ErrorKind, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use oxidelta::compress::decoder::DeltaDecoder;
+use oxidelta::compress::encoder::{CompressOptions, DeltaEncoder};
+use oxidelta::vcdiff::decoder::{DecodeError, SourceProvider};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+use ssgen_core::delta::{self, Job, Published, Settings};
+use ssgen_core::{Config, Diagnostic, Digests, Entry, HEAD_LEN, Level, Scan, Sha256};
+
+use crate::cache::Stamp;
+use crate::exit::Invalid;
+use crate::fsx;
+use crate::walk::{Listed, Listing};
+
+/// The deltas options of every command that rebuilds the catalog. Unset,
+/// each comes from the root's config file, else from its default.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeltaOptions {
+    /// Make deltas from the N previous versions of each product to the
+    /// newest (0: none). Default: `deltas` in ROOT/.ssgen/config.json, else 1.
+    #[arg(long, value_name = "N")]
+    pub deltas: Option<u32>,
+
+    /// Publish a delta only when it is smaller than PERCENT of the image it
+    /// patches. Default: `delta_max_percent` in ROOT/.ssgen/config.json,
+    /// else 60.
+    #[arg(long, value_name = "PERCENT")]
+    pub delta_max_percent: Option<u32>,
+}
+
+/// The root's settings file, `ROOT/.ssgen/config.json`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    deltas: Option<u32>,
+    delta_max_percent: Option<u32>,
+}
+
+/// Where a root keeps its settings.
+pub fn config_path(root: &Path) -> PathBuf {
+    root.join(".ssgen").join("config.json")
+}
+
+/// The delta settings for `root`: each option from the command line, else
+/// from the root's config file, else the default. The one place they are
+/// decided, so that `build`, `watch`, `serve --watch`, the upload API and
+/// `import` make the same deltas.
+pub fn settings(root: &Path, options: &DeltaOptions) -> Result<Settings> {
+    let path = config_path(root);
+    let file = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<ConfigFile>(&bytes).map_err(|e| {
+            Invalid(format!(
+                "{}: {e}; it is a JSON object such as {{\"deltas\": 1, \"delta_max_percent\": 60}}",
+                path.display()
+            ))
+        })?,
+        Err(e) if e.kind() == ErrorKind::NotFound => ConfigFile::default(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let defaults = Settings::default();
+    let settings = Settings {
+        count: options.deltas.or(file.deltas).unwrap_or(defaults.count),
+        max_percent: options
+            .delta_max_percent
+            .or(file.delta_max_percent)
+            .unwrap_or(defaults.max_percent),
+    };
+    if !(1..=100).contains(&settings.max_percent) {
+        return Err(Invalid(format!(
+            "delta_max_percent {} (from --delta-max-percent or {}): give a percentage from 1 to 100",
+            settings.max_percent,
+            path.display()
+        ))
+        .into());
+    }
+    Ok(settings)
+}
+
+/// The deltas step of a rebuild, between hashing and the catalog.
+pub struct Step<'a> {
+    /// The server root.
+    pub root: &'a Path,
+    /// The command line's delta options.
+    pub options: &'a DeltaOptions,
+    /// The build's configuration (the scan is redone with it when deltas
+    /// are added).
+    pub config: &'a Config,
+    /// Write nothing: no delta is made, and the record is not saved.
+    pub dry_run: bool,
+}
+
+impl Step<'_> {
+    /// Makes the deltas the core plans (unless a dry run), adds them to
+    /// `listing` and `digests`, then checks every delta of the scan and
+    /// withholds those that do not decode to their target. Returns the scan
+    /// the catalog is to be built from.
+    pub fn run(
+        &self,
+        listing: &mut Listing,
+        mut scan: Scan,
+        digests: &mut Digests,
+    ) -> Result<Scan> {
+        let settings = settings(self.root, self.options)?;
+        let mut records = Records::load(self.root);
+        let before = records.clone();
+        let mut seen = BTreeSet::new();
+
+        if !self.dry_run && settings.count > 0 {
+            let mut todo = Vec::new();
+            for job in delta::plan(&scan, &listing.entries(), settings) {
+                let (Some(base), Some(target)) =
+                    (digests.files.get(&job.base), digests.files.get(&job.target))
+                else {
+                    continue;
+                };
+                seen.insert(job.path.clone());
+                let tried = records
+                    .deltas
+                    .get(&job.path)
+                    .filter(|r| r.base == base.to_hex() && r.target == target.to_hex());
+                let skip = match tried.map(|r| &r.outcome) {
+                    Some(Outcome::TooLarge { at_least }) => {
+                        !settings.keeps(*at_least, job.target_size)
+                    }
+                    Some(Outcome::Wrong { .. }) => true,
+                    Some(Outcome::Good) | None => false,
+                };
+                if !skip {
+                    todo.push((job, *base, *target));
+                }
+            }
+            let budget = budget();
+            let outcomes = parallel(
+                &todo,
+                |(job, ..)| encode_cost(job.base_size),
+                budget.share,
+                |(job, base, target)| make(self.root, job, *base, *target, settings, budget.all),
+            );
+            let mut added = false;
+            let mut failure = None;
+            for ((job, base, target), outcome) in todo.iter().zip(outcomes) {
+                let record = |outcome| Record {
+                    base: base.to_hex(),
+                    target: target.to_hex(),
+                    delta: None,
+                    outcome,
+                };
+                match outcome {
+                    Ok(Made::Written { listed, sha256 }) => {
+                        digests.files.insert(job.path.clone(), sha256);
+                        listing.files.insert(job.path.clone(), *listed);
+                        records.deltas.insert(
+                            job.path.clone(),
+                            Record {
+                                delta: Some(sha256.to_hex()),
+                                ..record(Outcome::Good)
+                            },
+                        );
+                        added = true;
+                    }
+                    Ok(Made::TooLarge { at_least }) => {
+                        eprintln!(
+                            "note: {}: no delta from {}: it would be at least {at_least} bytes, not under {} % of the {} bytes it saves",
+                            job.path, job.base_version, settings.max_percent, job.target_size
+                        );
+                        records
+                            .deltas
+                            .insert(job.path.clone(), record(Outcome::TooLarge { at_least }));
+                    }
+                    Ok(Made::Skipped(why)) => warn(
+                        &job.path,
+                        &why,
+                        "the build goes on without this delta; fix the file, or set deltas to 0",
+                    ),
+                    Ok(Made::Exists) => {}
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                return Err(e.context(
+                    "no delta was published and the published catalog is unchanged; free space (or set \"deltas\": 0 in .ssgen/config.json) and build again",
+                ));
+            }
+            if added {
+                scan = ssgen_core::scan(&listing.entries(), self.config);
+            }
+        }
+
+        // Every delta the catalog would name is proved, made here or not.
+        let mut unproved = Vec::new();
+        for p in delta::published(&scan) {
+            let (Some(d), Some(b), Some(t)) = (
+                digests.files.get(&p.path),
+                digests.files.get(&p.base),
+                digests.files.get(&p.target),
+            ) else {
+                continue;
+            };
+            seen.insert(p.path.clone());
+            let record = Record {
+                base: b.to_hex(),
+                target: t.to_hex(),
+                delta: Some(d.to_hex()),
+                outcome: Outcome::Good,
+            };
+            match records.deltas.get(&p.path) {
+                Some(r) if r.same_files(&record) => {
+                    if let Outcome::Wrong { why } = &r.outcome {
+                        let why = why.clone();
+                        withhold(&mut scan, &p.path, &why);
+                    }
+                }
+                _ => unproved.push((p, record)),
+            }
+        }
+        let verdicts = parallel(
+            &unproved,
+            |_| 0,
+            0,
+            |(p, record)| check_on_disk(self.root, p, record),
+        );
+        for ((p, mut record), verdict) in unproved.into_iter().zip(verdicts) {
+            match verdict {
+                Verdict::Good => {}
+                Verdict::Wrong(why) => {
+                    withhold(&mut scan, &p.path, &why);
+                    record.outcome = Outcome::Wrong { why };
+                }
+                Verdict::Unchecked(why) => {
+                    warn(
+                        &p.path,
+                        &why,
+                        "install xdelta3 (Debian: apt-get install xdelta3) so that ssgen can check it",
+                    );
+                    continue;
+                }
+            }
+            records.deltas.insert(p.path, record);
+        }
+
+        if !self.dry_run {
+            records.deltas.retain(|path, _| seen.contains(path));
+            if records != before {
+                records.save(self.root)?;
+            }
+        }
+        Ok(scan)
+    }
+}
+
+fn warn(path: &str, message: &str, help: &str) {
+    eprintln!(
+        "{}",
+        Diagnostic {
+            level: Level::Warning,
+            path: path.to_owned(),
+            message: message.to_owned(),
+            help: help.to_owned(),
+        }
+    );
+}
+
+fn withhold(scan: &mut Scan, path: &str, why: &str) {
+    delta::withhold(scan, path, why);
+    if let Some(d) = scan.diagnostics.last() {
+        eprintln!("{d}");
+    }
+}
+
+/// What was learnt of each delta, by its path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Records {
+    format: u32,
+    deltas: BTreeMap<String, Record>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    /// sha256 of the base root file.
+    base: String,
+    /// sha256 of the target root file.
+    target: String,
+    /// sha256 of the delta file, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delta: Option<String>,
+    outcome: Outcome,
+}
+
+impl Record {
+    fn same_files(&self, other: &Record) -> bool {
+        self.base == other.base && self.target == other.target && self.delta == other.delta
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+enum Outcome {
+    /// The delta decodes to the target.
+    Good,
+    /// Encoding stopped past the size limit, after `at_least` bytes.
+    TooLarge { at_least: u64 },
+    /// The delta does not decode to the target.
+    Wrong { why: String },
+}
+
+const RECORDS_FORMAT: u32 = 1;
+
+impl Records {
+    fn path(root: &Path) -> PathBuf {
+        root.join(".ssgen").join("deltas.json")
+    }
+
+    /// A missing, unreadable or outdated record is empty: it only saves
+    /// work.
+    fn load(root: &Path) -> Self {
+        std::fs::read(Self::path(root))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Records>(&bytes).ok())
+            .filter(|r| r.format == RECORDS_FORMAT)
+            .unwrap_or(Records {
+                format: RECORDS_FORMAT,
+                deltas: BTreeMap::new(),
+            })
+    }
+
+    fn save(&self, root: &Path) -> Result<()> {
+        let path = Self::path(root);
+        let text = serde_json::to_vec(self).context("cannot serialise the delta record")?;
+        fsx::write_atomic(&path, &text)
+            .with_context(|| format!("cannot write the delta record {}", path.display()))
+    }
+}
+
+/// The memory deltas may use: `share` for all running at once, `all` for
+/// one alone.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    share: u64,
+    all: u64,
+}
+
+/// Half of the memory available now (all of it for a delta alone), from
+/// /proc/meminfo; 4 GiB where it cannot be read.
+fn budget() -> Budget {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(4 << 30);
+    Budget {
+        share: available / 2,
+        all: available,
+    }
+}
+
+/// Memory one encoding holds, at most: the base image; the encoder's index
+/// of it (an 8-byte slot per 26 bytes of the base rounded up to a power of
+/// two, the slots rounded up again); its per-window tables (32 MiB for an
+/// 8 MiB window) and the read, write and decode buffers here.
+fn encode_cost(base_size: u64) -> u64 {
+    base_size + base_size.next_power_of_two() / 26 * 16 + (80 << 20)
+}
+
+/// The encoder's target window: xdelta3's default, well under the 16 MiB
+/// its decoder accepts.
+const WINDOW: usize = 8 << 20;
+/// oxidelta's "fastest" profile: on an 81 MiB squashfs pair its delta was
+/// 0.15 % larger than the slowest profile's, in a third of the CPU time,
+/// and its source index (one slot per 26 bytes) is the smallest.
+const LEVEL: u32 = 1;
+/// Read size for the files the encoder and the checks stream.
+const CHUNK: usize = 4 << 20;
+
+/// What became of one planned delta.
+enum Made {
+    Written {
+        listed: Box<Listed>,
+        sha256: Sha256,
+    },
+    TooLarge {
+        at_least: u64,
+    },
+    /// Not made, for the reason given (a warning; the build goes on).
+    Skipped(String),
+    /// Another writer put a file of that name there meanwhile.
+    Exists,
+}
+
+/// A writer that hashes, counts, keeps the first bytes, and refuses to
+/// grow past `limit`.
+struct Sink<W> {
+    inner: W,
+    sha: sha2::Sha256,
+    written: u64,
+    limit: u64,
+    over: bool,
+    head: Vec<u8>,
+}
+
+impl<W: Write> Write for Sink<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written + buf.len() as u64 > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("the delta grew past its size limit"));
+        }
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.written += n as u64;
+        let room = HEAD_LEN.saturating_sub(self.head.len()).min(n);
+        self.head.extend_from_slice(&buf[..room]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads `path` whole, checking that it still has the digest it was
+/// hashed with.
+fn read_checked(path: &Path, want: Sha256) -> Result<Vec<u8>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read the base {}: {e}", path.display()))?;
+    if Sha256::of(&bytes) != want {
+        return Err(format!(
+            "the base {} changed since it was hashed; the next build makes the delta",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Makes one delta. `Err` only for a failure to write (the build stops);
+/// a base or target that cannot be read is a warning.
+fn make(
+    root: &Path,
+    job: &Job,
+    base_sha: Sha256,
+    target_sha: Sha256,
+    settings: Settings,
+    all: u64,
+) -> Result<Made> {
+    let cost = encode_cost(job.base_size);
+    if cost > all {
+        return Ok(Made::Skipped(format!(
+            "making a delta from {} needs about {} MiB of memory, and {} MiB are available",
+            job.base,
+            cost >> 20,
+            all >> 20
+        )));
+    }
+    let base = match read_checked(&root.join(&job.base), base_sha) {
+        Ok(b) => b,
+        Err(why) => return Ok(Made::Skipped(why)),
+    };
+    let target_path = root.join(&job.target);
+    let mut target = match File::open(&target_path) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(Made::Skipped(format!(
+                "cannot read the target {}: {e}",
+                target_path.display()
+            )));
+        }
+    };
+    let path = root.join(&job.path);
+    let dir = path.parent().context("a delta path has a directory")?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("a delta path has a file name")?;
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = encode_and_publish(&tmp, &path, &base, &mut target, target_sha, job, settings);
+    if !matches!(result, Ok(Made::Written { .. })) {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let made = result?;
+    if let Made::Written { listed, sha256 } = made {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        return Ok(Made::Written { listed, sha256 });
+    }
+    Ok(made)
+}
+
+fn encode_and_publish(
+    tmp: &Path,
+    path: &Path,
+    base: &[u8],
+    target: &mut File,
+    target_sha: Sha256,
+    job: &Job,
+    settings: Settings,
+) -> Result<Made> {
+    let file = File::create(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut sink = Sink {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        sha: sha2::Sha256::new(),
+        written: 0,
+        limit: settings.size_limit(job.target_size),
+        over: false,
+        head: Vec::new(),
+    };
+    let options = CompressOptions {
+        level: LEVEL,
+        window_size: WINDOW,
+        checksum: true,
+        secondary: oxidelta::compress::secondary::SecondaryCompression::None,
+    };
+    let mut encoder = DeltaEncoder::new(&mut sink, base, options);
+    let mut target_hash = sha2::Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut read = 0u64;
+    let encoded: Result<(), oxidelta::compress::encoder::EncodeError> = (|| {
+        loop {
+            let n = match target.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            target_hash.update(&buf[..n]);
+            read += n as u64;
+            encoder.write_target(&buf[..n])?;
+        }
+        encoder.finish().map(|_| ())
+    })();
+    if sink.over {
+        return Ok(Made::TooLarge {
+            at_least: sink.limit.saturating_add(1),
+        });
+    }
+    encoded.with_context(|| format!("cannot write {}", tmp.display()))?;
+    if read != job.target_size || Sha256(target_hash.finalize().into()) != target_sha {
+        return Ok(Made::Skipped(format!(
+            "the target {} changed since it was hashed; the next build makes the delta",
+            job.target
+        )));
+    }
+    let Sink {
+        inner, sha, head, ..
+    } = sink;
+    let file = inner
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.sync_all()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(file);
+    let sha256 = Sha256(sha.finalize().into());
+
+    // Proved before it is named: decoded against the same base bytes, the
+    // result must be the target, byte for byte.
+    let delta = File::open(tmp).with_context(|| format!("cannot read back {}", tmp.display()))?;
+    let mut source: &[u8] = base;
+    if let Err(why) = decodes_to(delta, &mut source, job.target_size, target_sha) {
+        return Ok(Made::Skipped(format!(
+            "the delta made from {} does not decode to its target ({why}); it is not published",
+            job.base
+        )));
+    }
+
+    match rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        tmp,
+        rustix::fs::CWD,
+        path,
+        rustix::fs::RenameFlags::NOREPLACE,
+    ) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => return Ok(Made::Exists),
+        // A filesystem without RENAME_NOREPLACE: a hard link also fails
+        // when the name exists.
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            match std::fs::hard_link(tmp, path) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(tmp);
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(Made::Exists),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot rename {} to {}", tmp.display(), path.display())
+                    });
+                }
+            }
+        }
+        Err(e) => {
+            return Err(std::io::Error::from(e))
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()));
+        }
+    }
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
+    let mut entry = Entry::file(job.path.clone(), meta.len());
+    entry.head = Some(head);
+    Ok(Made::Written {
+        listed: Box::new(Listed {
+            entry,
+            stamp: Stamp {
+                size: meta.len(),
+                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                inode: meta.ino(),
+            },
+        }),
+        sha256,
+    })
+}
+
+/// Hashes what it is given, and counts it.
+struct HashSink {
+    sha: sha2::Sha256,
+    len: u64,
+}
+
+impl Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sha.update(buf);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decodes `delta` against `source`; `Ok` when the result has `size` bytes
+/// and the sha256 `want`.
+fn decodes_to<S: SourceProvider>(
+    delta: File,
+    source: &mut S,
+    size: u64,
+    want: Sha256,
+) -> Result<(), String> {
+    let mut out = HashSink {
+        sha: sha2::Sha256::new(),
+        len: 0,
+    };
+    DeltaDecoder::new(BufReader::with_capacity(CHUNK, delta))
+        .decode_to(source, &mut out)
+        .map_err(|e| format!("it does not decode: {e}"))?;
+    let got = Sha256(out.sha.finalize().into());
+    if out.len != size || got != want {
+        return Err(format!(
+            "it decodes to {} bytes with sha256 {got}, not to the target's {size} bytes with sha256 {want}",
+            out.len
+        ));
+    }
+    Ok(())
+}
+
+/// A base read from its file where the decoder asks, not held in memory.
+struct FileSource {
+    file: File,
+    len: u64,
+}
+
+impl SourceProvider for FileSource {
+    fn read_source(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, DecodeError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self
+                .file
+                .read_at(&mut buf[filled..], offset + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(DecodeError::Io(e)),
+            }
+        }
+        Ok(filled)
+    }
+
+    fn source_len(&self) -> Option<u64> {
+        Some(self.len)
+    }
+}
+
+/// What checking a delta on disk found.
+enum Verdict {
+    Good,
+    /// It must not be published, for this reason.
+    Wrong(String),
+    /// It could not be decoded here; it is published as before, with this
+    /// warning.
+    Unchecked(String),
+}
+
+/// The VCDIFF header says a secondary compressor follows (`VCD_DECOMPRESS`
+/// in the header indicator, after the 4 magic bytes): Debian's `xdelta3 -e`
+/// compresses with lzma by default, which oxidelta does not decode.
+fn has_secondary(delta: &Path) -> bool {
+    let mut head = [0u8; 5];
+    File::open(delta)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head[..4] == [0xD6, 0xC3, 0xC4, 0x00] && head[4] & 1 == 1)
+}
+
+/// Checks a delta on disk against the files the catalog names.
+fn check_on_disk(root: &Path, p: &Published, record: &Record) -> Verdict {
+    let delta = root.join(&p.path);
+    let base_path = root.join(&p.base);
+    let checked = (|| -> Result<Verdict, String> {
+        let want = Sha256::from_hex(&record.target).map_err(|e| e.to_string())?;
+        let target_size = std::fs::metadata(root.join(&p.target))
+            .map_err(|e| format!("cannot stat {}: {e}", p.target))?
+            .len();
+        if has_secondary(&delta) {
+            return Ok(with_xdelta3(&base_path, &delta, target_size, want));
+        }
+        let open = |path: &Path| {
+            File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let base = open(&base_path)?;
+        let len = base
+            .metadata()
+            .map_err(|e| format!("cannot stat {}: {e}", p.base))?
+            .len();
+        let mut source = FileSource { file: base, len };
+        decodes_to(open(&delta)?, &mut source, target_size, want)?;
+        Ok(Verdict::Good)
+    })();
+    match checked {
+        Ok(v) => v,
+        Err(why) => Verdict::Wrong(format!("against {}, {why}", p.base)),
+    }
+}
+
+/// Decodes with `xdelta3 -d`, the program the daemons run, for a delta
+/// compressed in a way oxidelta does not decode.
+fn with_xdelta3(base: &Path, delta: &Path, size: u64, want: Sha256) -> Verdict {
+    let child = std::process::Command::new("xdelta3")
+        .args(["-d", "-c", "-s"])
+        .arg(base)
+        .arg(delta)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            return Verdict::Unchecked(format!(
+                "it uses secondary compression, which only xdelta3 decodes, and xdelta3 cannot be run ({e}); published unchecked"
+            ));
+        }
+    };
+    let mut out = HashSink {
+        sha: sha2::Sha256::new(),
+        len: 0,
+    };
+    let copied = child
+        .stdout
+        .take()
+        .map(|mut stdout| std::io::copy(&mut stdout, &mut out));
+    let status = child.wait_with_output();
+    match (copied, status) {
+        (Some(Ok(_)), Ok(o)) if o.status.success() => {
+            let got = Sha256(out.sha.finalize().into());
+            if out.len == size && got == want {
+                Verdict::Good
+            } else {
+                Verdict::Wrong(format!(
+                    "against {}, xdelta3 decodes it to {} bytes with sha256 {got}, not to the target's {size} bytes with sha256 {want}",
+                    base.display(),
+                    out.len
+                ))
+            }
+        }
+        (_, Ok(o)) => Verdict::Wrong(format!(
+            "against {}, xdelta3 -d fails: {}",
+            base.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        (_, Err(e)) => Verdict::Unchecked(format!(
+            "xdelta3 -d could not be run ({e}); published unchecked"
+        )),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A worker that panicked has failed the build; the state is a counter.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `work` on every item, on up to as many threads as cores, largest
+/// `cost` first, never starting one while the costs of those running
+/// would pass `budget` (one runs alone whatever its cost). Results come
+/// back in the order of `items`.
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    cost: impl Fn(&T) -> u64 + Sync,
+    budget: u64,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(&items[i])));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(items.len());
+    // (next index into `order`, cost of what runs now)
+    let state = Mutex::new((0usize, 0u64));
+    let freed = Condvar::new();
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let mut s = lock(&state);
+                    let (i, c) = loop {
+                        let Some(&i) = order.get(s.0) else { return };
+                        let c = cost(&items[i]);
+                        if s.1 == 0 || s.1.saturating_add(c) <= budget {
+                            break (i, c);
+                        }
+                        s = freed
+                            .wait(s)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    };
+                    s.0 += 1;
+                    s.1 += c;
+                    drop(s);
+                    let r = work(&items[i]);
+                    lock(&results)[i] = Some(r);
+                    lock(&state).1 -= c;
+                    freed.notify_all();
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .into_iter()
+        .map(|r| r.ok_or_else(|| anyhow!("a delta worker stopped early")))
+        .collect::<Result<Vec<R>>>()
+        .unwrap_or_else(|e| panic!("{e}: every item of the queue is run"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_keeps_order_and_stays_in_budget() {
+        let items: Vec<u64> = vec![5, 1, 7, 3, 3, 9];
+        let running = Mutex::new((0u64, 0u64));
+        let out = parallel(
+            &items,
+            |c| *c,
+            10,
+            |c| {
+                {
+                    let mut r = lock(&running);
+                    r.0 += c;
+                    r.1 = r.1.max(r.0);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                lock(&running).0 -= c;
+                c * 2
+            },
+        );
+        assert_eq!(out, [10, 2, 14, 6, 6, 18]);
+        let peak = lock(&running).1;
+        assert!(peak <= 10, "ran {peak} at once with a budget of 10");
+    }
+
+    #[test]
+    fn a_delta_decodes_only_to_its_target() {
+        let base: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut target = base.clone();
+        target[1000..1100].fill(7);
+        let mut delta = Vec::new();
+        oxidelta::compress::encoder::encode_all(
+            &mut delta,
+            &base,
+            &target,
+            CompressOptions::default(),
+        )
+        .expect("encodes");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("d.vcdiff");
+        std::fs::write(&path, &delta).expect("write");
+        let open = || File::open(&path).expect("open");
+        let n = target.len() as u64;
+        let mut src: &[u8] = &base;
+        assert!(decodes_to(open(), &mut src, n, Sha256::of(&target)).is_ok());
+        let mut src: &[u8] = &base;
+        let err = decodes_to(open(), &mut src, n, Sha256::of(&base)).expect_err("other bytes");
+        assert!(err.contains("not to the target"), "{err}");
+        // Another base: the window checksums no longer match.
+        let other = vec![1u8; base.len()];
+        let mut src: &[u8] = &other;
+        assert!(decodes_to(open(), &mut src, n, Sha256::of(&target)).is_err());
+    }
+}
