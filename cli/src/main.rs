@@ -19,6 +19,7 @@ mod hashing;
 mod http;
 mod net;
 mod progress;
+mod publish;
 mod tarball;
 mod walk;
 mod watch;

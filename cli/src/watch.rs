@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
-use crate::cmd::build::{BuildOptions, rebuild};
+use crate::publish::{BuildOptions, rebuild};
 
 /// How long `ssgen serve` waits for quiet before a rebuild. Its own uploads
 /// are renamed into place whole, so a short wait only batches them.

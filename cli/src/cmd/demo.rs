@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::cmd::build::{BuildOptions, rebuild};
+use crate::publish::{BuildOptions, rebuild};
 
 /// Make a sample server root of small real images, build it, and show
 /// what LXD and Incus will list.

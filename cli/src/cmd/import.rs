@@ -18,7 +18,7 @@ use clap::Args;
 use ssgen_core::classify::{Magic, RootType};
 use ssgen_core::metadata::{self, ImageMetadata, MetadataError, UnifiedKind};
 
-use crate::cmd::build::{BuildOptions, rebuild};
+use crate::publish::{BuildOptions, rebuild};
 use crate::exit::Invalid;
 use crate::fsx;
 
@@ -381,7 +381,7 @@ fn generate_metadata(files: &mut Vec<Source>, args: &ImportArgs) -> Result<Optio
         )));
     };
     let variant = args.variant.as_deref().unwrap_or("default");
-    let creation_date = crate::cmd::build::config(&args.options)?.timestamp;
+    let creation_date = crate::publish::config(&args.options)?.timestamp;
     let properties: BTreeMap<String, String> = [
         ("architecture", kernel_arch),
         ("os", os.as_str()),

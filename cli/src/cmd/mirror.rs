@@ -16,7 +16,7 @@ use sha2::Digest as _;
 use ssgen_core::client::{self, Client, Image, ImageType, Item, Product, Remote};
 use ssgen_core::{arch, classify};
 
-use crate::cmd::build::{BuildOptions, Only, rebuild};
+use crate::publish::{BuildOptions, Only, rebuild};
 use crate::cmd::lint::{Catalog, Location};
 use crate::cmd::list::host_arch;
 use crate::exit::{self, Invalid};

@@ -10,7 +10,7 @@ use clap::Args;
 use ssgen_core::withdrawn::{self, Withdrawn};
 
 use crate::cache::Cache;
-use crate::cmd::build::{BuildOptions, rebuild};
+use crate::publish::{BuildOptions, rebuild};
 use crate::exit::Invalid;
 use crate::{fsx, walk};
 
@@ -60,7 +60,7 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
         );
     }
     let root = &args.root;
-    let now = crate::cmd::build::config(&args.options)?.timestamp;
+    let now = crate::publish::config(&args.options)?.timestamp;
     let listing = walk::list(root, &Cache::load(root))?;
     let scan = ssgen_core::scan(&listing.entries(), &ssgen_core::Config::new(now));
 

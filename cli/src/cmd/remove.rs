@@ -11,7 +11,7 @@ use ssgen_core::client::{self, Image};
 use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Client, INDEX_JSON};
 
-use crate::cmd::build::{BuildOptions, config, rebuild};
+use crate::publish::{BuildOptions, config, rebuild};
 use crate::cmd::lint::Catalog;
 use crate::cmd::list::host_arch;
 use crate::exit::Invalid;

@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::cmd::build::BuildOptions;
+use crate::publish::BuildOptions;
 use crate::exit::Invalid;
 use crate::http::{self, Server};
 use crate::watch;

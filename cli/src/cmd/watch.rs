@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tokio::sync::mpsc;
 
-use crate::cmd::build::{BuildOptions, rebuild};
+use crate::publish::{BuildOptions, rebuild};
 use crate::exit::Invalid;
 use crate::watch;
 
