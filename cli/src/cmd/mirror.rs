@@ -17,8 +17,7 @@ use ssgen_core::client::{self, Client, Image, ImageType, Item, Product, Remote};
 use ssgen_core::{arch, classify};
 
 use crate::publish::{BuildOptions, Only, rebuild};
-use crate::cmd::lint::{Catalog, Location};
-use crate::cmd::list::host_arch;
+use crate::source::{Catalog, Location, host_arch};
 use crate::exit::{self, Invalid};
 use crate::{fsx, net};
 

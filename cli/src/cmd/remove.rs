@@ -12,8 +12,7 @@ use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Client, INDEX_JSON};
 
 use crate::publish::{BuildOptions, config, rebuild};
-use crate::cmd::lint::Catalog;
-use crate::cmd::list::host_arch;
+use crate::source::{Catalog, host_arch};
 use crate::exit::Invalid;
 use crate::fsx;
 
