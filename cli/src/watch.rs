@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
-use crate::publish::{BuildOptions, rebuild};
+use crate::publish::{Settings, rebuild};
 
 /// How long `ssgen serve` waits for quiet before a rebuild. Its own uploads
 /// are renamed into place whole, so a short wait only batches them.
@@ -21,7 +21,7 @@ pub const SERVE_SETTLE: Duration = Duration::from_millis(700);
 /// catalog as it was; the loop goes on.
 pub fn spawn_rebuilder(
     root: PathBuf,
-    options: BuildOptions,
+    settings: Settings,
     mut rx: mpsc::UnboundedReceiver<()>,
     settle: Duration,
 ) -> tokio::task::JoinHandle<()> {
@@ -38,8 +38,8 @@ pub fn spawn_rebuilder(
                 }
             }
             let root = root.clone();
-            let options = options.clone();
-            let done = tokio::task::spawn_blocking(move || rebuild(&root, &options, false)).await;
+            let settings = settings.clone();
+            let done = tokio::task::spawn_blocking(move || rebuild(&root, &settings, false)).await;
             match done {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => eprintln!("error: rebuild failed: {e:#}"),

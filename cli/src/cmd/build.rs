@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::publish::{BuildOptions, rebuild};
+use crate::publish::{BuildOptions, Settings, rebuild};
 
 /// Scan ROOT/images, hash what is new and write ROOT/streams/v1/*.json.
 ///
@@ -38,7 +38,7 @@ pub struct BuildArgs {
 }
 
 pub fn run(args: &BuildArgs) -> Result<ExitCode> {
-    let built = rebuild(&args.root, &args.options, args.dry_run)?;
+    let built = rebuild(&args.root, &Settings::new(&args.options)?, args.dry_run)?;
     if args.dry_run {
         std::io::stdout()
             .write_all(built.images_json.as_bytes())

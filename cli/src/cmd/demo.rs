@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::publish::{BuildOptions, rebuild};
+use crate::publish::{BuildOptions, Settings, rebuild};
 
 /// Make a sample server root of small real images, build it, and show
 /// what LXD and Incus will list.
@@ -38,7 +38,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         )));
     }
     make_tree(root)?;
-    rebuild(root, &args.options, false)?;
+    rebuild(root, &Settings::new(&args.options)?, false)?;
     println!("What LXD and Incus will list:\n");
     crate::show::print(
         &root.display().to_string(),

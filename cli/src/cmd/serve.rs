@@ -16,9 +16,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::publish::BuildOptions;
 use crate::exit::Invalid;
 use crate::http::{self, Server};
+use crate::publish::{BuildOptions, Settings};
 use crate::watch;
 
 /// Serve ROOT over HTTP or HTTPS, as LXD and Incus need it.
@@ -141,6 +141,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
 async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Result<ExitCode> {
     let root = std::fs::canonicalize(&args.root)
         .with_context(|| format!("cannot resolve {}", args.root.display()))?;
+    let settings = Settings::new(&args.options)?;
     let (rebuild_tx, rebuild_rx) = mpsc::unbounded_channel::<()>();
     let server = Arc::new(Server {
         root: root.clone(),
@@ -152,7 +153,7 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
     });
     watch::spawn_rebuilder(
         root.clone(),
-        args.options.clone(),
+        settings.clone(),
         rebuild_rx,
         watch::SERVE_SETTLE,
     );
