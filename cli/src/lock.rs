@@ -11,7 +11,6 @@
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -49,15 +48,17 @@ impl RootLock {
                 });
             }
         }
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
-            .open(&path)
-            .with_context(|| format!("cannot open the root lock {}", path.display()))?;
+        let mut file = rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::RDWR
+                | rustix::fs::OFlags::CREATE
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::from_raw_mode(0o644),
+        )
+        .map(File::from)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("cannot open the root lock {}", path.display()))?;
         let started = Instant::now();
         let mut said = false;
         let mut pause = Duration::from_millis(20);

@@ -518,10 +518,7 @@ fn stage_version(
         // A file is renamed into the staging directory only once checked
         // (and only by the run holding its lock), so one of the right size
         // is this item.
-        if dest
-            .stat()?
-            .is_some_and(|st| i64::try_from(st.st_size).is_ok_and(|l| l == item.size))
-        {
+        if dest.stat()?.is_some_and(|st| st.st_size == item.size) {
             bar.inc(u64::try_from(item.size).unwrap_or(0));
             continue;
         }

@@ -148,6 +148,7 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
         token: args.token.clone(),
         allow_delete: args.allow_delete,
         rebuild: rebuild_tx.clone(),
+        settings: settings.clone(),
         scheme: if tls.is_some() { "https" } else { "http" },
         aliases: std::sync::Mutex::default(),
     });
@@ -189,6 +190,7 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
             token: None,
             allow_delete: false,
             rebuild: rebuild_tx.clone(),
+            settings: settings.clone(),
             scheme: "http",
             aliases: std::sync::Mutex::default(),
         });
