@@ -22,6 +22,18 @@ pub fn path_for(root: &Path) -> PathBuf {
     root.join(".ssgen").join("lock")
 }
 
+/// The root lock stayed held by another writer for the whole wait.
+#[derive(Debug)]
+pub struct Busy(String);
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Busy {}
+
 /// A held root lock; released when dropped.
 #[derive(Debug)]
 pub struct RootLock {
@@ -73,12 +85,12 @@ impl RootLock {
             }
             let waited = started.elapsed();
             if waited >= wait {
-                return Err(anyhow!(
+                return Err(anyhow!(Busy(format!(
                     "{}: another writer ({}) has held the root lock for more than {} s; wait for it to finish and run this again, or give --lock-timeout SECONDS to wait longer",
                     path.display(),
                     holder(&mut file),
                     wait.as_secs()
-                ));
+                ))));
             }
             if !said {
                 eprintln!(

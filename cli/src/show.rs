@@ -136,6 +136,21 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
+/// The aliases as `lxc image list` shows them (lxc/image.go): the
+/// shortest, and how many more (`--format json|csv` list them all).
+fn short_aliases(aliases: &[String]) -> String {
+    let Some(shortest) = aliases
+        .iter()
+        .reduce(|a, b| if b.len() < a.len() { b } else { a })
+    else {
+        return String::new();
+    };
+    match aliases.len() {
+        1 => shortest.clone(),
+        n => format!("{shortest} ({} more)", n - 1),
+    }
+}
+
 /// One table row per image; an image both clients show identically is one
 /// row with both clients.
 fn table(out: &mut impl std::io::Write, views: &[View]) -> std::io::Result<()> {
@@ -147,7 +162,7 @@ fn table(out: &mut impl std::io::Write, views: &[View]) -> std::io::Result<()> {
             let short: String = image.fingerprint.chars().take(12).collect();
             let cells = [
                 short,
-                image.aliases.join(", "),
+                short_aliases(&image.aliases),
                 image.image_type.to_string(),
                 image.architecture.clone(),
                 human_size(image.size),
@@ -193,7 +208,8 @@ fn table(out: &mut impl std::io::Write, views: &[View]) -> std::io::Result<()> {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            // By hand: a width past 65535 is out of range for `{:<w$}`.
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
             .collect();
         writeln!(out, "{}", padded.join("  ").trim_end())
     };
