@@ -43,8 +43,8 @@ fn prune_deletes_nothing_outside_the_version_a_marker_names() {
     let cache = root.join(".ssgen/cache.json");
     let old = root.join(format!("{D}/20260701_0000"));
     let hostile = [
-        "../../../../../../victim".to_owned(),
-        "../../../../../victim".to_owned(),
+        "../../../../../../../victim".to_owned(),
+        "../../../../../../../victim/inside".to_owned(),
         s(&absolute).to_owned(),
         "../../../../../../.ssgen/cache.json".to_owned(),
         "..".to_owned(),
