@@ -45,7 +45,12 @@ pub struct BuildOptions {
     /// Seconds to wait for another writer of the root (a build, an import,
     /// a prune...) to release the root lock ROOT/.ssgen/lock before giving
     /// up.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 600,
+        env = "SSGEN_LOCK_TIMEOUT"
+    )]
     pub lock_timeout: u64,
 }
 

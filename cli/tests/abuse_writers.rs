@@ -57,7 +57,10 @@ fn prune_deletes_nothing_outside_the_version_a_marker_names() {
         std::fs::write(old.join(".withdrawn"), &marker).expect("marker");
         let out = prune(&root, T0);
         assert!(out.status.success(), "{name:?}: {}", text(&out));
-        assert!(victim.join("inside/file").exists(), "{name:?} deleted the victim");
+        assert!(
+            victim.join("inside/file").exists(),
+            "{name:?} deleted the victim"
+        );
         assert!(absolute.exists(), "{name:?} deleted an absolute path");
         assert!(
             text(&out).contains(&format!("{name:?}")),
@@ -69,7 +72,10 @@ fn prune_deletes_nothing_outside_the_version_a_marker_names() {
             root.join(format!("{D}/20260801_0000/root.tar.xz")).exists(),
             "{name:?} deleted the newer version"
         );
-        assert!(old.join("root.tar.xz").exists(), "{name:?} deleted inside the version");
+        assert!(
+            old.join("root.tar.xz").exists(),
+            "{name:?} deleted inside the version"
+        );
     }
 }
 
@@ -102,7 +108,10 @@ fn prune_takes_a_far_future_since_for_not_yet() {
         std::fs::write(old.join(".withdrawn"), format!(r#"{{"since": {since}}}"#)).expect("marker");
         let out = prune(&root, T1);
         assert!(out.status.success(), "since {since}: {}", text(&out));
-        assert!(old.join("root.tar.xz").exists(), "since {since} was taken for long ago");
+        assert!(
+            old.join("root.tar.xz").exists(),
+            "since {since} was taken for long ago"
+        );
     }
 }
 
@@ -222,7 +231,8 @@ fn a_name_that_is_not_utf8_in_a_hidden_directory_stops_no_build() {
     std::fs::create_dir_all(&hidden).expect("dir");
     let odd = std::ffi::OsStr::from_bytes(b"\xff\xfe");
     std::fs::write(hidden.join(odd), b"x").expect("odd name");
-    std::fs::create_dir_all(root.join(D).join(std::ffi::OsStr::from_bytes(b".\xff"))).expect("odd dir");
+    std::fs::create_dir_all(root.join(D).join(std::ffi::OsStr::from_bytes(b".\xff")))
+        .expect("odd dir");
     let out = run(ssgen(&["build"]).arg(&root));
     assert!(out.status.success(), "{}", text(&out));
     // Outside hidden directories it still stops the build, by name.
@@ -270,7 +280,9 @@ fn watch_follows_a_replaced_images_directory_and_keeps_the_catalog_when_it_goes(
         root.join(format!("{D}/20260901_0000")),
     )
     .expect("add");
-    common::wait_for("the version added to the new tree", Duration::from_secs(20), || {
-        versions(&root, P).len() == 2
-    });
+    common::wait_for(
+        "the version added to the new tree",
+        Duration::from_secs(20),
+        || versions(&root, P).len() == 2,
+    );
 }

@@ -131,7 +131,16 @@ impl Served {
     /// body).
     pub fn curl(&self, path: &str, args: &[&str]) -> (u16, String) {
         let out = Command::new("curl")
-            .args(["-s", "-S", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
+            .args([
+                "-s",
+                "-S",
+                "--max-time",
+                "30",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+            ])
             .arg("--cacert")
             .arg(self.root.join(".ssgen/tls/cert.pem"))
             .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
@@ -190,7 +199,8 @@ pub fn source(root: &Path, behaviour: Behaviour) -> Source {
                 break;
             }
             let Ok(conn) = conn else { continue };
-            let (root, sent, stop, open) = (root.clone(), sent2.clone(), stop2.clone(), open.clone());
+            let (root, sent, stop, open) =
+                (root.clone(), sent2.clone(), stop2.clone(), open.clone());
             std::thread::spawn(move || answer(conn, &root, behaviour, &sent, &stop, &open));
         }
     });
@@ -216,9 +226,14 @@ fn answer(
             break;
         }
     }
-    let path = request.split(' ').nth(1).unwrap_or("/").trim_start_matches('/');
+    let path = request
+        .split(' ')
+        .nth(1)
+        .unwrap_or("/")
+        .trim_start_matches('/');
     let Ok(bytes) = std::fs::read(root.join(path)) else {
-        let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = conn
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         return;
     };
     if path.starts_with("streams/") {
@@ -226,10 +241,14 @@ fn answer(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             bytes.len()
         );
-        let _ = conn.write_all(head.as_bytes()).and_then(|()| conn.write_all(&bytes));
+        let _ = conn
+            .write_all(head.as_bytes())
+            .and_then(|()| conn.write_all(&bytes));
         return;
     }
-    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n");
+    let _ = conn.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+    );
     let count = |n: usize| sent.fetch_add(n as u64, Ordering::SeqCst);
     match behaviour {
         Behaviour::Trickle(pause) => {
