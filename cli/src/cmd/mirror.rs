@@ -84,7 +84,12 @@ pub struct MirrorArgs {
 
     /// Give up on a source that sends nothing for this many seconds (while
     /// answering a request or in the middle of a file).
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECONDS",
+        env = "SSGEN_STALL_TIMEOUT"
+    )]
     pub stall_timeout: u64,
 
     #[command(flatten)]
