@@ -352,6 +352,20 @@ impl Place {
         Ok(File::from(fd))
     }
 
+    /// Opens the file for reading and writing, creating it if needed (never
+    /// through a link).
+    pub fn open_or_create(&self) -> Result<File> {
+        let fd = rustix::fs::openat(
+            &self.dir,
+            self.name.as_str(),
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("cannot open {}", self.shown.display()))?;
+        Ok(File::from(fd))
+    }
+
     /// Makes the place a directory; false when it already is one.
     pub fn make_dir(&self) -> Result<bool> {
         match rustix::fs::mkdirat(&self.dir, self.name.as_str(), Mode::from_raw_mode(0o755)) {

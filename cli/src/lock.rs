@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use rustix::fs::{FlockOperation, flock};
 
+use crate::confine::Root;
+
 /// The lock file's path under a root.
 pub fn path_for(root: &Path) -> PathBuf {
     root.join(".ssgen").join("lock")
@@ -46,31 +48,16 @@ impl RootLock {
     /// holder (its pid and command line, which it wrote into the file).
     pub fn acquire(root: &Path, wait: Duration) -> Result<Self> {
         let path = path_for(root);
-        let dir = root.join(".ssgen");
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!(
-                        "cannot create {}: a writer of the root needs it for its lock; check the permissions of {}",
-                        dir.display(),
-                        root.display()
-                    )
-                });
-            }
-        }
-        let mut file = rustix::fs::open(
-            &path,
-            rustix::fs::OFlags::RDWR
-                | rustix::fs::OFlags::CREATE
-                | rustix::fs::OFlags::NOFOLLOW
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::from_raw_mode(0o644),
-        )
-        .map(File::from)
-        .map_err(std::io::Error::from)
-        .with_context(|| format!("cannot open the root lock {}", path.display()))?;
+        let mut file = Root::open(root)
+            .and_then(|r| r.place(".ssgen/lock", true))
+            .and_then(|p| p.open_or_create())
+            .with_context(|| {
+                format!(
+                    "cannot open the root lock {}; a writer of the root needs it: check the permissions of {}",
+                    path.display(),
+                    root.display()
+                )
+            })?;
         let started = Instant::now();
         let mut said = false;
         let mut pause = Duration::from_millis(20);

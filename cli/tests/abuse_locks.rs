@@ -147,7 +147,26 @@ fn a_second_writer_waits_saying_so_then_gives_up_naming_the_lock_and_the_flag() 
             .code()
             == Some(1)
     });
-    for args in [&["build"][..], &["prune"], &["remove", "debian/12/default"]] {
+    // Something for import and mirror to bring in.
+    let export = tmp.path().join("export");
+    images::metadata_tarball(
+        &export,
+        "meta.tar.xz",
+        &ImageMeta::new("amd64", "alpine", "3.22", "default", 1_785_556_800),
+    )
+    .expect("meta");
+    images::root_tar_xz(&export, "root.tar.xz", "alpine").expect("root");
+    let other = tmp.path().join("other");
+    version(&other, "ubuntu", "24.04", "default", "20260801_0000", 4);
+    build(&other);
+    let commands: [Vec<&str>; 5] = [
+        vec!["build"],
+        vec!["prune", "--keep", "1"],
+        vec!["remove", "debian/12/default"],
+        vec!["import", s(&export)],
+        vec!["mirror", s(&other)],
+    ];
+    for args in &commands {
         let out = run(ssgen(args).env("SSGEN_LOCK_TIMEOUT", "1").arg(&root));
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
         let t = text(&out);
@@ -157,9 +176,37 @@ fn a_second_writer_waits_saying_so_then_gives_up_naming_the_lock_and_the_flag() 
             "{args:?}: {t}"
         );
     }
+    // The upload API answers 503 and changes nothing.
+    let mut served = common::serve(
+        &root,
+        &[
+            "--token",
+            common::TOKEN,
+            "--allow-delete",
+            "--lock-timeout",
+            "1",
+        ],
+    );
+    let d = "images/debian/12/amd64/default/20260701_0000";
+    let (status, body) = served.curl(d, &["-X", "DELETE"]);
+    let log = || std::fs::read_to_string(&served.log).unwrap_or_default();
+    assert_eq!(status, 503, "{body}\n{}", log());
+    let file = tmp.path().join("f");
+    std::fs::write(&file, b"meta").expect("file");
+    let new = "images/debian/12/amd64/default/20260901_0000/lxd.tar.xz";
+    let (status, body) = served.curl(new, &["-T", s(&file)]);
+    assert_eq!(status, 503, "{body}");
+    assert!(!root.join(new).exists() && !root.join(d).join(".withdrawn").exists());
+    assert!(served.alive());
+    drop(served);
     assert_eq!(
         versions(&root, P).len(),
         1,
         "a writer went ahead without the lock"
+    );
+    assert!(
+        versions(&root, "alpine:3.22:amd64:default").is_empty()
+            && versions(&root, "ubuntu:24.04:amd64:default").is_empty(),
+        "an import or mirror went ahead without the lock"
     );
 }
