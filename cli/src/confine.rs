@@ -583,28 +583,28 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
         .context("cannot duplicate a directory descriptor")
 }
 
-fn is_dir(st: &rustix::fs::Stat) -> bool {
+/// Whether a status is a directory's.
+pub fn is_dir(st: &rustix::fs::Stat) -> bool {
     rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
 }
 
 /// A temporary name beside `name`, unique in this process and across
 /// processes: `.NAME.tmp-PID-N` (the form [`is_leftover`] recognises).
 pub fn temp_name(name: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let short: String = name.chars().take(200).collect();
-    format!(
-        ".{short}.tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    hidden_beside(name, "tmp")
 }
 
 /// A staging name beside `name` for an upload: `.NAME.upload-PID-N`.
 pub fn upload_name(name: &str) -> String {
+    hidden_beside(name, "upload")
+}
+
+/// `.NAME.KIND-PID-N`, with NAME cut short enough for a 255-byte name.
+fn hidden_beside(name: &str, kind: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let short: String = name.chars().take(200).collect();
     format!(
-        ".{short}.upload-{}-{}",
+        ".{short}.{kind}-{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )

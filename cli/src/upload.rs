@@ -343,14 +343,11 @@ pub async fn delete(server: &Server, rel: &str) -> Result<Response<Body>, HttpEr
             format!("{what}: not found; nothing was withdrawn"),
         )
     };
-    let is_dir = |st: &rustix::fs::Stat| {
-        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-    };
     let version = root.place(&dir, false).map_err(|e| place_error(&e))?;
     if !version
         .stat()
         .map_err(|e| place_error(&e))?
-        .is_some_and(|st| is_dir(&st))
+        .is_some_and(|st| confine::is_dir(&st))
     {
         return Err(not_found(&dir));
     }
