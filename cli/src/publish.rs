@@ -54,6 +54,18 @@ pub struct BuildOptions {
     pub lock_timeout: u64,
 }
 
+impl Default for BuildOptions {
+    /// The options of a command line that gives none.
+    fn default() -> Self {
+        Self {
+            only: None,
+            timestamp: None,
+            allow_empty: false,
+            lock_timeout: 600,
+        }
+    }
+}
+
 /// What a build published.
 #[derive(Debug)]
 pub struct Built {
@@ -277,4 +289,31 @@ fn clean_leftovers(root: &Root, found: &[(String, Leftover)]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Line {
+        #[command(flatten)]
+        options: BuildOptions,
+    }
+
+    #[test]
+    fn the_default_options_are_those_of_an_empty_command_line() {
+        let parsed = Line::parse_from(["ssgen"]).options;
+        let default = BuildOptions::default();
+        assert_eq!(
+            (parsed.only, parsed.timestamp, parsed.allow_empty),
+            (default.only, default.timestamp, default.allow_empty)
+        );
+        // Without SSGEN_LOCK_TIMEOUT in the environment clap gives 600.
+        if std::env::var_os("SSGEN_LOCK_TIMEOUT").is_none() {
+            assert_eq!(parsed.lock_timeout, default.lock_timeout);
+        }
+    }
 }
