@@ -1,7 +1,12 @@
 //! The digest cache, `ROOT/.ssgen/cache.json`: each file's sha256, first
-//! bytes and combined digests, valid while the file's (size, mtime, inode)
-//! stamp is unchanged. With it, a rebuild of an unchanged tree reads no
-//! image bytes.
+//! bytes and combined digests, valid while the file's (size, mtime, ctime,
+//! inode) stamp is unchanged. With it, a rebuild of an unchanged tree reads
+//! no image bytes.
+//!
+//! The cache checks itself: it carries the sha256 of its records, and a
+//! record's first bytes must be as long as its file allows. A damaged
+//! cache (a disk error, an edit, a bug of an older version) is ignored as
+//! a whole, so it costs one full hashing, never a wrong catalog.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,17 +15,34 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use ssgen_core::{Digests, Sha256};
 
-use crate::fsx;
+use crate::confine::Root;
 use crate::walk::Listing;
 
-const FORMAT: u32 = 1;
+/// 2: stamps with the ctime, and the records' checksum.
+const FORMAT: u32 = 2;
 
 /// What identifies a file's contents without reading them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     pub size: u64,
     pub mtime_ns: i64,
+    pub ctime_ns: i64,
     pub inode: u64,
+}
+
+impl Stamp {
+    /// The stamp of a file as `stat` gives it.
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            // An edit in place followed by `touch -r` puts the mtime back,
+            // but not the ctime.
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            inode: meta.ino(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +58,33 @@ struct Record {
 #[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct File {
     format: u32,
+    /// sha256 of the JSON of `files`.
+    #[serde(default)]
+    check: String,
     files: BTreeMap<String, Record>,
+}
+
+impl File {
+    fn checksum(files: &BTreeMap<String, Record>) -> String {
+        let json = serde_json::to_vec(files).unwrap_or_default();
+        ssgen_core::Sha256(<sha2::Sha256 as sha2::Digest>::digest(&json).into()).to_hex()
+    }
+
+    /// Why the cache cannot be trusted, if it cannot.
+    fn damage(&self) -> Option<String> {
+        if self.check != Self::checksum(&self.files) {
+            return Some("its checksum does not match its records".into());
+        }
+        for (path, r) in &self.files {
+            let head = hex_decode(&r.head);
+            let want = usize::try_from(r.stamp.size)
+                .map_or(ssgen_core::HEAD_LEN, |s| s.min(ssgen_core::HEAD_LEN));
+            if head.is_none_or(|h| h.len() != want) || Sha256::from_hex(&r.sha256).is_err() {
+                return Some(format!("the record of {path} is malformed"));
+            }
+        }
+        None
+    }
 }
 
 /// The cache of one root.
@@ -52,7 +100,7 @@ impl Cache {
     }
 
     /// Loads the cache; a missing, unreadable or outdated one is empty (it
-    /// only saves work).
+    /// only saves work), and so is a damaged one, with a note.
     pub fn load(root: &Path) -> Self {
         let path = Self::path_for(root);
         let data = std::fs::read(&path)
@@ -60,6 +108,16 @@ impl Cache {
             .and_then(|bytes| serde_json::from_slice::<File>(&bytes).ok())
             .filter(|f| f.format == FORMAT)
             .unwrap_or_default();
+        let data = match data.damage() {
+            Some(why) if !data.files.is_empty() => {
+                eprintln!(
+                    "note: {}: {why}; the cache is ignored and every file is hashed again",
+                    path.display()
+                );
+                File::default()
+            }
+            _ => data,
+        };
         Self { path, data }
     }
 
@@ -122,6 +180,7 @@ impl Cache {
         }
         let data = File {
             format: FORMAT,
+            check: File::checksum(&files),
             files,
         };
         let changed = data != self.data;
@@ -129,10 +188,17 @@ impl Cache {
         changed
     }
 
-    /// Writes the cache atomically.
+    /// Writes the cache atomically, inside its root.
     pub fn save(&self) -> Result<()> {
         let text = serde_json::to_vec(&self.data).context("cannot serialise the cache")?;
-        fsx::write_atomic(&self.path, &text)
+        let root = self
+            .path
+            .parent()
+            .and_then(Path::parent)
+            .context("the cache has no root")?;
+        Root::open(root)?
+            .place(".ssgen/cache.json", true)?
+            .write_atomic(&text)
             .with_context(|| format!("cannot write the cache {}", self.path.display()))
     }
 }

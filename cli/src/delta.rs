@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
@@ -629,11 +629,7 @@ fn encode_and_publish(
     Ok(Made::Written {
         listed: Box::new(Listed {
             entry,
-            stamp: Stamp {
-                size: meta.len(),
-                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-                inode: meta.ino(),
-            },
+            stamp: Stamp::of(&meta),
         }),
         sha256,
     })

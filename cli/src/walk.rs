@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ssgen_core::{Entry, HEAD_LEN, needs_contents};
 
 use crate::cache::{Cache, Stamp};
+use crate::confine::{self, Leftover};
 use crate::exit::Invalid;
 
 /// Side files larger than this are refused: they are small JSON objects.
@@ -28,6 +29,9 @@ pub struct Listed {
 #[derive(Debug, Default)]
 pub struct Listing {
     pub files: BTreeMap<String, Listed>,
+    /// Hidden files left by ssgen's writers (temporary and staging files)
+    /// in the directories walked, by relative path.
+    pub leftovers: Vec<(String, Leftover)>,
 }
 
 impl Listing {
@@ -67,6 +71,12 @@ fn walk_dir(
     for child in read {
         let child = child.with_context(|| format!("cannot read directory {}", dir.display()))?;
         let path = child.path();
+        // Hidden entries are never read, whatever their name is made of.
+        if child.file_name().as_bytes().first() == Some(&b'.')
+            && child.file_name().to_str().is_none()
+        {
+            continue;
+        }
         let Some(name) = child.file_name().to_str().map(str::to_owned) else {
             return Err(Invalid(format!(
                 "{}: file name is not valid UTF-8; rename it (image paths must be plain ASCII)",
@@ -109,13 +119,12 @@ fn walk_dir(
         }
         let side = needs_contents(&rel_path);
         if name.starts_with('.') && !side {
+            if let Some(kind) = confine::is_leftover(&name) {
+                out.leftovers.push((rel_path, kind));
+            }
             continue;
         }
-        let stamp = Stamp {
-            size: meta.len(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            inode: meta.ino(),
-        };
+        let stamp = Stamp::of(&meta);
         let mut entry = Entry::file(rel_path.clone(), meta.len());
         if side {
             if meta.len() > SIDE_FILE_LIMIT {

@@ -147,7 +147,7 @@ fn list_table_merges_clients() {
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].starts_with("CLIENT"), "{text}");
     assert!(
-        lines[1].starts_with("LXD, Incus  c1e55601b132  debian/12/cloud, debian/12/cloud/amd64"),
+        lines[1].starts_with("LXD, Incus  c1e55601b132  debian/12/cloud (3 more)  "),
         "{text}"
     );
     assert!(

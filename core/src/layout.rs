@@ -205,6 +205,59 @@ pub fn is_dir_name(name: &str) -> bool {
     !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c != '/' && path_char_ok(c))
 }
 
+const ARCH_HELP: &str = "rename the directory to a known name such as amd64, arm64, armhf, i386, ppc64el, s390x or riscv64";
+const BAD_VERSION: &str =
+    "version name does not start with a valid YYYYMMDD date, so LXD and Incus would hide it";
+const VERSION_HELP: &str = "rename it like 20260801_0312 (UTC, YYYYMMDD_HHMM)";
+const VM_DELTA: &str = "VM (disk-kvm.img) deltas are paired with the wrong base by Incus";
+
+fn arch_problem(arch_dir: &str) -> Option<String> {
+    arch::normalise(arch_dir).is_none().then(|| {
+        format!("architecture {arch_dir:?} is unknown to LXD and Incus, which would hide the product silently")
+    })
+}
+
+/// Why a build would never publish a file stored at `path` (relative to
+/// the root), if it would not: the rules the scan applies to one file of
+/// `images/<os>/<release>/<arch>/<variant>/<version>/<file>`, for an
+/// upload to refuse at once what would otherwise be stored and then
+/// silently left out. Whether the version is complete is not judged.
+#[must_use]
+pub fn unpublishable(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let [top, os, release, arch_dir, variant, version, name] = parts[..] else {
+        return Some(format!(
+            "is not a file of a version directory; files go to {IMAGES}/<os>/<release>/<arch>/<variant>/<version>/<file>"
+        ));
+    };
+    if top != IMAGES {
+        return Some(format!("is not under {IMAGES}/"));
+    }
+    for part in [os, release, arch_dir, variant, version, name] {
+        if !is_dir_name(part) {
+            return Some(format!(
+                "{part:?} is empty, hidden or has characters outside [A-Za-z0-9._~:-], which the clients escape differently"
+            ));
+        }
+    }
+    if let Some(why) = arch_problem(arch_dir) {
+        return Some(format!("{why}; {ARCH_HELP}"));
+    }
+    if time::version_date(version).is_none() {
+        return Some(format!("{version:?}: {BAD_VERSION}; {VERSION_HELP}"));
+    }
+    match classify::by_name(name) {
+        Kind::Other if name != checksums::FILE_NAME => Some(format!(
+            "{name:?} is a file name the build never publishes; give it the name of what it is: incus.tar.xz or lxd.tar.xz (metadata), rootfs.squashfs, root.tar.xz or disk.qcow2 (root), NAME_combined.tar.gz (unified), delta-<version>.vcdiff, or SHA256SUMS"
+        )),
+        Kind::Delta {
+            root: RootType::DiskKvm,
+            ..
+        } => Some(format!("{name:?}: {VM_DELTA}")),
+        _ => None,
+    }
+}
+
 #[derive(Default)]
 struct ProductFiles<'a> {
     versions: BTreeMap<&'a str, Vec<&'a Entry>>,
@@ -330,12 +383,12 @@ fn product(
     side: &BTreeMap<String, (Option<&Entry>, Option<&Entry>)>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Product> {
-    if arch::normalise(arch_dir).is_none() {
+    if let Some(why) = arch_problem(arch_dir) {
         diags.push(Diagnostic::new(
             Level::Warning,
             dir,
-            format!("architecture {arch_dir:?} is unknown to LXD and Incus, which would hide the product silently; skipped"),
-            "rename the directory to a known name such as amd64, arm64, armhf, i386, ppc64el, s390x or riscv64",
+            format!("{why}; skipped"),
+            ARCH_HELP,
         ));
         return None;
     }
@@ -606,8 +659,8 @@ fn version(
         diags.push(Diagnostic::new(
             Level::Warning,
             &vdir,
-            "version name does not start with a valid YYYYMMDD date, so LXD and Incus would hide it; skipped",
-            "rename it like 20260801_0312 (UTC, YYYYMMDD_HHMM)",
+            format!("{BAD_VERSION}; skipped"),
+            VERSION_HELP,
         ));
         return None;
     }
@@ -715,7 +768,7 @@ fn version(
                 diags.push(Diagnostic::new(
                     Level::Warning,
                     &entry.path,
-                    "VM (disk-kvm.img) deltas are paired with the wrong base by Incus; not published",
+                    format!("{VM_DELTA}; not published"),
                     "publish only squashfs deltas",
                 ));
                 continue;
@@ -921,6 +974,33 @@ mod tests {
         assert!(alias_problem("debian/12,x", "amd64").is_some());
         assert!(alias_problem("debian/12/", "amd64").is_some());
         assert!(alias_problem(&"a".repeat(60), "amd64").is_some());
+    }
+
+    #[test]
+    fn uploads_the_build_would_leave_out_are_named() {
+        let d = "images/debian/12/amd64/default";
+        assert_eq!(
+            unpublishable(&format!("{d}/20260801_0312/lxd.tar.xz")),
+            None
+        );
+        assert_eq!(
+            unpublishable(&format!("{d}/20260801_0312/SHA256SUMS")),
+            None
+        );
+        let why = |p: String| unpublishable(&p).unwrap_or_default();
+        assert!(why(format!("{d}/latest/lxd.tar.xz")).contains("YYYYMMDD"));
+        assert!(why(format!("{d}/20260801_0312/notes.txt")).contains("\"notes.txt\""));
+        assert!(
+            why("images/debian/12/x86-64/default/20260801_0312/lxd.tar.xz".into())
+                .contains("x86-64")
+        );
+        assert!(
+            why(format!("{d}/20260801_0312/disk.20260701_0000.qcow2.vcdiff"))
+                .contains("wrong base")
+        );
+        assert!(
+            why("images/debian/12/amd64/default/lxd.tar.xz".into()).contains("version directory")
+        );
     }
 
     #[test]

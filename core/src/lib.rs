@@ -65,7 +65,7 @@ pub use catalog::{IMAGES_JSON, INDEX_JSON, Output, build};
 pub use client::Client;
 pub use diag::{Diagnostic, Level};
 pub use digest::{Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes, Sha256};
-pub use layout::{FileRole, Product, Scan, Version, VersionFile, is_dir_name, scan};
+pub use layout::{FileRole, Product, Scan, Version, VersionFile, is_dir_name, scan, unpublishable};
 pub use listing::{Entry, HEAD_LEN, needs_contents};
 
 /// Which clients a catalog is written for.

@@ -24,9 +24,24 @@ impl Withdrawn {
     /// Parses a marker.
     ///
     /// # Errors
-    /// A message when the marker is not `{"since": N, "files": [..]}`.
+    /// A message when the marker is not `{"since": N, "files": [..]}`, or
+    /// when a file it lists is not a plain name of the version directory
+    /// (empty, hidden, `..`, or holding a `/` or NUL): such a marker could
+    /// only make its reader act outside the version.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        let marker: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        for name in marker.files.iter().flatten() {
+            if name.is_empty()
+                || name.starts_with('.')
+                || name.contains(['/', '\\', '\0'])
+                || name.len() > 255
+            {
+                return Err(format!(
+                    "{name:?} is not the name of a file of the version directory"
+                ));
+            }
+        }
+        Ok(marker)
     }
 
     /// The marker's text.
@@ -62,5 +77,10 @@ mod tests {
         let all = Withdrawn::parse(br#"{"since": 1}"#).expect("valid");
         assert!(all.covers("anything"));
         assert!(Withdrawn::parse(b"{}").is_err());
+        for bad in ["../../victim", "/etc/passwd", ".ssgen", "", "a/b", "a\\b"] {
+            let text = serde_json::json!({"since": 1, "files": [bad]}).to_string();
+            let err = Withdrawn::parse(text.as_bytes()).expect_err(bad);
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
     }
 }

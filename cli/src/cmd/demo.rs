@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::cmd::build::{BuildOptions, rebuild};
+use crate::publish::{BuildOptions, Settings, rebuild};
 
 /// Make a sample server root of small real images, build it, and show
 /// what LXD and Incus will list.
@@ -38,14 +38,14 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         )));
     }
     make_tree(root)?;
-    rebuild(root, &args.options, false)?;
+    rebuild(root, &Settings::new(&args.options)?, false)?;
     println!("What LXD and Incus will list:\n");
-    crate::cmd::list::run(&crate::cmd::list::ListArgs {
-        source: root.display().to_string(),
-        format: crate::cmd::list::Format::Table,
-        client: crate::cmd::list::Which::Both,
-        arch: None,
-    })?;
+    crate::show::print(
+        &root.display().to_string(),
+        crate::show::Format::Table,
+        crate::show::Which::Both,
+        None,
+    )?;
     println!(
         "\nTry it with a real client:\n  ssgen serve --self-signed {dir}\n  SSL_CERT_FILE={dir}/.ssgen/tls/cert.pem lxc remote add demo https://127.0.0.1:8443 --protocol=simplestreams\n  lxc image list demo:",
         dir = root.display()

@@ -18,9 +18,9 @@ use clap::Args;
 use ssgen_core::classify::{Magic, RootType};
 use ssgen_core::metadata::{self, ImageMetadata, MetadataError, UnifiedKind};
 
-use crate::cmd::build::{BuildOptions, rebuild};
+use crate::confine::{Place, Renamed, Root};
 use crate::exit::Invalid;
-use crate::fsx;
+use crate::publish::{BuildOptions, Settings, rebuild_locked};
 
 /// Import image exports into ROOT/images and rebuild the catalog.
 ///
@@ -148,14 +148,22 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
             root.display()
         )));
     }
+    let settings = Settings::new(&args.options)?;
     let mut files = identify(&sources)?;
-    let _generated = generate_metadata(&mut files, args)?;
+    let _generated = generate_metadata(&mut files, args, &settings)?;
     let mut images = group(files, args)?;
+    let confined = Root::open(&root)?;
+    // From the check of the targets to the rebuild, no other writer.
+    let lock = if args.dry_run {
+        None
+    } else {
+        Some(settings.lock(&confined)?)
+    };
     check_targets(&root, &mut images)?;
     let aliases = alias_plan(&root, &images, &args.aliases)?;
 
     if args.dry_run {
-        print_plan(&images, &aliases)?;
+        print_plan(&root, &images, &aliases)?;
         return Ok(ExitCode::SUCCESS);
     }
     let todo: Vec<&Image> = images.iter().filter(|i| !i.already).collect();
@@ -168,18 +176,21 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
     if todo.is_empty() && aliases.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut txn = Transaction::new(args.move_files);
+    let Some(lock) = lock else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut txn = Transaction::new(confined, args.move_files);
     let result = (|| {
         for image in &todo {
-            txn.stage(&root, image)?;
+            txn.stage(image)?;
         }
         for image in &todo {
-            txn.commit_image(&root, image)?;
+            txn.commit_image(image)?;
         }
-        for (path, bytes) in &aliases {
-            txn.write_side_file(path, bytes)?;
+        for (rel, bytes) in &aliases {
+            txn.write_side_file(rel, bytes)?;
         }
-        rebuild(&root, &args.options, false).context(
+        rebuild_locked(&txn.root, &lock, &settings).context(
             "the catalog could not be rebuilt, so the import was undone and the published catalog is unchanged",
         )
     })();
@@ -352,7 +363,11 @@ impl Drop for Generated {
 /// flags, the creation date from --timestamp, SOURCE_DATE_EPOCH or now),
 /// added to `files` from a temporary folder that lives as long as the
 /// returned guard.
-fn generate_metadata(files: &mut Vec<Source>, args: &ImportArgs) -> Result<Option<Generated>> {
+fn generate_metadata(
+    files: &mut Vec<Source>,
+    args: &ImportArgs,
+    settings: &Settings,
+) -> Result<Option<Generated>> {
     let has_meta = files
         .iter()
         .any(|s| matches!(s.role, Role::Meta(_) | Role::Unified(_)));
@@ -381,7 +396,7 @@ fn generate_metadata(files: &mut Vec<Source>, args: &ImportArgs) -> Result<Optio
         )));
     };
     let variant = args.variant.as_deref().unwrap_or("default");
-    let creation_date = crate::cmd::build::config(&args.options)?.timestamp;
+    let creation_date = settings.timestamp();
     let properties: BTreeMap<String, String> = [
         ("architecture", kernel_arch),
         ("os", os.as_str()),
@@ -775,11 +790,7 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// The product `metadata.json` files to write for `--alias`: (path, bytes).
-fn alias_plan(
-    root: &Path,
-    images: &[Image],
-    aliases: &[String],
-) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+fn alias_plan(root: &Path, images: &[Image], aliases: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
     if aliases.is_empty() {
         return Ok(Vec::new());
     }
@@ -826,12 +837,12 @@ fn alias_plan(
         doc.insert("aliases".into(), list.into());
         let mut bytes = serde_json::to_vec_pretty(&doc).context("cannot encode metadata.json")?;
         bytes.push(b'\n');
-        out.push((path, bytes));
+        out.push((format!("{product}/metadata.json"), bytes));
     }
     Ok(out)
 }
 
-fn print_plan(images: &[Image], aliases: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+fn print_plan(root: &Path, images: &[Image], aliases: &[(String, Vec<u8>)]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     for image in images {
         let note = if image.already {
@@ -848,8 +859,8 @@ fn print_plan(images: &[Image], aliases: &[(PathBuf, Vec<u8>)]) -> Result<()> {
             writeln!(out, "  {} -> {}/{name}", src.display(), image.version_dir())?;
         }
     }
-    for (path, bytes) in aliases {
-        writeln!(out, "write {}:", path.display())?;
+    for (rel, bytes) in aliases {
+        writeln!(out, "write {}:", root.join(rel).display())?;
         out.write_all(bytes)?;
     }
     writeln!(out, "(dry run: nothing was written)")?;
@@ -857,74 +868,70 @@ fn print_plan(images: &[Image], aliases: &[(PathBuf, Vec<u8>)]) -> Result<()> {
 }
 
 /// Everything an import has done so far, undone on rollback (or on drop
-/// without `finish`, e.g. a panic).
-#[derive(Default)]
+/// without `finish`, e.g. a panic). Every write and deletion in the root
+/// goes through its confined places.
 struct Transaction {
+    root: Root,
     move_files: bool,
-    /// Folders this import created, shallowest first.
-    created_dirs: Vec<PathBuf>,
-    /// Staging or version folders this import filled.
-    filled_dirs: Vec<PathBuf>,
+    /// Folders this import created, shallowest first (relative paths).
+    created_dirs: Vec<String>,
+    /// Staging or version folders this import filled (relative paths).
+    filled_dirs: Vec<String>,
     /// (source, staged path, final path) of files moved by rename.
-    moved: Vec<(PathBuf, PathBuf, PathBuf)>,
+    moved: Vec<(PathBuf, String, String)>,
     /// Sources copied that `--move` removes once all is done.
     copied_sources: Vec<PathBuf>,
-    /// Side files written, with their previous contents.
-    side_files: Vec<(PathBuf, Option<Vec<u8>>)>,
-    /// Staging folder → version folder, per image.
-    staged: BTreeMap<String, PathBuf>,
+    /// Side files written (relative paths), with their previous contents.
+    side_files: Vec<(String, Option<Vec<u8>>)>,
+    /// Version folder → staging folder, per image.
+    staged: BTreeMap<String, String>,
     done: bool,
 }
 
 impl Transaction {
-    fn new(move_files: bool) -> Self {
-        let mut txn = Self::default();
-        txn.move_files = move_files;
-        txn
+    fn new(root: Root, move_files: bool) -> Self {
+        Self {
+            root,
+            move_files,
+            created_dirs: Vec::new(),
+            filled_dirs: Vec::new(),
+            moved: Vec::new(),
+            copied_sources: Vec::new(),
+            side_files: Vec::new(),
+            staged: BTreeMap::new(),
+            done: false,
+        }
     }
 
-    fn create_dirs(&mut self, dir: &Path) -> Result<()> {
-        let mut missing = Vec::new();
-        let mut d = dir;
-        while !d.exists() {
-            missing.push(d.to_path_buf());
-            match d.parent() {
-                Some(p) => d = p,
-                None => break,
-            }
-        }
-        for d in missing.into_iter().rev() {
-            fs::create_dir(&d).with_context(|| format!("cannot create {}", d.display()))?;
-            self.created_dirs.push(d);
-        }
-        Ok(())
-    }
-
-    fn stage(&mut self, root: &Path, image: &Image) -> Result<()> {
-        let product = root.join(&image.product_dir);
-        self.create_dirs(&product)?;
-        let staging = product.join(format!(
-            ".staging-{}-{}",
+    fn stage(&mut self, image: &Image) -> Result<()> {
+        let staging_rel = format!(
+            "{}/.staging-{}-{}",
+            image.product_dir,
             std::process::id(),
             self.staged.len()
-        ));
-        fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
-        self.filled_dirs.push(staging.clone());
-        let final_dir = root.join(image.version_dir());
+        );
+        let staging = self.root.place(&staging_rel, true)?;
+        self.created_dirs.extend(staging.created.iter().cloned());
+        staging.make_dir()?;
+        self.filled_dirs.push(staging_rel.clone());
+        let final_dir = image.version_dir();
         for (src, name) in &image.files {
-            let dst = staging.join(name);
+            let dst = staging.child(name)?;
             if self.move_files {
-                match fs::rename(src, &dst) {
+                match dst.rename_from(src) {
                     Ok(()) => {
-                        self.moved
-                            .push((src.clone(), dst.clone(), final_dir.join(name)));
+                        self.moved.push((
+                            src.clone(),
+                            format!("{staging_rel}/{name}"),
+                            format!("{final_dir}/{name}"),
+                        ));
                         continue;
                     }
                     // Another filesystem: copy, and remove the source at the end.
                     Err(e) if e.kind() == ErrorKind::CrossesDevices => {}
                     Err(e) => {
                         return Err(e).with_context(|| {
-                            format!("cannot move {} to {}", src.display(), dst.display())
+                            format!("cannot move {} to {}", src.display(), dst.path().display())
                         });
                     }
                 }
@@ -932,47 +939,39 @@ impl Transaction {
             }
             copy_durable(src, &dst)?;
         }
-        self.staged.insert(image.version_dir(), staging);
+        self.staged.insert(image.version_dir(), staging_rel);
         Ok(())
     }
 
-    fn commit_image(&mut self, root: &Path, image: &Image) -> Result<()> {
-        let staging = self
+    fn commit_image(&mut self, image: &Image) -> Result<()> {
+        let staging_rel = self
             .staged
             .get(&image.version_dir())
             .context("internal error: the image was not staged")?
             .clone();
-        let target = root.join(image.version_dir());
-        if target.exists() {
+        let staging = self.root.place(&staging_rel, false)?;
+        let target = self.root.place(&image.version_dir(), false)?;
+        if staging.rename_noreplace(&target)? == Renamed::Exists {
             bail!(Invalid(format!(
                 "{}: appeared while importing (another import?); nothing was changed",
-                target.display()
+                target.path().display()
             )));
         }
-        fs::rename(&staging, &target).with_context(|| {
-            format!(
-                "cannot rename {} to {}",
-                staging.display(),
-                target.display()
-            )
-        })?;
-        if let Some(slot) = self.filled_dirs.iter_mut().find(|d| **d == staging) {
-            *slot = target.clone();
-        }
-        if let Ok(d) = File::open(target.parent().unwrap_or(root)) {
-            let _ = d.sync_all();
+        if let Some(slot) = self.filled_dirs.iter_mut().find(|d| **d == staging_rel) {
+            *slot = image.version_dir();
         }
         Ok(())
     }
 
-    fn write_side_file(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let previous = match fs::read(path) {
+    fn write_side_file(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.root.join(rel);
+        let previous = match fs::read(&path) {
             Ok(b) => Some(b),
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        self.side_files.push((path.to_path_buf(), previous));
-        fsx::write_atomic(path, bytes)
+        self.side_files.push((rel.to_owned(), previous));
+        self.root.place(rel, false)?.write_atomic(bytes)
     }
 
     fn finish(mut self) {
@@ -993,29 +992,33 @@ impl Transaction {
     }
 
     fn undo(&mut self) {
-        for (src, staged, fin) in self.moved.drain(..).rev() {
-            let at = if fin.exists() { fin } else { staged };
-            if let Err(e) = fs::rename(&at, &src) {
+        for (src, staged, fin) in std::mem::take(&mut self.moved).into_iter().rev() {
+            let back = |rel: &str| {
+                self.root
+                    .place(rel, false)
+                    .map_err(|e| std::io::Error::other(format!("{e:#}")))
+                    .and_then(|p| p.rename_out(&src))
+            };
+            if let Err(e) = back(&fin).or_else(|_| back(&staged)) {
                 eprintln!(
                     "warning: could not move {} back to {}: {e}",
-                    at.display(),
+                    self.root.join(&fin).display(),
                     src.display()
                 );
             }
         }
-        for dir in self.filled_dirs.drain(..).rev() {
-            let _ = fs::remove_dir_all(&dir);
+        for dir in std::mem::take(&mut self.filled_dirs).into_iter().rev() {
+            let _ = self.root.place(&dir, false).and_then(|p| p.remove());
         }
-        for (path, previous) in self.side_files.drain(..).rev() {
-            let _ = match previous {
-                Some(bytes) => fsx::write_atomic(&path, &bytes),
-                None => fs::remove_file(&path).map_err(anyhow::Error::from),
-            };
+        for (rel, previous) in std::mem::take(&mut self.side_files).into_iter().rev() {
+            let _ = self.root.place(&rel, false).and_then(|p| match previous {
+                Some(bytes) => p.write_atomic(&bytes),
+                None => p.remove().map(|_| ()),
+            });
         }
-        for dir in self.created_dirs.drain(..).rev() {
-            // Only if empty: never remove what someone else put there.
-            let _ = fs::remove_dir(&dir);
-        }
+        // Only the empty ones: never remove what someone else put there.
+        self.root
+            .remove_empty_dirs(&std::mem::take(&mut self.created_dirs));
     }
 }
 
@@ -1027,11 +1030,12 @@ impl Drop for Transaction {
     }
 }
 
-fn copy_durable(src: &Path, dst: &Path) -> Result<()> {
-    fs::copy(src, dst).map_err(|e| open_error_or(src, dst, e))?;
-    File::open(dst)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("cannot write {}", dst.display()))
+fn copy_durable(src: &Path, dst: &Place) -> Result<()> {
+    let mut from = File::open(src).map_err(|e| open_error(src, e))?;
+    let mut to = dst.create_new()?;
+    std::io::copy(&mut from, &mut to)
+        .and_then(|_| to.sync_all())
+        .map_err(|e| open_error_or(src, dst.path(), e))
 }
 
 fn open_error_or(src: &Path, dst: &Path, e: std::io::Error) -> anyhow::Error {

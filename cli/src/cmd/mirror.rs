@@ -16,11 +16,12 @@ use sha2::Digest as _;
 use ssgen_core::client::{self, Client, Image, ImageType, Item, Product, Remote};
 use ssgen_core::{arch, classify};
 
-use crate::cmd::build::{BuildOptions, Only, rebuild};
-use crate::cmd::lint::{Catalog, Location};
-use crate::cmd::list::host_arch;
+use crate::confine::{self, Place, Renamed, Root};
 use crate::exit::{self, Invalid};
-use crate::{fsx, net};
+use crate::lock::RootLock;
+use crate::net;
+use crate::publish::{BuildOptions, Only, Settings, rebuild_locked};
+use crate::source::{Catalog, Location, host_arch};
 
 /// Copy images from another simplestreams server into ROOT, then build.
 ///
@@ -81,6 +82,16 @@ pub struct MirrorArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Give up on a source that sends nothing for this many seconds (while
+    /// answering a request or in the middle of a file).
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECONDS",
+        env = "SSGEN_STALL_TIMEOUT"
+    )]
+    pub stall_timeout: u64,
+
     #[command(flatten)]
     pub options: BuildOptions,
 }
@@ -98,8 +109,8 @@ pub enum TypeArg {
 struct Plan {
     product: String,
     version: String,
-    /// ROOT/images/<os>/<release>/<arch>/<variant>
-    variant_dir: PathBuf,
+    /// images/<os>/<release>/<arch>/<variant>, relative to the root.
+    variant_dir: String,
     /// Local file name → the item that fills it.
     files: BTreeMap<&'static str, Item>,
     /// The source's product, for metadata.json and .requirements.
@@ -155,7 +166,7 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
                 "copy {} {} -> {} ({}, {} bytes)",
                 p.product,
                 p.version,
-                p.variant_dir.join(&p.version).display(),
+                args.root.join(&p.variant_dir).join(&p.version).display(),
                 p.files.keys().copied().collect::<Vec<_>>().join(", "),
                 size
             );
@@ -164,19 +175,38 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    let settings = Settings::new(&args.options)?;
+    let root = Root::open(&args.root)?;
+    // A source that stalls is given up after --stall-timeout, however long
+    // a whole file takes.
+    let stall = Duration::from_secs(args.stall_timeout.max(1));
     let agent: ureq::Agent = net::agent_config()?
-        .timeout_recv_response(Some(Duration::from_secs(60)))
-        .timeout_recv_body(Some(Duration::from_secs(3600)))
+        .timeout_recv_response(Some(stall))
+        .timeout_per_read(Some(stall))
         .build()
         .into();
     let bar = progress(total);
     let mut failed = 0usize;
+    let mut staged: Vec<(&Plan, Staged)> = Vec::new();
+    // The versions whose files are (or will be) the source's: only their
+    // advertised fingerprints are compared.
+    let mut copied: Vec<&Plan> = Vec::new();
     for plan in &plans {
-        match copy_version(&catalog, &agent, plan, &bar) {
-            Ok(Copied::New) => say(&bar, format!("copied {} {}", plan.product, plan.version)),
-            Ok(Copied::Present) => say(
+        match stage_version(&root, &catalog, &agent, plan, &bar) {
+            Ok(Stage::Staged(s)) => staged.push((plan, s)),
+            Ok(Stage::Present) => {
+                copied.push(plan);
+                say(
+                    &bar,
+                    format!("{} {}: already here", plan.product, plan.version),
+                );
+            }
+            Ok(Stage::Busy) => say(
                 &bar,
-                format!("{} {}: already here", plan.product, plan.version),
+                format!(
+                    "{} {}: another `ssgen mirror` is copying it (its staging directory is locked); left to it",
+                    plan.product, plan.version
+                ),
             ),
             Err(e) => {
                 failed += 1;
@@ -194,13 +224,27 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
     }
     bar.finish_and_clear();
 
-    rebuild(&args.root, &args.options, false)?;
+    // Staged versions go into place under the root lock, and the catalog
+    // is rebuilt before anyone else writes.
+    let lock = settings.lock(&root)?;
+    for (plan, s) in staged {
+        match publish_version(&root, &lock, plan, s)? {
+            Renamed::Done => eprintln!("copied {} {}", plan.product, plan.version),
+            Renamed::Exists => eprintln!(
+                "{} {}: published meanwhile by another writer; kept",
+                plan.product, plan.version
+            ),
+        }
+        copied.push(plan);
+    }
+    rebuild_locked(&root, &lock, &settings)?;
+    drop(lock);
     let published: Vec<Client> = match args.options.only {
         None => Client::ALL.to_vec(),
         Some(Only::Lxd) => vec![Client::Lxd],
         Some(Only::Incus) => vec![Client::Incus],
     };
-    compare_fingerprints(&args.root, &plans, &published)?;
+    compare_fingerprints(&args.root, &copied, &published)?;
     if failed > 0 {
         eprintln!("{failed} version(s) were not copied (see above); the others are published");
         return Ok(ExitCode::from(exit::INVALID));
@@ -279,7 +323,7 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
         versions.truncate(args.keep);
         let product = find_product(remote, &file, &product_id)
             .context("a chosen product vanished from the catalog")?;
-        let variant_dir = variant_dir(&args.root, &product_id, product)?;
+        let variant_dir = variant_dir(&product_id, product)?;
         for version in versions {
             // The name becomes a directory: nothing that could leave it.
             if !ssgen_core::is_dir_name(&version) {
@@ -309,7 +353,7 @@ fn find_product<'r>(remote: &'r Remote, file: &str, id: &str) -> Option<&'r Prod
 /// ROOT/images/<os>/<release>/<arch>/<variant> for a source product: the
 /// parts of its id when it has the usual `os:release:arch:variant` form,
 /// otherwise its fields.
-fn variant_dir(root: &Path, id: &str, product: &Product) -> Result<PathBuf> {
+fn variant_dir(id: &str, product: &Product) -> Result<String> {
     let from_id: Vec<&str> = id.split(':').collect();
     let parts: Vec<String> = if from_id.len() == 4 && from_id[2] == product.arch {
         from_id.iter().map(|p| (*p).to_owned()).collect()
@@ -324,14 +368,15 @@ fn variant_dir(root: &Path, id: &str, product: &Product) -> Result<PathBuf> {
         .map(|p| p.to_lowercase().replace(' ', "-"))
         .collect()
     };
-    let mut dir = root.join("images");
+    let mut dir = "images".to_owned();
     for part in &parts {
         if !ssgen_core::is_dir_name(part) {
             bail!(Invalid(format!(
                 "product {id}: {part:?} cannot be a directory name; the source's product names are unusable"
             )));
         }
-        dir.push(part);
+        dir.push('/');
+        dir.push_str(part);
     }
     Ok(dir)
 }
@@ -340,7 +385,7 @@ fn plan(
     product: &Product,
     id: &str,
     version: &str,
-    variant_dir: PathBuf,
+    variant_dir: String,
     images: &[Image],
 ) -> Result<Plan> {
     let items = &product
@@ -401,19 +446,35 @@ fn plan(
     })
 }
 
-enum Copied {
-    New,
+enum Stage {
+    /// Every file is in the staging directory, checked.
+    Staged(Staged),
+    /// The version is here already.
     Present,
+    /// Another mirror holds its staging directory.
+    Busy,
 }
 
-/// Copies one version through a hidden staging directory beside it.
-fn copy_version(
+/// A version's staging directory, locked by this run until it is
+/// published or given up.
+struct Staged {
+    dir: Place,
+    _lock: fs::File,
+}
+
+/// Copies one version into its staging directory beside the version,
+/// `.mirror-<version>`, which this run locks: a second mirror of the same
+/// version leaves it alone, and files an earlier, interrupted run checked
+/// there are reused.
+fn stage_version(
+    root: &Root,
     catalog: &Catalog,
     agent: &ureq::Agent,
     plan: &Plan,
     bar: &ProgressBar,
-) -> Result<Copied> {
-    let target = plan.variant_dir.join(&plan.version);
+) -> Result<Stage> {
+    let target_rel = format!("{}/{}", plan.variant_dir, plan.version);
+    let target = root.join(&target_rel);
     if target.exists() {
         let same = plan.files.iter().all(|(name, item)| {
             fs::metadata(target.join(name))
@@ -431,52 +492,74 @@ fn copy_version(
                 .map(|i| u64::try_from(i.size).unwrap_or(0))
                 .sum(),
         );
-        return Ok(Copied::Present);
+        return Ok(Stage::Present);
     }
-    let staging = plan.variant_dir.join(format!(".mirror-{}", plan.version));
-    fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+    let staging = root.place(
+        &format!("{}/.mirror-{}", plan.variant_dir, plan.version),
+        true,
+    )?;
+    staging.make_dir()?;
+    let lock = staging.open_dir()?;
+    match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => return Ok(Stage::Busy),
+        Err(e) => {
+            return Err(anyhow!(e))
+                .with_context(|| format!("cannot lock {}", staging.path().display()));
+        }
+    }
+    // Leftovers of an interrupted run (a half-written part file) go first.
+    for entry in fs::read_dir(staging.path())
+        .with_context(|| format!("cannot read {}", staging.path().display()))?
+    {
+        let entry = entry.with_context(|| format!("cannot read {}", staging.path().display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !plan.files.keys().any(|n| name == *n) {
+            staging.child(&name)?.remove()?;
+        }
+    }
     for (name, item) in &plan.files {
-        let dest = staging.join(name);
-        // A file is renamed into the staging directory only once checked,
-        // so one of the right size is this item (an earlier run's).
-        if fs::metadata(&dest).is_ok_and(|m| i64::try_from(m.len()).is_ok_and(|l| l == item.size)) {
+        let dest = staging.child(name)?;
+        // A file is renamed into the staging directory only once checked
+        // (and only by the run holding its lock), so one of the right size
+        // is this item.
+        if dest.stat()?.is_some_and(|st| st.st_size == item.size) {
             bar.inc(u64::try_from(item.size).unwrap_or(0));
             continue;
         }
-        copy_file(catalog, agent, item, &dest, bar)?;
+        copy_file(catalog, agent, item, &staging, &dest, bar)?;
     }
-    // Leftovers of an interrupted run (a half-written `.part`) stay out.
-    for entry in
-        fs::read_dir(&staging).with_context(|| format!("cannot read {}", staging.display()))?
-    {
-        let entry = entry.with_context(|| format!("cannot read {}", staging.display()))?;
-        let name = entry.file_name();
-        if !plan.files.keys().any(|n| name.to_str() == Some(*n)) {
-            fs::remove_file(entry.path())
-                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
-        }
-    }
-    write_side_files(plan)?;
-    fs::rename(&staging, &target).with_context(|| {
-        format!(
-            "cannot rename {} to {}",
-            staging.display(),
-            target.display()
-        )
-    })?;
-    Ok(Copied::New)
+    Ok(Stage::Staged(Staged {
+        dir: staging,
+        _lock: lock,
+    }))
 }
 
-/// Streams one item's file to `dest`, through `dest.part`, checking size
-/// and sha256 against the catalog.
+/// Renames a staged version into place, unless another writer put one
+/// there meanwhile (then the staging directory goes), with its product's
+/// side files.
+fn publish_version(root: &Root, _lock: &RootLock, plan: &Plan, staged: Staged) -> Result<Renamed> {
+    write_side_files(root, plan)?;
+    let target = root.place(&format!("{}/{}", plan.variant_dir, plan.version), false)?;
+    let renamed = staged.dir.rename_noreplace(&target)?;
+    if renamed == Renamed::Exists {
+        staged.dir.remove()?;
+    }
+    Ok(renamed)
+}
+
+/// Streams one item's file to `dest` in `staging`, through a part file of
+/// its own, checking size and sha256 against the catalog. No more than the
+/// catalog's size is read: a source that sends more is refused at once.
 fn copy_file(
     catalog: &Catalog,
     agent: &ureq::Agent,
     item: &Item,
-    dest: &Path,
+    staging: &Place,
+    dest: &Place,
     bar: &ProgressBar,
 ) -> Result<()> {
-    let (what, mut reader): (String, Box<dyn Read>) = match catalog.locate(&item.path) {
+    let (what, reader): (String, Box<dyn Read>) = match catalog.locate(&item.path) {
         Location::File(path) => {
             let file =
                 fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -496,46 +579,62 @@ fn copy_file(
             (url, Box::new(resp.into_body().into_reader()))
         }
     };
-    let part = dest.with_extension("part");
+    let Ok(expected) = u64::try_from(item.size) else {
+        bail!(Invalid(format!(
+            "{what}: the catalog gives the size {}; the source's catalog is broken",
+            item.size
+        )));
+    };
+    let mut reader = reader.take(expected.saturating_add(1));
+    let part = staging.child(&confine::temp_name(dest.name()))?;
     let result = (|| {
-        let mut out =
-            fs::File::create(&part).with_context(|| format!("cannot create {}", part.display()))?;
+        let mut out = part.create_new()?;
         let mut hasher = sha2::Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut size: u64 = 0;
         loop {
             let n = reader
                 .read(&mut buf)
-                .with_context(|| format!("{what}: the transfer broke off"))?;
+                .with_context(|| format!("{what}: the transfer broke off or stalled"))?;
             if n == 0 {
                 break;
             }
+            size += n as u64;
+            if size > expected {
+                bail!(Invalid(format!(
+                    "{what}: the source sends more than the {expected} bytes its catalog gives; nothing of it is kept (the source is broken or changed while copying)"
+                )));
+            }
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n])
-                .with_context(|| format!("cannot write {}", part.display()))?;
-            size += n as u64;
+                .with_context(|| format!("cannot write {}", part.path().display()))?;
             bar.inc(n as u64);
         }
         out.sync_all()
-            .with_context(|| format!("cannot write {}", part.display()))?;
+            .with_context(|| format!("cannot write {}", part.path().display()))?;
+        // What is on disk, not only what was received: the file is this
+        // run's own (created new, in a staging directory it holds locked).
+        let on_disk = out
+            .metadata()
+            .with_context(|| format!("cannot stat {}", part.path().display()))?
+            .len();
         let sha = format!("{:x}", hasher.finalize());
-        if i64::try_from(size).ok() != Some(item.size) || sha != item.sha256 {
+        if size != expected || on_disk != expected || sha != item.sha256 {
             bail!(Invalid(format!(
                 "{what}: {size} bytes with sha256 {sha}, but the catalog says {} bytes with sha256 {}; the source is broken or changed while copying",
                 item.size, item.sha256
             )));
         }
-        fs::rename(&part, dest)
-            .with_context(|| format!("cannot rename {} to {}", part.display(), dest.display()))
+        part.rename_over(dest)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&part);
+        let _ = part.remove();
     }
     result
 }
 
 /// metadata.json and .requirements for the product, unless present.
-fn write_side_files(plan: &Plan) -> Result<()> {
+fn write_side_files(root: &Root, plan: &Plan) -> Result<()> {
     let p = &plan.source;
     let mut meta = serde_json::Map::new();
     if !p.os.is_empty() {
@@ -564,20 +663,20 @@ fn write_side_files(plan: &Plan) -> Result<()> {
         }
     }
     for (name, value) in files {
-        let path = plan.variant_dir.join(name);
-        if path.exists() {
+        let place = root.place(&format!("{}/{name}", plan.variant_dir), true)?;
+        if place.stat()?.is_some() {
             continue;
         }
         let mut text = serde_json::to_string_pretty(&value)?;
         text.push('\n');
-        fsx::write_atomic(&path, text.as_bytes())?;
+        place.write_atomic(text.as_bytes())?;
     }
     Ok(())
 }
 
 /// Reports every fingerprint the source advertises that the copied files
 /// do not have.
-fn compare_fingerprints(root: &Path, plans: &[Plan], clients: &[Client]) -> Result<()> {
+fn compare_fingerprints(root: &Path, plans: &[&Plan], clients: &[Client]) -> Result<()> {
     let catalog = Catalog::open(&root.display().to_string())?;
     let remote = catalog.remote();
     let host = host_arch();

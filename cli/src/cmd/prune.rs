@@ -1,18 +1,18 @@
 //! `ssgen prune`: withdraw old versions from the catalog, then delete the
 //! files of versions withdrawn longer ago than the grace period.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use ssgen_core::withdrawn::{self, Withdrawn};
 
 use crate::cache::Cache;
-use crate::cmd::build::{BuildOptions, rebuild};
+use crate::confine::Root;
 use crate::exit::Invalid;
-use crate::{fsx, walk};
+use crate::publish::{BuildOptions, Settings, rebuild_locked};
+use crate::walk;
 
 /// Withdraw old versions and delete files no client can still ask for.
 ///
@@ -59,9 +59,17 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
             Invalid("--keep 0 would withdraw every version; keep at least 1".into()).into(),
         );
     }
-    let root = &args.root;
-    let now = crate::cmd::build::config(&args.options)?.timestamp;
-    let listing = walk::list(root, &Cache::load(root))?;
+    let settings = Settings::new(&args.options)?;
+    let root = Root::open(&args.root)?;
+    // Read, decide and act under one lock: a build that scanned before a
+    // withdrawal cannot publish the version again after it.
+    let lock = if args.dry_run {
+        None
+    } else {
+        Some(settings.lock(&root)?)
+    };
+    let now = settings.timestamp();
+    let listing = walk::list(root.path(), &Cache::load(root.path()))?;
     let scan = ssgen_core::scan(&listing.entries(), &ssgen_core::Config::new(now));
 
     // 1. Versions to withdraw.
@@ -96,32 +104,50 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
 
     // 2. Withdrawn versions (or files) whose grace period is over.
     let grace = i64::from(args.grace) * 3600;
-    let mut delete: Vec<(PathBuf, String)> = Vec::new();
+    let mut delete: Vec<(String, String)> = Vec::new();
     for (path, listed) in &listing.files {
         if listed.entry.name() != withdrawn::FILE_NAME {
             continue;
         }
+        // images/<os>/<release>/<arch>/<variant>/<version>/.withdrawn: a
+        // marker anywhere else withdraws nothing from the catalog, so it
+        // must delete nothing either.
+        let Some(dir) = path
+            .strip_suffix(withdrawn::FILE_NAME)
+            .and_then(|d| d.strip_suffix('/'))
+            .filter(|d| d.split('/').count() == 6)
+        else {
+            eprintln!(
+                "warning: {}: a .withdrawn marker outside a version directory (images/<os>/<release>/<arch>/<variant>/<version>/) withdraws nothing; left alone (delete it)",
+                root.join(path).display()
+            );
+            continue;
+        };
         let Some(bytes) = listed.entry.contents.as_deref() else {
             continue;
         };
-        let Ok(marker) = Withdrawn::parse(bytes) else {
-            eprintln!("warning: {path}: not a valid marker; left alone");
-            continue;
+        let marker = match Withdrawn::parse(bytes) {
+            Ok(m) => m,
+            Err(why) => {
+                eprintln!(
+                    "warning: {}: not a valid marker ({why}); nothing is deleted for it (fix or delete it)",
+                    root.join(path).display()
+                );
+                continue;
+            }
         };
-        if marker.since + grace > now {
+        // A time far in the future is never due (and cannot overflow).
+        if marker.since.saturating_add(grace) > now {
             continue;
         }
-        let dir = Path::new(path)
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let age = format!("withdrawn {}h ago", (now - marker.since) / 3600);
+        let age = format!("withdrawn {}h ago", now.saturating_sub(marker.since) / 3600);
         match &marker.files {
-            None => delete.push((dir, age)),
+            None => delete.push((dir.to_owned(), age)),
             Some(files) => {
                 for f in files {
-                    if root.join(&dir).join(f).exists() {
-                        delete.push((dir.join(f), age.clone()));
+                    let rel = format!("{dir}/{f}");
+                    if root.place(&rel, false)?.stat()?.is_some() {
+                        delete.push((rel, age.clone()));
                     }
                 }
             }
@@ -132,34 +158,25 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
         println!("withdraw {dir} ({why})");
     }
     for (path, why) in &delete {
-        println!("delete   {} ({why})", path.display());
+        println!("delete   {path} ({why})");
     }
-    if args.dry_run {
+    let Some(lock) = lock else {
         return Ok(ExitCode::SUCCESS);
-    }
+    };
 
-    // The catalog first, the files after (spec §11.6): markers, rebuild,
-    // then deletion.
+    // The catalog first, the files after: markers, rebuild, then deletion.
     let marker = Withdrawn {
         since: now,
         files: None,
     }
     .to_text();
     for (dir, _) in &withdraw {
-        fsx::write_atomic(
-            &root.join(dir).join(withdrawn::FILE_NAME),
-            marker.as_bytes(),
-        )?;
+        root.place(&format!("{dir}/{}", withdrawn::FILE_NAME), false)?
+            .write_atomic(marker.as_bytes())?;
     }
-    rebuild(root, &args.options, false)?;
+    rebuild_locked(&root, &lock, &settings)?;
     for (path, _) in &delete {
-        let full = root.join(path);
-        if full.is_dir() {
-            fs::remove_dir_all(&full)
-        } else {
-            fs::remove_file(&full)
-        }
-        .with_context(|| format!("cannot delete {}", full.display()))?;
+        root.place(path, false)?.remove()?;
     }
     if !withdraw.is_empty() || !delete.is_empty() {
         eprintln!(

@@ -11,11 +11,10 @@ use ssgen_core::client::{self, Image};
 use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Client, INDEX_JSON};
 
-use crate::cmd::build::{BuildOptions, config, rebuild};
-use crate::cmd::lint::Catalog;
-use crate::cmd::list::host_arch;
+use crate::confine::Root;
 use crate::exit::Invalid;
-use crate::fsx;
+use crate::publish::{BuildOptions, Settings, rebuild_locked};
+use crate::source::{Catalog, host_arch};
 
 /// Remove one image from the catalog, by fingerprint (or a unique prefix)
 /// or by alias, and rebuild.
@@ -92,7 +91,15 @@ fn load_views(root: &Path) -> Result<Vec<client::View>> {
 }
 
 pub fn run(args: &RemoveArgs) -> Result<ExitCode> {
+    let settings = Settings::new(&args.options)?;
     let root = &args.root;
+    let confined = Root::open(root)?;
+    // The catalog read, the marker written and the rebuild under one lock.
+    let lock = if args.dry_run {
+        None
+    } else {
+        Some(settings.lock(&confined)?)
+    };
     let views = load_views(root)?;
     let images: Vec<&Image> = views.iter().flat_map(|v| &v.images).collect();
     let wanted = args.target.to_ascii_lowercase();
@@ -149,8 +156,9 @@ pub fn run(args: &RemoveArgs) -> Result<ExitCode> {
         .filter(|t| t.version_dir == target.version_dir && t.file != target.file)
         .map(|t| t.file)
         .collect();
-    let now = config(&args.options)?.timestamp;
-    let marker_path = root.join(&target.version_dir).join(withdrawn::FILE_NAME);
+    let now = settings.timestamp();
+    let marker_rel = format!("{}/{}", target.version_dir, withdrawn::FILE_NAME);
+    let marker_path = root.join(&marker_rel);
     let previous = std::fs::read(&marker_path)
         .ok()
         .and_then(|b| Withdrawn::parse(&b).ok());
@@ -175,10 +183,12 @@ pub fn run(args: &RemoveArgs) -> Result<ExitCode> {
         format!("{}/{}", target.version_dir, target.file)
     };
     println!("withdraw {what} ({})", target.describe);
-    if args.dry_run {
+    let Some(lock) = lock else {
         return Ok(ExitCode::SUCCESS);
-    }
-    fsx::write_atomic(&marker_path, marker.to_text().as_bytes())?;
-    rebuild(root, &args.options, false)?;
+    };
+    confined
+        .place(&marker_rel, false)?
+        .write_atomic(marker.to_text().as_bytes())?;
+    rebuild_locked(&confined, &lock, &settings)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -16,9 +16,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::cmd::build::BuildOptions;
 use crate::exit::Invalid;
 use crate::http::{self, Server};
+use crate::publish::{BuildOptions, Settings};
 use crate::watch;
 
 /// Serve ROOT over HTTP or HTTPS, as LXD and Incus need it.
@@ -141,18 +141,20 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
 async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Result<ExitCode> {
     let root = std::fs::canonicalize(&args.root)
         .with_context(|| format!("cannot resolve {}", args.root.display()))?;
+    let settings = Settings::new(&args.options)?;
     let (rebuild_tx, rebuild_rx) = mpsc::unbounded_channel::<()>();
     let server = Arc::new(Server {
         root: root.clone(),
         token: args.token.clone(),
         allow_delete: args.allow_delete,
         rebuild: rebuild_tx.clone(),
+        settings: settings.clone(),
         scheme: if tls.is_some() { "https" } else { "http" },
         aliases: std::sync::Mutex::default(),
     });
     watch::spawn_rebuilder(
         root.clone(),
-        args.options.clone(),
+        settings.clone(),
         rebuild_rx,
         watch::SERVE_SETTLE,
     );
@@ -188,6 +190,7 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
             token: None,
             allow_delete: false,
             rebuild: rebuild_tx.clone(),
+            settings: settings.clone(),
             scheme: "http",
             aliases: std::sync::Mutex::default(),
         });

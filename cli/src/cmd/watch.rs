@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tokio::sync::mpsc;
 
-use crate::cmd::build::{BuildOptions, rebuild};
 use crate::exit::Invalid;
+use crate::publish::{BuildOptions, Settings, rebuild};
 use crate::watch;
 
 /// Build ROOT, then rebuild its catalog whenever files under ROOT/images
@@ -62,12 +62,13 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
                 args.settle
             ))
         })?;
+    let settings = Settings::new(&args.options)?;
     let root = std::fs::canonicalize(&args.root)
         .with_context(|| format!("cannot resolve {}", args.root.display()))?;
 
     // A first build that fails is reported like any later one: the fix is
     // usually made while watching.
-    if let Err(e) = rebuild(&root, &args.options, false) {
+    if let Err(e) = rebuild(&root, &settings, false) {
         eprintln!("error: {e:#}");
     }
 
@@ -78,7 +79,7 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
     runtime.block_on(async {
         let (tx, rx) = mpsc::unbounded_channel();
         let _watcher = watch::watch_images(&root, tx)?;
-        watch::spawn_rebuilder(root.clone(), args.options.clone(), rx, settle);
+        watch::spawn_rebuilder(root.clone(), settings.clone(), rx, settle);
         eprintln!(
             "watching {} for changes (Ctrl-C stops)",
             root.join("images").display()

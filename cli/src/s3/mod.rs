@@ -39,7 +39,6 @@ use self::client::{Answer, Body, Call, Endpoint, Store, xml_text};
 use self::local::{Local, LocalFile};
 use self::manifest::{FileInfo, Manifest};
 use self::upload::{Expect, Job};
-use crate::cmd::build::BuildOptions;
 use crate::cmd::push::PushArgs;
 use crate::exit::Invalid;
 
@@ -188,11 +187,11 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
             "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws/credentials".into(),
         )
     })?;
-    let config = crate::cmd::build::config(&BuildOptions {
-        only: None,
+    let config = crate::publish::Settings::new(&crate::publish::BuildOptions {
         timestamp: args.timestamp,
-        deltas: crate::delta::DeltaOptions::default(),
-    })?;
+        ..Default::default()
+    })?
+    .config();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));

@@ -1,0 +1,337 @@
+//! Publishing a root's catalog: the rebuild every writer runs (build,
+//! watch, serve, import, mirror, prune, remove), the options they share,
+//! resolved once into [`Settings`], and the root lock they take.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use ssgen_core::{Client, Clients, Config, IMAGES_JSON, INDEX_JSON, Level};
+
+use crate::cache::Cache;
+use crate::confine::{Leftover, Root};
+use crate::delta::{self, DeltaOptions};
+use crate::exit::Invalid;
+use crate::lock::RootLock;
+use crate::{hashing, walk};
+
+/// Which clients to write the catalog for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Only {
+    /// Only LXD (`lxd.tar.xz` items, `lxd_requirements`).
+    Lxd,
+    /// Only Incus (`incus.tar.xz` items, `requirements`).
+    Incus,
+}
+
+/// Options shared by every command that rebuilds the catalogs.
+#[derive(Debug, Clone, Args)]
+pub struct BuildOptions {
+    /// Write the catalog for one client only (default: both LXD and Incus).
+    #[arg(long, value_enum)]
+    pub only: Option<Only>,
+
+    /// The build time as Unix seconds, for `updated` (default: now, or
+    /// SOURCE_DATE_EPOCH when set). An unchanged tree keeps its old time.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub timestamp: Option<i64>,
+
+    /// Publish a catalog without any image over one that lists images.
+    /// Without it that is refused and the published catalog is kept: it
+    /// is nearly always images/ moved away or a volume not mounted.
+    #[arg(long)]
+    pub allow_empty: bool,
+
+    /// Seconds to wait for another writer of the root (a build, an import,
+    /// a prune...) to release the root lock ROOT/.ssgen/lock before giving
+    /// up.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 600,
+        env = "SSGEN_LOCK_TIMEOUT"
+    )]
+    pub lock_timeout: u64,
+
+    #[command(flatten)]
+    pub deltas: DeltaOptions,
+}
+
+impl Default for BuildOptions {
+    /// The options of a command line that gives none.
+    fn default() -> Self {
+        Self {
+            only: None,
+            timestamp: None,
+            allow_empty: false,
+            lock_timeout: 600,
+            deltas: DeltaOptions::default(),
+        }
+    }
+}
+
+/// What a build published.
+#[derive(Debug)]
+pub struct Built {
+    pub images_json: String,
+}
+
+/// The options of a writer, resolved once.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    clients: Clients,
+    /// A fixed `updated` time; `None` is the time of each build.
+    timestamp: Option<i64>,
+    /// How long to wait for the root lock.
+    pub lock_wait: Duration,
+    /// Whether an empty catalog may replace one with images.
+    pub allow_empty: bool,
+    /// The delta flags; each unset one comes from the root's config file
+    /// when the rebuild resolves it.
+    pub deltas: DeltaOptions,
+}
+
+impl Settings {
+    /// Resolves `options` (and SOURCE_DATE_EPOCH).
+    pub fn new(options: &BuildOptions) -> Result<Self> {
+        let timestamp = match options.timestamp {
+            Some(t) => Some(t),
+            None => match std::env::var("SOURCE_DATE_EPOCH") {
+                Ok(v) => Some(v.parse().map_err(|_| {
+                    Invalid(format!(
+                        "SOURCE_DATE_EPOCH={v:?} is not a number of seconds; unset it or fix it"
+                    ))
+                })?),
+                Err(_) => None,
+            },
+        };
+        let clients = match options.only {
+            None => Clients::Both,
+            Some(Only::Lxd) => Clients::Only(Client::Lxd),
+            Some(Only::Incus) => Clients::Only(Client::Incus),
+        };
+        Ok(Self {
+            clients,
+            timestamp,
+            lock_wait: Duration::from_secs(options.lock_timeout),
+            allow_empty: options.allow_empty,
+            deltas: options.deltas.clone(),
+        })
+    }
+
+    /// The time of a build now: the fixed one, or the clock's.
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        })
+    }
+
+    /// The core's configuration for a build now.
+    pub fn config(&self) -> Config {
+        Config {
+            clients: self.clients,
+            timestamp: self.timestamp(),
+        }
+    }
+
+    /// Takes the root lock of `root`, waiting as long as the settings say.
+    pub fn lock(&self, root: &Root) -> Result<RootLock> {
+        RootLock::acquire(root.path(), self.lock_wait)
+    }
+}
+
+/// Builds the catalogs of `root` under its root lock; writes them (files
+/// first, then images.json, then index.json, each atomically) unless
+/// `dry_run` (which takes no lock and writes nothing). Diagnostics go to
+/// stderr. Errors in the input write nothing.
+pub fn rebuild(root: &Path, settings: &Settings, dry_run: bool) -> Result<Built> {
+    let root = Root::open(root)?;
+    if dry_run {
+        return build(&root, settings, None);
+    }
+    let lock = settings.lock(&root)?;
+    build(&root, settings, Some(&lock))
+}
+
+/// [`rebuild`] by a writer that already holds the root lock.
+pub fn rebuild_locked(root: &Root, lock: &RootLock, settings: &Settings) -> Result<Built> {
+    build(root, settings, Some(lock))
+}
+
+fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Built> {
+    let config = settings.config();
+    let mut cache = Cache::load(root.path());
+    let mut listing = walk::list(root.path(), &cache)?;
+    if lock.is_some() {
+        clean_leftovers(root, &listing.leftovers)?;
+    }
+    let scan = ssgen_core::scan(&listing.entries(), &config);
+    for d in &scan.diagnostics {
+        eprintln!("{d}");
+    }
+    if scan.has_errors() {
+        let n = scan
+            .diagnostics
+            .iter()
+            .filter(|d| d.level == Level::Error)
+            .count();
+        return Err(Invalid(format!(
+            "{n} error(s) above; nothing was written and the published catalog is unchanged"
+        ))
+        .into());
+    }
+    let mut digests = cache.known(&listing);
+    let plan = scan.plan(&digests);
+    hashing::run(root.path(), &plan, &mut digests, hashing::Check::Whole)?;
+    // Deltas are made (and checked) only under the lock; a dry run checks
+    // the ones on disk and makes none.
+    let scan = delta::Step {
+        root: root.path(),
+        options: &settings.deltas,
+        config: &config,
+        dry_run: lock.is_none(),
+    }
+    .run(&mut listing, scan, &mut digests)?;
+
+    let streams = root.join("streams").join("v1");
+    let images_path = root.join(IMAGES_JSON);
+    let previous = std::fs::read_to_string(&images_path).ok();
+    let out = match ssgen_core::build(&scan, &digests, &config, previous.as_deref()) {
+        Ok(out) => out,
+        Err(ssgen_core::Error::Invalid(problems)) => {
+            for d in &problems {
+                eprintln!("{d}");
+            }
+            return Err(Invalid(format!(
+                "{} error(s) above; nothing was written and the published catalog is unchanged",
+                problems.len()
+            ))
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for d in out.diagnostics.iter().skip(scan.diagnostics.len()) {
+        eprintln!("{d}");
+    }
+    if out.products == 0 && !settings.allow_empty {
+        let published = previous.as_deref().map_or(0, product_count);
+        if published > 0 {
+            return Err(Invalid(format!(
+                "{}: the new catalog would list no image, but the published one lists {published} product(s); nothing was written. If {} was moved away or its volume is not mounted, put it back; to publish an empty catalog, run again with --allow-empty",
+                root.path().display(),
+                root.join("images").display()
+            ))
+            .into());
+        }
+    }
+    let changed = previous.as_deref() != Some(out.images_json.as_str());
+    if lock.is_some() {
+        let index_path = root.join(INDEX_JSON);
+        // images.json before index.json: a client that sees the new index
+        // finds the new products file.
+        if changed {
+            root.place(IMAGES_JSON, true)?
+                .write_atomic(out.images_json.as_bytes())?;
+        }
+        if std::fs::read_to_string(&index_path).ok().as_deref() != Some(out.index_json.as_str()) {
+            root.place(INDEX_JSON, true)?
+                .write_atomic(out.index_json.as_bytes())?;
+        }
+        if cache.update(&listing, &digests) {
+            cache.save()?;
+        }
+        eprintln!(
+            "{}: {} product(s), {} image(s) in {}{}; read {} file(s), {} byte(s)",
+            root.path().display(),
+            out.products,
+            out.images,
+            streams.display(),
+            if changed { "" } else { " (unchanged)" },
+            plan.jobs().count(),
+            plan.total_bytes(),
+        );
+    }
+    Ok(Built {
+        images_json: out.images_json,
+    })
+}
+
+/// How many products a published images.json lists (0 when it cannot be
+/// read: then there is nothing to protect).
+fn product_count(text: &str) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Products {
+        products: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+    }
+    serde_json::from_str::<Products>(text).map_or(0, |p| p.products.len())
+}
+
+/// Deletes what killed writers left: the temporary files of atomic writes
+/// (written only under the root lock, which the caller holds, so none is
+/// live) and upload staging files whose writer is gone (a live upload
+/// holds a lock on its file).
+fn clean_leftovers(root: &Root, found: &[(String, Leftover)]) -> Result<()> {
+    let mut removed = Vec::new();
+    let mut candidates = found.to_vec();
+    // The catalog's and the cache's own directories, which the walk of
+    // images/ does not see.
+    for dir in ["streams/v1", ".ssgen"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if let Some(name) = entry.file_name().to_str() {
+                if crate::confine::is_leftover(name) == Some(Leftover::Temp) {
+                    candidates.push((format!("{dir}/{name}"), Leftover::Temp));
+                }
+            }
+        }
+    }
+    for (rel, kind) in candidates {
+        let stale = match kind {
+            Leftover::Temp => true,
+            Leftover::Upload => crate::upload::is_abandoned(&root.join(&rel)),
+        };
+        if stale && root.place(&rel, false)?.remove()? {
+            removed.push(rel.clone());
+        }
+    }
+    if !removed.is_empty() {
+        eprintln!(
+            "removed {} leftover(s) of interrupted writers: {}",
+            removed.len(),
+            removed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Line {
+        #[command(flatten)]
+        options: BuildOptions,
+    }
+
+    #[test]
+    fn the_default_options_are_those_of_an_empty_command_line() {
+        let parsed = Line::parse_from(["ssgen"]).options;
+        let default = BuildOptions::default();
+        assert_eq!(
+            (parsed.only, parsed.timestamp, parsed.allow_empty),
+            (default.only, default.timestamp, default.allow_empty)
+        );
+        // Without SSGEN_LOCK_TIMEOUT in the environment clap gives 600.
+        if std::env::var_os("SSGEN_LOCK_TIMEOUT").is_none() {
+            assert_eq!(parsed.lock_timeout, default.lock_timeout);
+        }
+    }
+}

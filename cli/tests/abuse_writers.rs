@@ -1,0 +1,288 @@
+//! Abuse of the writers of a root, against the real binary: hostile
+//! `.withdrawn` markers, an emptied or replaced `images/`, a damaged cache,
+//! leftovers of killed writers, a name no build can read, and a list cell
+//! too long to print.
+
+mod common;
+
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{build, images_json, run, s, ssgen, text, version, versions};
+
+const P: &str = "debian:12:amd64:default";
+const D: &str = "images/debian/12/amd64/default";
+/// 2026-08-01 04:00 UTC, and a day later.
+const T0: &str = "1785556800";
+const T1: &str = "1785643200";
+
+fn root() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("root");
+    version(&root, "debian", "12", "default", "20260701_0000", 1);
+    version(&root, "debian", "12", "default", "20260801_0000", 2);
+    build(&root);
+    (tmp, root)
+}
+
+fn prune(root: &Path, at: &str) -> std::process::Output {
+    run(ssgen(&["prune", "--grace", "1", "--timestamp", at]).arg(root))
+}
+
+#[test]
+fn prune_deletes_nothing_outside_the_version_a_marker_names() {
+    let (tmp, root) = root();
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir_all(victim.join("inside")).expect("victim");
+    std::fs::write(victim.join("inside/file"), b"precious").expect("victim");
+    let absolute = tmp.path().join("absolute-victim");
+    std::fs::write(&absolute, b"precious").expect("victim");
+    std::fs::create_dir_all(root.join(".ssgen")).expect("dir");
+    let cache = root.join(".ssgen/cache.json");
+    let old = root.join(format!("{D}/20260701_0000"));
+    let hostile = [
+        "../../../../../../../victim".to_owned(),
+        "../../../../../../../victim/inside".to_owned(),
+        s(&absolute).to_owned(),
+        "../../../../../../.ssgen/cache.json".to_owned(),
+        "..".to_owned(),
+        ".".to_owned(),
+        String::new(),
+        "root.tar.xz/../../20260801_0000".to_owned(),
+    ];
+    for name in &hostile {
+        let marker = serde_json::json!({"since": 1, "files": [name]}).to_string();
+        std::fs::write(old.join(".withdrawn"), &marker).expect("marker");
+        let out = prune(&root, T0);
+        assert!(out.status.success(), "{name:?}: {}", text(&out));
+        assert!(
+            victim.join("inside/file").exists(),
+            "{name:?} deleted the victim"
+        );
+        assert!(absolute.exists(), "{name:?} deleted an absolute path");
+        assert!(
+            text(&out).contains(&format!("{name:?}")),
+            "the refusal does not name {name:?}: {}",
+            text(&out)
+        );
+        assert!(cache.exists(), "{name:?} deleted the cache");
+        assert!(
+            root.join(format!("{D}/20260801_0000/root.tar.xz")).exists(),
+            "{name:?} deleted the newer version"
+        );
+        assert!(
+            old.join("root.tar.xz").exists(),
+            "{name:?} deleted inside the version"
+        );
+    }
+}
+
+#[test]
+fn prune_ignores_a_marker_above_version_level() {
+    let (_tmp, root) = root();
+    for dir in ["images/debian", "images/debian/12/amd64/default", "images"] {
+        std::fs::write(root.join(dir).join(".withdrawn"), r#"{"since": 1}"#).expect("marker");
+        let out = prune(&root, T0);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("{dir}/.withdrawn")),
+            "the marker is not named: {}",
+            text(&out)
+        );
+        assert!(
+            root.join(format!("{D}/20260701_0000/root.tar.xz")).exists(),
+            "a marker in {dir} deleted a listed product"
+        );
+        assert_eq!(versions(&root, P).len(), 2, "{}", text(&out));
+        std::fs::remove_file(root.join(dir).join(".withdrawn")).expect("rm");
+    }
+}
+
+#[test]
+fn prune_takes_a_far_future_since_for_not_yet() {
+    let (_tmp, root) = root();
+    let old = root.join(format!("{D}/20260701_0000"));
+    for since in [i64::MAX, i64::MAX - 3600] {
+        std::fs::write(old.join(".withdrawn"), format!(r#"{{"since": {since}}}"#)).expect("marker");
+        let out = prune(&root, T1);
+        assert!(out.status.success(), "since {since}: {}", text(&out));
+        assert!(
+            old.join("root.tar.xz").exists(),
+            "since {since} was taken for long ago"
+        );
+    }
+}
+
+#[test]
+fn list_prints_a_cell_of_3000_aliases_and_shortens_it() {
+    let (_tmp, root) = root();
+    let aliases: Vec<String> = (0..3000).map(|i| format!("alias-number-{i:05}")).collect();
+    std::fs::write(
+        root.join(D).join("metadata.json"),
+        serde_json::json!({ "aliases": aliases }).to_string(),
+    )
+    .expect("metadata.json");
+    build(&root);
+    let out = run(ssgen(&["list", "--arch", "amd64"]).arg(&root));
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(table.contains("debian/12 ("), "{table}");
+    assert!(
+        table.lines().all(|l| l.len() < 200),
+        "the alias column is not shortened: {}",
+        table.lines().map(str::len).max().unwrap_or(0)
+    );
+    let json = run(ssgen(&["list", "--arch", "amd64", "--format", "json"]).arg(&root));
+    assert!(json.status.success(), "{}", text(&json));
+    let images: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let listed = images[0]["aliases"].as_array().map_or(0, Vec::len);
+    assert!(listed > 3000, "the JSON lists {listed} aliases");
+}
+
+#[test]
+fn an_empty_catalog_does_not_replace_a_published_one_unless_asked() {
+    let (_tmp, root) = root();
+    let published = images_json(&root);
+    std::fs::rename(root.join("images"), root.join("images.off")).expect("mv");
+    let out = run(ssgen(&["build"]).arg(&root));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--allow-empty"), "{}", text(&out));
+    assert_eq!(images_json(&root), published, "the catalog was emptied");
+    let out = run(ssgen(&["build", "--allow-empty"]).arg(&root));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(versions(&root, P).is_empty());
+}
+
+#[test]
+fn a_damaged_cache_does_not_empty_the_catalog() {
+    let (_tmp, root) = root();
+    let published = images_json(&root);
+    let path = root.join(".ssgen/cache.json");
+    let mut cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("cache")).expect("JSON");
+    // Wrong first bytes, valid stamps: magic detection would fail.
+    for record in cache["files"].as_object_mut().expect("files").values_mut() {
+        let len = record["head"].as_str().map_or(0, str::len);
+        record["head"] = serde_json::Value::String("0".repeat(len));
+    }
+    std::fs::write(&path, serde_json::to_vec(&cache).expect("JSON")).expect("write");
+    for _ in 0..2 {
+        let out = run(ssgen(&["build", "--timestamp", T0]).arg(&root));
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(images_json(&root), published, "{}", text(&out));
+    }
+}
+
+#[test]
+fn leftovers_of_killed_writers_are_cleaned_but_not_a_live_upload() {
+    let (_tmp, root) = root();
+    let v = root.join(format!("{D}/20260801_0000"));
+    let stale = [
+        root.join("streams/v1/.images.json.tmp-4194304"),
+        root.join("streams/v1/.index.json.tmp-77-3"),
+        root.join(".ssgen/.cache.json.tmp-12"),
+        v.join(".withdrawn.tmp-99-1"),
+        v.join(".rootfs.squashfs.upload-4194304-0"),
+    ];
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for p in &stale {
+        std::fs::write(p, b"half").expect("leftover");
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .and_then(|f| f.set_modified(old))
+            .expect("age");
+    }
+    // An upload in progress: its writer holds the file's lock.
+    let live = v.join(".disk.qcow2.upload-1-1");
+    std::fs::write(&live, b"streaming").expect("live");
+    std::fs::File::options()
+        .write(true)
+        .open(&live)
+        .and_then(|f| f.set_modified(old))
+        .expect("age");
+    let mut holder = common::Killed(
+        std::process::Command::new("flock")
+            .args(["-x", s(&live), "sleep", "60"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("flock"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(holder.0.try_wait().expect("wait").is_none(), "flock ended");
+    let fresh = v.join(".root.tar.xz.upload-2-2");
+    std::fs::write(&fresh, b"just created").expect("fresh");
+
+    let out = build(&root);
+    for p in &stale {
+        assert!(!p.exists(), "{} stays: {}", p.display(), text(&out));
+    }
+    assert!(live.exists(), "a live upload was deleted");
+    assert!(fresh.exists(), "a fresh upload was deleted");
+    assert!(text(&out).contains("leftover"), "{}", text(&out));
+}
+
+#[test]
+fn a_name_that_is_not_utf8_in_a_hidden_directory_stops_no_build() {
+    let (_tmp, root) = root();
+    let hidden = root.join(format!("{D}/.staging"));
+    std::fs::create_dir_all(&hidden).expect("dir");
+    let odd = std::ffi::OsStr::from_bytes(b"\xff\xfe");
+    std::fs::write(hidden.join(odd), b"x").expect("odd name");
+    std::fs::create_dir_all(root.join(D).join(std::ffi::OsStr::from_bytes(b".\xff")))
+        .expect("odd dir");
+    let out = run(ssgen(&["build"]).arg(&root));
+    assert!(out.status.success(), "{}", text(&out));
+    // Outside hidden directories it still stops the build, by name.
+    std::fs::write(root.join(D).join(odd), b"x").expect("odd name");
+    let out = run(ssgen(&["build"]).arg(&root));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("UTF-8"), "{}", text(&out));
+}
+
+#[test]
+fn watch_follows_a_replaced_images_directory_and_keeps_the_catalog_when_it_goes() {
+    let (tmp, root) = root();
+    let log = tmp.path().join("watch.log");
+    let _watch = common::Killed(
+        ssgen(&["watch", "--settle", "0.3"])
+            .arg(&root)
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("watch"),
+    );
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    common::wait_for("watch to start", Duration::from_secs(20), || {
+        logged().contains("watching")
+    });
+
+    // An unmounted volume: images/ is gone; the catalog stays.
+    std::fs::rename(root.join("images"), root.join("images.off")).expect("mv");
+    common::wait_for("the refusal", Duration::from_secs(20), || {
+        logged().contains("--allow-empty")
+    });
+    assert_eq!(versions(&root, P).len(), 2, "{}", logged());
+    std::fs::rename(root.join("images.off"), root.join("images.old")).expect("mv");
+
+    // A new tree swapped in by rename; then a version added to it.
+    let new = tmp.path().join("new");
+    version(&new, "debian", "12", "default", "20260801_0000", 2);
+    std::fs::rename(new.join("images"), root.join("images")).expect("swap in");
+    common::wait_for("the swapped tree", Duration::from_secs(20), || {
+        versions(&root, P) == ["20260801_0000"]
+    });
+    let staging = tmp.path().join("staging");
+    version(&staging, "debian", "12", "default", "20260901_0000", 3);
+    std::fs::rename(
+        staging.join(format!("{D}/20260901_0000")),
+        root.join(format!("{D}/20260901_0000")),
+    )
+    .expect("add");
+    common::wait_for(
+        "the version added to the new tree",
+        Duration::from_secs(20),
+        || versions(&root, P).len() == 2,
+    );
+}
