@@ -109,12 +109,17 @@ pub fn compare(
                 e.requirements
             ));
         }
-        if let (Some(title), Some(desc)) = (&e.release_title, o.properties.get("description")) {
+        // Every client writes `description` as os and release title first.
+        if let Some(title) = &e.release_title {
             let want = format!("{} {title}", e.os);
-            if !desc.starts_with(&want) {
-                problems.push(format!(
-                    "{who}: description {desc:?} does not start with {want:?}"
-                ));
+            match o.properties.get("description") {
+                Some(desc) if desc.starts_with(&want) => {}
+                Some(desc) => problems.push(format!(
+                    "{who}: description {desc:?} does not start with {want:?} (the release title)"
+                )),
+                None => problems.push(format!(
+                    "{who}: no description, expected one starting with {want:?}"
+                )),
             }
         }
         let size = e.meta.size + e.root.size;
@@ -580,9 +585,9 @@ pub fn check_remote(
     into_result(problems)
 }
 
-/// The independent client models over the catalog files at `root`: Incus
-/// (issue point 3) and current LXD (which reads `lxd_requirements` in
-/// preference to `requirements`, even when empty). Also the static item
+/// The models of the client releases that cannot run here over the catalog
+/// files at `root`: Incus main and LXD main (which reads `lxd_requirements`
+/// in preference to `requirements`, even when empty). Also the static item
 /// check, which needs no client at all.
 pub fn check_models(
     root: &Path,
@@ -590,10 +595,11 @@ pub fn check_models(
     expected_incus: &[ExpectedImage],
 ) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    for (flavor, name, expected) in [
-        (Flavor::Incus, "Incus ≥ 6.18 (model)", expected_incus),
-        (Flavor::LxdCurrent, "LXD ≥ 5.21 (model)", expected_lxd),
+    for (flavor, expected) in [
+        (Flavor::IncusMain, expected_incus),
+        (Flavor::LxdMain, expected_lxd),
     ] {
+        let name = flavor.name();
         match client_images(root, flavor) {
             Ok(observed) => problems.extend(compare(name, expected, &observed)),
             Err(errs) => problems.extend(errs.into_iter().map(|e| format!("{name}: {e}"))),

@@ -37,6 +37,7 @@ use ssgen_tests::client::{self, Client, ClientEnv, Daemon};
 use ssgen_tests::expect::{ExpectedImage, expected_images};
 use ssgen_tests::https::StaticHttpsServer;
 use ssgen_tests::images::{TreeSpec, sample_tree};
+use ssgen_tests::model::Flavor;
 use ssgen_tests::proc::RunDir;
 use ssgen_tests::tls::TestTls;
 use ssgen_tests::{handmade, require_tools, ssgen_bin};
@@ -391,9 +392,9 @@ fn sabotage_wrong_combined_digest_is_caught() {
         );
     }
     assert_caught(
-        "Incus ≥ 6.18 model, wrong combined digest",
+        "Incus main model, wrong combined digest",
         check_models(&root, &fx.lxd, &fx.incus),
-        &["Incus ≥ 6.18 (model)", &label, "wrong combined digest"],
+        &["Incus main (model)", &label, "wrong combined digest"],
     );
 }
 
@@ -499,9 +500,9 @@ fn sabotage_only_lxd_metadata_is_caught_by_incus() {
         HIDDEN,
     );
     assert_caught(
-        "Incus ≥ 6.18 model, no incus.tar.xz items",
+        "Incus main model, no incus.tar.xz items",
         check_models(&root, &fx.lxd, &fx.incus),
-        &["Incus ≥ 6.18 (model)", label, "not listed"],
+        &["Incus main (model)", label, "not listed"],
     );
     assert_ok(
         "lxc image list, no incus.tar.xz items",
@@ -530,9 +531,9 @@ fn sabotage_unknown_architecture_is_caught() {
         assert_daemon_caught(&fx, client, &url, "unknown architecture", &label, HIDDEN);
     }
     assert_caught(
-        "Incus ≥ 6.18 model, unknown arch",
+        "Incus main model, unknown arch",
         check_models(&root, &fx.lxd, &fx.incus),
-        &["Incus ≥ 6.18 (model)", &label, "not listed"],
+        &["Incus main (model)", &label, "not listed"],
     );
 }
 
@@ -560,7 +561,7 @@ fn sabotage_empty_lxd_requirements_is_caught() {
     assert_caught(
         "current-LXD model, empty lxd_requirements",
         check_models(&root, &fx.lxd, &fx.incus),
-        &["LXD ≥ 5.21 (model)", &label, "requirements shown as {}"],
+        &["LXD main (model)", &label, "requirements shown as {}"],
     );
     // Incus reads `requirements` only.
     assert_ok(
@@ -605,4 +606,99 @@ fn sabotage_incus_item_with_lxd_metadata_is_caught() {
             "wrong combined digest",
         ],
     );
+}
+
+/// The models judge the tree alone where no client of theirs can run: they
+/// must accept ssgen's tree by the test's own expectations.
+#[test]
+fn the_models_accept_the_tree() {
+    let fx = Fixture::new(Catalog::Ssgen);
+    assert_ok(
+        "models on the tree",
+        check_models(&fx.tree.root, &fx.lxd, &fx.incus),
+    );
+}
+
+/// The model of newer Incus and the real Incus 6.0 share every rule but
+/// the newer ones; on ssgen's tree both must list the same images with the
+/// same properties and aliases. Where they differ on a shared rule, the
+/// real client is right and the model is to be fixed.
+#[test]
+fn the_incus_model_agrees_with_real_incus() {
+    let fx = Fixture::new(Catalog::Ssgen);
+    let env = fx.env(Client::Incus);
+    env.remote_add("t", &fx.url("good")).expect("remote add");
+    let real = checks::client_observed(env, "t").expect("incus image list");
+    let mut model = ssgen_tests::model::client_images(&fx.tree.root, Flavor::IncusMain)
+        .expect("the model reads the tree");
+    // `image alias list` shows a name once per type, for the host's
+    // architecture when an image of it holds the name (`sortedAliases`);
+    // the model keeps every registration.
+    let native: Vec<(String, String)> = model
+        .iter()
+        .filter(|i| i.architecture == std::env::consts::ARCH)
+        .flat_map(|i| i.aliases.iter().map(|a| (a.clone(), i.image_type.clone())))
+        .collect();
+    for i in model
+        .iter_mut()
+        .filter(|i| i.architecture != std::env::consts::ARCH)
+    {
+        let ty = i.image_type.clone();
+        i.aliases
+            .retain(|a| !native.contains(&(a.clone(), ty.clone())));
+    }
+    // Incus main names a variant other than `default` in the description;
+    // 6.0 does not.
+    let as_in_6_0 = |i: &ssgen_tests::model::ObservedImage| {
+        let mut props = i.properties.clone();
+        props.retain(|k, _| !k.starts_with('\0'));
+        if let (Some(d), Some(v)) = (props.get("description").cloned(), props.get("variant"))
+            && v != "default"
+        {
+            props.insert("description".into(), d.replace(&format!(" ({v})"), ""));
+        }
+        (
+            i.fingerprint.clone(),
+            i.image_type.clone(),
+            i.architecture.clone(),
+            props,
+            i.aliases.clone(),
+        )
+    };
+    let mut real: Vec<_> = real.iter().map(as_in_6_0).collect();
+    let mut model: Vec<_> = model.iter().map(as_in_6_0).collect();
+    real.sort();
+    model.sort();
+    assert!(!real.is_empty(), "real Incus listed nothing");
+    assert_eq!(
+        model, real,
+        "the model of newer Incus and real Incus 6.0 disagree on ssgen's tree"
+    );
+}
+
+/// A release title the catalog gets wrong shows in every client's
+/// description.
+#[test]
+fn sabotage_wrong_release_title_is_caught() {
+    let fx = Fixture::new(Catalog::Ssgen);
+    let id = "myos:1.0:arm64:cloud";
+    let root = fx.sabotage("bad-title", |images, _| {
+        product(images, id)["release_title"] = json!("1.0 Settler");
+    });
+    let url = fx.url("bad-title");
+    let label = format!("{id}@20260115_1200 (root.tar.xz)");
+    for client in Client::ALL {
+        assert_caught(
+            &format!("{} image list, wrong release title", client.cli()),
+            check_remote(fx.env(client), "bad", &url, fx.expected(client)),
+            &[&label, "does not start with \"MyOS 1.0 Pioneer\""],
+        );
+    }
+    for model in ["Incus main (model)", "LXD main (model)"] {
+        assert_caught(
+            &format!("{model}, wrong release title"),
+            check_models(&root, &fx.lxd, &fx.incus),
+            &[model, &label, "does not start with \"MyOS 1.0 Pioneer\""],
+        );
+    }
 }
