@@ -98,8 +98,13 @@ fn publishes_changes_and_keeps_the_catalog_through_a_bad_edit() {
     // too: that catalog must hold the visible one and not the staged one.
     let staged = version(&w.root, "beta", ".20260802_0000", 2);
     version(&w.root, "gamma", "20260802_0000", 3);
-    w.wait_line("2 product(s)");
-    let with_gamma = w.images_json();
+    let with_gamma = loop {
+        w.wait_line("product(s)");
+        let json = w.images_json();
+        if json.contains("gamma:1:amd64:default") {
+            break json;
+        }
+    };
     assert!(
         with_gamma.contains("gamma:1:amd64:default")
             && !with_gamma.contains("beta:1:amd64:default"),
