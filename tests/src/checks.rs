@@ -291,6 +291,18 @@ pub fn check_catalog_items(root: &Path, expected: &[&ExpectedImage]) -> Vec<Stri
     problems
 }
 
+/// The `properties` of an image of a client's JSON listing, as text.
+fn properties_of(img: &Value) -> BTreeMap<String, String> {
+    img.get("properties")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `LXD (lxc image list)` or `Incus (incus image list)`: who saw what, in
 /// messages.
 fn lister(client: Client, what: &str) -> String {
@@ -318,15 +330,7 @@ pub fn client_observed(env: &ClientEnv, remote: &str) -> Result<Vec<ObservedImag
     for img in list.as_array().into_iter().flatten() {
         let s = |k: &str| img.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let fp = s("fingerprint");
-        let properties = img
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let properties = properties_of(img);
         let ty = s("type");
         let alias_names = aliases
             .as_array()
@@ -831,15 +835,7 @@ fn check_stored(daemon: &Daemon, e: &ExpectedImage, who: &str, problems: &mut Ve
             match img {
                 None => problems.push(format!("{who}: copied, but not in the local store")),
                 Some(img) => {
-                    let props: BTreeMap<String, String> = img
-                        .get("properties")
-                        .and_then(Value::as_object)
-                        .map(|m| {
-                            m.iter()
-                                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let props = properties_of(img);
                     if requirements_of(&props) != e.requirements {
                         problems.push(format!(
                             "{who}: stored requirements {:?}, expected {:?}",

@@ -125,6 +125,15 @@ impl ClientEnv {
         Ok(env)
     }
 
+    /// One environment per client ([`Client::ALL`] order), all rooted in
+    /// `dir`.
+    pub fn for_all(dir: &Path, ca_cert: &Path) -> Result<Vec<Self>> {
+        Client::ALL
+            .iter()
+            .map(|&c| Self::for_client(c, dir, ca_cert))
+            .collect()
+    }
+
     /// A command for `program` with only this environment.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let (conf_var, dir_var) = self.client.env_vars();
@@ -230,6 +239,18 @@ impl ClientEnv {
         }
     }
 }
+
+/// What every real-client suite needs on `PATH`: the image makers and
+/// both clients.
+pub const TOOLS: &[&str] = &[
+    "mksquashfs",
+    "qemu-img",
+    "tar",
+    "xz",
+    "openssl",
+    "lxc",
+    "incus",
+];
 
 /// Why `client`'s daemon cannot run here, if it cannot.
 pub fn daemon_unavailable_for(client: Client) -> Option<String> {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use ssgen_tests::checks::{
     self, add_unified, check_daemon, check_direct_import, check_remote, expected_for,
 };
-use ssgen_tests::client::{Client, ClientEnv, start_daemon};
+use ssgen_tests::client::{self, Client, ClientEnv, start_daemon};
 use ssgen_tests::expect::expected_images;
 use ssgen_tests::images::sample_tree;
 use ssgen_tests::proc::{ProcessGuard, RunDir};
@@ -136,16 +136,7 @@ fn push(tree: &Path, url: &str, ca: &Path) {
 #[test]
 #[ignore = "needs the built Worker (edge/pkg) and Node 22: run by tests/edge/run.sh"]
 fn real_clients_list_and_copy_every_image_from_the_worker() {
-    require_tools(&[
-        "mksquashfs",
-        "qemu-img",
-        "tar",
-        "xz",
-        "openssl",
-        "lxc",
-        "incus",
-    ])
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    require_tools(client::TOOLS).unwrap_or_else(|e| panic!("{e:#}"));
     let run = RunDir::new().expect("run dir");
     let tree = sample_tree(&run.path().join("tree")).expect("sample tree");
     let tls = TestTls::create(run.path()).expect("throwaway CA");
@@ -157,10 +148,7 @@ fn real_clients_list_and_copy_every_image_from_the_worker() {
     let incus = expected_images(&tree, Client::Incus).expect("expected images");
     assert!(!lxd.is_empty() && !incus.is_empty());
     let clients = run.path().join("clients");
-    let envs: Vec<ClientEnv> = Client::ALL
-        .iter()
-        .map(|&c| ClientEnv::for_client(c, &clients, &tls.ca_cert).expect("client env"))
-        .collect();
+    let envs = ClientEnv::for_all(&clients, &tls.ca_cert).expect("client envs");
     let mut problems = Vec::new();
     for env in &envs {
         if let Err(p) = check_remote(env, "edge", &url, expected_for(env.client, &lxd, &incus)) {

@@ -68,16 +68,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(catalog: Catalog) -> Self {
-        require_tools(&[
-            "mksquashfs",
-            "qemu-img",
-            "tar",
-            "xz",
-            "openssl",
-            "lxc",
-            "incus",
-        ])
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        require_tools(client::TOOLS).unwrap_or_else(|e| panic!("{e:#}"));
         let run = RunDir::new().expect("create run dir");
         let www = run.path().join("www");
         let tree = sample_tree(&www.join("good"))
@@ -94,10 +85,7 @@ impl Fixture {
         let incus = expected_images(&tree, Client::Incus).expect("expected Incus images");
         let tls = TestTls::create(run.path()).unwrap_or_else(|e| panic!("{e:#}"));
         let server = StaticHttpsServer::start(&run, &www, &tls).unwrap_or_else(|e| panic!("{e:#}"));
-        let envs = Client::ALL
-            .iter()
-            .map(|&c| ClientEnv::for_client(c, run.path(), &tls.ca_cert).expect("client env"))
-            .collect();
+        let envs = ClientEnv::for_all(run.path(), &tls.ca_cert).expect("client envs");
         Self {
             server,
             envs,

@@ -50,17 +50,9 @@ const PROBE_LIMIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
-    require_tools(&[
-        "mksquashfs",
-        "qemu-img",
-        "tar",
-        "xz",
-        "openssl",
-        "lxc",
-        "incus",
-        "curl",
-    ])
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    require_tools(client::TOOLS)
+        .and_then(|()| require_tools(&["curl"]))
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let started = Instant::now();
     let run = RunDir::new().expect("run dir");
     // The publisher's copy: expectations are computed from these files,
@@ -148,10 +140,7 @@ fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
     );
 
     let clients = run.path().join("clients");
-    let envs: Vec<ClientEnv> = Client::ALL
-        .iter()
-        .map(|&c| ClientEnv::for_client(c, &clients, &tls.ca_cert).expect("client env"))
-        .collect();
+    let envs = ClientEnv::for_all(&clients, &tls.ca_cert).expect("client envs");
     let daemon_starting = Instant::now();
     let daemons: Vec<Daemon> = envs
         .iter()
