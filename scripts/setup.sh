@@ -21,9 +21,18 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # --- shared helpers ------------------------------------------------------
 
 # Debian packages already installed (and configured) are skipped; the apt
-# index is refreshed at most once per run, and only when something is missing,
-# so a machine that has everything makes no network request at all.
+# index is refreshed at most once per run (again only after a section adds an
+# apt source), and only when something is missing, so a machine that has
+# everything makes no network request at all.
 APT_UPDATED=0
+apt_update_once() {
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        log "apt-get update ($*)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        APT_UPDATED=1
+    fi
+}
+
 apt_install() {
     local missing=() pkg
     for pkg in "$@"; do
@@ -38,11 +47,7 @@ apt_install() {
         log "missing Debian packages (${missing[*]}) and not root: install them as root"
         return 1
     fi
-    if [ "$APT_UPDATED" -eq 0 ]; then
-        log "apt-get update (missing: ${missing[*]})"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        APT_UPDATED=1
-    fi
+    apt_update_once "missing: ${missing[*]}"
     log "apt-get install ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
@@ -68,6 +73,42 @@ setup_real_clients() {
     "$venv/bin/pip" install --quiet --disable-pip-version-check python-simplestreams
     # sstream-* import these at start-up; fail here rather than in a test.
     "$venv/bin/python" -c 'import simplestreams.mirrors, simplestreams.util' >/dev/null
+}
+
+# Real Incus for the real-client suites: Incus 6.0 (the client `incus` and
+# the daemon /usr/libexec/incus/incusd) from Debian's bookworm-backports, the
+# only Debian 12 suite that has it. The suite is added only when no apt
+# source names it yet, as a deb822 file signed by the Debian archive keyring;
+# only incus and the versions it needs come from it (`-t`), and nothing is
+# pinned, so every other package keeps coming from bookworm.
+BACKPORTS_SOURCES=/etc/apt/sources.list.d/backports.sources
+setup_incus() {
+    if dpkg-query -W -f='${Status}' incus 2>/dev/null | grep -q '^install ok installed$' \
+        && [ -x /usr/libexec/incus/incusd ] && command -v incus >/dev/null; then
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        log "Incus is missing and this is not root: run scripts/setup.sh incus as root"
+        return 1
+    fi
+    if ! grep -qsE '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+        /etc/apt/sources.list.d/*.sources; then
+        log "adding bookworm-backports as $BACKPORTS_SOURCES"
+        local tmp="$BACKPORTS_SOURCES.tmp.$$"
+        printf '%s\n' \
+            'Types: deb' \
+            'URIs: http://deb.debian.org/debian' \
+            'Suites: bookworm-backports' \
+            'Components: main' \
+            'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$tmp"
+        mv "$tmp" "$BACKPORTS_SOURCES"
+        # The index of this run, if any, predates the new suite.
+        APT_UPDATED=0
+    fi
+    apt_update_once "for bookworm-backports"
+    log "apt-get install -t bookworm-backports incus"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -t bookworm-backports incus >/dev/null
 }
 
 # The wasm toolchain for the page (scripts/build-web.sh): the wasm32 target
@@ -135,6 +176,7 @@ setup_s3() {
 # Sections in run order. Append new ones here.
 SECTIONS=(
     real_clients
+    incus
     wasm
     browser
     edge

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of ssgen: installs what the tests need (scripts/setup.sh,
-# idempotent), then the Rust suites (unit, golden, CLI end to end, real LXD
-# and python-simplestreams clients), then the browser and edge suites.
+# idempotent), then the Rust suites (unit, golden, CLI end to end, real LXD,
+# Incus and python-simplestreams clients), then the browser and edge suites.
 #
 # Usage: scripts/test.sh            # everything
 #        SSGEN_SKIP_SETUP=1 scripts/test.sh   # when setup already ran
@@ -20,11 +20,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 # The default members: core, cli and tests (the wasm crate has its own runs
 # below, for its own target).
-step "cargo test: unit, golden, CLI end to end, real LXD and python-simplestreams clients"
+step "cargo test: unit, golden, CLI end to end, real LXD, Incus and python-simplestreams clients"
 cargo test --locked
 
 step "browser: the page's wasm under Node, the page in headless Chromium"
 tests/browser/run.sh
 
-step "edge: the Worker under workerd (Miniflare), ssgen push, real LXD against it"
+step "edge: the Worker under workerd (Miniflare), ssgen push, real LXD and Incus against it"
 tests/edge/run.sh

@@ -305,7 +305,23 @@ fn watch_rebuilds_when_files_appear() {
     )
     .expect("meta");
     images::root_tar_xz(&staging, "root.tar.xz", "watched").expect("rootfs");
-    std::thread::sleep(Duration::from_millis(1500));
+    // A visible version written after the hidden one is complete: the
+    // rebuild that publishes it has seen the hidden one too, so the hidden
+    // one must be absent from that catalog (a wait, not a sleep that a slow
+    // watcher would turn into a check of nothing).
+    let signal = s
+        .root
+        .join("images/alpine/3.21/amd64/default/20260901_0000");
+    images::metadata_tarball(
+        &signal,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "alpine", "3.21", "default", 8),
+    )
+    .expect("meta");
+    images::root_tar_xz(&signal, "root.tar.xz", "signal").expect("rootfs");
+    wait_for("the visible version to be published", || {
+        s.catalog_has("alpine:3.21:amd64:default")
+    });
     assert!(
         !s.catalog_has("alpine:3.22:amd64:default"),
         "a hidden dir was published"

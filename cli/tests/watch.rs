@@ -93,10 +93,26 @@ fn publishes_changes_and_keeps_the_catalog_through_a_bad_edit() {
     // The first build happened before watching began.
     assert!(w.images_json().contains("alpha:1:amd64:default"));
 
-    // A version staged in a hidden directory is not published; renamed, it is.
+    // A version staged in a hidden directory is not published. A visible
+    // version written after it makes a rebuild that has seen the staged one
+    // too: that catalog must hold the visible one and not the staged one.
     let staged = version(&w.root, "beta", ".20260802_0000", 2);
+    version(&w.root, "gamma", "20260802_0000", 3);
+    let with_gamma = loop {
+        w.wait_line("product(s)");
+        let json = w.images_json();
+        if json.contains("gamma:1:amd64:default") {
+            break json;
+        }
+    };
+    assert!(
+        with_gamma.contains("gamma:1:amd64:default")
+            && !with_gamma.contains("beta:1:amd64:default"),
+        "the rebuild after a hidden and a visible version: {with_gamma}"
+    );
+    // Renamed into place, it is published.
     std::fs::rename(&staged, staged.with_file_name("20260802_0000")).expect("rename");
-    w.wait_line("2 product(s)");
+    w.wait_line("3 product(s)");
     let with_beta = w.images_json();
     assert!(with_beta.contains("beta:1:amd64:default"), "{with_beta}");
 
@@ -111,7 +127,7 @@ fn publishes_changes_and_keeps_the_catalog_through_a_bad_edit() {
 
     // Fixed, it is published.
     std::fs::write(&req, r#"{"secureboot": "false"}"#).expect("write");
-    w.wait_line("2 product(s)");
+    w.wait_line("3 product(s)");
     let fixed = w.images_json();
     assert!(fixed.contains(r#""secureboot": "false""#), "{fixed}");
 
@@ -122,7 +138,7 @@ fn publishes_changes_and_keeps_the_catalog_through_a_bad_edit() {
         "",
     )
     .expect("withdraw");
-    w.wait_line("1 product(s)");
+    w.wait_line("2 product(s)");
     assert!(!w.images_json().contains("alpha:1:amd64:default"));
 }
 

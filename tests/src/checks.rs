@@ -4,13 +4,13 @@
 //! what is wrong without a debugger.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::client::{Client, ClientEnv, Daemon};
 use crate::expect::ExpectedImage;
-use crate::lxd::{ClientEnv, LxdDaemon};
 use crate::model::{Flavor, ObservedImage, client_images};
 use crate::{sha256_files, sstream};
 
@@ -109,12 +109,17 @@ pub fn compare(
                 e.requirements
             ));
         }
-        if let (Some(title), Some(desc)) = (&e.release_title, o.properties.get("description")) {
+        // Every client writes `description` as os and release title first.
+        if let Some(title) = &e.release_title {
             let want = format!("{} {title}", e.os);
-            if !desc.starts_with(&want) {
-                problems.push(format!(
-                    "{who}: description {desc:?} does not start with {want:?}"
-                ));
+            match o.properties.get("description") {
+                Some(desc) if desc.starts_with(&want) => {}
+                Some(desc) => problems.push(format!(
+                    "{who}: description {desc:?} does not start with {want:?} (the release title)"
+                )),
+                None => problems.push(format!(
+                    "{who}: no description, expected one starting with {want:?}"
+                )),
             }
         }
         let size = e.meta.size + e.root.size;
@@ -286,13 +291,33 @@ pub fn check_catalog_items(root: &Path, expected: &[&ExpectedImage]) -> Vec<Stri
     problems
 }
 
-/// What `lxc image list` and `lxc image alias list` show for `remote`.
-pub fn lxc_observed(env: &ClientEnv, remote: &str) -> Result<Vec<ObservedImage>, String> {
+/// The `properties` of an image of a client's JSON listing, as text.
+fn properties_of(img: &Value) -> BTreeMap<String, String> {
+    img.get("properties")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `LXD (lxc image list)` or `Incus (incus image list)`: who saw what, in
+/// messages.
+fn lister(client: Client, what: &str) -> String {
+    format!("{} ({} {what})", client.name(), client.cli())
+}
+
+/// What `image list` and `image alias list` of `env`'s client show for
+/// `remote`.
+pub fn client_observed(env: &ClientEnv, remote: &str) -> Result<Vec<ObservedImage>, String> {
+    let who = env.client.name();
     let list = env
-        .lxc_json(&["image", "list", &format!("{remote}:"), "--format", "json"])
-        .map_err(|e| format!("LXD: {e:#}"))?;
+        .cli_json(&["image", "list", &format!("{remote}:"), "--format", "json"])
+        .map_err(|e| format!("{who}: {e:#}"))?;
     let aliases = env
-        .lxc_json(&[
+        .cli_json(&[
             "image",
             "alias",
             "list",
@@ -300,20 +325,12 @@ pub fn lxc_observed(env: &ClientEnv, remote: &str) -> Result<Vec<ObservedImage>,
             "--format",
             "json",
         ])
-        .map_err(|e| format!("LXD: {e:#}"))?;
+        .map_err(|e| format!("{who}: {e:#}"))?;
     let mut out = Vec::new();
     for img in list.as_array().into_iter().flatten() {
         let s = |k: &str| img.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let fp = s("fingerprint");
-        let properties = img
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let properties = properties_of(img);
         let ty = s("type");
         let alias_names = aliases
             .as_array()
@@ -327,7 +344,7 @@ pub fn lxc_observed(env: &ClientEnv, remote: &str) -> Result<Vec<ObservedImage>,
             })
             .filter_map(|a| a.get("name").and_then(Value::as_str).map(str::to_owned))
             .collect();
-        // The image's own alias list is what `lxc image list` prints; kept
+        // The image's own alias list is what `image list` prints; kept
         // under a pseudo-property so the caller can check it separately.
         let shown: Vec<String> = img
             .get("aliases")
@@ -352,11 +369,12 @@ pub fn lxc_observed(env: &ClientEnv, remote: &str) -> Result<Vec<ObservedImage>,
     Ok(out)
 }
 
-/// Pseudo-property carrying the aliases `lxc image list` shows on an image.
+/// Pseudo-property carrying the aliases `image list` shows on an image.
 const SHOWN_ALIASES: &str = "\u{0}shown-aliases";
 
-/// The aliases `lxc image list` shows on an image (spec §7.1 point 4): the
-/// `/<arch>` form always, the short form only for the host's architecture.
+/// The aliases `image list` shows on an image: the `/<arch>` form always,
+/// the short form only for the host's architecture (both clients'
+/// `applyAliases`, `shared/simplestreams/simplestreams.go`).
 fn expected_shown_aliases(e: &ExpectedImage) -> BTreeSet<String> {
     let native = e.arch_norm == std::env::consts::ARCH;
     e.aliases
@@ -371,7 +389,7 @@ fn expected_shown_aliases(e: &ExpectedImage) -> BTreeSet<String> {
         .collect()
 }
 
-/// Parses `lxc image info` text: top-level `Key: value` lines and the
+/// Parses `image info` text: top-level `Key: value` lines and the
 /// `Properties:` block.
 fn parse_image_info(text: &str) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let mut top = BTreeMap::new();
@@ -397,16 +415,17 @@ fn parse_image_info(text: &str) -> (BTreeMap<String, String>, BTreeMap<String, S
     (top, props)
 }
 
-/// `lxc image alias list` shows each (name, type) once, although the client
+/// `image alias list` shows each (name, type) once, although the client
 /// registers aliases per (name, type, architecture): after sorting, the
-/// host's architecture comes first and duplicates are dropped (LXD
-/// `ListAliases`, `sortedAliases`). Seen with Debian's 5.0.2: `debian/12`
-/// lists only the amd64 image, while the arm64-only `myos/1.0/cloud` is
-/// listed. This narrows the expectations the same way: a contended name
+/// host's architecture comes first and duplicates are dropped (both
+/// clients' `ListAliases`, `sortedAliases`). Seen with Debian's LXD 5.0.2
+/// and Incus 6.0.4: `debian/12` lists only the amd64 image, while the
+/// arm64-only `myos/1.0/cloud` is listed. This narrows the expectations the same way: a contended name
 /// stays with the native image; with no native candidate any one of the
 /// candidates may be shown, which is checked here and then set aside. The
 /// per-architecture registrations themselves are checked by the models.
 fn as_alias_list_shows(
+    client: Client,
     expected: &[ExpectedImage],
     observed: Vec<ObservedImage>,
 ) -> (Vec<ExpectedImage>, Vec<ObservedImage>, Vec<String>) {
@@ -446,7 +465,8 @@ fn as_alias_list_shows(
                     .collect();
                 if shown_on.len() != 1 || !fps.contains(&shown_on[0]) {
                     problems.push(format!(
-                        "LXD (lxc image alias list): alias {name} points to {shown_on:?}, expected one of {fps:?}"
+                        "{}: alias {name} points to {shown_on:?}, expected one of {fps:?}",
+                        lister(client, "image alias list")
                     ));
                 }
                 for &i in &idx {
@@ -461,23 +481,27 @@ fn as_alias_list_shows(
     (expected, observed, problems)
 }
 
-/// The real `lxc` client against the server at `url` (no daemon needed):
-/// `remote add`, `image list`, `image alias list` and `image info` of every
-/// expected image. Every image the test expects for LXD must be listed with
-/// its fingerprint, type, architecture, aliases and requirements, and
-/// nothing else may be listed.
+/// The real client of `env` (`lxc` or `incus`) against the server at
+/// `url`, no daemon needed: `remote add`, `image list`, `image alias list`
+/// and `image info` of every expected image and of one alias of each.
+/// Every image the test expects for that client must be listed with its
+/// fingerprint, type, architecture, aliases and requirements, and nothing
+/// else may be listed.
 pub fn check_remote(
     env: &ClientEnv,
     remote: &str,
     url: &str,
     expected: &[ExpectedImage],
 ) -> Result<(), Vec<String>> {
+    let client = env.client;
     env.remote_add(remote, url)
-        .map_err(|e| vec![format!("LXD: {e:#}")])?;
-    let observed = lxc_observed(env, remote).map_err(|e| vec![e])?;
-    let (expected, observed, mut problems) = as_alias_list_shows(expected, observed);
+        .map_err(|e| vec![format!("{}: {e:#}", client.name())])?;
+    let observed = client_observed(env, remote).map_err(|e| vec![e])?;
+    let (expected, observed, mut problems) = as_alias_list_shows(client, expected, observed);
     let (expected, observed) = (&expected[..], &observed[..]);
-    problems.extend(compare("LXD (lxc image list)", expected, observed));
+    let list = lister(client, "image list");
+    let info = lister(client, "image info");
+    problems.extend(compare(&list, expected, observed));
 
     for e in expected {
         let Some(o) = observed.iter().find(|o| o.fingerprint == e.fingerprint) else {
@@ -496,13 +520,13 @@ pub fn check_remote(
         let want = expected_shown_aliases(e);
         if shown != want {
             problems.push(format!(
-                "LXD (lxc image list): {}: shows aliases {shown:?}, expected {want:?}",
+                "{list}: {}: shows aliases {shown:?}, expected {want:?}",
                 e.label
             ));
         }
 
-        // Resolve one alias per image through `lxc image info REMOTE:ALIAS`
-        // (the client's own alias lookup, as `lxc launch` uses it). Without
+        // Resolve one alias per image through `image info REMOTE:ALIAS`
+        // (the client's own alias lookup, as `launch` uses it). Without
         // a type the lookup prefers containers, so a VM alias that a
         // container shares is left out.
         if let Some(alias) = e.aliases.iter().min_by_key(|a| a.len()) {
@@ -511,16 +535,13 @@ pub fn check_remote(
                     .iter()
                     .any(|o| o.image_type == "container" && o.aliases.contains(alias));
             if !shadowed {
-                match env.lxc(&["image", "info", &format!("{remote}:{alias}")]) {
-                    Err(err) => problems.push(format!(
-                        "LXD (lxc image info {alias}): {}: {err:#}",
-                        e.label
-                    )),
+                match env.cli(&["image", "info", &format!("{remote}:{alias}")]) {
+                    Err(err) => problems.push(format!("{info} {alias}: {}: {err:#}", e.label)),
                     Ok(text) => {
                         let (top, _) = parse_image_info(&text);
                         if top.get("Fingerprint") != Some(&e.fingerprint) {
                             problems.push(format!(
-                                "LXD (lxc image info {alias}): {}: alias resolves to {:?}, expected {}",
+                                "{info} {alias}: {}: alias resolves to {:?}, expected {}",
                                 e.label,
                                 top.get("Fingerprint"),
                                 e.fingerprint
@@ -531,15 +552,15 @@ pub fn check_remote(
             }
         }
 
-        let info = match env.lxc(&["image", "info", &format!("{remote}:{}", e.fingerprint)]) {
+        let text = match env.cli(&["image", "info", &format!("{remote}:{}", e.fingerprint)]) {
             Ok(t) => t,
             Err(err) => {
-                problems.push(format!("LXD (lxc image info): {}: {err:#}", e.label));
+                problems.push(format!("{info}: {}: {err:#}", e.label));
                 continue;
             }
         };
-        let (top, props) = parse_image_info(&info);
-        let who = format!("LXD (lxc image info): {}", e.label);
+        let (top, props) = parse_image_info(&text);
+        let who = format!("{info}: {}", e.label);
         if top.get("Fingerprint") != Some(&e.fingerprint) {
             problems.push(format!("{who}: fingerprint {:?}", top.get("Fingerprint")));
         }
@@ -568,9 +589,9 @@ pub fn check_remote(
     into_result(problems)
 }
 
-/// The independent client models over the catalog files at `root`: Incus
-/// (issue point 3) and current LXD (which reads `lxd_requirements` in
-/// preference to `requirements`, even when empty). Also the static item
+/// The models of the client releases that cannot run here over the catalog
+/// files at `root`: Incus main and LXD main (which reads `lxd_requirements`
+/// in preference to `requirements`, even when empty). Also the static item
 /// check, which needs no client at all.
 pub fn check_models(
     root: &Path,
@@ -578,10 +599,11 @@ pub fn check_models(
     expected_incus: &[ExpectedImage],
 ) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    for (flavor, name, expected) in [
-        (Flavor::Incus, "Incus (model)", expected_incus),
-        (Flavor::LxdCurrent, "LXD ≥ 5.21 (model)", expected_lxd),
+    for (flavor, expected) in [
+        (Flavor::IncusMain, expected_incus),
+        (Flavor::LxdMain, expected_lxd),
     ] {
+        let name = flavor.name();
         match client_images(root, flavor) {
             Ok(observed) => problems.extend(compare(name, expected, &observed)),
             Err(errs) => problems.extend(errs.into_iter().map(|e| format!("{name}: {e}"))),
@@ -687,32 +709,69 @@ pub fn check_sstream(
     into_result(problems)
 }
 
-/// The real LXD daemon (remote `remote` at `url`): `lxc image copy` of every
-/// image the catalog advertises (the daemon verifies each file's sha256 and
-/// the fingerprint), a check of what it stored, then `lxc image import` of the
-/// stored files (which opens `metadata.yaml` and recomputes the
-/// fingerprint).
+/// The expected images of `client`: `lxd` or `incus`.
+pub fn expected_for<'a>(
+    client: Client,
+    lxd: &'a [ExpectedImage],
+    incus: &'a [ExpectedImage],
+) -> &'a [ExpectedImage] {
+    match client {
+        Client::Lxd => lxd,
+        Client::Incus => incus,
+    }
+}
+
+/// The daemon's error for a failed client command: the last non-empty
+/// line of stderr (both clients print `Error: <the daemon's message>`).
+fn error_of(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A real daemon (LXD or Incus, remote `remote` at `url`): `image copy`
+/// of every image the catalog advertises to that client (the daemon
+/// verifies each file's sha256 and the fingerprint), a check of what it
+/// stored, then `image export`, `image delete` and `image import` of the
+/// exported files (which opens `metadata.yaml` and recomputes the
+/// fingerprint). An expected image the client does not list is asked for
+/// by its fingerprint, so that the problem carries the daemon's own words.
 pub fn check_daemon(
-    daemon: &LxdDaemon,
+    daemon: &Daemon,
     remote: &str,
     url: &str,
     expected: &[ExpectedImage],
     work: &Path,
 ) -> Result<(), Vec<String>> {
     let env = daemon.env();
+    let client = env.client;
+    let cli = client.cli();
+    let name = client.daemon_name();
+    let work = work.join(client.cli());
     env.remote_add(remote, url)
-        .map_err(|e| vec![format!("LXD daemon: {e:#}")])?;
-    // Copy what the catalog advertises (as `lxc` lists it), so that a wrong
-    // advertised fingerprint is put to the daemon, not only the right one.
-    let advertised = lxc_observed(env, remote).map_err(|e| vec![format!("LXD daemon: {e}")])?;
+        .map_err(|e| vec![format!("{name}: {e:#}")])?;
+    // Copy what the catalog advertises (as the client lists it), so that a
+    // wrong advertised fingerprint is put to the daemon, not only the
+    // right one.
+    let advertised = client_observed(env, remote).map_err(|e| vec![format!("{name}: {e}")])?;
     let mut problems = Vec::new();
     check_daemon_alias_copies(env, remote, expected, &mut problems);
     for e in expected {
         if !advertised.iter().any(|o| o.fingerprint == e.fingerprint)
             && !advertised.iter().any(|o| same_image(o, e))
         {
+            let source = format!("{remote}:{}", e.fingerprint);
+            let said = match env.cli_output(&["image", "copy", &source, "local:"]) {
+                Ok(out) if out.status.success() => "yet `image copy` of it succeeded".to_owned(),
+                Ok(out) => format!("`{cli} image copy {source}` says: {}", error_of(&out)),
+                Err(err) => format!("{err:#}"),
+            };
             problems.push(format!(
-                "LXD daemon: {}: not advertised, nothing to copy",
+                "{name}: {}: not advertised, nothing to copy ({said})",
                 e.label
             ));
         }
@@ -720,11 +779,11 @@ pub fn check_daemon(
     for o in &advertised {
         let exact = expected.iter().find(|e| e.fingerprint == o.fingerprint);
         let who = match (exact, expected.iter().find(|e| same_image(o, e))) {
-            (Some(e), _) => format!("LXD daemon: {}", e.label),
-            (None, Some(e)) => format!("LXD daemon: {} (advertised as {})", e.label, o.fingerprint),
-            (None, None) => format!("LXD daemon: unexpected image {}", o.fingerprint),
+            (Some(e), _) => format!("{name}: {}", e.label),
+            (None, Some(e)) => format!("{name}: {} (advertised as {})", e.label, o.fingerprint),
+            (None, None) => format!("{name}: unexpected image {}", o.fingerprint),
         };
-        let out = match env.lxc_output(&[
+        let out = match env.cli_output(&[
             "image",
             "copy",
             &format!("{remote}:{}", o.fingerprint),
@@ -737,8 +796,10 @@ pub fn check_daemon(
             }
         };
         if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            problems.push(format!("{who}: `lxc image copy` failed: {}", err.trim()));
+            problems.push(format!(
+                "{who}: `{cli} image copy` failed: {}",
+                error_of(&out)
+            ));
             continue;
         }
         let Some(e) = exact else {
@@ -747,109 +808,157 @@ pub fn check_daemon(
             ));
             continue;
         };
-
-        // What the daemon stored: the catalog's properties (spec §1 step 7)
-        // and byte-identical files.
-        match env.lxc_json(&[
-            "image",
-            "list",
-            &format!("local:{}", e.fingerprint),
-            "--format",
-            "json",
-        ]) {
-            Err(err) => problems.push(format!("{who}: {err:#}")),
-            Ok(v) => {
-                let img = v.as_array().and_then(|a| {
-                    a.iter().find(|i| {
-                        i.get("fingerprint").and_then(Value::as_str) == Some(e.fingerprint.as_str())
-                    })
-                });
-                match img {
-                    None => problems.push(format!("{who}: copied, but not in the local store")),
-                    Some(img) => {
-                        let props: BTreeMap<String, String> = img
-                            .get("properties")
-                            .and_then(Value::as_object)
-                            .map(|m| {
-                                m.iter()
-                                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        if requirements_of(&props) != e.requirements {
-                            problems.push(format!(
-                                "{who}: stored requirements {:?}, expected {:?}",
-                                requirements_of(&props),
-                                e.requirements
-                            ));
-                        }
-                        if img.get("type").and_then(Value::as_str) != Some(e.image_type) {
-                            problems.push(format!("{who}: stored type {:?}", img.get("type")));
-                        }
-                    }
-                }
-            }
-        }
-        let (meta, root) = daemon.stored_files(&e.fingerprint);
-        for (file, want, what) in [
-            (&meta, &e.meta.sha256, "metadata"),
-            (&root, &e.root.sha256, "rootfs"),
-        ] {
-            match sha256_files(&[file]) {
-                Ok(got) if got == *want => {}
-                Ok(got) => problems.push(format!(
-                    "{who}: stored {what} hashes to {got}, expected {want}"
-                )),
-                Err(err) => problems.push(format!("{who}: stored {what}: {err:#}")),
-            }
-        }
-
-        // Import the stored files as a fresh image: the daemon reads
-        // metadata.yaml and computes the fingerprint itself.
-        let dir = work.join(&e.fingerprint);
-        let copied = std::fs::create_dir_all(&dir)
-            .and_then(|_| std::fs::copy(&meta, dir.join("meta")))
-            .and_then(|_| std::fs::copy(&root, dir.join("root")));
-        if let Err(err) = copied {
-            problems.push(format!("{who}: cannot copy the stored files: {err}"));
-            continue;
-        }
-        if let Err(err) = env.lxc(&["image", "delete", &format!("local:{}", e.fingerprint)]) {
-            problems.push(format!("{who}: {err:#}"));
-            continue;
-        }
-        let meta_s = dir.join("meta").to_string_lossy().into_owned();
-        let root_s = dir.join("root").to_string_lossy().into_owned();
-        match env.lxc(&["image", "import", &meta_s, &root_s, "local:"]) {
-            Err(err) => problems.push(format!(
-                "{who}: `lxc image import` of the stored files failed: {err:#}"
-            )),
-            Ok(text) => {
-                if !text.contains(&e.fingerprint) {
-                    problems.push(format!(
-                        "{who}: import gave {:?}, expected fingerprint {}",
-                        text.trim(),
-                        e.fingerprint
-                    ));
-                }
-                check_imported(env, e, &who, &mut problems);
-            }
-        }
+        check_stored(daemon, e, &who, &mut problems);
+        export_and_reimport(daemon, e, &who, &work, &mut problems);
     }
     into_result(problems)
 }
 
-/// The daemon resolves aliases itself, for its own architecture (spec §1
-/// step 6), and `--copy-aliases` makes it store the image's aliases as local
-/// ones, which validates their names (§7.4). For every image of the host's
-/// architecture that owns an arch-less alias, `lxc image copy REMOTE:ALIAS
-/// local: --copy-aliases` must store exactly that image, under that alias.
+/// What the daemon stored after `image copy`: the catalog's requirements
+/// and type, and byte-identical files.
+fn check_stored(daemon: &Daemon, e: &ExpectedImage, who: &str, problems: &mut Vec<String>) {
+    let env = daemon.env();
+    match env.cli_json(&[
+        "image",
+        "list",
+        &format!("local:{}", e.fingerprint),
+        "--format",
+        "json",
+    ]) {
+        Err(err) => problems.push(format!("{who}: {err:#}")),
+        Ok(v) => {
+            let img = v.as_array().and_then(|a| {
+                a.iter().find(|i| {
+                    i.get("fingerprint").and_then(Value::as_str) == Some(e.fingerprint.as_str())
+                })
+            });
+            match img {
+                None => problems.push(format!("{who}: copied, but not in the local store")),
+                Some(img) => {
+                    let props = properties_of(img);
+                    if requirements_of(&props) != e.requirements {
+                        problems.push(format!(
+                            "{who}: stored requirements {:?}, expected {:?}",
+                            requirements_of(&props),
+                            e.requirements
+                        ));
+                    }
+                    if img.get("type").and_then(Value::as_str) != Some(e.image_type) {
+                        problems.push(format!("{who}: stored type {:?}", img.get("type")));
+                    }
+                }
+            }
+        }
+    }
+    let (meta, root) = daemon.stored_files(&e.fingerprint);
+    for (file, want, what) in [
+        (&meta, &e.meta.sha256, "metadata"),
+        (&root, &e.root.sha256, "rootfs"),
+    ] {
+        match sha256_files(&[file]) {
+            Ok(got) if got == *want => {}
+            Ok(got) => problems.push(format!(
+                "{who}: stored {what} hashes to {got}, expected {want}"
+            )),
+            Err(err) => problems.push(format!("{who}: stored {what}: {err:#}")),
+        }
+    }
+}
+
+/// `image export` of a copied image into a directory of its own (the
+/// daemon names the files: `meta-<fp>.tar.xz` and `<fp>.<ext>`), which must
+/// hold the served files' bytes; then `image delete` and `image import` of
+/// the exported files, metadata first: the daemon reads `metadata.yaml` and
+/// computes the fingerprint itself.
+fn export_and_reimport(
+    daemon: &Daemon,
+    e: &ExpectedImage,
+    who: &str,
+    work: &Path,
+    problems: &mut Vec<String>,
+) {
+    let env = daemon.env();
+    let cli = env.client.cli();
+    let dir = work.join(&e.fingerprint);
+    if let Err(err) = std::fs::create_dir_all(&dir) {
+        problems.push(format!("{who}: create {}: {err}", dir.display()));
+        return;
+    }
+    let target = format!("{}/", dir.display());
+    if let Err(err) = env.cli(&[
+        "image",
+        "export",
+        &format!("local:{}", e.fingerprint),
+        &target,
+    ]) {
+        problems.push(format!("{who}: {err:#}"));
+        return;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| rd.flatten().map(|f| f.path()).collect())
+        .unwrap_or_default();
+    // The metadata tarball first, as `image import META ROOT` wants it.
+    files.sort_by_key(|f| {
+        !f.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("meta-"))
+    });
+    let hashes: Vec<String> = files
+        .iter()
+        .map(|f| sha256_files(&[f]).unwrap_or_else(|err| format!("{err:#}")))
+        .collect();
+    if hashes != [e.meta.sha256.clone(), e.root.sha256.clone()] {
+        problems.push(format!(
+            "{who}: `{cli} image export` wrote {:?} hashing to {hashes:?}, expected the served \
+             metadata {} and root {}",
+            files
+                .iter()
+                .map(|f| f.file_name().unwrap_or_default().to_string_lossy())
+                .collect::<Vec<_>>(),
+            e.meta.sha256,
+            e.root.sha256
+        ));
+        return;
+    }
+    if let Err(err) = env.cli(&["image", "delete", &format!("local:{}", e.fingerprint)]) {
+        problems.push(format!("{who}: {err:#}"));
+        return;
+    }
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["image", "import"];
+    args.extend(names.iter().map(String::as_str));
+    args.push("local:");
+    match env.cli(&args) {
+        Err(err) => problems.push(format!(
+            "{who}: `{cli} image import` of the exported files failed: {err:#}"
+        )),
+        Ok(text) => {
+            if !text.contains(&e.fingerprint) {
+                problems.push(format!(
+                    "{who}: import gave {:?}, expected fingerprint {}",
+                    text.trim(),
+                    e.fingerprint
+                ));
+            }
+            check_imported(env, e, who, problems);
+        }
+    }
+}
+
+/// The daemon resolves aliases itself, for its own architecture, and
+/// `--copy-aliases` makes it store the image's aliases as local ones, which
+/// validates their names. For every image of the host's architecture that
+/// owns an arch-less alias, `image copy REMOTE:ALIAS local: --copy-aliases`
+/// must store exactly that image, under that alias.
 fn check_daemon_alias_copies(
     env: &ClientEnv,
     remote: &str,
     expected: &[ExpectedImage],
     problems: &mut Vec<String>,
 ) {
+    let cli = env.client.cli();
     for e in expected
         .iter()
         .filter(|e| e.arch_norm == std::env::consts::ARCH)
@@ -862,21 +971,25 @@ fn check_daemon_alias_copies(
         else {
             continue;
         };
-        let who = format!("LXD daemon ({remote}:{alias}): {}", e.label);
+        let who = format!(
+            "{} ({remote}:{alias}): {}",
+            env.client.daemon_name(),
+            e.label
+        );
         let source = format!("{remote}:{alias}");
         let mut args = vec!["image", "copy", source.as_str(), "local:", "--copy-aliases"];
         if e.image_type == "virtual-machine" {
             args.push("--vm");
         }
-        match env.lxc_output(&args) {
+        match env.cli_output(&args) {
             Err(err) => problems.push(format!("{who}: {err:#}")),
             Ok(out) if !out.status.success() => problems.push(format!(
-                "{who}: `lxc {}` failed: {}",
+                "{who}: `{cli} {}` failed: {}",
                 args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
+                error_of(&out)
             )),
             Ok(_) => {
-                match env.lxc_json(&["image", "alias", "list", "local:", "--format", "json"]) {
+                match env.cli_json(&["image", "alias", "list", "local:", "--format", "json"]) {
                     Err(err) => problems.push(format!("{who}: {err:#}")),
                     Ok(list) => {
                         let target = list.as_array().into_iter().flatten().find_map(|a| {
@@ -894,13 +1007,33 @@ fn check_daemon_alias_copies(
             }
         }
     }
+    // The copies by fingerprint start from an empty store: Incus refuses to
+    // copy an image again while the aliases of an earlier copy exist
+    // ("Alias already exists").
+    if let Err(err) = empty_local_store(env) {
+        problems.push(format!("{}: {err:#}", env.client.daemon_name()));
+    }
 }
 
-/// After `lxc image import`, the image's properties come from the tarball's
+/// Deletes every image of the daemon's local store.
+fn empty_local_store(env: &ClientEnv) -> anyhow::Result<()> {
+    let list = env.cli_json(&["image", "list", "local:", "--format", "json"])?;
+    for fp in list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("fingerprint").and_then(Value::as_str))
+    {
+        env.cli(&["image", "delete", &format!("local:{fp}")])?;
+    }
+    Ok(())
+}
+
+/// After `image import`, the image's properties come from the tarball's
 /// `metadata.yaml` (which the test wrote), not from the catalog: this shows
 /// the daemon could open and parse it.
 fn check_imported(env: &ClientEnv, e: &ExpectedImage, who: &str, problems: &mut Vec<String>) {
-    let v = match env.lxc_json(&[
+    let v = match env.cli_json(&[
         "image",
         "list",
         &format!("local:{}", e.fingerprint),
@@ -952,9 +1085,10 @@ fn check_imported(env: &ClientEnv, e: &ExpectedImage, who: &str, problems: &mut 
 
 /// A tree as the clients reach it: where it is served and what it holds.
 pub struct ServedTree<'a> {
-    /// The clients' environment (CA, `LXD_CONF`).
-    pub env: &'a ClientEnv,
-    /// Name for the `lxc` remote.
+    /// One environment per client to run without a daemon (LXD, Incus or
+    /// both); a daemon's own environment may be among them.
+    pub clients: &'a [&'a ClientEnv],
+    /// Name for the remote.
     pub remote: &'a str,
     /// The HTTPS base URL.
     pub url: &'a str,
@@ -964,7 +1098,7 @@ pub struct ServedTree<'a> {
     pub lxd: &'a [ExpectedImage],
     /// What Incus must show.
     pub incus: &'a [ExpectedImage],
-    /// Scratch space for the mirror (`mirror/`) and the daemon's files
+    /// Scratch space for the mirror (`mirror/`) and the daemons' exports
     /// (`stored/`).
     pub work: &'a Path,
 }
@@ -997,10 +1131,12 @@ impl Outcome {
 }
 
 /// Every check a correct served tree must pass, whoever serves it: the
-/// client models and the static item check on the files, `lxc` without a
-/// daemon, python-simplestreams, and, when `daemon` is given, the daemon's
-/// `image copy` of every image and its import of the Incus files.
-pub fn check_served_tree(t: &ServedTree<'_>, daemon: Option<&LxdDaemon>) -> Outcome {
+/// client models and the static item check on the files, each client of
+/// `t.clients` without a daemon (`lxc`, `incus`), python-simplestreams,
+/// and each daemon of `daemons` (`image copy` of every image, export,
+/// import). Timings are named by the client (`lxc`, `incus`) and the
+/// daemon (`LXD daemon`, `Incus daemon`).
+pub fn check_served_tree(t: &ServedTree<'_>, daemons: &[&Daemon]) -> Outcome {
     let mut out = Outcome {
         problems: Vec::new(),
         timings: Vec::new(),
@@ -1013,16 +1149,24 @@ pub fn check_served_tree(t: &ServedTree<'_>, daemon: Option<&LxdDaemon>) -> Outc
         out.timings.push((name, started.elapsed()));
     };
     part("models", &mut || check_models(t.root, t.lxd, t.incus));
-    part("lxc", &mut || check_remote(t.env, t.remote, t.url, t.lxd));
-    part("python-simplestreams", &mut || {
-        check_sstream(t.env, t.url, &both(t.lxd, t.incus), &t.work.join("mirror"))
-    });
-    if let Some(daemon) = daemon {
-        part("lxd daemon", &mut || {
-            check_daemon(daemon, t.remote, t.url, t.lxd, &t.work.join("stored"))
+    for env in t.clients {
+        let expected = expected_for(env.client, t.lxd, t.incus);
+        part(env.client.cli(), &mut || {
+            check_remote(env, t.remote, t.url, expected)
         });
-        part("lxd daemon (Incus files)", &mut || {
-            check_daemon_imports_incus_images(daemon, t.root, t.incus, t.lxd)
+    }
+    part("python-simplestreams", &mut || {
+        check_sstream(
+            t.clients[0],
+            t.url,
+            &both(t.lxd, t.incus),
+            &t.work.join("mirror"),
+        )
+    });
+    for daemon in daemons {
+        let expected = expected_for(daemon.client(), t.lxd, t.incus);
+        part(daemon.client().daemon_name(), &mut || {
+            check_daemon(daemon, t.remote, t.url, expected, &t.work.join("stored"))
         });
     }
     out
@@ -1031,40 +1175,6 @@ pub fn check_served_tree(t: &ServedTree<'_>, daemon: Option<&LxdDaemon>) -> Outc
 /// Expected images of both clients, for callers that need one list.
 pub fn both<'a>(lxd: &'a [ExpectedImage], incus: &'a [ExpectedImage]) -> Vec<&'a ExpectedImage> {
     lxd.iter().chain(incus).collect()
-}
-
-/// Incus fingerprints with a real daemon: `lxc image import` of each Incus
-/// image's served files (its own `incus.tar.xz` where that differs from
-/// LXD's) makes the LXD daemon compute sha256(meta ‖ root) itself; it must
-/// equal the fingerprint the test expects Incus to see (which the Incus
-/// model checks the catalog advertises). Images whose files LXD already
-/// uses are covered by [`check_daemon`].
-pub fn check_daemon_imports_incus_images(
-    daemon: &LxdDaemon,
-    tree_root: &Path,
-    expected_incus: &[ExpectedImage],
-    expected_lxd: &[ExpectedImage],
-) -> Result<(), Vec<String>> {
-    let env = daemon.env();
-    let mut problems = Vec::new();
-    for e in expected_incus
-        .iter()
-        .filter(|e| !expected_lxd.iter().any(|l| l.fingerprint == e.fingerprint))
-    {
-        let who = format!("LXD daemon, Incus files: {}", e.label);
-        let meta = tree_root.join(&e.meta.rel).to_string_lossy().into_owned();
-        let root = tree_root.join(&e.root.rel).to_string_lossy().into_owned();
-        match env.lxc(&["image", "import", &meta, &root, "local:"]) {
-            Err(err) => problems.push(format!("{who}: `lxc image import` failed: {err:#}")),
-            Ok(text) if !text.contains(&e.fingerprint) => problems.push(format!(
-                "{who}: the daemon computed {:?}, the Incus fingerprint is {}",
-                text.trim(),
-                e.fingerprint
-            )),
-            Ok(_) => check_imported(env, e, &who, &mut problems),
-        }
-    }
-    into_result(problems)
 }
 
 /// Adds a unified image of `alpine/3.20` (one `incus_combined.tar.gz`
@@ -1076,23 +1186,24 @@ pub fn add_unified(tree: &Path) -> std::path::PathBuf {
         .unwrap_or_else(|e| panic!("making a unified tarball: {e:#}"))
 }
 
-/// `lxc image import <url>/aliases/<alias>` through the daemon: it sends
-/// `HEAD` with `LXD-Server-Architectures`, downloads what `LXD-Image-URL`
-/// names and checks it against `LXD-Image-Hash`. The stored image must be
-/// `tarball`.
+/// `image import <url>/aliases/<alias>` through the daemon (LXD or Incus):
+/// it sends `HEAD` with `LXD-Server-Architectures` (`Incus-…` for Incus),
+/// downloads what `…-Image-URL` names and checks it against `…-Image-Hash`.
+/// The stored image must be `tarball`.
 pub fn check_direct_import(
-    daemon: &LxdDaemon,
+    daemon: &Daemon,
     url: &str,
     alias: &str,
     tarball: &Path,
 ) -> Result<(), String> {
     let want = sha256_files(&[tarball]).map_err(|e| format!("{e:#}"))?;
     let env = daemon.env();
+    let who = env.client.name();
     let source = format!("{url}/aliases/{alias}");
-    env.lxc(&["image", "import", &source, "--alias", "direct"])
-        .map_err(|e| format!("LXD direct-URL import of {source}: {e:#}"))?;
+    env.cli(&["image", "import", &source, "--alias", "direct"])
+        .map_err(|e| format!("{who} direct-URL import of {source}: {e:#}"))?;
     let images = env
-        .lxc_json(&["image", "list", "local:", "--format", "json"])
+        .cli_json(&["image", "list", "local:", "--format", "json"])
         .map_err(|e| format!("{e:#}"))?;
     let found = images.as_array().into_iter().flatten().find(|i| {
         i["aliases"]
@@ -1103,14 +1214,14 @@ pub fn check_direct_import(
     });
     match found.and_then(|i| i["fingerprint"].as_str()) {
         Some(fp) if fp == want => {
-            eprintln!("LXD imported {fp} by direct URL from {source}");
+            eprintln!("{who} imported {fp} by direct URL from {source}");
             Ok(())
         }
         Some(fp) => Err(format!(
-            "LXD direct-URL import of {source} stored {fp}, the tarball is {want}"
+            "{who} direct-URL import of {source} stored {fp}, the tarball is {want}"
         )),
         None => Err(format!(
-            "LXD direct-URL import of {source}: no image with alias `direct` afterwards"
+            "{who} direct-URL import of {source}: no image with alias `direct` afterwards"
         )),
     }
 }

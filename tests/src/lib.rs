@@ -15,10 +15,11 @@
 //!   `images.json` into images (spec §4.4, §7, §8, §9).
 //! - [`checks`]: comparisons that return every problem found, each naming
 //!   the image and the reason.
-//! - [`proc`], [`tls`], [`https`], [`lxd`], [`sstream`]: the real-client
+//! - [`proc`], [`tls`], [`https`], [`client`], [`sstream`]: the real-client
 //!   harness: process groups killed by PID on drop, a throwaway CA made with
-//!   the `openssl` CLI, a plain static HTTPS server, the LXD client and
-//!   daemon in a private `LXD_DIR`, and python-simplestreams.
+//!   the `openssl` CLI, a plain static HTTPS server, the LXD and Incus
+//!   clients and daemons (one API, [`client::Client::ALL`]) each in a
+//!   private state dir, and python-simplestreams.
 //! - [`s3`]: moto's S3 emulator (standing in for the cloud stores), a
 //!   fault-injecting proxy in front of it, and nginx as the TLS proxy a CDN
 //!   would be, for `ssgen push --to s3://`.
@@ -36,18 +37,21 @@
 //! ```
 
 pub mod checks;
+pub mod client;
 pub mod deltas;
 pub mod expect;
 pub mod handmade;
 pub mod https;
 pub mod images;
-pub mod lxd;
 pub mod model;
 pub mod proc;
 pub mod s3;
 pub mod ssgen_serve;
 pub mod sstream;
 pub mod tls;
+
+/// The former name of [`client`], from when only LXD ran here.
+pub use client as lxd;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -227,7 +231,7 @@ pub fn on_path(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether this process runs as root (the LXD daemon needs it).
+/// Whether this process runs as root (the LXD and Incus daemons need it).
 pub fn is_root() -> bool {
     // /proc/self/status has "Uid: real effective saved fs"; no libc needed.
     std::fs::read_to_string("/proc/self/status")

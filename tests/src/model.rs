@@ -1,51 +1,168 @@
-//! A small, independent model of what Incus (and current LXD) make of a
-//! catalog: the index walk (spec §2), the JSON type rules that break a
-//! whole remote (§3.5), the pairing of metadata and root items (§4.4),
-//! version-name parsing (§10), requirements (§9) and aliases (§7).
+//! A model of what the client releases that cannot run here make of a
+//! catalog: **Incus after 6.0** and **LXD 5.21 and later**. The released
+//! clients that can run here (Debian's LXD 5.0.2 and Incus 6.0.4 from
+//! bookworm-backports) are run for real by the suites; this model covers
+//! only what newer releases do differently, and where it and a real client
+//! disagree on a rule they share, the real client is right and the model is
+//! fixed.
 //!
-//! Incus has no package on this machine, so this model is how the suite
-//! shows that a tree satisfies Incus too. It is written from the spec, not
-//! from ssgen's code, and kept small on purpose; a fuller emulation lives in
-//! the core.
+//! Its tables are its own, taken from the client sources (never from the
+//! expectation side in [`crate::expect`], so a wrong entry there shows as a
+//! disagreement):
+//!
+//! - the index walk and the pairing of metadata and root items:
+//!   `shared/simplestreams/products.go` (`ToAPI` in Incus, `ToLXD` in LXD);
+//! - the architecture names, per client: `shared/osarch/architectures.go`;
+//! - the image sort that decides which image owns an alias, and the alias
+//!   registration per (name, type, architecture):
+//!   `shared/simplestreams/sort.go` (`sortedImages.Less`) and
+//!   `shared/simplestreams/simplestreams.go` (`applyAliases`);
+//! - the description each client writes: `products.go`.
+//!
+//! The newer rules, with the first release that has each:
+//!
+//! | rule | client, release | source |
+//! |---|---|---|
+//! | `x86_64_v1` … `x86_64_v4` are names of `x86_64` | Incus 6.18 (and 6.0.6) | `shared/osarch/architectures.go` |
+//! | `combined_type: virtual-machine` makes a unified tarball a VM | Incus 7.1 | `shared/simplestreams/products.go` |
+//! | a variant other than `default` is named in the description | Incus main | `shared/simplestreams/products.go` |
+//! | `lxd_requirements`, if present (even empty), replaces `requirements` | LXD 5.21 | `shared/simplestreams/products.go` |
+//! | `amd64v3` is a name of `x86_64` | LXD 6.7 | `shared/osarch/architectures.go` |
+//! | the description is os, release title, label, variant (no arch, no serial) | LXD 6.8 | `shared/simplestreams/products.go` |
+//!
+//! The JSON type rules that break a whole remote are Go's `encoding/json`
+//! decoding into the structs of `products.go` (a string field given a
+//! number, a requirement that is not a string).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::expect::{alias_sort_key, normalise_arch};
-
-/// Which client rules to apply.
+/// Which client's rules to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
-    /// Incus (all v6/v7): `incus.tar.xz`, `incus_combined.tar.gz`,
-    /// `requirements` only.
-    Incus,
-    /// LXD ≥ 5.21 / 6.x / main: `lxd.tar.xz`, `lxd_combined.tar.gz`,
+    /// Incus main (7.x): `incus.tar.xz`, `incus_combined.tar.gz`,
+    /// `requirements` only, the newer arch names and description.
+    IncusMain,
+    /// LXD main (5.21 and later): `lxd.tar.xz`, `lxd_combined.tar.gz`,
     /// `lxd_requirements` if present (even empty), else `requirements`.
-    LxdCurrent,
-    /// LXD 5.0.0–5.0.2 and 4.0 (Debian 12's `lxd`): like current LXD, but
-    /// only `lxd_requirements` is read.
-    Lxd502,
+    LxdMain,
 }
 
 impl Flavor {
+    /// The name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::IncusMain => "Incus main (model)",
+            Flavor::LxdMain => "LXD main (model)",
+        }
+    }
+
     fn meta_ftype(self) -> &'static str {
         match self {
-            Flavor::Incus => "incus.tar.xz",
-            Flavor::LxdCurrent | Flavor::Lxd502 => "lxd.tar.xz",
+            Flavor::IncusMain => "incus.tar.xz",
+            Flavor::LxdMain => "lxd.tar.xz",
         }
     }
 
     fn combined_ftype(self) -> &'static str {
         match self {
-            Flavor::Incus => "incus_combined.tar.gz",
-            Flavor::LxdCurrent | Flavor::Lxd502 => "lxd_combined.tar.gz",
+            Flavor::IncusMain => "incus_combined.tar.gz",
+            Flavor::LxdMain => "lxd_combined.tar.gz",
+        }
+    }
+
+    /// The client's architecture name for a product `arch`, `None` for a
+    /// name it does not know (the product is then dropped silently).
+    pub fn architecture(self, arch: &str) -> Option<&'static str> {
+        // (kernel name, other names), from each client's
+        // shared/osarch/architectures.go (architectureNames and
+        // architectureAliases); the two differ only for x86_64.
+        const COMMON: &[(&str, &[&str])] = &[
+            ("i686", &["i386", "i586", "386", "x86", "generic_32"]),
+            ("armv6l", &["armel", "arm"]),
+            (
+                "armv7l",
+                &[
+                    "armhf",
+                    "armhfp",
+                    "armv7a_hardfp",
+                    "armv7",
+                    "armv7a_vfpv3_hardfp",
+                ],
+            ),
+            ("armv8l", &[]),
+            ("aarch64", &["arm64", "arm64_generic"]),
+            ("ppc", &["powerpc"]),
+            ("ppc64", &["powerpc64", "ppc64"]),
+            ("ppc64le", &["ppc64el"]),
+            ("s390x", &[]),
+            ("mips", &["mipsel", "mipsle"]),
+            ("mips64", &["mips64el", "mips64le"]),
+            ("riscv32", &[]),
+            ("riscv64", &[]),
+            ("loongarch64", &["loong64"]),
+        ];
+        const INCUS_X86_64: &[&str] = &[
+            "amd64",
+            "generic_64",
+            "x86_64_v1",
+            "x86_64_v2",
+            "x86_64_v3",
+            "x86_64_v4",
+        ];
+        const LXD_X86_64: &[&str] = &["amd64", "amd64v3", "generic_64"];
+        let x86_64 = match self {
+            Flavor::IncusMain => INCUS_X86_64,
+            Flavor::LxdMain => LXD_X86_64,
+        };
+        if arch == "x86_64" || x86_64.contains(&arch) {
+            return Some("x86_64");
+        }
+        COMMON
+            .iter()
+            .find(|(name, others)| *name == arch || others.contains(&arch))
+            .map(|(name, _)| *name)
+    }
+
+    /// The `description` property the client writes for an image.
+    fn description(self, p: &ProductFields<'_>, label: &str, serial: &str) -> String {
+        let mut d = format!("{} {}", p.os, p.release_title);
+        match self {
+            Flavor::IncusMain => {
+                d = format!("{d} {}", p.arch);
+                if !p.variant.is_empty() && p.variant != "default" {
+                    d = format!("{d} ({})", p.variant);
+                }
+                if !label.is_empty() {
+                    d = format!("{d} ({label})");
+                }
+                format!("{d} ({serial})")
+            }
+            Flavor::LxdMain => {
+                if !label.is_empty() {
+                    d = format!("{d} ({label})");
+                }
+                if !p.variant.is_empty() {
+                    d = format!("{d} ({})", p.variant);
+                }
+                d
+            }
         }
     }
 }
 
-/// An image as a client lists it (from the model, or parsed from `lxc`).
+/// The product fields the description is made of.
+struct ProductFields<'a> {
+    os: &'a str,
+    release_title: &'a str,
+    arch: &'a str,
+    variant: &'a str,
+}
+
+/// An image as a client lists it (from the model, or parsed from a real
+/// client's `image list`).
 #[derive(Clone, Debug, Default)]
 pub struct ObservedImage {
     /// Fingerprint.
@@ -67,14 +184,19 @@ pub struct ObservedImage {
     pub files: Vec<String>,
 }
 
+/// Root item types, in the order both clients try them
+/// (`products.go`).
 const ROOT_FTYPES: &[&str] = &[
-    "squashfs",
-    "root.tar.xz",
-    "disk-kvm.img",
     "disk1.img",
+    "disk-kvm.img",
     "uefi1.img",
+    "root.tar.xz",
+    "squashfs",
 ];
 
+/// The fingerprint a metadata item gives an image with a root of
+/// `root_ftype` (`products.go`): root.tar.xz falls back to the legacy
+/// `combined_sha256`.
 fn combined_key(meta: &Map<String, Value>, root_ftype: &str) -> Option<String> {
     let s = |k: &str| {
         meta.get(k)
@@ -92,7 +214,8 @@ fn combined_key(meta: &Map<String, Value>, root_ftype: &str) -> Option<String> {
     }
 }
 
-/// Whether the first 8 characters of a version name are a valid `YYYYMMDD`.
+/// Whether the first 8 characters of a version name parse as Go's
+/// `time.Parse("20060102", …)` does (`products.go`).
 pub fn version_date_ok(name: &str) -> bool {
     let Some(d) = name.get(..8) else { return false };
     if !d.bytes().all(|b| b.is_ascii_digit()) {
@@ -113,8 +236,39 @@ pub fn version_date_ok(name: &str) -> bool {
     (1..=dim).contains(&day)
 }
 
+/// `sortedImages.Less` (`shared/simplestreams/sort.go`, the same in both
+/// clients): os, release, variant ascending, serial descending, the raw
+/// architecture ascending, then the root type by preference. An empty
+/// property on the left never sorts first; the source's second test is of
+/// the left side again, so an empty one on the right is compared as text.
+fn sorts_before(a: &ObservedImage, b: &ObservedImage) -> bool {
+    let prop = |i: &ObservedImage, k: &str| i.properties.get(k).cloned().unwrap_or_default();
+    for key in ["os", "release", "variant", "serial", "architecture"] {
+        let (x, y) = (prop(a, key), prop(b, key));
+        if x == y {
+            continue;
+        }
+        if x.is_empty() {
+            return false;
+        }
+        return if key == "serial" { x > y } else { x < y };
+    }
+    let score = |t: &str| {
+        [
+            "squashfs",
+            "root.tar.xz",
+            "disk-kvm.img",
+            "uefi1.img",
+            "disk1.img",
+        ]
+        .iter()
+        .position(|p| *p == t)
+        .unwrap_or(0)
+    };
+    score(&prop(a, "type")) < score(&prop(b, "type"))
+}
 /// Go's `encoding/json` would refuse these into the clients' structs, and
-/// that fails the whole remote (spec §3.5).
+/// that fails the whole remote.
 fn type_errors(products: &Map<String, Value>) -> Vec<String> {
     let mut errs = Vec::new();
     for (pid, p) in products {
@@ -215,7 +369,7 @@ pub fn client_images(tree_root: &Path, flavor: Flavor) -> Result<Vec<ObservedIma
             .map(Vec::len)
             .unwrap_or(0);
         if products_listed == 0 {
-            // The clients do not even fetch the file (spec §2).
+            // The clients do not even fetch the file (`index.go`).
             continue;
         }
         let Some(path) = entry.get("path").and_then(Value::as_str) else {
@@ -235,29 +389,20 @@ pub fn client_images(tree_root: &Path, flavor: Flavor) -> Result<Vec<ObservedIma
         }
     }
 
-    // Aliases (spec §7.1–7.2): sorted, first registration per
-    // (name, type, normalised arch) wins.
-    type Key<'a> = (
-        &'a str,
-        &'a str,
-        &'a str,
-        std::cmp::Reverse<&'a str>,
-        &'a str,
-        u8,
-    );
-    fn key(i: &ObservedImage) -> Key<'_> {
-        let g = |k: &str| i.properties.get(k).map(String::as_str).unwrap_or("");
-        alias_sort_key(
-            g("os"),
-            g("release"),
-            g("variant"),
-            g("serial"),
-            g("architecture"),
-            g("type"),
-        )
-    }
-    images.sort_by(|(a, _), (b, _)| key(a).cmp(&key(b)));
-    let mut taken: BTreeSet<(String, String, String)> = BTreeSet::new();
+    // `applyAliases`: the images sorted, then each alias registered once per
+    // (name, type, architecture), the first image in the sort winning. A
+    // stable sort: Go's is not, but images that compare equal here (same
+    // product, version and root type) do not share a version's aliases.
+    images.sort_by(|(a, _), (b, _)| {
+        if sorts_before(a, b) {
+            std::cmp::Ordering::Less
+        } else if sorts_before(b, a) {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    });
+    let mut registered: Vec<(String, String, String)> = Vec::new();
     for (img, product_aliases) in &mut images {
         let raw = img
             .properties
@@ -266,11 +411,13 @@ pub fn client_images(tree_root: &Path, flavor: Flavor) -> Result<Vec<ObservedIma
             .unwrap_or_default();
         for a in product_aliases.iter() {
             for name in [a.clone(), format!("{a}/{raw}")] {
-                if taken.insert((
+                let entry = (
                     name.clone(),
                     img.image_type.clone(),
                     img.architecture.clone(),
-                )) {
+                );
+                if !registered.contains(&entry) {
+                    registered.push(entry);
                     img.aliases.insert(name);
                 }
             }
@@ -279,12 +426,19 @@ pub fn client_images(tree_root: &Path, flavor: Flavor) -> Result<Vec<ObservedIma
     Ok(images.into_iter().map(|(i, _)| i).collect())
 }
 
-/// One product's images and its alias list (spec §4.4, §4.6).
+/// One product's images and its alias list (`products.go`).
 fn product_images(p: &Map<String, Value>, flavor: Flavor) -> Vec<(ObservedImage, Vec<String>)> {
     let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let arch_raw = s("arch");
-    let Some(arch_norm) = normalise_arch(&arch_raw) else {
+    let Some(arch_norm) = flavor.architecture(&arch_raw) else {
         return Vec::new(); // silently dropped by the clients
+    };
+    let (os, release_title, variant) = (s("os"), s("release_title"), s("variant"));
+    let fields = ProductFields {
+        os: &os,
+        release_title: &release_title,
+        arch: &arch_raw,
+        variant: &variant,
     };
     let aliases: Vec<String> = s("aliases")
         .split(',')
@@ -293,9 +447,8 @@ fn product_images(p: &Map<String, Value>, flavor: Flavor) -> Vec<(ObservedImage,
         .collect();
     let reqs_obj = |k: &str| p.get(k).filter(|v| !v.is_null()).and_then(Value::as_object);
     let requirements = match flavor {
-        Flavor::Incus => reqs_obj("requirements"),
-        Flavor::LxdCurrent => reqs_obj("lxd_requirements").or_else(|| reqs_obj("requirements")),
-        Flavor::Lxd502 => reqs_obj("lxd_requirements"),
+        Flavor::IncusMain => reqs_obj("requirements"),
+        Flavor::LxdMain => reqs_obj("lxd_requirements").or_else(|| reqs_obj("requirements")),
     };
 
     let mut out = Vec::new();
@@ -319,6 +472,7 @@ fn product_images(p: &Map<String, Value>, flavor: Flavor) -> Vec<(ObservedImage,
                 ("architecture", arch_raw.clone()),
                 ("label", label.to_owned()),
                 ("serial", vname.clone()),
+                ("description", flavor.description(&fields, label, vname)),
                 ("variant", s("variant")),
                 ("type", root_type.to_owned()),
             ] {
@@ -342,15 +496,17 @@ fn product_images(p: &Map<String, Value>, flavor: Flavor) -> Vec<(ObservedImage,
         };
         for meta in items.values().filter_map(Value::as_object) {
             let ftype = meta.get("ftype").and_then(Value::as_str).unwrap_or("");
-            if ftype == flavor.combined_ftype() {
+            let fingerprint = meta.get("sha256").and_then(Value::as_str).unwrap_or("");
+            if ftype == flavor.combined_ftype()
+                && !fingerprint.is_empty()
+                && !path_of(meta).is_empty()
+            {
+                let vm = flavor == Flavor::IncusMain
+                    && meta.get("combined_type").and_then(Value::as_str) == Some("virtual-machine");
                 out.push((
                     ObservedImage {
-                        fingerprint: meta
-                            .get("sha256")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_owned(),
-                        image_type: "container".into(),
+                        fingerprint: fingerprint.to_owned(),
+                        image_type: if vm { "virtual-machine" } else { "container" }.into(),
                         architecture: arch_norm.into(),
                         properties: base_props("tar.gz"),
                         aliases: BTreeSet::new(),
@@ -440,7 +596,7 @@ mod tests {
             "t": item("root.tar.xz", "t", json!({})),
             "d": item("disk-kvm.img", "d", json!({})),
         })));
-        let incus = client_images(dir.path(), Flavor::Incus).expect("parses");
+        let incus = client_images(dir.path(), Flavor::IncusMain).expect("parses");
         let fps: BTreeSet<&str> = incus.iter().map(|i| i.fingerprint.as_str()).collect();
         // The disk has no combined key: hidden. root.tar.xz falls back to
         // the legacy combined_sha256. The invalid version name is skipped.
@@ -465,16 +621,80 @@ mod tests {
             .expect("tar image");
         assert!(tar.aliases.is_empty(), "{:?}", tar.aliases);
 
-        let lxd = client_images(dir.path(), Flavor::Lxd502).expect("parses");
+        let lxd = client_images(dir.path(), Flavor::LxdMain).expect("parses");
         assert_eq!(lxd.len(), 1);
         assert_eq!(lxd[0].fingerprint, "fp-lxd");
-        // 5.0.2 reads only lxd_requirements, which is absent here.
-        assert!(
-            !lxd[0]
+        // No lxd_requirements: current LXD falls back to requirements.
+        assert_eq!(
+            lxd[0]
                 .properties
-                .keys()
-                .any(|k| k.starts_with("requirements."))
+                .get("requirements.secureboot")
+                .map(String::as_str),
+            Some("false")
         );
+    }
+
+    #[test]
+    fn each_client_has_its_own_newer_architecture_names() {
+        let mut p = product(json!({
+            "m": item("incus.tar.xz", "m", json!({"combined_squashfs_sha256": "fp-i"})),
+            "l": item("lxd.tar.xz", "l", json!({"combined_squashfs_sha256": "fp-l"})),
+            "s": item("squashfs", "s", json!({})),
+        }));
+        for (arch, incus, lxd) in [
+            ("x86_64_v2", true, false),
+            ("x86_64_v4", true, false),
+            ("amd64v3", false, true),
+            ("amd64", true, true),
+            ("x86-64", false, false),
+        ] {
+            p["arch"] = json!(arch);
+            let dir = catalog(p.clone());
+            for (flavor, listed) in [(Flavor::IncusMain, incus), (Flavor::LxdMain, lxd)] {
+                let imgs = client_images(dir.path(), flavor).expect("parses");
+                assert_eq!(
+                    !imgs.is_empty(),
+                    listed,
+                    "{} with arch {arch}",
+                    flavor.name()
+                );
+                if listed {
+                    assert_eq!(imgs[0].architecture, "x86_64");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn descriptions_follow_each_client() {
+        let mut p = product(json!({
+            "m": item("incus.tar.xz", "m", json!({"combined_squashfs_sha256": "fp-i"})),
+            "l": item("lxd.tar.xz", "l", json!({"combined_squashfs_sha256": "fp-l"})),
+            "s": item("squashfs", "s", json!({})),
+        }));
+        p["release_title"] = json!("12 (bookworm)");
+        p["variant"] = json!("cloud");
+        let dir = catalog(p);
+        let desc = |flavor| {
+            client_images(dir.path(), flavor).expect("parses")[0].properties["description"].clone()
+        };
+        assert_eq!(
+            desc(Flavor::IncusMain),
+            "Debian 12 (bookworm) amd64 (cloud) (20260101_0000)"
+        );
+        assert_eq!(desc(Flavor::LxdMain), "Debian 12 (bookworm) (cloud)");
+    }
+
+    #[test]
+    fn a_unified_tarball_with_combined_type_vm_is_a_vm_for_newer_incus() {
+        let p = product(json!({
+            "u": item("incus_combined.tar.gz", "u", json!({"combined_type": "virtual-machine"})),
+        }));
+        let dir = catalog(p);
+        let imgs = client_images(dir.path(), Flavor::IncusMain).expect("parses");
+        assert_eq!(imgs.len(), 1);
+        assert_eq!(imgs[0].image_type, "virtual-machine");
+        assert_eq!(imgs[0].properties["type"], "tar.gz");
     }
 
     #[test]
@@ -484,7 +704,7 @@ mod tests {
             "s": item("squashfs", "s", json!({})),
         }));
         let with_reqs = catalog(p.clone());
-        let imgs = client_images(with_reqs.path(), Flavor::LxdCurrent).expect("parses");
+        let imgs = client_images(with_reqs.path(), Flavor::LxdMain).expect("parses");
         assert_eq!(
             imgs[0]
                 .properties
@@ -494,7 +714,7 @@ mod tests {
         );
         p["lxd_requirements"] = json!({});
         let hidden = catalog(p);
-        let imgs = client_images(hidden.path(), Flavor::LxdCurrent).expect("parses");
+        let imgs = client_images(hidden.path(), Flavor::LxdMain).expect("parses");
         assert!(
             !imgs[0]
                 .properties
@@ -511,7 +731,7 @@ mod tests {
         }));
         p["requirements"] = json!({"secureboot": false});
         let bad = catalog(p.clone());
-        let errs = client_images(bad.path(), Flavor::Incus).expect_err("bool requirement");
+        let errs = client_images(bad.path(), Flavor::IncusMain).expect_err("bool requirement");
         assert!(
             errs[0].contains("requirements.secureboot must be a string"),
             "{errs:?}"
@@ -521,7 +741,7 @@ mod tests {
         p["arch"] = json!("x86-64");
         let unknown = catalog(p);
         assert!(
-            client_images(unknown.path(), Flavor::Incus)
+            client_images(unknown.path(), Flavor::IncusMain)
                 .expect("parses")
                 .is_empty()
         );

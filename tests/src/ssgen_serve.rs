@@ -505,8 +505,11 @@ pub fn plain_http_to(addr: &str, rel: &str, limit: Duration) -> Result<PlainProb
 /// Kills a process group (by its leader's PID) if it is still running
 /// when `limit` passes, unless dropped first: it bounds a part of a test
 /// that could hang on the server, because every client request then fails.
+/// Dropping it waits for its thread, so once the drop returns it can no
+/// longer fire.
 pub struct Watchdog {
     cancel: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     fired: Arc<AtomicBool>,
 }
 
@@ -516,7 +519,7 @@ impl Watchdog {
         let (cancel, rx) = mpsc::channel::<()>();
         let fired = Arc::new(AtomicBool::new(false));
         let flag = fired.clone();
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
                 flag.store(true, Ordering::SeqCst);
                 let _ = Command::new("kill")
@@ -527,6 +530,7 @@ impl Watchdog {
         });
         Self {
             cancel: Some(cancel),
+            thread: Some(thread),
             fired,
         }
     }
@@ -542,6 +546,9 @@ impl Drop for Watchdog {
         if let Some(cancel) = self.cancel.take() {
             let _ = cancel.send(());
         }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -554,20 +561,23 @@ mod tests {
     fn plain_probe_tells_a_close_from_a_hang() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
+        let (release, held_until) = mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
             // First connection: answer and close at once, like a TLS
             // listener sending an alert.
             let (mut first, _) = listener.accept().expect("accept");
             let _ = first.write_all(b"\x15\x03\x03\x00\x02\x02\x0a");
             drop(first);
-            // Second: read the request and keep the connection open.
+            // Second: keep the connection open until the probe has given
+            // up, however long that takes.
             let (held, _) = listener.accept().expect("accept");
-            std::thread::sleep(Duration::from_millis(600));
+            let _ = held_until.recv();
             drop(held);
         });
-        let probe = plain_http_to(&addr, "x", Duration::from_secs(5)).expect("closed");
+        let probe = plain_http_to(&addr, "x", Duration::from_secs(60)).expect("closed");
         assert_eq!(probe.answer, b"\x15\x03\x03\x00\x02\x02\x0a");
         let hung = plain_http_to(&addr, "x", Duration::from_millis(300));
+        release.send(()).expect("the server thread waits");
         assert!(hung.is_err(), "a held connection was taken for a close");
         server.join().expect("server thread");
     }
@@ -578,7 +588,12 @@ mod tests {
         cmd.arg("60");
         let mut slow = ProcessGuard::spawn("sleep", &mut cmd, None).expect("spawn sleep");
         let dog = Watchdog::arm(slow.pid(), Duration::from_millis(200));
-        std::thread::sleep(Duration::from_millis(600));
+        // The event is the process's death; the bound only keeps a broken
+        // watchdog from hanging the test.
+        let deadline = Instant::now() + Duration::from_secs(50);
+        while !slow.has_exited() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(
             dog.fired() && slow.has_exited(),
             "the watchdog did not fire"
@@ -587,9 +602,10 @@ mod tests {
         let mut cmd = Command::new("sleep");
         cmd.arg("60");
         let mut quick = ProcessGuard::spawn("sleep", &mut cmd, None).expect("spawn sleep");
-        let dog = Watchdog::arm(quick.pid(), Duration::from_millis(200));
+        let dog = Watchdog::arm(quick.pid(), Duration::from_secs(60));
+        // Dropped well within its limit; the drop waits for its thread, so
+        // after it the watchdog cannot fire any more.
         drop(dog);
-        std::thread::sleep(Duration::from_millis(400));
         assert!(
             !quick.has_exited(),
             "a cancelled watchdog killed its process"

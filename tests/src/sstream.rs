@@ -9,7 +9,7 @@ use std::process::Output;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::lxd::ClientEnv;
+use crate::client::ClientEnv;
 
 /// Path of a venv tool, or an error saying how to install it.
 pub fn tool(name: &str) -> Result<PathBuf> {

@@ -1,12 +1,13 @@
-//! Issue #6: the real LXD client and daemon against the edge handler.
+//! The real LXD and Incus clients and daemons against the edge handler.
 //!
 //! The sample tree of real images (`ssgen_tests::images`) is pushed with
 //! `ssgen push` to the Worker running under workerd (Miniflare 4,
-//! `tests/edge/serve.mjs`) over HTTPS with a throwaway CA; then `lxc image
-//! list` (no daemon) must show every image with the fingerprint the test
-//! hashed itself, and a private LXD daemon must `image copy` every one of
-//! them from the Worker URL (each file's sha256 and the fingerprint
-//! verified by LXD).
+//! `tests/edge/serve.mjs`) over HTTPS with a throwaway CA; then `lxc` and
+//! `incus` (no daemon) must show every image with the fingerprint the test
+//! hashed itself, and a private LXD daemon and a private Incus daemon must
+//! `image copy` every one of them from the Worker URL (each file's sha256
+//! and the fingerprint verified by the daemon), export and re-import it,
+//! and import a unified image by direct URL.
 //!
 //! It needs the built Worker (`edge/pkg`, `scripts/build-edge.sh`) and Node
 //! 22 (`edge/node_modules`), so `cargo test` skips it (ignored) and
@@ -15,17 +16,22 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ssgen_tests::checks::{self, add_unified, check_daemon, check_direct_import, check_remote};
-use ssgen_tests::expect::{Client, expected_images};
+use ssgen_tests::checks::{
+    self, add_unified, check_daemon, check_direct_import, check_remote, expected_for,
+};
+use ssgen_tests::client::{self, Client, ClientEnv, start_daemon};
+use ssgen_tests::expect::expected_images;
 use ssgen_tests::images::sample_tree;
-use ssgen_tests::lxd::{ClientEnv, LxdDaemon, daemon_unavailable};
 use ssgen_tests::proc::{ProcessGuard, RunDir};
 use ssgen_tests::tls::TestTls;
 use ssgen_tests::{require_tools, ssgen_bin, workspace_root};
 
 const TOKEN: &str = "edge-real-clients-token";
+/// How long the Worker may take to print its `ready` line.
+const START_LIMIT: Duration = Duration::from_secs(120);
 
 /// Starts the Worker over HTTPS; returns its guard and base URL.
 fn start_edge(run: &RunDir, tls: &TestTls) -> (ProcessGuard, String) {
@@ -56,22 +62,60 @@ fn start_edge(run: &RunDir, tls: &TestTls) -> (ProcessGuard, String) {
         .child_mut()
         .and_then(|c| c.stdout.take())
         .expect("stdout is piped");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut lines = BufReader::new(stdout).lines();
+    // Lines come through a channel, so that the deadline holds even while
+    // the Worker prints nothing (a blocking read would wait forever). The
+    // reader keeps draining after `ready`: a closed pipe would break a
+    // later print of the Worker.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let url = wait_ready(&rx, START_LIMIT).unwrap_or_else(|e| {
+        panic!(
+            "{e}; its log:\n{}",
+            std::fs::read_to_string(run.path().join("edge.log")).unwrap_or_default()
+        )
+    });
+    (guard, url)
+}
+
+/// The URL of the first `ready <url>` line on `lines` within `limit`; an
+/// error when the limit passes or the Worker closes its output first.
+fn wait_ready(lines: &mpsc::Receiver<String>, limit: Duration) -> Result<String, String> {
+    let deadline = Instant::now() + limit;
     loop {
-        assert!(
-            Instant::now() < deadline,
-            "the Worker did not start in 60 s"
-        );
-        match lines.next() {
-            Some(Ok(line)) => {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
                 if let Some(url) = line.strip_prefix("ready ") {
-                    return (guard, url.trim().replace("://localhost", "://127.0.0.1"));
+                    return Ok(url.trim().replace("://localhost", "://127.0.0.1"));
                 }
             }
-            _ => panic!("the Worker exited before it was ready"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "the Worker printed no `ready` line within {limit:?}"
+                ));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("the Worker exited before it was ready".into());
+            }
         }
     }
+}
+
+/// A Worker that starts but prints nothing fails the start-up wait at its
+/// limit instead of hanging the suite.
+#[test]
+fn a_silent_worker_fails_the_start_up_wait() {
+    // The sender stays open and sends nothing: a Worker that runs silent.
+    let (tx, rx) = mpsc::channel::<String>();
+    let waited = wait_ready(&rx, Duration::from_millis(200));
+    drop(tx);
+    let message = waited.expect_err("a silent Worker was taken for a ready one");
+    assert!(message.contains("no `ready` line"), "{message}");
 }
 
 fn push(tree: &Path, url: &str, ca: &Path) {
@@ -91,9 +135,8 @@ fn push(tree: &Path, url: &str, ca: &Path) {
 
 #[test]
 #[ignore = "needs the built Worker (edge/pkg) and Node 22: run by tests/edge/run.sh"]
-fn lxd_lists_and_copies_every_image_from_the_worker() {
-    require_tools(&["mksquashfs", "qemu-img", "tar", "xz", "openssl", "lxc"])
-        .unwrap_or_else(|e| panic!("{e:#}"));
+fn real_clients_list_and_copy_every_image_from_the_worker() {
+    require_tools(client::TOOLS).unwrap_or_else(|e| panic!("{e:#}"));
     let run = RunDir::new().expect("run dir");
     let tree = sample_tree(&run.path().join("tree")).expect("sample tree");
     let tls = TestTls::create(run.path()).expect("throwaway CA");
@@ -101,42 +144,45 @@ fn lxd_lists_and_copies_every_image_from_the_worker() {
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     push(&tree.root, &url, &tls.ca_cert);
 
-    let env = ClientEnv::new(&run.path().join("clients"), &tls.ca_cert).expect("client env");
     let lxd = expected_images(&tree, Client::Lxd).expect("expected images");
-    assert!(!lxd.is_empty());
+    let incus = expected_images(&tree, Client::Incus).expect("expected images");
+    assert!(!lxd.is_empty() && !incus.is_empty());
+    let clients = run.path().join("clients");
+    let envs = ClientEnv::for_all(&clients, &tls.ca_cert).expect("client envs");
     let mut problems = Vec::new();
-    if let Err(p) = check_remote(&env, "edge", &url, &lxd) {
-        problems.extend(p);
-    }
-    match daemon_unavailable() {
-        Some(why) => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n{bar}\nSKIPPED (not passed): LXD daemon image copy from the Worker: {why}\n{bar}\n",
-                bar = "*".repeat(72)
-            );
+    for env in &envs {
+        if let Err(p) = check_remote(env, "edge", &url, expected_for(env.client, &lxd, &incus)) {
+            problems.extend(p);
         }
-        None => {
-            let daemon = LxdDaemon::start(&run, &env)
-                .unwrap_or_else(|e| panic!("starting the LXD daemon: {e:#}"));
-            if let Err(p) = check_daemon(&daemon, "edge", &url, &lxd, &run.path().join("stored")) {
-                problems.extend(p);
-            }
-            // Direct-URL import needs a unified tarball: add one and push.
-            let tarball = add_unified(&tree.root);
-            push(&tree.root, &url, &tls.ca_cert);
-            if let Err(p) = check_direct_import(&daemon, &url, "alpine/3.20", &tarball) {
+    }
+    let daemons: Vec<_> = envs
+        .iter()
+        .filter_map(|env| start_daemon(&run, env, "real daemons against the Worker"))
+        .collect();
+    for daemon in &daemons {
+        let expected = expected_for(daemon.client(), &lxd, &incus);
+        if let Err(p) = check_daemon(daemon, "edge", &url, expected, &run.path().join("stored")) {
+            problems.extend(p);
+        }
+    }
+    if !daemons.is_empty() {
+        // Direct-URL import needs a unified tarball: add one and push.
+        let tarball = add_unified(&tree.root);
+        push(&tree.root, &url, &tls.ca_cert);
+        for daemon in &daemons {
+            if let Err(p) = check_direct_import(daemon, &url, "alpine/3.20", &tarball) {
                 problems.push(p);
             }
         }
     }
     if let Err(p) = checks::into_result(problems) {
-        panic!("real LXD against the Worker:\n  {}", p.join("\n  "));
+        panic!("real clients against the Worker:\n  {}", p.join("\n  "));
     }
     eprintln!(
-        "LXD listed and copied {} image(s) from the Worker at {url}: {}",
+        "{} daemon(s) listed and copied {} LXD and {} Incus image(s) from the Worker at {url}: {}",
+        daemons.len(),
         lxd.len(),
+        incus.len(),
         lxd.iter()
             .map(|e| e.label.as_str())
             .collect::<Vec<_>>()

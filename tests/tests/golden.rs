@@ -104,7 +104,7 @@ fn run_case(name: &str) -> (String, String, String) {
     match ssgen_core::build(&scan, &digests, &config, None) {
         Ok(out) => {
             let diags: Vec<String> = out.diagnostics.iter().map(ToString::to_string).collect();
-            check_against_files(name, &out.images_json, &bytes);
+            check_against_files(name, &out.images_json, &bytes, clients);
             (out.index_json, out.images_json, diags.join("\n"))
         }
         Err(err) => (
@@ -115,9 +115,39 @@ fn run_case(name: &str) -> (String, String, String) {
     }
 }
 
+/// The metadata ftypes each client reads: a split image's, a unified one's.
+const METADATA_FTYPES: [(Client, &str, &str); 2] = [
+    (Client::Lxd, "lxd.tar.xz", "lxd_combined.tar.gz"),
+    (Client::Incus, "incus.tar.xz", "incus_combined.tar.gz"),
+];
+
+/// The combined-digest keys a metadata item must carry for a root item of
+/// `ftype`, as the clients read them (both clients'
+/// `shared/simplestreams/products.go`): root.tar.xz has the current key and
+/// the legacy `combined_sha256` that older clients read instead.
+fn combined_keys(ftype: &str) -> &'static [&'static str] {
+    match ftype {
+        "squashfs" => &["combined_squashfs_sha256"],
+        "root.tar.xz" => &["combined_rootxz_sha256", "combined_sha256"],
+        "disk-kvm.img" => &["combined_disk-kvm-img_sha256"],
+        "disk1.img" => &["combined_disk1-img_sha256"],
+        "uefi1.img" => &["combined_uefi1-img_sha256"],
+        _ => &[],
+    }
+}
+
 /// Recomputes every digest in the catalog from the fixture's bytes, apart
-/// from the core, so that a snapshot can never enshrine a wrong digest.
-fn check_against_files(name: &str, images_json: &str, bytes: &BTreeMap<String, Vec<u8>>) {
+/// from the core, so that a snapshot can never enshrine a wrong digest:
+/// each item's sha256 and size, and every combined digest of every
+/// metadata item with every root of its version (no more, no fewer). Each
+/// client the catalog is for must find its own metadata item beside every
+/// other client's.
+fn check_against_files(
+    name: &str,
+    images_json: &str,
+    bytes: &BTreeMap<String, Vec<u8>>,
+    clients: Clients,
+) {
     use sha2::Digest as _;
     let hex = |b: &[u8]| -> String {
         sha2::Sha256::digest(b)
@@ -143,22 +173,51 @@ fn check_against_files(name: &str, images_json: &str, bytes: &BTreeMap<String, V
                     "{name}: {pid} {vname} {key} size"
                 );
             }
-            for meta in items
-                .values()
-                .filter(|i| matches!(i["ftype"].as_str(), Some("lxd.tar.xz" | "incus.tar.xz")))
-            {
+            let ftypes: Vec<&str> = items.values().filter_map(|i| i["ftype"].as_str()).collect();
+            for (client, split, unified) in METADATA_FTYPES {
+                let wanted = match clients {
+                    Clients::Both => true,
+                    Clients::Only(c) => c == client,
+                };
+                for kind in [split, unified] {
+                    let other = METADATA_FTYPES
+                        .iter()
+                        .find(|(c, _, _)| *c != client)
+                        .map(|(_, s, u)| if kind == split { *s } else { *u })
+                        .expect("two clients");
+                    if ftypes.contains(&other) {
+                        assert_eq!(
+                            ftypes.contains(&kind),
+                            wanted,
+                            "{name}: {pid} {vname}: the catalog is for {clients:?}, and has a \
+                             {other} item; a {kind} item must be there {}",
+                            if wanted { "too" } else { "not" }
+                        );
+                    }
+                }
+            }
+            for meta in items.values().filter(|i| {
+                METADATA_FTYPES
+                    .iter()
+                    .any(|(_, split, _)| i["ftype"].as_str() == Some(*split))
+            }) {
+                let mut wanted: Vec<&str> = Vec::new();
                 for root in items.values() {
-                    let ckey = match root["ftype"].as_str() {
-                        Some("squashfs") => "combined_squashfs_sha256",
-                        Some("root.tar.xz") => "combined_rootxz_sha256",
-                        Some("disk-kvm.img") => "combined_disk-kvm-img_sha256",
-                        _ => continue,
-                    };
+                    let keys = combined_keys(root["ftype"].as_str().unwrap_or(""));
                     let expected = hex(&[file(meta).as_slice(), file(root)].concat());
-                    assert_eq!(
-                        meta[ckey].as_str(),
-                        Some(expected.as_str()),
-                        "{name}: {pid} {vname} {ckey}"
+                    for ckey in keys {
+                        wanted.push(ckey);
+                        assert_eq!(
+                            meta[*ckey].as_str(),
+                            Some(expected.as_str()),
+                            "{name}: {pid} {vname} {ckey}"
+                        );
+                    }
+                }
+                for key in meta.as_object().expect("an item is an object").keys() {
+                    assert!(
+                        !key.starts_with("combined_") || wanted.contains(&key.as_str()),
+                        "{name}: {pid} {vname}: {key} names no root item of the version"
                     );
                 }
             }

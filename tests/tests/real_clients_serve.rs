@@ -9,24 +9,27 @@
 //! of real images is published through the upload API (`PUT` with
 //! `X-Checksum-Sha256`, one product through the multipart form), the server
 //! rebuilds the catalog by itself, and then exactly the checks of the main
-//! test run against it ([`checks::check_served_tree`]): `lxc image
-//! list/info/alias list` against expectations the test computed from its own
-//! files, the private LXD daemon's `image copy` of every image, and
-//! `sstream-mirror`.
+//! test run against it ([`checks::check_served_tree`]): `lxc` and `incus`
+//! `image list/info/alias list` against expectations the test computed from
+//! its own files, the private LXD and Incus daemons' `image copy` of every
+//! image with export and re-import, and `sstream-mirror`; then each daemon
+//! imports a unified image by direct URL.
 //!
 //! The clients fetch every image file first over `http://<host:port of the
-//! HTTPS URL>` and fall back to HTTPS (spec §11.4); the test checks that this
-//! first attempt fails fast against the TLS listener, that the `--http`
+//! HTTPS URL>` and fall back to HTTPS; the test checks that this first
+//! attempt is closed by the TLS listener (not held open), that the `--http`
 //! listener serves the same tree, and bounds the daemon part with a
-//! watchdog, so a hang fails the test instead of stalling it.
+//! watchdog, so a hang fails the test instead of stalling it. Nothing here
+//! asserts how fast: the bounds are generous, and their expiry is a
+//! failure.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use ssgen_tests::checks::{self, ServedTree};
-use ssgen_tests::expect::{Client, expected_images};
+use ssgen_tests::client::{self, Client, ClientEnv, Daemon};
+use ssgen_tests::expect::expected_images;
 use ssgen_tests::images::sample_tree;
-use ssgen_tests::lxd::{self, ClientEnv};
 use ssgen_tests::proc::RunDir;
 use ssgen_tests::ssgen_serve::{SsgenServe, Watchdog, plain_http_to, publish};
 use ssgen_tests::tls::TestTls;
@@ -38,22 +41,18 @@ const TIMESTAMP: &str = "1767225600";
 /// Published through the multipart form: the product with a container and
 /// a VM sharing one metadata tarball (three files in one request).
 const FORM_PRODUCT: &str = "myos:1.0:arm64:cloud";
-/// The daemon part with a healthy server takes a few seconds; past this,
-/// the server is killed and the test fails.
-const DAEMON_LIMIT: Duration = Duration::from_secs(60);
+/// The daemon part with a healthy server takes seconds; past this bound
+/// (a hang, not slowness), the server is killed and the test fails.
+const DAEMON_LIMIT: Duration = Duration::from_secs(300);
+/// How long the TLS listener may hold a plain-HTTP connection before the
+/// probe calls it held open (a client would hang there).
+const PROBE_LIMIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
-    require_tools(&[
-        "mksquashfs",
-        "qemu-img",
-        "tar",
-        "xz",
-        "openssl",
-        "lxc",
-        "curl",
-    ])
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    require_tools(client::TOOLS)
+        .and_then(|()| require_tools(&["curl"]))
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let started = Instant::now();
     let run = RunDir::new().expect("run dir");
     // The publisher's copy: expectations are computed from these files,
@@ -130,25 +129,28 @@ fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
         file.rel
     );
     // The clients' first attempt at an image file: http:// on the port of
-    // the HTTPS URL. It must fail at once (they then retry over HTTPS), not
-    // leave the connection open until a timeout.
-    let probe = plain_http_to(server.https_addr(), &file.rel, Duration::from_secs(10))
+    // the HTTPS URL. The listener must close it (they then retry over
+    // HTTPS), not hold it open: a held connection is an error of the probe.
+    let probe = plain_http_to(server.https_addr(), &file.rel, PROBE_LIMIT)
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(
-        probe.closed_after < Duration::from_secs(2) && !probe.answer.starts_with(b"HTTP/1.1 200"),
-        "plain HTTP to the TLS listener: closed after {:?} with {:?}; it must fail fast",
-        probe.closed_after,
+        !probe.answer.starts_with(b"HTTP/1.1 200"),
+        "plain HTTP to the TLS listener was answered {:?}; it must be refused",
         String::from_utf8_lossy(&probe.answer[..probe.answer.len().min(40)])
     );
 
-    let env = ClientEnv::new(&run.path().join("clients"), &tls.ca_cert).expect("client env");
+    let clients = run.path().join("clients");
+    let envs = ClientEnv::for_all(&clients, &tls.ca_cert).expect("client envs");
     let daemon_starting = Instant::now();
-    let daemon = lxd::daemon_or_skip(&run, &env, "real clients against ssgen serve");
+    let daemons: Vec<Daemon> = envs
+        .iter()
+        .filter_map(|env| client::start_daemon(&run, env, "real clients against ssgen serve"))
+        .collect();
     let daemon_start = daemon_starting.elapsed();
-    let watchdog = Watchdog::arm(server.pid(), DAEMON_LIMIT + Duration::from_secs(30));
+    let watchdog = Watchdog::arm(server.pid(), DAEMON_LIMIT);
     let outcome = checks::check_served_tree(
         &ServedTree {
-            env: &env,
+            clients: &envs.iter().collect::<Vec<_>>(),
             remote: "t",
             url: server.url(),
             root: server.root(),
@@ -156,33 +158,25 @@ fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
             incus: &incus,
             work: run.path(),
         },
-        daemon.as_ref(),
+        &daemons.iter().collect::<Vec<_>>(),
     );
     let hung = watchdog.fired();
     drop(watchdog);
     assert!(
         !hung,
-        "the checks did not finish within {:?}: ssgen serve was killed; problems:\n  - {}",
-        DAEMON_LIMIT + Duration::from_secs(30),
+        "the checks did not finish within {DAEMON_LIMIT:?}: ssgen serve was killed; problems:\n  - {}",
         outcome.problems.join("\n  - ")
     );
-    if let Some(took) = outcome.took("lxd daemon") {
-        assert!(
-            took < DAEMON_LIMIT,
-            "the daemon's image copies took {took:?} (limit {DAEMON_LIMIT:?}): \
-             does the plain-HTTP first attempt wait for a timeout?"
-        );
-    }
     assert!(
         server.is_running(),
         "ssgen serve exited during the checks:\n{}",
         server.stderr_tail()
     );
     let mut problems = outcome.problems.clone();
-    // Direct-URL import (`lxc image import https://HOST/aliases/ALIAS`)
-    // needs a unified tarball: publish one through the API, then let the
-    // daemon import it by its alias.
-    if let Some(daemon) = &daemon {
+    // Direct-URL import (`image import https://HOST/aliases/ALIAS`) needs a
+    // unified tarball: publish one through the API, then let each daemon
+    // import it by its alias.
+    if !daemons.is_empty() {
         let tarball = checks::add_unified(&tree.root);
         let rel = tarball
             .strip_prefix(&tree.root)
@@ -201,8 +195,12 @@ fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
             )
             .unwrap_or_else(|e| panic!("waiting for the unified image: {e:#}"));
         let watchdog = Watchdog::arm(server.pid(), DAEMON_LIMIT);
-        if let Err(p) = checks::check_direct_import(daemon, server.url(), "alpine/3.20", &tarball) {
-            problems.push(p);
+        for daemon in &daemons {
+            if let Err(p) =
+                checks::check_direct_import(daemon, server.url(), "alpine/3.20", &tarball)
+            {
+                problems.push(p);
+            }
         }
         assert!(
             !watchdog.fired(),
@@ -220,7 +218,7 @@ fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
     eprintln!(
         "ssgen serve at {} (and {http}): sample tree made in {:.1}s; server up in {:.1}s; published {} files by PUT, \
          {} by one multipart POST, {} side files copied, in {:.1}s; catalog rebuilt {:.1}s after \
-         the last upload; plain HTTP to the TLS port answered {} ({} bytes) and closed in {:?}; daemon started in {:.1}s; \
+         the last upload; plain HTTP to the TLS port answered {} ({} bytes) and closed in {:?}; {} daemon(s) started in {:.1}s; \
          checked {} LXD and {} Incus images ({}); {:.1}s in all",
         server.url(),
         made.as_secs_f64(),
@@ -233,6 +231,7 @@ fn real_clients_accept_what_ssgen_serve_publishes_through_its_api() {
         ssgen_tests::hex(&probe.answer[..probe.answer.len().min(7)]),
         probe.answer.len(),
         probe.closed_after,
+        daemons.len(),
         daemon_start.as_secs_f64(),
         lxd.len(),
         incus.len(),

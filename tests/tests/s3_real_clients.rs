@@ -1,20 +1,21 @@
 //! A bucket filled by `ssgen push --to s3://` and served over HTTPS the way
 //! a CDN fronts it: moto's S3 emulator (standing in for the cloud store)
 //! behind Debian's nginx as a TLS proxy, both on 127.0.0.1. Through nginx
-//! the real `lxc` client lists every image with the fingerprint the test
-//! hashed itself, python-simplestreams mirrors every file, the real LXD
-//! daemon copies every image (checking each sha256 and the fingerprint),
-//! and `ssgen verify --deep` downloads and checks everything.
+//! the real `lxc` and `incus` clients list every image with the
+//! fingerprint the test hashed itself, python-simplestreams mirrors every
+//! file, the real LXD and Incus daemons copy every image (checking each
+//! sha256 and the fingerprint), and `ssgen verify --deep` downloads and
+//! checks everything.
 //!
 //! The clients are checked by `checks::check_served_tree`, whatever serves
-//! the tree; the Incus client and daemon join it there.
+//! the tree.
 
 use std::process::Command;
 
 use ssgen_tests::checks::{ServedTree, check_served_tree, into_result};
+use ssgen_tests::client::{self, ClientEnv, Daemon, TOOLS};
 use ssgen_tests::expect::{Client, expected_images};
 use ssgen_tests::images::sample_tree;
-use ssgen_tests::lxd::{ClientEnv, daemon_or_skip};
 use ssgen_tests::proc::RunDir;
 use ssgen_tests::s3::{Moto, Nginx, push_command};
 use ssgen_tests::tls::TestTls;
@@ -23,17 +24,8 @@ use ssgen_tests::{require_tools, run, ssgen_bin};
 const T: &str = "1767225600";
 
 #[test]
-fn lxd_lists_and_copies_every_image_from_the_bucket_behind_nginx() {
-    require_tools(&[
-        "mksquashfs",
-        "qemu-img",
-        "tar",
-        "xz",
-        "openssl",
-        "lxc",
-        "nginx",
-    ])
-    .unwrap_or_else(|e| panic!("{e:#}"));
+fn lxd_and_incus_list_and_copy_every_image_from_the_bucket_behind_nginx() {
+    require_tools(&[TOOLS, &["nginx"]].concat()).unwrap_or_else(|e| panic!("{e:#}"));
     let run_dir = RunDir::new().expect("run dir");
     let tree = sample_tree(&run_dir.path().join("tree")).expect("sample tree");
     run(Command::new(ssgen_bin())
@@ -66,14 +58,20 @@ fn lxd_lists_and_copies_every_image_from_the_bucket_behind_nginx() {
         .unwrap_or_else(|e| panic!("starting nginx: {e:#}"));
     let url = nginx.url();
 
-    let env = ClientEnv::new(&run_dir.path().join("clients"), &tls.ca_cert).expect("client env");
+    let envs =
+        ClientEnv::for_all(&run_dir.path().join("clients"), &tls.ca_cert).expect("client envs");
     let lxd = expected_images(&tree, Client::Lxd).expect("expected images");
     let incus = expected_images(&tree, Client::Incus).expect("expected images");
-    let daemon = daemon_or_skip(&run_dir, &env, "image copy from the bucket behind nginx");
+    let daemons: Vec<Daemon> = envs
+        .iter()
+        .filter_map(|env| {
+            client::start_daemon(&run_dir, env, "image copy from the bucket behind nginx")
+        })
+        .collect();
     let work = run_dir.path().join("work");
     let outcome = check_served_tree(
         &ServedTree {
-            env: daemon.as_ref().map_or(&env, |d| d.env()),
+            clients: &envs.iter().collect::<Vec<_>>(),
             remote: "bucket",
             url: &url,
             // The bucket holds these bytes (s3_push checks it object by
@@ -83,7 +81,7 @@ fn lxd_lists_and_copies_every_image_from_the_bucket_behind_nginx() {
             incus: &incus,
             work: &work,
         },
-        daemon.as_ref(),
+        &daemons.iter().collect::<Vec<_>>(),
     );
     let mut problems = outcome.problems.clone();
     let verify = Command::new(ssgen_bin())
@@ -106,8 +104,9 @@ fn lxd_lists_and_copies_every_image_from_the_bucket_behind_nginx() {
         );
     }
     eprintln!(
-        "LXD listed and copied {} image(s) from the bucket through nginx at {url} ({})",
+        "LXD and Incus listed and copied {} and {} image(s) from the bucket through nginx at {url} ({})",
         lxd.len(),
+        incus.len(),
         outcome.timings_line()
     );
 }
