@@ -5,7 +5,8 @@
 // Hooks for automated checks (stable): inputs [data-testid=folder-input]
 // and [data-testid=files-input]; the documents in [data-testid=index-json]
 // and [data-testid=images-json]; <body data-state> is loading, ready,
-// working, done, cancelled or error (with the message in #error).
+// working, done, cancelled or error (with the message in #error), and
+// <body data-run> numbers the runs (each drop or choice) from 1.
 // ?timestamp=<unix seconds> fixes `updated`, as `ssgen build --timestamp`.
 
 import init, * as ssgen from "./pkg/ssgen_wasm.js";
@@ -131,6 +132,7 @@ function begin(body) {
       if (run) await run.stop();
       clearError();
       resetView();
+      document.body.dataset.run = String(mine);
       setState("working");
       await body();
     })

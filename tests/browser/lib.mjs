@@ -60,8 +60,9 @@ export async function serve(root = WEB) {
   };
 }
 
-// Debian's Chromium, headless (toolchain.md §e).
-export function launch() {
+// Debian's Chromium, headless. `exposeGc`: scripts (and the page's
+// workers) get `gc()`, for tests that force garbage collections.
+export function launch({ exposeGc = false } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -73,6 +74,7 @@ export function launch() {
       "--disable-sync",
       "--no-first-run",
       "--disable-dev-shm-usage",
+      ...(exposeGc ? ["--js-flags=--expose-gc"] : []),
     ],
   });
 }
@@ -98,12 +100,46 @@ export async function openPage(browser, url) {
 }
 
 // Waits for the page to finish; fails with the page's own message on error.
-export async function waitDone(page, timeout = 60_000) {
-  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout });
+// `run`: wait for that run (the page numbers each drop or choice from 1 in
+// <body data-run>), not an earlier one that is already done.
+export async function waitDone(page, timeout = 60_000, run = null) {
+  const at = run === null ? "" : `[data-run="${run}"]`;
+  await page.waitForSelector(`body${at}[data-state="done"], body${at}[data-state="error"]`, { timeout });
   const state = await page.getAttribute("body", "data-state");
   if (state === "error") {
     throw new Error(`the page reports an error: ${await page.textContent("#error")}`);
   }
+}
+
+// Drops files or folders on the page through the browser's own drag and
+// drop (the page walks a folder with webkitGetAsEntry).
+export async function dropPaths(page, paths) {
+  const cdp = await page.context().newCDPSession(page);
+  const box = await page.locator("#drop").boundingBox();
+  const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+  const data = { items: [], files: paths, dragOperationsMask: 1 };
+  for (const type of ["dragEnter", "dragOver", "drop"]) {
+    await cdp.send("Input.dispatchDragEvent", { type, ...at, data });
+  }
+  await cdp.detach();
+}
+
+// Forces a garbage collection in each of the page's workers every few
+// milliseconds until the returned function is called (needs a browser from
+// launch({exposeGc: true})). A collection lands while a worker awaits a
+// read, which is when an object only that read refers to can be lost.
+export function forceCollections(page, everyMs = 5) {
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      await Promise.all(page.workers().map((w) => w.evaluate(() => globalThis.gc()).catch(() => {})));
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return async () => {
+    on = false;
+    await loop;
+  };
 }
 
 const temps = [];
