@@ -4,8 +4,7 @@
 
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, get } from "node:http";
-import { createServer as createNetServer } from "node:net";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,7 +39,8 @@ const TYPES = {
   ".ts": "text/plain",
 };
 
-// Serves `root` on 127.0.0.1 at a free port; returns {url, close}.
+// Serves `root` on 127.0.0.1 at a port the system picks; returns {url,
+// close}.
 export async function serve(root = WEB) {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
@@ -230,35 +230,38 @@ export function ssgenBuild(root, timestamp, flags = []) {
   return { imagesJson, indexJson: readFileSync(join(copy, "streams/v1/index.json"), "utf8") };
 }
 
-async function freePort() {
-  const probe = createNetServer();
-  await new Promise((ok) => probe.listen(0, "127.0.0.1", ok));
-  const { port } = probe.address();
-  await new Promise((ok) => probe.close(ok));
-  return port;
-}
-
-// `ssgen serve DIR` on plain HTTP at 127.0.0.1; returns {url, close}.
+// `ssgen serve DIR` on plain HTTP at 127.0.0.1, on a port it picks itself
+// and names on its first line of output; returns {url, close}.
 export async function ssgenServe(dir) {
-  const port = await freePort();
-  const child = spawn(SSGEN, ["serve", dir, "--plain", "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(SSGEN, ["serve", dir, "--plain", "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
-  const url = `http://127.0.0.1:${port}/`;
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const up = await new Promise((ok) => get(url, (r) => ok(r.resume() && true)).on("error", () => ok(false)));
-    if (up) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill();
-      throw new Error(`ssgen serve did not come up on ${url}: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const url = await new Promise((ok, fail) => {
+    let stdout = "";
+    const timer = setTimeout(() => fail(new Error(`ssgen serve named no address within 15 s: ${stderr}`)), 15_000);
+    child.stdout.on("data", (d) => {
+      stdout += d;
+      const m = /^serving .* at (http:\/\/127\.0\.0\.1:\d+)$/m.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        ok(`${m[1]}/`);
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      fail(new Error(`ssgen serve exited (${code}) before serving: ${stderr}`));
+    });
+  }).catch((e) => {
+    child.kill();
+    throw e;
+  });
+  // Nothing more is read from stdout: keep it drained.
+  child.stdout.resume();
   return {
     url,
     close: () =>
       new Promise((ok) => {
+        if (child.exitCode !== null) return ok();
         child.once("exit", ok);
         child.kill();
       }),
