@@ -76,18 +76,21 @@ function descendantsRss() {
   return total;
 }
 
-let root;
-
-test("a 2 GiB disk image hashes right with flat memory", async (t) => {
-  root = tempDir("large");
+// A tree with one 2 GiB VM disk: a real qcow2 header, then a sparse tail,
+// so the file reads as 2 GiB without taking 2 GiB of disk.
+function largeTree() {
+  const root = tempDir("large");
   const v = join(root, "images/debian/12/amd64/default/20260801_0312");
   metadataTarball(join(v, "incus.tar.xz"), { created: 1785554000, os: "Debian", release: "12", serial: "20260801_03:12" });
-  // A real qcow2 header, then a sparse tail up to 2 GiB: the file reads as
-  // 2 GiB without taking 2 GiB of disk.
   const disk = join(v, "disk.qcow2");
   qcow2(disk, "2G");
   run("truncate", ["-s", String(SIZE), disk]);
   assert.equal(statSync(disk).size, SIZE);
+  return { root, disk };
+}
+
+test("a 2 GiB disk image hashes right with flat memory", async (t) => {
+  const { root, disk } = largeTree();
   const expected = await sha256File(disk);
 
   const { page, problems } = await openPage(browser, `${server.url}?timestamp=1785556800`);
@@ -118,6 +121,7 @@ test("a 2 GiB disk image hashes right with flat memory", async (t) => {
 });
 
 test("cancel stops hashing, and the next files are hashed", async () => {
+  const { root } = largeTree();
   const { page, problems } = await openPage(browser, `${server.url}?timestamp=1785556800`);
   await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
   await page.waitForFunction(() => Number(document.querySelector("#overall").value) > 0, null, { timeout: 60_000 });
