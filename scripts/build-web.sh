@@ -5,8 +5,8 @@
 #
 # Needs: the wasm32 target and wasm-bindgen-cli (scripts/setup.sh wasm), and
 # npm binaryen in tests/browser (scripts/setup.sh browser). Debian's binaryen
-# is never used: its wasm-opt breaks wasm-bindgen's output (toolchain.md
-# pitfall 1); without npm binaryen the page is still built, unoptimised.
+# is never used: its wasm-opt (version 108) breaks wasm-bindgen's output;
+# without npm binaryen the page is still built, unoptimised.
 #
 # Usage: scripts/build-web.sh
 set -euo pipefail
@@ -55,7 +55,7 @@ fi
 wasm="$OUT.tmp/ssgen_wasm_bg.wasm"
 if [ -x "$WASM_OPT" ]; then
     # -O3 rather than -Oz: the hash loop is the page's hot path, and -Oz
-    # saves almost nothing after the size profile (toolchain.md §b).
+    # saves almost nothing after the size profile.
     "$WASM_OPT" -O3 --enable-bulk-memory --enable-reference-types \
         --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
         "$wasm" -o "$wasm.opt"

@@ -25,19 +25,40 @@ const el = (tag, props = {}, ...children) => {
 // again. The layout must be valid for the core to plan the pairs.
 const STAGING_DIR = "images/staging/staging/amd64/default/20000101_0000";
 
-const timestamp = readTimestamp();
+// The fixed ?timestamp=, or null: each run then takes the time it starts.
+const fixedTimestamp = readTimestamp();
 let pool = null;
 let run = null; // the current Run
 const started = start();
 
 function readTimestamp() {
   const raw = new URLSearchParams(location.search).get("timestamp");
-  if (raw === null) return Math.floor(Date.now() / 1000);
+  if (raw === null) return null;
   if (!/^-?\d+$/.test(raw)) {
     // Reported once the page is up: a wrong value must not go unnoticed.
     return { invalid: raw };
   }
   return Number(raw);
+}
+
+function runTimestamp() {
+  return fixedTimestamp ?? Math.floor(Date.now() / 1000);
+}
+
+// Says which `updated` the documents carry, and where it comes from: once a
+// catalog is built, the very string it holds.
+function showUpdated(out = null) {
+  const fixed = fixedTimestamp !== null;
+  const source = fixed ? "from ?timestamp=" : "now";
+  let text;
+  if (!out) {
+    text = fixed ? `updated: ${new Date(fixedTimestamp * 1000).toUTCString()} (${source})` : "updated: the time of the build (now)";
+  } else if (out.updatedKept) {
+    text = `updated: ${out.updated} (kept from the published images.json: nothing else changed)`;
+  } else {
+    text = `updated: ${out.updated} (${source})`;
+  }
+  $("#timestamp-note").textContent = text;
 }
 
 function setState(state) {
@@ -58,8 +79,8 @@ function clearError() {
 
 async function start() {
   try {
-    if (typeof timestamp === "object") {
-      throw new Error(`?timestamp=${timestamp.invalid} is not whole Unix seconds (e.g. ?timestamp=1785556800)`);
+    if (fixedTimestamp?.invalid !== undefined) {
+      throw new Error(`?timestamp=${fixedTimestamp.invalid} is not whole Unix seconds (e.g. ?timestamp=1785556800)`);
     }
     const url = new URL("./pkg/ssgen_wasm_bg.wasm", import.meta.url);
     const response = await fetch(url);
@@ -71,8 +92,7 @@ async function start() {
     const size = Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 4));
     pool = new Pool(module, size);
     await pool.ready();
-    const source = new URLSearchParams(location.search).has("timestamp") ? "from ?timestamp=" : "now";
-    $("#timestamp-note").textContent = `updated: ${new Date(timestamp * 1000).toUTCString()} (${source})`;
+    showUpdated();
     setState("ready");
   } catch (e) {
     showError(`The page could not start: ${e.message}`);
@@ -164,7 +184,7 @@ function resetView() {
 async function treeRun(items) {
   const { files, previous } = rootTree(items);
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const builder = new ssgen.Builder(timestamp);
+  const builder = new ssgen.Builder(runTimestamp());
   const current = new Run(builder);
   run = current;
   if (previous) builder.setPrevious(await previous.text());
@@ -258,10 +278,9 @@ class Run {
   }
 
   show(out) {
-    showDiagnostics(out.diagnostics, out.lint);
-    $("#summary").textContent =
-      `${out.products} product(s), ${out.images} image(s) per client. ` +
-      `What the clients make of the catalog: ${out.lint.summary}.`;
+    const findings = showDiagnostics(out.diagnostics, out.lint);
+    $("#summary").textContent = `${out.products} product(s), ${out.images} image(s) per client. ${findings}`;
+    showUpdated(out);
     $("#index-json").textContent = out.indexJson;
     $("#images-json").textContent = out.imagesJson;
     $("#output").hidden = false;
@@ -273,8 +292,10 @@ class Run {
 // where the form says, as often as the user edits it.
 class LooseRun extends Run {
   constructor(placed, placements) {
+    const timestamp = runTimestamp();
     const builder = new ssgen.Builder(timestamp);
     super(builder);
+    this.timestamp = timestamp;
     this.placed = placed;
     this.placements = placements;
     this.results = null;
@@ -361,13 +382,14 @@ class LooseRun extends Run {
       this.results = results;
     }
     if (!this.form.reportValidity()) {
+      $("#output").hidden = true;
       showError("Fill in os, release, arch, variant and version (YYYYMMDD…) to build the catalog.");
       return;
     }
     const fields = this.fields();
     const versionDir = `${fields.dir}/${fields.version}`;
     const move = (path) => `${versionDir}/${path.slice(STAGING_DIR.length + 1)}`;
-    const builder = new ssgen.Builder(timestamp);
+    const builder = new ssgen.Builder(this.timestamp);
     try {
       builder.setClients($("#clients").value);
       for (const p of this.placed) builder.addFile(`${versionDir}/${p.target}`, p.file.size, p.head);
@@ -381,6 +403,10 @@ class LooseRun extends Run {
       showDiagnostics(scan.diagnostics);
       if (scan.hasErrors) throw new Error("The fields have problems that block publishing; see the findings above.");
       this.show(builder.build());
+    } catch (e) {
+      // No documents on show that are not those of the fields and files.
+      $("#output").hidden = true;
+      throw e;
     } finally {
       builder.free();
     }
@@ -478,6 +504,7 @@ async function hashPlan(plan, fileOf, record, label = (path) => path) {
 
 // The core's diagnostics about the files, then (once built) the lint's
 // findings: what LXD and Incus would hide or refuse in the catalog, and why.
+// The summary counts exactly the cards drawn; returns its text.
 function showDiagnostics(diagnostics, lint = null) {
   const item = (level, where, message, help, tag = "") =>
     el(
@@ -495,12 +522,30 @@ function showDiagnostics(diagnostics, lint = null) {
   );
   $("#diagnostics").replaceChildren(...files, ...findings);
   $("#findings").hidden = false;
-  if (files.length + findings.length === 0) $("#summary").textContent = "No findings.";
+  const levels = [...files, ...findings].map((card) => card.className);
+  let text = `Findings: ${countLevels(levels)}`;
+  if (lint && levels.length) {
+    text += ` (about the files: ${countLevels(diagnostics.map((d) => d.level))}; ` +
+      `what LXD and Incus make of the catalog: ${countLevels(lint.findings.map((f) => f.severity))})`;
+  }
+  text += ".";
+  $("#summary").textContent = text;
+  return text;
+}
+
+// "1 error, 3 warnings, 1 note", or "none".
+function countLevels(levels) {
+  const parts = [];
+  for (const [level, plural] of [["error", "errors"], ["warning", "warnings"], ["note", "notes"]]) {
+    const n = levels.filter((l) => l === level).length;
+    if (n) parts.push(`${n} ${n === 1 ? level : plural}`);
+  }
+  return parts.join(", ") || "none";
 }
 
 // ----------------------------------------------------- loose-mode form
 
-// The requirement keys the daemons act on (spec §9) and their meaningful value.
+// The requirement keys the daemons act on and their meaningful value.
 const KNOWN_REQUIREMENTS = [
   ["secureboot", "false", "VM cannot boot with Secure Boot"],
   ["cgroup", "v1", "needs a cgroup v1 host"],

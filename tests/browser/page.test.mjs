@@ -8,6 +8,7 @@ import { after, before, test } from "node:test";
 import {
   ARTIFACTS,
   WEB,
+  dropPaths,
   ensureBuilt,
   launch,
   metadataTarball,
@@ -248,15 +249,54 @@ test("a server root dropped on the page is walked, and its published catalog kep
   const { page, problems } = await openPage(browser, pageUrl());
   // A real drag of the server root (the folder holding images/), through the
   // browser's own drag and drop: the page walks it with webkitGetAsEntry.
-  const cdp = await page.context().newCDPSession(page);
-  const box = await page.locator("#drop").boundingBox();
-  const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
-  const data = { items: [], files: [root], dragOperationsMask: 1 };
-  for (const type of ["dragEnter", "dragOver", "drop"]) {
-    await cdp.send("Input.dispatchDragEvent", { type, ...at, data });
-  }
+  await dropPaths(page, [root]);
   await waitDone(page);
   assert.deepEqual(await documents(page), expected);
+  // The header names the time the documents keep, and why.
+  assert.equal(await page.textContent("#timestamp-note"), "updated: Sat, 01 Aug 2026 03:00:00 +0000 (kept from the published images.json: nothing else changed)");
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("without ?timestamp, the header names the very time the documents carry", async () => {
+  const root = makeTree();
+  const { page, problems } = await openPage(browser, server.url);
+  assert.match(await page.textContent("#timestamp-note"), /\(now\)/);
+  await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
+  await waitDone(page);
+  const { updated } = JSON.parse(await page.textContent('[data-testid="images-json"]'));
+  assert.match(updated, /^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d \+0000$/);
+  assert.equal(JSON.parse(await page.textContent('[data-testid="index-json"]')).updated, updated);
+  assert.equal(await page.textContent("#timestamp-note"), `updated: ${updated} (now)`);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("the summary counts the findings it sits above", async () => {
+  const root = tempDir("findings");
+  const v = join(root, "images/debian/12/amd64/default");
+  metadataTarball(join(v, "20260801_0312/incus.tar.xz"), { created: 1785554000, os: "Debian", release: "12", serial: "a" });
+  squashfs(join(v, "20260801_0312/rootfs.squashfs"), "debian");
+  // Three warnings (a product the clients would hide, a version without its
+  // root file, a version name they would hide) and one note (a stray file).
+  const hidden = join(root, "images/debian/12/x86-64/default/20260801_0312");
+  metadataTarball(join(hidden, "incus.tar.xz"), { created: 1785554000, os: "Debian", release: "12", serial: "b" });
+  squashfs(join(hidden, "rootfs.squashfs"), "other");
+  metadataTarball(join(v, "20260802_0312/incus.tar.xz"), { created: 1785554001, os: "Debian", release: "12", serial: "c" });
+  metadataTarball(join(v, "latest/incus.tar.xz"), { created: 1785554002, os: "Debian", release: "12", serial: "d" });
+  writeFileSync(join(root, "images/README.txt"), "notes\n");
+
+  const { page, problems } = await openPage(browser, pageUrl());
+  await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
+  await waitDone(page);
+  assert.deepEqual(await documents(page), ssgenBuild(root, TIMESTAMP));
+  const cards = async (level) => page.locator(`#diagnostics li.${level}`).count();
+  assert.deepEqual([await cards("error"), await cards("warning"), await cards("note")], [0, 3, 1]);
+  assert.equal(
+    await page.textContent("#summary"),
+    "1 product(s), 1 image(s) per client. Findings: 3 warnings, 1 note " +
+      "(about the files: 3 warnings, 1 note; what LXD and Incus make of the catalog: none).",
+  );
   assert.deepEqual(problems, []);
   await page.close();
 });

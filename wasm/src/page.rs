@@ -171,6 +171,11 @@ struct BuildView {
     diagnostics: Vec<Diagnostic>,
     products: usize,
     images: usize,
+    /// The documents' `updated`, as written.
+    updated: String,
+    /// Whether `updated` is the published catalog's, kept because nothing
+    /// else changed, rather than the builder's timestamp.
+    updated_kept: bool,
     /// What LXD and Incus make of the documents (the core's lint).
     lint: LintView,
 }
@@ -399,8 +404,12 @@ impl Builder {
         let scan = ssgen_core::scan(&self.entries, &self.config);
         let out = ssgen_core::build(&scan, &self.digests, &self.config, self.previous.as_deref())
             .map_err(|e| e.to_string())?;
+        let now = time::rfc2822(self.config.timestamp);
+        let updated = top_level_updated(&out.index_json).unwrap_or_default();
         Ok(BuildView {
             lint: lint_documents(&out.index_json, &out.images_json).into(),
+            updated_kept: updated != now,
+            updated,
             index_json: out.index_json,
             images_json: out.images_json,
             diagnostics: out.diagnostics,
@@ -408,6 +417,12 @@ impl Builder {
             images: out.images,
         })
     }
+}
+
+/// The `updated` of a document.
+fn top_level_updated(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value.get("updated")?.as_str().map(str::to_owned)
 }
 
 /// Lints a catalog (ours or anyone's): `{findings: [{severity, code,
@@ -713,7 +728,7 @@ struct Proposal {
 /// names are, by convention, e.g. `debian`), the Debian-style architecture
 /// name the clients and aliases use (`x86_64` → `amd64`), `default` when no
 /// variant is given, and the version named after `creation_date` in UTC
-/// (`YYYYMMDD_HHMM`, spec §10's recommendation).
+/// (`YYYYMMDD_HHMM`).
 fn propose(meta: &ImageMetadata) -> Proposal {
     // ASCII only: directory names must be [A-Za-z0-9._~:-] anyway (and the
     // Unicode case tables would weigh on the page's download).
