@@ -8,6 +8,7 @@
 // working, done, cancelled or error (with the message in #error), and
 // <body data-run> numbers the runs (each drop or choice) from 1.
 // ?timestamp=<unix seconds> fixes `updated`, as `ssgen build --timestamp`.
+// In export mode, [data-testid=merge-input] takes the server's images.json.
 
 import init, * as ssgen from "./pkg/ssgen_wasm.js";
 import { Cancelled, Pool } from "./pool.js";
@@ -54,7 +55,8 @@ function showUpdated(out = null) {
   if (!out) {
     text = fixed ? `updated: ${new Date(fixedTimestamp * 1000).toUTCString()} (${source})` : "updated: the time of the build (now)";
   } else if (out.updatedKept) {
-    text = `updated: ${out.updated} (kept from the published images.json: nothing else changed)`;
+    const whose = out.merged ? "the server's images.json: nothing added to it" : "the published images.json: nothing else changed";
+    text = `updated: ${out.updated} (kept from ${whose})`;
   } else {
     text = `updated: ${out.updated} (${source})`;
   }
@@ -138,6 +140,19 @@ function wireInputs() {
     // While hashing, the running rebuild picks the new choice up.
     if (run && !run.hashing) run.rebuild().catch(failed);
   });
+  $("#merge-input").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    e.target.value = "";
+    if (file && run instanceof LooseRun) run.mergeFrom(async () => ({ text: await file.text(), source: file.name })).catch(failed);
+  });
+  $("#merge-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const url = $("#merge-url").value.trim();
+    if (url && run instanceof LooseRun) run.mergeFrom(() => fetchServerCatalog(url)).catch(failed);
+  });
+  $("#merge-off").addEventListener("click", () => {
+    if (run instanceof LooseRun) run.mergeFrom(null).catch(failed);
+  });
   $("#download-index").addEventListener("click", () => download("index.json", $("#index-json").textContent));
   $("#download-images").addEventListener("click", () => download("images.json", $("#images-json").textContent));
 }
@@ -171,7 +186,7 @@ function failed(e) {
 }
 
 function resetView() {
-  for (const id of ["#loose", "#progress", "#findings", "#output"]) $(id).hidden = true;
+  for (const id of ["#loose", "#progress", "#findings", "#output", "#merge"]) $(id).hidden = true;
   $("#files").replaceChildren();
   $("#diagnostics").replaceChildren();
   $("#index-json").textContent = "";
@@ -279,7 +294,10 @@ class Run {
 
   show(out) {
     const findings = showDiagnostics(out.diagnostics, out.lint);
-    $("#summary").textContent = `${out.products} product(s), ${out.images} image(s) per client. ${findings}`;
+    const what = out.merged
+      ? `${out.merged.products} product(s) in the merged catalog, ${out.merged.added.length} version(s) added.`
+      : `${out.products} product(s), ${out.images} image(s) per client.`;
+    $("#summary").textContent = `${what} ${findings}`;
     showUpdated(out);
     $("#index-json").textContent = out.indexJson;
     $("#images-json").textContent = out.imagesJson;
@@ -296,6 +314,8 @@ class LooseRun extends Run {
     const builder = new ssgen.Builder(timestamp);
     super(builder);
     this.timestamp = timestamp;
+    // The server's images.json to merge into ({text, source}), or null.
+    this.server = null;
     this.placed = placed;
     this.placements = placements;
     this.results = null;
@@ -336,6 +356,15 @@ class LooseRun extends Run {
       this.form.elements[key].value = proposal[key] ?? "";
     }
     drawRequirements(proposal.requirements ?? {});
+  }
+
+  // Merges into the server's catalog that `get()` reads (null: stop
+  // merging), then builds again.
+  async mergeFrom(get) {
+    clearError();
+    setState("working");
+    this.server = get ? await get() : null;
+    await this.rebuild();
   }
 
   scheduleRebuild() {
@@ -392,6 +421,7 @@ class LooseRun extends Run {
     const builder = new ssgen.Builder(this.timestamp);
     try {
       builder.setClients($("#clients").value);
+      builder.mergeInto(this.server?.text ?? null);
       for (const p of this.placed) builder.addFile(`${versionDir}/${p.target}`, p.file.size, p.head);
       const side = sideFiles(fields);
       for (const s of side) builder.addSideFile(s.path, new TextEncoder().encode(s.text));
@@ -402,7 +432,14 @@ class LooseRun extends Run {
       drawPlacements(this.placements, versionDir, side, scan.products[0]);
       showDiagnostics(scan.diagnostics);
       if (scan.hasErrors) throw new Error("The fields have problems that block publishing; see the findings above.");
-      this.show(builder.build());
+      let out;
+      try {
+        out = builder.build();
+      } catch (e) {
+        throw new Error(`${e.message}${this.server ? ` (${this.server.source})` : ""}`);
+      }
+      this.show(out);
+      drawMerge(this.server, out.merged);
     } catch (e) {
       // No documents on show that are not those of the fields and files.
       $("#output").hidden = true;
@@ -411,6 +448,63 @@ class LooseRun extends Run {
       builder.free();
     }
   }
+}
+
+// Export mode's catalog lists the dropped image only: say that it replaces
+// the server's, and offer to merge it into the one the server publishes.
+function drawMerge(server, merged) {
+  $("#merge").hidden = false;
+  $("#replaces").hidden = Boolean(merged);
+  $("#merge-off").hidden = !merged;
+  $("#merged").hidden = !merged;
+  if (merged) {
+    const added = merged.added.length ? `adds ${merged.added.join(", ")}` : "adds nothing: the server lists this image already";
+    $("#merged").textContent =
+      `Merged into ${server.source}: ${merged.products} product(s), every image the server lists is kept, and this catalog ${added}. ` +
+      "Upload the image files first, then these two files.";
+  }
+}
+
+// The images.json a server publishes, from its URL, the URL of its
+// index.json, or that of the images.json itself.
+async function fetchServerCatalog(input) {
+  let url;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new Error(`${input} is not a URL (e.g. https://images.example.org/)`);
+  }
+  if (!url.pathname.endsWith(".json")) url = new URL("streams/v1/index.json", url.href.endsWith("/") ? url.href : `${url.href}/`);
+  let text = await fetchText(url);
+  let doc;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new Error(`${url.href} is not JSON: give the server's URL, or its streams/v1/images.json`);
+  }
+  if (doc?.format === "index:1.0") {
+    const catalogs = Object.values(doc.index ?? {}).filter((e) => e?.datatype === "image-downloads" && typeof e.path === "string");
+    if (catalogs.length !== 1) {
+      throw new Error(`${url.href} lists ${catalogs.length} image catalogs, not one: download the one to merge into and choose it as a file`);
+    }
+    // Paths in an index are relative to the server root, two levels up.
+    url = new URL(catalogs[0].path, new URL("../../", url));
+    text = await fetchText(url);
+  }
+  return { text, source: url.href };
+}
+
+async function fetchText(url) {
+  let response;
+  try {
+    response = await fetch(url, { cache: "no-store" });
+  } catch {
+    throw new Error(
+      `cannot read ${url.href}: the server does not answer, or does not let other pages read its files (it sends no Access-Control-Allow-Origin header); download its streams/v1/images.json and choose it as a file instead`,
+    );
+  }
+  if (!response.ok) throw new Error(`cannot read ${url.href}: HTTP ${response.status}`);
+  return response.text();
 }
 
 // ------------------------------------------------------------- hashing

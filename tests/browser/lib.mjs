@@ -40,8 +40,9 @@ const TYPES = {
 };
 
 // Serves `root` on 127.0.0.1 at a port the system picks; returns {url,
-// close}.
-export async function serve(root = WEB) {
+// close}. `cors`: let pages of any origin read the files (as a server that
+// sends Access-Control-Allow-Origin does).
+export async function serve(root = WEB, { cors = false } = {}) {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
     const file = normalize(join(root, path.endsWith("/") ? `${path}index.html` : path));
@@ -49,7 +50,10 @@ export async function serve(root = WEB) {
       res.writeHead(404).end("not found");
       return;
     }
-    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
+    res.writeHead(200, {
+      "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+      ...(cors ? { "access-control-allow-origin": "*" } : {}),
+    });
     createReadStream(file).pipe(res);
   });
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));

@@ -300,3 +300,114 @@ test("the summary counts the findings it sits above", async () => {
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+// A server root as ssgen publishes it: an older version of the product
+// an export adds to, and another product.
+function makeServer() {
+  const root = tempDir("server");
+  const old = join(root, "images/debian/bookworm/amd64/default/20260731_0352");
+  metadataTarball(join(old, "incus.tar.xz"), { created: 1785469920, os: "Debian", release: "bookworm", serial: "20260731_03:52" });
+  squashfs(join(old, "rootfs.squashfs"), "bookworm-old");
+  const a = join(root, "images/alpine/3.20/arm64/cloud/20260730_1200");
+  metadataTarball(join(a, "lxd.tar.xz"), { arch: "aarch64", created: 1785412800, os: "Alpine", release: "3.20", variant: "cloud", serial: "s", compress: "gz" });
+  squashfs(join(a, "root.squashfs"), "alpine");
+  writeFileSync(join(root, "images/alpine/3.20/arm64/cloud/metadata.json"), JSON.stringify({ aliases: ["alpine/latest-cloud"] }));
+  writeFileSync(join(root, "images/alpine/.requirements"), JSON.stringify({ secureboot: "false" }));
+  run(SSGEN, ["build", "--timestamp", String(TIMESTAMP - 86400), root]);
+  return root;
+}
+
+test("export files merged into the server's images.json, chosen or fetched, give ssgen build's documents for the whole server", async () => {
+  const server = makeServer();
+  const exported = tempDir("merge-export");
+  const meta = join(exported, "meta-77aa.tar.xz");
+  const root = join(exported, "77aa.squashfs");
+  metadataTarball(meta, { created: 1785556320, os: "Debian", release: "bookworm", serial: "20260801_03:52" });
+  squashfs(root, "bookworm-new");
+  // What ssgen build gives once the files are where the page says: the
+  // server's tree with one more version.
+  const whole = tempDir("merge-whole");
+  run("cp", ["-a", join(server, "images"), whole]);
+  const dir = join(whole, "images/debian/bookworm/amd64/default/20260801_0352");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "incus.tar.xz"), readFileSync(meta));
+  writeFileSync(join(dir, "rootfs.squashfs"), readFileSync(root));
+  const expected = ssgenBuild(whole, TIMESTAMP);
+  const products = JSON.parse(expected.imagesJson).products;
+  assert.deepEqual(Object.keys(products), ["alpine:3.20:arm64:cloud", "debian:bookworm:amd64:default"]);
+  assert.deepEqual(Object.keys(products["debian:bookworm:amd64:default"].versions), ["20260731_0352", "20260801_0352"]);
+  const alone = tempDir("merge-alone");
+  mkdirSync(join(alone, "images/debian/bookworm/amd64/default/20260801_0352"), { recursive: true });
+  run("cp", [join(dir, "incus.tar.xz"), join(dir, "rootfs.squashfs"), join(alone, "images/debian/bookworm/amd64/default/20260801_0352")]);
+  const onlyThis = ssgenBuild(alone, TIMESTAMP);
+
+  const { page, problems } = await openPage(browser, pageUrl());
+  await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
+  await waitDone(page);
+  // Unmerged, the catalog holds this image only, and the page says plainly
+  // what uploading it would do.
+  assert.deepEqual(await documents(page), onlyThis);
+  assert.equal(await page.isVisible("#replaces"), true);
+  assert.match(await page.textContent("#replaces"), /replaces.*every other image disappears/s);
+
+  const merged = async () => {
+    await page.waitForSelector('#merged:not([hidden])', { timeout: 30_000 });
+    await waitDone(page);
+    return documents(page);
+  };
+  await page.setInputFiles('[data-testid="merge-input"]', join(server, "streams/v1/images.json"));
+  assert.deepEqual(await merged(), expected);
+  assert.equal(await page.isVisible("#replaces"), false);
+  assert.match(await page.textContent("#merged"), /Merged into images\.json: 2 product\(s\).*adds debian:bookworm:amd64:default 20260801_0352/);
+  assert.match(await page.textContent("#summary"), /^2 product\(s\) in the merged catalog, 1 version\(s\) added\./);
+  assert.equal(await page.textContent("#timestamp-note"), "updated: Sat, 01 Aug 2026 04:00:00 +0000 (from ?timestamp=)");
+  await page.screenshot({ path: join(ARTIFACTS, "merged.png"), fullPage: true });
+
+  // Back to this image alone, then the same merge from the server's URL.
+  await page.click("#merge-off");
+  await page.waitForSelector("#merged", { state: "hidden" });
+  await waitDone(page);
+  assert.deepEqual(await documents(page), onlyThis);
+  const published = await serve(server, { cors: true });
+  try {
+    await page.fill('[data-testid="merge-url"]', published.url);
+    await page.click("#merge-fetch");
+    assert.deepEqual(await merged(), expected);
+    assert.match(await page.textContent("#merged"), new RegExp(`Merged into ${published.url}streams/v1/images\\.json`));
+  } finally {
+    await published.close();
+  }
+
+  // A version the server lists already, with other files: refused by name,
+  // and no documents are offered.
+  await page.fill('#loose-form [name="version"]', "20260731_0352");
+  await page.waitForSelector('body[data-state="error"]', { timeout: 30_000 });
+  assert.match(await page.textContent("#error"), /debian:bookworm:amd64:default already has version 20260731_0352, with other files/);
+  assert.equal(await page.isVisible("#output"), false);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("a server that does not let other pages read its catalog gets a merge error saying what to do instead", async () => {
+  const server = makeServer();
+  const exported = tempDir("merge-cors");
+  const meta = join(exported, "m.tar.xz");
+  const root = join(exported, "r.squashfs");
+  metadataTarball(meta, { created: 1785556320, os: "Debian", release: "bookworm", serial: "x" });
+  squashfs(root, "bookworm-cors");
+  const { page } = await openPage(browser, pageUrl());
+  await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
+  await waitDone(page);
+  const published = await serve(server); // no Access-Control-Allow-Origin
+  try {
+    await page.fill('[data-testid="merge-url"]', published.url);
+    await page.click("#merge-fetch");
+    await page.waitForSelector('body[data-state="error"]', { timeout: 30_000 });
+  } finally {
+    await published.close();
+  }
+  const message = await page.textContent("#error");
+  assert.match(message, new RegExp(`cannot read ${published.url}streams/v1/index\\.json`));
+  assert.match(message, /Access-Control-Allow-Origin.*choose it as a file/);
+  await page.close();
+});
