@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -81,6 +82,26 @@ export function launch({ exposeGc = false } = {}) {
       ...(exposeGc ? ["--js-flags=--expose-gc"] : []),
     ],
   });
+}
+
+// What a test file of the page needs: before its tests, the page built, a
+// static server of web/ and a browser (see launch for `options`); after
+// them, both closed and the temp directories removed. Returns {server,
+// browser}, filled in once the tests start.
+export function useBrowser(options = {}) {
+  const suite = { server: null, browser: null };
+  before(async () => {
+    ensureBuilt();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    suite.server = await serve();
+    suite.browser = await launch(options);
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.server?.close();
+    removeTemps();
+  });
+  return suite;
 }
 
 // A page that fails the test on any console error, page error or request

@@ -10,39 +10,22 @@
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import {
   ARTIFACTS,
   dropPaths,
-  ensureBuilt,
   forceCollections,
-  launch,
   metadataTarball,
   openPage,
-  removeTemps,
   run,
-  serve,
   ssgenBuild,
   tempDir,
   waitDone,
+  useBrowser,
 } from "./lib.mjs";
 
 const TIMESTAMP = 1785556800;
-let server;
-let browser;
-
-before(async () => {
-  ensureBuilt();
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = await serve();
-  browser = await launch({ exposeGc: true });
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  removeTemps();
-});
+const suite = useBrowser({ exposeGc: true });
 
 // `versions` versions of one product, each a real xz metadata tarball and
 // a real root.tar.xz of its own, with a .requirements above them: two
@@ -83,7 +66,7 @@ test("a tree of 151 files dropped 5 times in a row finishes every time, with ssg
   const expected = ssgenBuild(root, TIMESTAMP);
   assert.equal(Object.keys(JSON.parse(expected.imagesJson).products["debian:12:amd64:default"].versions).length, 75);
 
-  const { page, problems } = await openPage(browser, `${server.url}?timestamp=${TIMESTAMP}`);
+  const { page, problems } = await openPage(suite.browser, `${suite.server.url}?timestamp=${TIMESTAMP}`);
   for (let n = 1; n <= 5; n++) {
     const stop = forceCollections(page);
     try {
@@ -106,7 +89,7 @@ test("a tree of 1,001 small files dropped once finishes, with ssgen build's byte
   assert.ok(files >= 1000);
   const expected = ssgenBuild(root, TIMESTAMP);
 
-  const { page, problems } = await openPage(browser, `${server.url}?timestamp=${TIMESTAMP}`);
+  const { page, problems } = await openPage(suite.browser, `${suite.server.url}?timestamp=${TIMESTAMP}`);
   const began = Date.now();
   await dropPaths(page, [root]);
   await waitDone(page, 600_000).catch(async (e) => {

@@ -4,17 +4,14 @@
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import {
   ARTIFACTS,
   WEB,
   dropPaths,
-  ensureBuilt,
-  launch,
   metadataTarball,
   openPage,
   qcow2,
-  removeTemps,
   run,
   SSGEN,
   serve,
@@ -23,26 +20,13 @@ import {
   ssgenServe,
   tempDir,
   waitDone,
+  useBrowser,
 } from "./lib.mjs";
 
 const TIMESTAMP = 1785556800; // Sat, 01 Aug 2026 04:00:00 +0000
-let server;
-let browser;
+const suite = useBrowser();
 
-before(async () => {
-  ensureBuilt();
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = await serve();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  removeTemps();
-});
-
-const pageUrl = () => `${server.url}?timestamp=${TIMESTAMP}`;
+const pageUrl = () => `${suite.server.url}?timestamp=${TIMESTAMP}`;
 
 async function documents(page) {
   return {
@@ -85,7 +69,7 @@ test("a folder through the folder input gives exactly ssgen build's documents", 
   const expected = ssgenBuild(root, TIMESTAMP);
   assert.match(expected.imagesJson, /combined_disk-kvm-img_sha256/);
 
-  const { page, problems } = await openPage(browser, pageUrl());
+  const { page, problems } = await openPage(suite.browser, pageUrl());
   await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
   await waitDone(page);
   const got = await documents(page);
@@ -117,7 +101,7 @@ test("loose export files are placed from metadata.yaml and give ssgen build's do
   metadataTarball(meta, { created, os: "Debian", release: "bookworm", serial: "20260801_03:52" });
   squashfs(root, "bookworm");
 
-  const { page, problems } = await openPage(browser, pageUrl());
+  const { page, problems } = await openPage(suite.browser, pageUrl());
   await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
   await waitDone(page);
   const field = (name) => page.inputValue(`#loose-form [name="${name}"]`);
@@ -161,7 +145,7 @@ test("a broken metadata tarball shows a readable error", async () => {
   const root = join(exported, "root.squashfs");
   squashfs(root, "broken");
 
-  const { page } = await openPage(browser, pageUrl());
+  const { page } = await openPage(suite.browser, pageUrl());
   await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
   await page.waitForSelector('body[data-state="error"]', { timeout: 30_000 });
   const message = await page.textContent("#error");
@@ -177,7 +161,7 @@ test("once loaded, the page works with its server gone", async () => {
   const root = makeTree();
   const expected = ssgenBuild(root, TIMESTAMP);
   const own = await serve();
-  const { page, problems } = await openPage(browser, `${own.url}?timestamp=${TIMESTAMP}`);
+  const { page, problems } = await openPage(suite.browser, `${own.url}?timestamp=${TIMESTAMP}`);
   await own.close();
   await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
   await waitDone(page);
@@ -191,7 +175,7 @@ test("served by ssgen serve, the page gives the same documents", async () => {
   const expected = ssgenBuild(root, TIMESTAMP);
   const served = await ssgenServe(WEB);
   try {
-    const { page, problems } = await openPage(browser, `${served.url}?timestamp=${TIMESTAMP}`);
+    const { page, problems } = await openPage(suite.browser, `${served.url}?timestamp=${TIMESTAMP}`);
     await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
     await waitDone(page);
     assert.deepEqual(await documents(page), expected);
@@ -210,7 +194,7 @@ test("export files dropped on the page are placed like chosen ones", async () =>
   metadataTarball(meta, { arch: "aarch64", created: 1785535500, os: "Alpine", release: "3.20", variant: "cloud", serial: "x", compress: "gz" });
   squashfs(root, "alpine");
 
-  const { page, problems } = await openPage(browser, pageUrl());
+  const { page, problems } = await openPage(suite.browser, pageUrl());
   const files = [meta, root].map((p) => ({ name: basename(p), base64: readFileSync(p).toString("base64") }));
   await page.evaluate((files) => {
     const dt = new DataTransfer();
@@ -246,7 +230,7 @@ test("a server root dropped on the page is walked, and its published catalog kep
     indexJson: readFileSync(join(root, "streams/v1/index.json"), "utf8"),
   };
   assert.match(expected.indexJson, /03:00:00 \+0000/);
-  const { page, problems } = await openPage(browser, pageUrl());
+  const { page, problems } = await openPage(suite.browser, pageUrl());
   // A real drag of the server root (the folder holding images/), through the
   // browser's own drag and drop: the page walks it with webkitGetAsEntry.
   await dropPaths(page, [root]);
@@ -260,7 +244,7 @@ test("a server root dropped on the page is walked, and its published catalog kep
 
 test("without ?timestamp, the header names the very time the documents carry", async () => {
   const root = makeTree();
-  const { page, problems } = await openPage(browser, server.url);
+  const { page, problems } = await openPage(suite.browser, suite.server.url);
   assert.match(await page.textContent("#timestamp-note"), /\(now\)/);
   await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
   await waitDone(page);
@@ -286,7 +270,7 @@ test("the summary counts the findings it sits above", async () => {
   metadataTarball(join(v, "latest/incus.tar.xz"), { created: 1785554002, os: "Debian", release: "12", serial: "d" });
   writeFileSync(join(root, "images/README.txt"), "notes\n");
 
-  const { page, problems } = await openPage(browser, pageUrl());
+  const { page, problems } = await openPage(suite.browser, pageUrl());
   await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
   await waitDone(page);
   assert.deepEqual(await documents(page), ssgenBuild(root, TIMESTAMP));
@@ -317,17 +301,23 @@ function makeServer() {
   return root;
 }
 
-test("export files merged into the server's images.json, chosen or fetched, give ssgen build's documents for the whole server", async () => {
-  const server = makeServer();
-  const exported = tempDir("merge-export");
+// The files of an export of a newer debian/bookworm, made 2026-08-01 03:52.
+function newerBookworm(name) {
+  const exported = tempDir(name);
   const meta = join(exported, "meta-77aa.tar.xz");
   const root = join(exported, "77aa.squashfs");
   metadataTarball(meta, { created: 1785556320, os: "Debian", release: "bookworm", serial: "20260801_03:52" });
-  squashfs(root, "bookworm-new");
+  squashfs(root, `bookworm-${name}`);
+  return { meta, root };
+}
+
+test("export files merged into the server's images.json, chosen or fetched, give ssgen build's documents for the whole server", async () => {
+  const serverRoot = makeServer();
+  const { meta, root } = newerBookworm("merge-export");
   // What ssgen build gives once the files are where the page says: the
   // server's tree with one more version.
   const whole = tempDir("merge-whole");
-  run("cp", ["-a", join(server, "images"), whole]);
+  run("cp", ["-a", join(serverRoot, "images"), whole]);
   const dir = join(whole, "images/debian/bookworm/amd64/default/20260801_0352");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "incus.tar.xz"), readFileSync(meta));
@@ -341,7 +331,7 @@ test("export files merged into the server's images.json, chosen or fetched, give
   run("cp", [join(dir, "incus.tar.xz"), join(dir, "rootfs.squashfs"), join(alone, "images/debian/bookworm/amd64/default/20260801_0352")]);
   const onlyThis = ssgenBuild(alone, TIMESTAMP);
 
-  const { page, problems } = await openPage(browser, pageUrl());
+  const { page, problems } = await openPage(suite.browser, pageUrl());
   await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
   await waitDone(page);
   // Unmerged, the catalog holds this image only, and the page says plainly
@@ -355,7 +345,7 @@ test("export files merged into the server's images.json, chosen or fetched, give
     await waitDone(page);
     return documents(page);
   };
-  await page.setInputFiles('[data-testid="merge-input"]', join(server, "streams/v1/images.json"));
+  await page.setInputFiles('[data-testid="merge-input"]', join(serverRoot, "streams/v1/images.json"));
   assert.deepEqual(await merged(), expected);
   assert.equal(await page.isVisible("#replaces"), false);
   assert.match(await page.textContent("#merged"), /Merged into images\.json: 2 product\(s\).*adds debian:bookworm:amd64:default 20260801_0352/);
@@ -368,7 +358,7 @@ test("export files merged into the server's images.json, chosen or fetched, give
   await page.waitForSelector("#merged", { state: "hidden" });
   await waitDone(page);
   assert.deepEqual(await documents(page), onlyThis);
-  const published = await serve(server, { cors: true });
+  const published = await serve(serverRoot, { cors: true });
   try {
     await page.fill('[data-testid="merge-url"]', published.url);
     await page.click("#merge-fetch");
@@ -389,16 +379,12 @@ test("export files merged into the server's images.json, chosen or fetched, give
 });
 
 test("a server that does not let other pages read its catalog gets a merge error saying what to do instead", async () => {
-  const server = makeServer();
-  const exported = tempDir("merge-cors");
-  const meta = join(exported, "m.tar.xz");
-  const root = join(exported, "r.squashfs");
-  metadataTarball(meta, { created: 1785556320, os: "Debian", release: "bookworm", serial: "x" });
-  squashfs(root, "bookworm-cors");
-  const { page } = await openPage(browser, pageUrl());
+  const serverRoot = makeServer();
+  const { meta, root } = newerBookworm("merge-cors");
+  const { page } = await openPage(suite.browser, pageUrl());
   await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
   await waitDone(page);
-  const published = await serve(server); // no Access-Control-Allow-Origin
+  const published = await serve(serverRoot); // no Access-Control-Allow-Origin
   try {
     await page.fill('[data-testid="merge-url"]', published.url);
     await page.click("#merge-fetch");
