@@ -5,8 +5,8 @@
 #
 # Needs: the wasm32 target and wasm-bindgen-cli (scripts/setup.sh wasm), and
 # npm binaryen in tests/browser (scripts/setup.sh browser). Debian's binaryen
-# is never used: its wasm-opt breaks wasm-bindgen's output (toolchain.md
-# pitfall 1); without npm binaryen the page is still built, unoptimised.
+# is never used: its wasm-opt (version 108) breaks wasm-bindgen's output;
+# without npm binaryen the page is still built, unoptimised.
 #
 # Usage: scripts/build-web.sh
 set -euo pipefail
@@ -34,9 +34,18 @@ cargo build --locked -p ssgen-wasm --profile wasm-release --target wasm32-unknow
 rm -rf "$OUT.tmp"
 mkdir -p "$OUT.tmp/in"
 cp "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/ssgen_wasm.wasm" "$OUT.tmp/in/"
-wasm-bindgen --target web --out-dir "$OUT.tmp" \
+# wasm-bindgen warns that it cannot see the wasm features (the size profile
+# strips them) and suggests running wasm-opt on its output: this script
+# does, with the features named, so that hint is filtered out. Anything else
+# it says is passed on.
+if ! bindgen_log="$(wasm-bindgen --target web --out-dir "$OUT.tmp" \
     --remove-name-section --remove-producers-section \
-    "$OUT.tmp/in/ssgen_wasm.wasm"
+    "$OUT.tmp/in/ssgen_wasm.wasm" 2>&1)"; then
+    printf '%s\n' "$bindgen_log" >&2
+    log "wasm-bindgen failed"
+    exit 2
+fi
+printf '%s\n' "$bindgen_log" | grep -v -e '^$' -e 'the `target_features` custom section is missing' >&2 || true
 rm -r "$OUT.tmp/in"
 if ! grep -q 'class Builder' "$OUT.tmp/ssgen_wasm.js"; then
     log "the wasm has no page exports (built without the default 'page' feature?); run again"
@@ -46,7 +55,7 @@ fi
 wasm="$OUT.tmp/ssgen_wasm_bg.wasm"
 if [ -x "$WASM_OPT" ]; then
     # -O3 rather than -Oz: the hash loop is the page's hot path, and -Oz
-    # saves almost nothing after the size profile (toolchain.md §b).
+    # saves almost nothing after the size profile.
     "$WASM_OPT" -O3 --enable-bulk-memory --enable-reference-types \
         --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
         "$wasm" -o "$wasm.opt"

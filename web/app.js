@@ -5,8 +5,10 @@
 // Hooks for automated checks (stable): inputs [data-testid=folder-input]
 // and [data-testid=files-input]; the documents in [data-testid=index-json]
 // and [data-testid=images-json]; <body data-state> is loading, ready,
-// working, done, cancelled or error (with the message in #error).
+// working, done, cancelled or error (with the message in #error), and
+// <body data-run> numbers the runs (each drop or choice) from 1.
 // ?timestamp=<unix seconds> fixes `updated`, as `ssgen build --timestamp`.
+// In export mode, [data-testid=merge-input] takes the server's images.json.
 
 import init, * as ssgen from "./pkg/ssgen_wasm.js";
 import { Cancelled, Pool } from "./pool.js";
@@ -24,19 +26,41 @@ const el = (tag, props = {}, ...children) => {
 // again. The layout must be valid for the core to plan the pairs.
 const STAGING_DIR = "images/staging/staging/amd64/default/20000101_0000";
 
-const timestamp = readTimestamp();
+// The fixed ?timestamp=, or null: each run then takes the time it starts.
+const fixedTimestamp = readTimestamp();
 let pool = null;
 let run = null; // the current Run
 const started = start();
 
 function readTimestamp() {
   const raw = new URLSearchParams(location.search).get("timestamp");
-  if (raw === null) return Math.floor(Date.now() / 1000);
+  if (raw === null) return null;
   if (!/^-?\d+$/.test(raw)) {
     // Reported once the page is up: a wrong value must not go unnoticed.
     return { invalid: raw };
   }
   return Number(raw);
+}
+
+function runTimestamp() {
+  return fixedTimestamp ?? Math.floor(Date.now() / 1000);
+}
+
+// Says which `updated` the documents carry, and where it comes from: once a
+// catalog is built, the very string it holds.
+function showUpdated(out = null) {
+  const fixed = fixedTimestamp !== null;
+  const source = fixed ? "from ?timestamp=" : "now";
+  let text;
+  if (!out) {
+    text = fixed ? `updated: ${new Date(fixedTimestamp * 1000).toUTCString()} (${source})` : "updated: the time of the build (now)";
+  } else if (out.updatedKept) {
+    const whose = out.merged ? "the server's images.json: nothing added to it" : "the published images.json: nothing else changed";
+    text = `updated: ${out.updated} (kept from ${whose})`;
+  } else {
+    text = `updated: ${out.updated} (${source})`;
+  }
+  $("#timestamp-note").textContent = text;
 }
 
 function setState(state) {
@@ -57,8 +81,8 @@ function clearError() {
 
 async function start() {
   try {
-    if (typeof timestamp === "object") {
-      throw new Error(`?timestamp=${timestamp.invalid} is not whole Unix seconds (e.g. ?timestamp=1785556800)`);
+    if (fixedTimestamp?.invalid !== undefined) {
+      throw new Error(`?timestamp=${fixedTimestamp.invalid} is not whole Unix seconds (e.g. ?timestamp=1785556800)`);
     }
     const url = new URL("./pkg/ssgen_wasm_bg.wasm", import.meta.url);
     const response = await fetch(url);
@@ -70,8 +94,7 @@ async function start() {
     const size = Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 4));
     pool = new Pool(module, size);
     await pool.ready();
-    const source = new URLSearchParams(location.search).has("timestamp") ? "from ?timestamp=" : "now";
-    $("#timestamp-note").textContent = `updated: ${new Date(timestamp * 1000).toUTCString()} (${source})`;
+    showUpdated();
     setState("ready");
   } catch (e) {
     showError(`The page could not start: ${e.message}`);
@@ -117,6 +140,19 @@ function wireInputs() {
     // While hashing, the running rebuild picks the new choice up.
     if (run && !run.hashing) run.rebuild().catch(failed);
   });
+  $("#merge-input").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    e.target.value = "";
+    if (file && run instanceof LooseRun) run.mergeFrom(async () => ({ text: await file.text(), source: file.name })).catch(failed);
+  });
+  $("#merge-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const url = $("#merge-url").value.trim();
+    if (url && run instanceof LooseRun) run.mergeFrom(() => fetchServerCatalog(url)).catch(failed);
+  });
+  $("#merge-off").addEventListener("click", () => {
+    if (run instanceof LooseRun) run.mergeFrom(null).catch(failed);
+  });
   $("#download-index").addEventListener("click", () => download("index.json", $("#index-json").textContent));
   $("#download-images").addEventListener("click", () => download("images.json", $("#images-json").textContent));
 }
@@ -131,6 +167,7 @@ function begin(body) {
       if (run) await run.stop();
       clearError();
       resetView();
+      document.body.dataset.run = String(mine);
       setState("working");
       await body();
     })
@@ -149,7 +186,7 @@ function failed(e) {
 }
 
 function resetView() {
-  for (const id of ["#loose", "#progress", "#findings", "#output"]) $(id).hidden = true;
+  for (const id of ["#loose", "#progress", "#findings", "#output", "#merge"]) $(id).hidden = true;
   $("#files").replaceChildren();
   $("#diagnostics").replaceChildren();
   $("#index-json").textContent = "";
@@ -162,7 +199,7 @@ function resetView() {
 async function treeRun(items) {
   const { files, previous } = rootTree(items);
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const builder = new ssgen.Builder(timestamp);
+  const builder = new ssgen.Builder(runTimestamp());
   const current = new Run(builder);
   run = current;
   if (previous) builder.setPrevious(await previous.text());
@@ -256,10 +293,12 @@ class Run {
   }
 
   show(out) {
-    showDiagnostics(out.diagnostics, out.lint);
-    $("#summary").textContent =
-      `${out.products} product(s), ${out.images} image(s) per client. ` +
-      `What the clients make of the catalog: ${out.lint.summary}.`;
+    const findings = showDiagnostics(out.diagnostics, out.lint);
+    const what = out.merged
+      ? `${out.merged.products} product(s) in the merged catalog, ${out.merged.added.length} version(s) added.`
+      : `${out.products} product(s), ${out.images} image(s) per client.`;
+    $("#summary").textContent = `${what} ${findings}`;
+    showUpdated(out);
     $("#index-json").textContent = out.indexJson;
     $("#images-json").textContent = out.imagesJson;
     $("#output").hidden = false;
@@ -271,8 +310,12 @@ class Run {
 // where the form says, as often as the user edits it.
 class LooseRun extends Run {
   constructor(placed, placements) {
+    const timestamp = runTimestamp();
     const builder = new ssgen.Builder(timestamp);
     super(builder);
+    this.timestamp = timestamp;
+    // The server's images.json to merge into ({text, source}), or null.
+    this.server = null;
     this.placed = placed;
     this.placements = placements;
     this.results = null;
@@ -313,6 +356,15 @@ class LooseRun extends Run {
       this.form.elements[key].value = proposal[key] ?? "";
     }
     drawRequirements(proposal.requirements ?? {});
+  }
+
+  // Merges into the server's catalog that `get()` reads (null: stop
+  // merging), then builds again.
+  async mergeFrom(get) {
+    clearError();
+    setState("working");
+    this.server = get ? await get() : null;
+    await this.rebuild();
   }
 
   scheduleRebuild() {
@@ -359,15 +411,17 @@ class LooseRun extends Run {
       this.results = results;
     }
     if (!this.form.reportValidity()) {
+      $("#output").hidden = true;
       showError("Fill in os, release, arch, variant and version (YYYYMMDD…) to build the catalog.");
       return;
     }
     const fields = this.fields();
     const versionDir = `${fields.dir}/${fields.version}`;
     const move = (path) => `${versionDir}/${path.slice(STAGING_DIR.length + 1)}`;
-    const builder = new ssgen.Builder(timestamp);
+    const builder = new ssgen.Builder(this.timestamp);
     try {
       builder.setClients($("#clients").value);
+      builder.mergeInto(this.server?.text ?? null);
       for (const p of this.placed) builder.addFile(`${versionDir}/${p.target}`, p.file.size, p.head);
       const side = sideFiles(fields);
       for (const s of side) builder.addSideFile(s.path, new TextEncoder().encode(s.text));
@@ -378,11 +432,79 @@ class LooseRun extends Run {
       drawPlacements(this.placements, versionDir, side, scan.products[0]);
       showDiagnostics(scan.diagnostics);
       if (scan.hasErrors) throw new Error("The fields have problems that block publishing; see the findings above.");
-      this.show(builder.build());
+      let out;
+      try {
+        out = builder.build();
+      } catch (e) {
+        throw new Error(`${e.message}${this.server ? ` (${this.server.source})` : ""}`);
+      }
+      this.show(out);
+      drawMerge(this.server, out.merged);
+    } catch (e) {
+      // No documents on show that are not those of the fields and files.
+      $("#output").hidden = true;
+      throw e;
     } finally {
       builder.free();
     }
   }
+}
+
+// Export mode's catalog lists the dropped image only: say that it replaces
+// the server's, and offer to merge it into the one the server publishes.
+function drawMerge(server, merged) {
+  $("#merge").hidden = false;
+  $("#replaces").hidden = Boolean(merged);
+  $("#merge-off").hidden = !merged;
+  $("#merged").hidden = !merged;
+  if (merged) {
+    const added = merged.added.length ? `adds ${merged.added.join(", ")}` : "adds nothing: the server lists this image already";
+    $("#merged").textContent =
+      `Merged into ${server.source}: ${merged.products} product(s), every image the server lists is kept, and this catalog ${added}. ` +
+      "Upload the image files first, then these two files.";
+  }
+}
+
+// The images.json a server publishes, from its URL, the URL of its
+// index.json, or that of the images.json itself.
+async function fetchServerCatalog(input) {
+  let url;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new Error(`${input} is not a URL (e.g. https://images.example.org/)`);
+  }
+  if (!url.pathname.endsWith(".json")) url = new URL("streams/v1/index.json", url.href.endsWith("/") ? url.href : `${url.href}/`);
+  let text = await fetchText(url);
+  let doc;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new Error(`${url.href} is not JSON: give the server's URL, or its streams/v1/images.json`);
+  }
+  if (doc?.format === "index:1.0") {
+    const catalogs = Object.values(doc.index ?? {}).filter((e) => e?.datatype === "image-downloads" && typeof e.path === "string");
+    if (catalogs.length !== 1) {
+      throw new Error(`${url.href} lists ${catalogs.length} image catalogs, not one: download the one to merge into and choose it as a file`);
+    }
+    // Paths in an index are relative to the server root, two levels up.
+    url = new URL(catalogs[0].path, new URL("../../", url));
+    text = await fetchText(url);
+  }
+  return { text, source: url.href };
+}
+
+async function fetchText(url) {
+  let response;
+  try {
+    response = await fetch(url, { cache: "no-store" });
+  } catch {
+    throw new Error(
+      `cannot read ${url.href}: the server does not answer, or does not let other pages read its files (it sends no Access-Control-Allow-Origin header); download its streams/v1/images.json and choose it as a file instead`,
+    );
+  }
+  if (!response.ok) throw new Error(`cannot read ${url.href}: HTTP ${response.status}`);
+  return response.text();
 }
 
 // ------------------------------------------------------------- hashing
@@ -476,6 +598,7 @@ async function hashPlan(plan, fileOf, record, label = (path) => path) {
 
 // The core's diagnostics about the files, then (once built) the lint's
 // findings: what LXD and Incus would hide or refuse in the catalog, and why.
+// The summary counts exactly the cards drawn; returns its text.
 function showDiagnostics(diagnostics, lint = null) {
   const item = (level, where, message, help, tag = "") =>
     el(
@@ -493,12 +616,30 @@ function showDiagnostics(diagnostics, lint = null) {
   );
   $("#diagnostics").replaceChildren(...files, ...findings);
   $("#findings").hidden = false;
-  if (files.length + findings.length === 0) $("#summary").textContent = "No findings.";
+  const levels = [...files, ...findings].map((card) => card.className);
+  let text = `Findings: ${countLevels(levels)}`;
+  if (lint && levels.length) {
+    text += ` (about the files: ${countLevels(diagnostics.map((d) => d.level))}; ` +
+      `what LXD and Incus make of the catalog: ${countLevels(lint.findings.map((f) => f.severity))})`;
+  }
+  text += ".";
+  $("#summary").textContent = text;
+  return text;
+}
+
+// "1 error, 3 warnings, 1 note", or "none".
+function countLevels(levels) {
+  const parts = [];
+  for (const [level, plural] of [["error", "errors"], ["warning", "warnings"], ["note", "notes"]]) {
+    const n = levels.filter((l) => l === level).length;
+    if (n) parts.push(`${n} ${n === 1 ? level : plural}`);
+  }
+  return parts.join(", ") || "none";
 }
 
 // ----------------------------------------------------- loose-mode form
 
-// The requirement keys the daemons act on (spec §9) and their meaningful value.
+// The requirement keys the daemons act on and their meaningful value.
 const KNOWN_REQUIREMENTS = [
   ["secureboot", "false", "VM cannot boot with Secure Boot"],
   ["cgroup", "v1", "needs a cgroup v1 host"],

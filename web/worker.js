@@ -41,6 +41,14 @@ function readSlice(file, start, end) {
 // Time spent inside the hasher (for benchmarks: hashing vs reading).
 const inHasher = { ms: 0 };
 
+// The readers of the files being hashed, held until each file is done.
+// While a read is pending, nothing else refers to a File's stream: the
+// read's promise, and the job awaiting it, hang off the stream itself.
+// Chromium then collects the stream at the worker's next garbage collection
+// and the read never settles, so the job would wait forever (a collection
+// forced during a drop of a few dozen files shows it every time).
+const reading = new Set();
+
 // Hashes one file; `report(done)` is called after each piece.
 //
 // A BYOB reader of File.stream() reads into one buffer, reused: the reader
@@ -51,8 +59,8 @@ const inHasher = { ms: 0 };
 // the file into the stream's pipe on its own thread.
 async function hashFile(job, file, report, gen) {
   const hasher = new ssgen.Hasher(job, store);
+  let reader = null;
   try {
-    let reader = null;
     try {
       reader = file.stream().getReader({ mode: "byob" });
     } catch {
@@ -60,6 +68,7 @@ async function hashFile(job, file, report, gen) {
     }
     let seen = 0;
     if (reader) {
+      reading.add(reader);
       let buffer = new ArrayBuffer(CHUNK);
       for (;;) {
         const { value, done } = await reader.read(new Uint8Array(buffer));
@@ -96,6 +105,8 @@ async function hashFile(job, file, report, gen) {
   } catch (e) {
     hasher.free();
     throw e;
+  } finally {
+    reading.delete(reader);
   }
   // finish() consumes the hasher, and checks the size against the listing.
   return hasher.finish(store);

@@ -150,23 +150,7 @@ pub fn build(
         .set("products", Node::Map(products));
     let mut render = |updated: &str| {
         images_doc.set("updated", updated);
-        let mut index = Node::map();
-        if !product_ids.is_empty() {
-            let mut entry = Node::map();
-            entry
-                .set("datatype", "image-downloads")
-                .set("format", "products:1.0")
-                .set("path", IMAGES_JSON)
-                .set("products", Node::List(product_ids.clone()))
-                .set("updated", updated);
-            let mut map = Node::map();
-            map.set("images", entry);
-            index.set("index", map);
-        } else {
-            index.set("index", Node::map());
-        }
-        index.set("format", "index:1.0").set("updated", updated);
-        (to_text(&index), to_text(&images_doc))
+        (index_json(&product_ids, updated), to_text(&images_doc))
     };
 
     // Try the published `updated` first: when nothing else changed, the
@@ -186,6 +170,29 @@ pub fn build(
         products: count,
         images,
     })
+}
+
+/// `streams/v1/index.json` for an `images.json` holding `product_ids`
+/// (sorted) and written at `updated`.
+#[must_use]
+pub fn index_json(product_ids: &[String], updated: &str) -> String {
+    let mut index = Node::map();
+    if product_ids.is_empty() {
+        index.set("index", Node::map());
+    } else {
+        let mut entry = Node::map();
+        entry
+            .set("datatype", "image-downloads")
+            .set("format", "products:1.0")
+            .set("path", IMAGES_JSON)
+            .set("products", Node::List(product_ids.to_vec()))
+            .set("updated", updated);
+        let mut map = Node::map();
+        map.set("images", entry);
+        index.set("index", map);
+    }
+    index.set("format", "index:1.0").set("updated", updated);
+    to_text(&index)
 }
 
 fn previous_updated(text: &str) -> Option<String> {

@@ -61,7 +61,7 @@ pub mod requirements;
 pub mod time;
 pub mod withdrawn;
 
-pub use catalog::{IMAGES_JSON, INDEX_JSON, Output, build};
+pub use catalog::{IMAGES_JSON, INDEX_JSON, Output, build, index_json};
 pub use client::Client;
 pub use diag::{Diagnostic, Level};
 pub use digest::{Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes, Sha256};

@@ -2,22 +2,19 @@
 // not grow with it: files are read in chunks, never whole.
 
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import {
   ARTIFACTS,
-  ensureBuilt,
-  launch,
   metadataTarball,
   openPage,
   qcow2,
-  removeTemps,
   run,
-  serve,
   sha256File,
   tempDir,
   waitDone,
+  useBrowser,
 } from "./lib.mjs";
 
 const SIZE = 2 * 1024 ** 3;
@@ -26,21 +23,7 @@ const MIB = 1024 * 1024;
 // wasm boundary, and the renderer's own slack: far below the file's size.
 const GROWTH_LIMIT = 256 * MIB;
 
-let server;
-let browser;
-
-before(async () => {
-  ensureBuilt();
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = await serve();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  removeTemps();
-});
+const suite = useBrowser();
 
 // Resident memory of every process descending from this one (the
 // browser, its renderers, GPU and utility processes).
@@ -76,21 +59,24 @@ function descendantsRss() {
   return total;
 }
 
-let root;
-
-test("a 2 GiB disk image hashes right with flat memory", async (t) => {
-  root = tempDir("large");
+// A tree with one 2 GiB VM disk: a real qcow2 header, then a sparse tail,
+// so the file reads as 2 GiB without taking 2 GiB of disk.
+function largeTree() {
+  const root = tempDir("large");
   const v = join(root, "images/debian/12/amd64/default/20260801_0312");
   metadataTarball(join(v, "incus.tar.xz"), { created: 1785554000, os: "Debian", release: "12", serial: "20260801_03:12" });
-  // A real qcow2 header, then a sparse tail up to 2 GiB: the file reads as
-  // 2 GiB without taking 2 GiB of disk.
   const disk = join(v, "disk.qcow2");
   qcow2(disk, "2G");
   run("truncate", ["-s", String(SIZE), disk]);
   assert.equal(statSync(disk).size, SIZE);
+  return { root, disk };
+}
+
+test("a 2 GiB disk image hashes right with flat memory", async (t) => {
+  const { root, disk } = largeTree();
   const expected = await sha256File(disk);
 
-  const { page, problems } = await openPage(browser, `${server.url}?timestamp=1785556800`);
+  const { page, problems } = await openPage(suite.browser, `${suite.server.url}?timestamp=1785556800`);
   const baseline = descendantsRss();
   let peak = baseline;
   const sampler = setInterval(() => {
@@ -118,7 +104,8 @@ test("a 2 GiB disk image hashes right with flat memory", async (t) => {
 });
 
 test("cancel stops hashing, and the next files are hashed", async () => {
-  const { page, problems } = await openPage(browser, `${server.url}?timestamp=1785556800`);
+  const { root } = largeTree();
+  const { page, problems } = await openPage(suite.browser, `${suite.server.url}?timestamp=1785556800`);
   await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
   await page.waitForFunction(() => Number(document.querySelector("#overall").value) > 0, null, { timeout: 60_000 });
   await page.click("#cancel");

@@ -4,12 +4,12 @@
 
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, get } from "node:http";
-import { createServer as createNetServer } from "node:net";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -40,8 +40,10 @@ const TYPES = {
   ".ts": "text/plain",
 };
 
-// Serves `root` on 127.0.0.1 at a free port; returns {url, close}.
-export async function serve(root = WEB) {
+// Serves `root` on 127.0.0.1 at a port the system picks; returns {url,
+// close}. `cors`: let pages of any origin read the files (as a server that
+// sends Access-Control-Allow-Origin does).
+export async function serve(root = WEB, { cors = false } = {}) {
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
     const file = normalize(join(root, path.endsWith("/") ? `${path}index.html` : path));
@@ -49,7 +51,10 @@ export async function serve(root = WEB) {
       res.writeHead(404).end("not found");
       return;
     }
-    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
+    res.writeHead(200, {
+      "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+      ...(cors ? { "access-control-allow-origin": "*" } : {}),
+    });
     createReadStream(file).pipe(res);
   });
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
@@ -60,8 +65,9 @@ export async function serve(root = WEB) {
   };
 }
 
-// Debian's Chromium, headless (toolchain.md §e).
-export function launch() {
+// Debian's Chromium, headless. `exposeGc`: scripts (and the page's
+// workers) get `gc()`, for tests that force garbage collections.
+export function launch({ exposeGc = false } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -73,8 +79,29 @@ export function launch() {
       "--disable-sync",
       "--no-first-run",
       "--disable-dev-shm-usage",
+      ...(exposeGc ? ["--js-flags=--expose-gc"] : []),
     ],
   });
+}
+
+// What a test file of the page needs: before its tests, the page built, a
+// static server of web/ and a browser (see launch for `options`); after
+// them, both closed and the temp directories removed. Returns {server,
+// browser}, filled in once the tests start.
+export function useBrowser(options = {}) {
+  const suite = { server: null, browser: null };
+  before(async () => {
+    ensureBuilt();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    suite.server = await serve();
+    suite.browser = await launch(options);
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.server?.close();
+    removeTemps();
+  });
+  return suite;
 }
 
 // A page that fails the test on any console error, page error or request
@@ -98,12 +125,46 @@ export async function openPage(browser, url) {
 }
 
 // Waits for the page to finish; fails with the page's own message on error.
-export async function waitDone(page, timeout = 60_000) {
-  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout });
+// `run`: wait for that run (the page numbers each drop or choice from 1 in
+// <body data-run>), not an earlier one that is already done.
+export async function waitDone(page, timeout = 60_000, run = null) {
+  const at = run === null ? "" : `[data-run="${run}"]`;
+  await page.waitForSelector(`body${at}[data-state="done"], body${at}[data-state="error"]`, { timeout });
   const state = await page.getAttribute("body", "data-state");
   if (state === "error") {
     throw new Error(`the page reports an error: ${await page.textContent("#error")}`);
   }
+}
+
+// Drops files or folders on the page through the browser's own drag and
+// drop (the page walks a folder with webkitGetAsEntry).
+export async function dropPaths(page, paths) {
+  const cdp = await page.context().newCDPSession(page);
+  const box = await page.locator("#drop").boundingBox();
+  const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+  const data = { items: [], files: paths, dragOperationsMask: 1 };
+  for (const type of ["dragEnter", "dragOver", "drop"]) {
+    await cdp.send("Input.dispatchDragEvent", { type, ...at, data });
+  }
+  await cdp.detach();
+}
+
+// Forces a garbage collection in each of the page's workers every few
+// milliseconds until the returned function is called (needs a browser from
+// launch({exposeGc: true})). A collection lands while a worker awaits a
+// read, which is when an object only that read refers to can be lost.
+export function forceCollections(page, everyMs = 5) {
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      await Promise.all(page.workers().map((w) => w.evaluate(() => globalThis.gc()).catch(() => {})));
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return async () => {
+    on = false;
+    await loop;
+  };
 }
 
 const temps = [];
@@ -194,35 +255,38 @@ export function ssgenBuild(root, timestamp, flags = []) {
   return { imagesJson, indexJson: readFileSync(join(copy, "streams/v1/index.json"), "utf8") };
 }
 
-async function freePort() {
-  const probe = createNetServer();
-  await new Promise((ok) => probe.listen(0, "127.0.0.1", ok));
-  const { port } = probe.address();
-  await new Promise((ok) => probe.close(ok));
-  return port;
-}
-
-// `ssgen serve DIR` on plain HTTP at 127.0.0.1; returns {url, close}.
+// `ssgen serve DIR` on plain HTTP at 127.0.0.1, on a port it picks itself
+// and names on its first line of output; returns {url, close}.
 export async function ssgenServe(dir) {
-  const port = await freePort();
-  const child = spawn(SSGEN, ["serve", dir, "--plain", "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(SSGEN, ["serve", dir, "--plain", "--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
-  const url = `http://127.0.0.1:${port}/`;
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const up = await new Promise((ok) => get(url, (r) => ok(r.resume() && true)).on("error", () => ok(false)));
-    if (up) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill();
-      throw new Error(`ssgen serve did not come up on ${url}: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const url = await new Promise((ok, fail) => {
+    let stdout = "";
+    const timer = setTimeout(() => fail(new Error(`ssgen serve named no address within 15 s: ${stderr}`)), 15_000);
+    child.stdout.on("data", (d) => {
+      stdout += d;
+      const m = /^serving .* at (http:\/\/127\.0\.0\.1:\d+)$/m.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        ok(`${m[1]}/`);
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      fail(new Error(`ssgen serve exited (${code}) before serving: ${stderr}`));
+    });
+  }).catch((e) => {
+    child.kill();
+    throw e;
+  });
+  // Nothing more is read from stdout: keep it drained.
+  child.stdout.resume();
   return {
     url,
     close: () =>
       new Promise((ok) => {
+        if (child.exitCode !== null) return ok();
         child.once("exit", ok);
         child.kill();
       }),

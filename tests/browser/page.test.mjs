@@ -4,16 +4,14 @@
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import {
   ARTIFACTS,
   WEB,
-  ensureBuilt,
-  launch,
+  dropPaths,
   metadataTarball,
   openPage,
   qcow2,
-  removeTemps,
   run,
   SSGEN,
   serve,
@@ -22,26 +20,13 @@ import {
   ssgenServe,
   tempDir,
   waitDone,
+  useBrowser,
 } from "./lib.mjs";
 
 const TIMESTAMP = 1785556800; // Sat, 01 Aug 2026 04:00:00 +0000
-let server;
-let browser;
+const suite = useBrowser();
 
-before(async () => {
-  ensureBuilt();
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = await serve();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  removeTemps();
-});
-
-const pageUrl = () => `${server.url}?timestamp=${TIMESTAMP}`;
+const pageUrl = () => `${suite.server.url}?timestamp=${TIMESTAMP}`;
 
 async function documents(page) {
   return {
@@ -84,7 +69,7 @@ test("a folder through the folder input gives exactly ssgen build's documents", 
   const expected = ssgenBuild(root, TIMESTAMP);
   assert.match(expected.imagesJson, /combined_disk-kvm-img_sha256/);
 
-  const { page, problems } = await openPage(browser, pageUrl());
+  const { page, problems } = await openPage(suite.browser, pageUrl());
   await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
   await waitDone(page);
   const got = await documents(page);
@@ -116,7 +101,7 @@ test("loose export files are placed from metadata.yaml and give ssgen build's do
   metadataTarball(meta, { created, os: "Debian", release: "bookworm", serial: "20260801_03:52" });
   squashfs(root, "bookworm");
 
-  const { page, problems } = await openPage(browser, pageUrl());
+  const { page, problems } = await openPage(suite.browser, pageUrl());
   await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
   await waitDone(page);
   const field = (name) => page.inputValue(`#loose-form [name="${name}"]`);
@@ -160,7 +145,7 @@ test("a broken metadata tarball shows a readable error", async () => {
   const root = join(exported, "root.squashfs");
   squashfs(root, "broken");
 
-  const { page } = await openPage(browser, pageUrl());
+  const { page } = await openPage(suite.browser, pageUrl());
   await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
   await page.waitForSelector('body[data-state="error"]', { timeout: 30_000 });
   const message = await page.textContent("#error");
@@ -176,7 +161,7 @@ test("once loaded, the page works with its server gone", async () => {
   const root = makeTree();
   const expected = ssgenBuild(root, TIMESTAMP);
   const own = await serve();
-  const { page, problems } = await openPage(browser, `${own.url}?timestamp=${TIMESTAMP}`);
+  const { page, problems } = await openPage(suite.browser, `${own.url}?timestamp=${TIMESTAMP}`);
   await own.close();
   await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
   await waitDone(page);
@@ -190,7 +175,7 @@ test("served by ssgen serve, the page gives the same documents", async () => {
   const expected = ssgenBuild(root, TIMESTAMP);
   const served = await ssgenServe(WEB);
   try {
-    const { page, problems } = await openPage(browser, `${served.url}?timestamp=${TIMESTAMP}`);
+    const { page, problems } = await openPage(suite.browser, `${served.url}?timestamp=${TIMESTAMP}`);
     await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
     await waitDone(page);
     assert.deepEqual(await documents(page), expected);
@@ -209,7 +194,7 @@ test("export files dropped on the page are placed like chosen ones", async () =>
   metadataTarball(meta, { arch: "aarch64", created: 1785535500, os: "Alpine", release: "3.20", variant: "cloud", serial: "x", compress: "gz" });
   squashfs(root, "alpine");
 
-  const { page, problems } = await openPage(browser, pageUrl());
+  const { page, problems } = await openPage(suite.browser, pageUrl());
   const files = [meta, root].map((p) => ({ name: basename(p), base64: readFileSync(p).toString("base64") }));
   await page.evaluate((files) => {
     const dt = new DataTransfer();
@@ -245,18 +230,170 @@ test("a server root dropped on the page is walked, and its published catalog kep
     indexJson: readFileSync(join(root, "streams/v1/index.json"), "utf8"),
   };
   assert.match(expected.indexJson, /03:00:00 \+0000/);
-  const { page, problems } = await openPage(browser, pageUrl());
+  const { page, problems } = await openPage(suite.browser, pageUrl());
   // A real drag of the server root (the folder holding images/), through the
   // browser's own drag and drop: the page walks it with webkitGetAsEntry.
-  const cdp = await page.context().newCDPSession(page);
-  const box = await page.locator("#drop").boundingBox();
-  const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
-  const data = { items: [], files: [root], dragOperationsMask: 1 };
-  for (const type of ["dragEnter", "dragOver", "drop"]) {
-    await cdp.send("Input.dispatchDragEvent", { type, ...at, data });
-  }
+  await dropPaths(page, [root]);
   await waitDone(page);
   assert.deepEqual(await documents(page), expected);
+  // The header names the time the documents keep, and why.
+  assert.equal(await page.textContent("#timestamp-note"), "updated: Sat, 01 Aug 2026 03:00:00 +0000 (kept from the published images.json: nothing else changed)");
   assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("without ?timestamp, the header names the very time the documents carry", async () => {
+  const root = makeTree();
+  const { page, problems } = await openPage(suite.browser, suite.server.url);
+  assert.match(await page.textContent("#timestamp-note"), /\(now\)/);
+  await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
+  await waitDone(page);
+  const { updated } = JSON.parse(await page.textContent('[data-testid="images-json"]'));
+  assert.match(updated, /^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d \+0000$/);
+  assert.equal(JSON.parse(await page.textContent('[data-testid="index-json"]')).updated, updated);
+  assert.equal(await page.textContent("#timestamp-note"), `updated: ${updated} (now)`);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("the summary counts the findings it sits above", async () => {
+  const root = tempDir("findings");
+  const v = join(root, "images/debian/12/amd64/default");
+  metadataTarball(join(v, "20260801_0312/incus.tar.xz"), { created: 1785554000, os: "Debian", release: "12", serial: "a" });
+  squashfs(join(v, "20260801_0312/rootfs.squashfs"), "debian");
+  // Three warnings (a product the clients would hide, a version without its
+  // root file, a version name they would hide) and one note (a stray file).
+  const hidden = join(root, "images/debian/12/x86-64/default/20260801_0312");
+  metadataTarball(join(hidden, "incus.tar.xz"), { created: 1785554000, os: "Debian", release: "12", serial: "b" });
+  squashfs(join(hidden, "rootfs.squashfs"), "other");
+  metadataTarball(join(v, "20260802_0312/incus.tar.xz"), { created: 1785554001, os: "Debian", release: "12", serial: "c" });
+  metadataTarball(join(v, "latest/incus.tar.xz"), { created: 1785554002, os: "Debian", release: "12", serial: "d" });
+  writeFileSync(join(root, "images/README.txt"), "notes\n");
+
+  const { page, problems } = await openPage(suite.browser, pageUrl());
+  await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
+  await waitDone(page);
+  assert.deepEqual(await documents(page), ssgenBuild(root, TIMESTAMP));
+  const cards = async (level) => page.locator(`#diagnostics li.${level}`).count();
+  assert.deepEqual([await cards("error"), await cards("warning"), await cards("note")], [0, 3, 1]);
+  assert.equal(
+    await page.textContent("#summary"),
+    "1 product(s), 1 image(s) per client. Findings: 3 warnings, 1 note " +
+      "(about the files: 3 warnings, 1 note; what LXD and Incus make of the catalog: none).",
+  );
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+// A server root as ssgen publishes it: an older version of the product
+// an export adds to, and another product.
+function makeServer() {
+  const root = tempDir("server");
+  const old = join(root, "images/debian/bookworm/amd64/default/20260731_0352");
+  metadataTarball(join(old, "incus.tar.xz"), { created: 1785469920, os: "Debian", release: "bookworm", serial: "20260731_03:52" });
+  squashfs(join(old, "rootfs.squashfs"), "bookworm-old");
+  const a = join(root, "images/alpine/3.20/arm64/cloud/20260730_1200");
+  metadataTarball(join(a, "lxd.tar.xz"), { arch: "aarch64", created: 1785412800, os: "Alpine", release: "3.20", variant: "cloud", serial: "s", compress: "gz" });
+  squashfs(join(a, "root.squashfs"), "alpine");
+  writeFileSync(join(root, "images/alpine/3.20/arm64/cloud/metadata.json"), JSON.stringify({ aliases: ["alpine/latest-cloud"] }));
+  writeFileSync(join(root, "images/alpine/.requirements"), JSON.stringify({ secureboot: "false" }));
+  run(SSGEN, ["build", "--timestamp", String(TIMESTAMP - 86400), root]);
+  return root;
+}
+
+// The files of an export of a newer debian/bookworm, made 2026-08-01 03:52.
+function newerBookworm(name) {
+  const exported = tempDir(name);
+  const meta = join(exported, "meta-77aa.tar.xz");
+  const root = join(exported, "77aa.squashfs");
+  metadataTarball(meta, { created: 1785556320, os: "Debian", release: "bookworm", serial: "20260801_03:52" });
+  squashfs(root, `bookworm-${name}`);
+  return { meta, root };
+}
+
+test("export files merged into the server's images.json, chosen or fetched, give ssgen build's documents for the whole server", async () => {
+  const serverRoot = makeServer();
+  const { meta, root } = newerBookworm("merge-export");
+  // What ssgen build gives once the files are where the page says: the
+  // server's tree with one more version.
+  const whole = tempDir("merge-whole");
+  run("cp", ["-a", join(serverRoot, "images"), whole]);
+  const dir = join(whole, "images/debian/bookworm/amd64/default/20260801_0352");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "incus.tar.xz"), readFileSync(meta));
+  writeFileSync(join(dir, "rootfs.squashfs"), readFileSync(root));
+  const expected = ssgenBuild(whole, TIMESTAMP);
+  const products = JSON.parse(expected.imagesJson).products;
+  assert.deepEqual(Object.keys(products), ["alpine:3.20:arm64:cloud", "debian:bookworm:amd64:default"]);
+  assert.deepEqual(Object.keys(products["debian:bookworm:amd64:default"].versions), ["20260731_0352", "20260801_0352"]);
+  const alone = tempDir("merge-alone");
+  mkdirSync(join(alone, "images/debian/bookworm/amd64/default/20260801_0352"), { recursive: true });
+  run("cp", [join(dir, "incus.tar.xz"), join(dir, "rootfs.squashfs"), join(alone, "images/debian/bookworm/amd64/default/20260801_0352")]);
+  const onlyThis = ssgenBuild(alone, TIMESTAMP);
+
+  const { page, problems } = await openPage(suite.browser, pageUrl());
+  await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
+  await waitDone(page);
+  // Unmerged, the catalog holds this image only, and the page says plainly
+  // what uploading it would do.
+  assert.deepEqual(await documents(page), onlyThis);
+  assert.equal(await page.isVisible("#replaces"), true);
+  assert.match(await page.textContent("#replaces"), /replaces.*every other image disappears/s);
+
+  const merged = async () => {
+    await page.waitForSelector('#merged:not([hidden])', { timeout: 30_000 });
+    await waitDone(page);
+    return documents(page);
+  };
+  await page.setInputFiles('[data-testid="merge-input"]', join(serverRoot, "streams/v1/images.json"));
+  assert.deepEqual(await merged(), expected);
+  assert.equal(await page.isVisible("#replaces"), false);
+  assert.match(await page.textContent("#merged"), /Merged into images\.json: 2 product\(s\).*adds debian:bookworm:amd64:default 20260801_0352/);
+  assert.match(await page.textContent("#summary"), /^2 product\(s\) in the merged catalog, 1 version\(s\) added\./);
+  assert.equal(await page.textContent("#timestamp-note"), "updated: Sat, 01 Aug 2026 04:00:00 +0000 (from ?timestamp=)");
+  await page.screenshot({ path: join(ARTIFACTS, "merged.png"), fullPage: true });
+
+  // Back to this image alone, then the same merge from the server's URL.
+  await page.click("#merge-off");
+  await page.waitForSelector("#merged", { state: "hidden" });
+  await waitDone(page);
+  assert.deepEqual(await documents(page), onlyThis);
+  const published = await serve(serverRoot, { cors: true });
+  try {
+    await page.fill('[data-testid="merge-url"]', published.url);
+    await page.click("#merge-fetch");
+    assert.deepEqual(await merged(), expected);
+    assert.match(await page.textContent("#merged"), new RegExp(`Merged into ${published.url}streams/v1/images\\.json`));
+  } finally {
+    await published.close();
+  }
+
+  // A version the server lists already, with other files: refused by name,
+  // and no documents are offered.
+  await page.fill('#loose-form [name="version"]', "20260731_0352");
+  await page.waitForSelector('body[data-state="error"]', { timeout: 30_000 });
+  assert.match(await page.textContent("#error"), /debian:bookworm:amd64:default already has version 20260731_0352, with other files/);
+  assert.equal(await page.isVisible("#output"), false);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("a server that does not let other pages read its catalog gets a merge error saying what to do instead", async () => {
+  const serverRoot = makeServer();
+  const { meta, root } = newerBookworm("merge-cors");
+  const { page } = await openPage(suite.browser, pageUrl());
+  await page.setInputFiles('[data-testid="files-input"]', [meta, root]);
+  await waitDone(page);
+  const published = await serve(serverRoot); // no Access-Control-Allow-Origin
+  try {
+    await page.fill('[data-testid="merge-url"]', published.url);
+    await page.click("#merge-fetch");
+    await page.waitForSelector('body[data-state="error"]', { timeout: 30_000 });
+  } finally {
+    await published.close();
+  }
+  const message = await page.textContent("#error");
+  assert.match(message, new RegExp(`cannot read ${published.url}streams/v1/index\\.json`));
+  assert.match(message, /Access-Control-Allow-Origin.*choose it as a file/);
   await page.close();
 });

@@ -171,8 +171,24 @@ struct BuildView {
     diagnostics: Vec<Diagnostic>,
     products: usize,
     images: usize,
+    /// The documents' `updated`, as written.
+    updated: String,
+    /// Whether `updated` is the published catalog's, kept because nothing
+    /// else changed, rather than the builder's timestamp.
+    updated_kept: bool,
+    /// With a server catalog to merge into: what the merge did.
+    merged: Option<MergeView>,
     /// What LXD and Incus make of the documents (the core's lint).
     lint: LintView,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MergeView {
+    /// Products in the merged catalog.
+    products: usize,
+    /// `product id version` of each version added to the server's catalog.
+    added: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -260,6 +276,7 @@ pub struct Builder {
     config: Config,
     digests: Digests,
     previous: Option<String>,
+    server: Option<String>,
 }
 
 #[wasm_bindgen]
@@ -280,6 +297,7 @@ impl Builder {
             config: Config::new(seconds),
             digests: Digests::default(),
             previous: None,
+            server: None,
         })
     }
 
@@ -343,6 +361,16 @@ impl Builder {
         self.previous = images_json;
     }
 
+    /// The `streams/v1/images.json` a server publishes now, for a listing
+    /// of only some of its images (the files of one export): the built
+    /// catalog is that one with the listed versions added, so that
+    /// publishing it loses none of the server's images. A version the
+    /// server already lists with other files is refused.
+    #[wasm_bindgen(js_name = mergeInto)]
+    pub fn merge_into(&mut self, images_json: Option<String>) {
+        self.server = images_json;
+    }
+
     /// Number of files listed.
     #[wasm_bindgen(getter)]
     #[must_use]
@@ -397,16 +425,219 @@ impl Builder {
 
     fn build_output(&self) -> Result<BuildView, String> {
         let scan = ssgen_core::scan(&self.entries, &self.config);
-        let out = ssgen_core::build(&scan, &self.digests, &self.config, self.previous.as_deref())
-            .map_err(|e| e.to_string())?;
+        let mut out =
+            ssgen_core::build(&scan, &self.digests, &self.config, self.previous.as_deref())
+                .map_err(|e| e.to_string())?;
+        let now = time::rfc2822(self.config.timestamp);
+        let mut merged = None;
+        if let Some(server) = &self.server {
+            let m = merge(server, &out.images_json, &now)
+                .map_err(|e| format!("the server's images.json: {e}"))?;
+            refuse_new_errors(server, &m)?;
+            out.index_json = m.index_json;
+            out.images_json = m.images_json;
+            out.diagnostics.extend(m.notes);
+            merged = Some(MergeView {
+                products: m.products,
+                added: m.added,
+            });
+        }
+        let updated = top_level_updated(&out.index_json).unwrap_or_default();
         Ok(BuildView {
             lint: lint_documents(&out.index_json, &out.images_json).into(),
+            updated_kept: updated != now,
+            updated,
+            merged,
             index_json: out.index_json,
             images_json: out.images_json,
             diagnostics: out.diagnostics,
             products: out.products,
             images: out.images,
         })
+    }
+}
+
+/// The `updated` of a document.
+fn top_level_updated(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value.get("updated")?.as_str().map(str::to_owned)
+}
+
+/// A catalog merged from a server's and ours.
+#[derive(Debug)]
+struct Merged {
+    index_json: String,
+    images_json: String,
+    products: usize,
+    added: Vec<String>,
+    notes: Vec<Diagnostic>,
+}
+
+/// Adds the versions of `ours` (a catalog of some images only) to
+/// `server` (the `images.json` a server publishes now). Everything the
+/// server lists stays as it is, including the fields of a product it
+/// already has; a version it already lists must be the very same, because
+/// published files never change. `updated` becomes `now` unless nothing
+/// was added.
+fn merge(server: &str, ours: &str, now: &str) -> Result<Merged, String> {
+    use serde_json::Value;
+    let mut doc: Value = serde_json::from_str(server).map_err(|e| {
+        format!("is not JSON ({e}); give the streams/v1/images.json the server publishes")
+    })?;
+    let format = doc.get("format").and_then(Value::as_str).unwrap_or("");
+    if format != "products:1.0" {
+        return Err(format!(
+            "is not a simplestreams products file (format {format:?}, not \"products:1.0\"); give the streams/v1/images.json the server publishes, not its index.json"
+        ));
+    }
+    let ours: Value =
+        serde_json::from_str(ours).map_err(|e| format!("our catalog is not JSON: {e}"))?;
+    let ours = ours
+        .get("products")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let products = doc
+        .get_mut("products")
+        .and_then(Value::as_object_mut)
+        .ok_or(
+            "has no \"products\" object; give the streams/v1/images.json the server publishes",
+        )?;
+    let mut added = Vec::new();
+    let mut notes = Vec::new();
+    for (id, mut product) in ours {
+        let Some(there) = products.get_mut(&id) else {
+            let versions = product.get("versions").and_then(Value::as_object);
+            added.extend(
+                versions
+                    .into_iter()
+                    .flatten()
+                    .map(|(v, _)| format!("{id} {v}")),
+            );
+            products.insert(id, product);
+            continue;
+        };
+        let new_versions = match product.get_mut("versions").map(Value::take) {
+            Some(Value::Object(v)) => v,
+            _ => serde_json::Map::new(),
+        };
+        let fields_differ = {
+            let mut theirs = there.clone();
+            if let Some(t) = theirs.as_object_mut() {
+                t.remove("versions");
+            }
+            if let Some(o) = product.as_object_mut() {
+                o.remove("versions");
+            }
+            theirs != product
+        };
+        let versions = there
+            .get_mut("versions")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| format!("product {id} has no \"versions\" object"))?;
+        for (name, version) in new_versions {
+            match versions.get(&name) {
+                Some(same) if *same == version => {}
+                Some(_) => {
+                    return Err(format!(
+                        "product {id} already has version {name}, with other files; published files never change, so give this image another version name"
+                    ));
+                }
+                None => {
+                    added.push(format!("{id} {name}"));
+                    versions.insert(name, version);
+                }
+            }
+        }
+        if fields_differ {
+            notes.push(Diagnostic {
+                level: ssgen_core::Level::Note,
+                path: IMAGES_JSON.to_owned(),
+                message: format!("product {id} is on the server already: its titles, aliases and requirements stay as the server publishes them"),
+                help: "change them on the server (metadata.json, .requirements) if they should change".to_owned(),
+            });
+        }
+    }
+    let ids: Vec<String> = products.keys().cloned().collect();
+    let updated = match doc.get("updated").and_then(Value::as_str) {
+        Some(kept) if added.is_empty() => kept.to_owned(),
+        _ => now.to_owned(),
+    };
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("updated".to_owned(), Value::String(updated.clone()));
+    }
+    let mut images_json = serde_json::to_string_pretty(&Sorted(&doc))
+        .map_err(|e| format!("cannot be written back: {e}"))?;
+    images_json.push('\n');
+    Ok(Merged {
+        index_json: ssgen_core::index_json(&ids, &updated),
+        images_json,
+        products: ids.len(),
+        added,
+        notes,
+    })
+}
+
+/// Refuses a merge that makes LXD or Incus refuse something the server's
+/// catalog alone does not (the same image under a second version name gives
+/// both one fingerprint, and neither can be downloaded any more): the merge
+/// must not break what is published.
+fn refuse_new_errors(server: &str, merged: &Merged) -> Result<(), String> {
+    use ssgen_core::lint::Severity;
+    let errors = |report: Report| -> Vec<(String, String)> {
+        report
+            .findings
+            .into_iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| (f.code.to_owned(), f.message))
+            .collect()
+    };
+    let before = errors(lint_documents(
+        &ssgen_core::client::index_for_products(IMAGES_JSON, server),
+        server,
+    ));
+    let new: Vec<String> = errors(lint_documents(&merged.index_json, &merged.images_json))
+        .into_iter()
+        .filter(|e| !before.contains(e))
+        .map(|(code, message)| format!("{code}: {message}"))
+        .collect();
+    if new.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "merged with the server's images.json, this image would break the catalog for LXD or Incus ({}); nothing was merged: check that the server does not publish this image already, under another version name",
+            new.join("; ")
+        ))
+    }
+}
+
+/// A JSON value written as the core writes its documents: every object's
+/// keys sorted, whatever order they came in.
+struct Sorted<'a>(&'a serde_json::Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        use serde_json::Value;
+        match self.0 {
+            Value::Object(m) => {
+                let mut entries: Vec<_> = m.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, &Sorted(v))?;
+                }
+                map.end()
+            }
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    seq.serialize_element(&Sorted(v))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
     }
 }
 
@@ -713,7 +944,7 @@ struct Proposal {
 /// names are, by convention, e.g. `debian`), the Debian-style architecture
 /// name the clients and aliases use (`x86_64` → `amd64`), `default` when no
 /// variant is given, and the version named after `creation_date` in UTC
-/// (`YYYYMMDD_HHMM`, spec §10's recommendation).
+/// (`YYYYMMDD_HHMM`).
 fn propose(meta: &ImageMetadata) -> Proposal {
     // ASCII only: directory names must be [A-Za-z0-9._~:-] anyway (and the
     // Unicode case tables would weigh on the page's download).
@@ -930,6 +1161,162 @@ mod tests {
             !store.has(META),
             "a cut file must not feed combined digests"
         );
+    }
+
+    /// What the core builds from real bytes: `(path, bytes)` of each file
+    /// (side files are passed as contents).
+    fn built(files: &[(&str, &[u8])], timestamp: i64) -> ssgen_core::Output {
+        let entries: Vec<Entry> = files
+            .iter()
+            .map(|(path, bytes)| {
+                if ssgen_core::needs_contents(path) {
+                    Entry::side(*path, bytes.to_vec())
+                } else {
+                    Entry {
+                        head: Some(bytes[..8].to_vec()),
+                        ..Entry::file(*path, bytes.len() as u64)
+                    }
+                }
+            })
+            .collect();
+        let config = Config::new(timestamp);
+        let scan = ssgen_core::scan(&entries, &config);
+        let mut digests = Digests::default();
+        let mut prefixes = Prefixes::default();
+        for job in scan.plan(&digests).jobs() {
+            let bytes = files
+                .iter()
+                .find(|(p, _)| *p == job.path)
+                .expect("listed")
+                .1;
+            let mut h = FileHasher::new(job, &prefixes).expect("prefix first");
+            h.update(bytes);
+            let r = h.finish().expect("sizes match");
+            prefixes.insert(&r);
+            digests.record(&r);
+        }
+        ssgen_core::build(&scan, &digests, &config, None).expect("complete")
+    }
+
+    const META_BYTES: &[u8] = b"\xFD7zXZ\0 metadata of one version YZ";
+    const META_BYTES_2: &[u8] = b"\xFD7zXZ\0 metadata of another version YZ";
+    const META_ALPINE: &[u8] = b"\xFD7zXZ\0 metadata of alpine YZ";
+    const ROOT_BYTES: &[u8] = b"hsqs and the rest of a squashfs";
+    const V1: &str = "images/debian/12/amd64/default/20260801_0312";
+    const V2: &str = "images/debian/12/amd64/default/20260802_0312";
+    const V3: &str = "images/debian/12/amd64/default/20260803_0312";
+    const ALPINE: &str = "images/alpine/3.20/arm64/cloud/20260730_1200";
+
+    #[test]
+    fn merging_one_export_into_a_server_gives_what_a_build_of_everything_gives() {
+        let (m1, r1) = (
+            format!("{V1}/incus.tar.xz"),
+            format!("{V1}/rootfs.squashfs"),
+        );
+        let (m2, r2) = (
+            format!("{V2}/incus.tar.xz"),
+            format!("{V2}/rootfs.squashfs"),
+        );
+        let (ma, ra) = (
+            format!("{ALPINE}/lxd.tar.xz"),
+            format!("{ALPINE}/root.squashfs"),
+        );
+        let req = "images/alpine/.requirements".to_owned();
+        let on_server: Vec<(&str, &[u8])> = vec![
+            (&m1, META_BYTES),
+            (&r1, ROOT_BYTES),
+            (&ma, META_ALPINE),
+            (&ra, ROOT_BYTES),
+            (&req, br#"{"secureboot": "false"}"#),
+        ];
+        let server = built(&on_server, 1_785_500_000);
+        assert!(server.diagnostics.is_empty(), "{:?}", server.diagnostics);
+        assert_eq!(server.images, 2);
+        let export: Vec<(&str, &[u8])> = vec![(&m2, META_BYTES_2), (&r2, ROOT_BYTES)];
+        let ours = built(&export, 1_785_556_800);
+        let everything = built(&[on_server, export].concat(), 1_785_556_800);
+
+        let now = time::rfc2822(1_785_556_800);
+        let merged = merge(&server.images_json, &ours.images_json, &now).expect("merges");
+        assert_eq!(merged.images_json, everything.images_json);
+        assert_eq!(merged.index_json, everything.index_json);
+        assert_eq!(merged.added, ["debian:12:amd64:default 20260802_0312"]);
+        assert_eq!(merged.products, 2);
+        assert!(merged.notes.is_empty(), "{:?}", merged.notes);
+        refuse_new_errors(&server.images_json, &merged).expect("breaks nothing");
+
+        // The same export again: nothing added, the server's bytes and time.
+        let again = merge(&merged.images_json, &ours.images_json, "later").expect("merges");
+        assert_eq!(again.images_json, merged.images_json);
+        assert!(again.added.is_empty());
+
+        // The same image under another version name: one fingerprint for
+        // two images breaks both, so the merge is refused.
+        let (m3, r3) = (
+            format!("{V3}/incus.tar.xz"),
+            format!("{V3}/rootfs.squashfs"),
+        );
+        let copy = built(&[(&m3, META_BYTES), (&r3, ROOT_BYTES)], 1_785_556_800);
+        let twice = merge(&server.images_json, &copy.images_json, &now).expect("merges");
+        let err = refuse_new_errors(&server.images_json, &twice)
+            .expect_err("one fingerprint, two images");
+        assert!(err.contains("duplicate-fingerprint"), "{err}");
+
+        // Other files under a version the server lists: refused by name.
+        let other: Vec<(&str, &[u8])> = vec![(&m1, META_BYTES_2), (&r1, ROOT_BYTES)];
+        let clash = built(&other, 1_785_556_800);
+        let err = merge(&server.images_json, &clash.images_json, &now).expect_err("clash");
+        assert!(
+            err.contains("debian:12:amd64:default") && err.contains("20260801_0312"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn merging_keeps_what_the_server_says_of_its_products_and_refuses_other_files() {
+        let (m2, r2) = (
+            format!("{V2}/incus.tar.xz"),
+            format!("{V2}/rootfs.squashfs"),
+        );
+        let ours = built(&[(&m2, META_BYTES_2), (&r2, ROOT_BYTES)], 1_785_556_800);
+        // A catalog from another tool: keys in its own order, fields ssgen
+        // does not write, and the product under other titles.
+        let server = r#"{"format": "products:1.0", "content_id": "images", "products": {
+            "debian:12:amd64:default": {"versions": {}, "release_title": "Bookworm (ours)",
+              "aliases": "debian/12/default,bookworm", "arch": "amd64", "os": "Debian",
+              "release": "12", "variant": "default", "x_flag": true, "x_ratio": 0.5}},
+            "updated": "Mon, 01 Jan 2024 00:00:00 +0000"}"#;
+        let merged = merge(server, &ours.images_json, "now").expect("merges");
+        let doc: serde_json::Value = serde_json::from_str(&merged.images_json).expect("JSON");
+        let product = &doc["products"]["debian:12:amd64:default"];
+        assert_eq!(product["release_title"], "Bookworm (ours)");
+        assert_eq!(product["x_flag"], true);
+        assert_eq!(product["x_ratio"], 0.5);
+        assert!(product["versions"]["20260802_0312"]["items"].is_object());
+        assert_eq!(doc["updated"], "now");
+        assert_eq!(merged.notes.len(), 1);
+        assert!(
+            merged.notes[0]
+                .message
+                .contains("stay as the server publishes")
+        );
+        // Sorted at every level, as the core writes.
+        let keys: Vec<&String> = doc.as_object().expect("object").keys().collect();
+        let pos = |k: &str| merged.images_json.find(&format!("\"{k}\"")).expect("key");
+        assert!(
+            pos("content_id") < pos("format") && pos("format") < pos("products"),
+            "{keys:?}"
+        );
+
+        for (bad, says) in [
+            ("[]", "not a simplestreams"),
+            ("{\"format\": \"index:1.0\"}", "not its index.json"),
+            ("{\"format\": \"products:1.0\"}", "no \"products\""),
+            ("not json", "not JSON"),
+        ] {
+            let err = merge(bad, &ours.images_json, "now").expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]
