@@ -44,34 +44,46 @@
 
 pub mod arch;
 mod catalog;
+pub mod check;
 pub mod checksums;
 pub mod classify;
+#[doc(hidden)]
 pub mod client;
-mod diag;
+pub mod diag;
 pub mod digest;
 pub mod direct;
 pub mod distro;
+pub mod export;
 mod layout;
 pub mod lint;
 mod listing;
 pub mod metadata;
+pub mod remote;
 pub mod render;
 pub mod requirements;
+pub mod rules;
+pub mod side;
 pub mod time;
+pub mod view;
+pub mod vocab;
 pub mod withdrawn;
 
+#[cfg(test)]
+mod testing;
+
 pub use catalog::{IMAGES_JSON, INDEX_JSON, Output, build};
-pub use client::Client;
 pub use diag::{Diagnostic, Level};
 pub use digest::{Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes, Sha256};
-pub use layout::{FileRole, Product, Scan, Version, VersionFile, is_dir_name, scan};
+pub use layout::{FileRole, Product, Scan, Version, VersionFile, scan};
 pub use listing::{Entry, HEAD_LEN, needs_contents};
+pub use rules::is_dir_name;
+pub use vocab::{Client, Ftype, ProductPath};
 
 /// Which clients a catalog is written for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Clients {
     /// LXD and Incus (the default): every version carries both metadata
-    /// ftypes (spec §4.1).
+    /// ftypes (`docs/protocol.md#ftypes`).
     #[default]
     Both,
     /// Only one client's ftypes and requirement key.

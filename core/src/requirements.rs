@@ -80,6 +80,16 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<(Requirements, Vec<Diagnostic>)
     Ok((out, notes))
 }
 
+/// The text of a `.requirements` (or `.lxd_requirements`) file holding
+/// `requirements`, which [`parse`] reads back as it is.
+#[must_use]
+pub fn to_text(requirements: &Requirements) -> String {
+    // A map of strings always serialises.
+    let mut text = serde_json::to_string_pretty(requirements).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +110,16 @@ mod tests {
         );
         assert!(parse("x", b"[1]").is_err());
         assert!(parse("x", b"{").is_err());
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        let r: Requirements = [("secureboot", "false"), ("odd \"key\"", "a\nb")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let (back, _) = parse("x", to_text(&r).as_bytes()).expect("valid");
+        assert_eq!(back, r);
     }
 
     #[test]
