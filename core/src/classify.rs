@@ -123,7 +123,7 @@ pub fn by_name(name: &str) -> Kind {
     }
     if let Some(stem) = name.strip_suffix(".vcdiff") {
         // lxc-ci: `delta-<base>.vcdiff`; imagebuilder: `rootfs.<base>.vcdiff`
-        // and `disk.<base>.qcow2.vcdiff` (§5.4).
+        // and `disk.<base>.qcow2.vcdiff` (`docs/protocol.md#deltas`).
         if let Some(base) = stem.strip_prefix("delta-") {
             return delta(RootType::Squashfs, base);
         }
@@ -211,7 +211,7 @@ impl Magic {
     }
 
     /// Whether a metadata tarball may be compressed this way: the daemon
-    /// detects the compression itself, so any compressed tar works (§4.1).
+    /// detects the compression itself, so any compressed tar works (`docs/protocol.md#ftypes`).
     #[must_use]
     pub fn is_tar_compression(self) -> bool {
         matches!(self, Magic::Xz | Magic::Gzip | Magic::Bzip2 | Magic::Zstd)

@@ -2,7 +2,7 @@
 //! the daemon sends `HEAD URL` with `Incus-Server-Architectures` (or the
 //! `LXD-` twin) and downloads whatever `Incus-Image-URL` names, checking its
 //! sha256 against `Incus-Image-Hash`. One file is downloaded, so only a
-//! unified tarball can be imported this way (spec peers §0).
+//! unified tarball can be imported this way.
 //!
 //! Servers answer these requests at `/aliases/<alias>[/<arch>]`. The map
 //! from alias to tarball is derived from a published `images.json` once per
@@ -80,7 +80,7 @@ pub fn alias_map(images_json: &str) -> Result<AliasMap, serde_json::Error> {
         ) else {
             continue;
         };
-        // Newest version (names sort by date, spec §10) with a unified
+        // Newest version (names sort by date, `docs/protocol.md#version-names`) with a unified
         // tarball.
         let newest = versions.iter().rev().find_map(|(_, v)| {
             let items = v.get("items")?.as_object()?;

@@ -488,7 +488,7 @@ fn inherited_requirements(
         }
     }
     // LXD reads `lxd_requirements` whenever the key is present, even `{}`
-    // (§3.2, §9): write it only when it says something, and always when
+    // (`docs/protocol.md#requirements`): write it only when it says something, and always when
     // old LXD (≤ 5.0.2, which reads nothing else) must see requirements.
     let lxd_out = (!lxd.is_empty() && (lxd_file_seen || !common.is_empty())).then_some(lxd);
     if lxd_file_seen && common.is_empty() && lxd_out.is_some() {
@@ -511,7 +511,7 @@ fn default_aliases(os: &str, release: &str, variant: &str, other_names: &[String
         }
     }
     // lxc-ci and imagebuilder give rolling releases named `current` the
-    // bare os name (§7.5).
+    // bare os name (`docs/protocol.md#aliases`).
     if release == "current" {
         out.push(if variant == "default" {
             os.to_owned()
@@ -550,7 +550,7 @@ fn apply_metadata_json(
 }
 
 /// Keeps the aliases a local server would accept when an image is copied
-/// with them (§7.4), dropping duplicates.
+/// with them (`docs/protocol.md#aliases`), dropping duplicates.
 fn valid_aliases(
     dir: &str,
     arch_dir: &str,
@@ -775,7 +775,7 @@ fn version(dir: &str, name: &str, entries: &[&Entry], diags: &mut Diags) -> Opti
     })
 }
 
-/// Byte-wise sorting decides which version is newest (§7.2, §10): mixed
+/// Byte-wise sorting decides which version is newest (`docs/protocol.md#aliases`, `docs/protocol.md#version-names`): mixed
 /// formats (`YYYYMMDDhhmm` beside `YYYYMMDD_hhmm`) sort wrongly.
 fn check_version_formats(dir: &str, versions: &[Version], diags: &mut Diags) {
     let shapes = rules::version_shapes(versions.iter().map(|v| v.name.as_str()));
@@ -793,7 +793,7 @@ fn check_version_formats(dir: &str, versions: &[Version], diags: &mut Diags) {
 }
 
 /// A delta needs its base version (older, same product, with a squashfs
-/// root) and a squashfs root in its own version (§5.4); otherwise it is
+/// root) and a squashfs root in its own version (`docs/protocol.md#deltas`); otherwise it is
 /// left out, since a delta that fails to apply aborts the download.
 fn resolve_deltas(dir: &str, versions: &mut [Version], diags: &mut Diags) {
     let with_squashfs: BTreeSet<String> = versions

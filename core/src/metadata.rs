@@ -1,9 +1,9 @@
 //! Reads `metadata.yaml` out of an image's metadata tarball or unified
-//! tarball (spec §13), for `ssgen import` and the page.
+//! tarball (`docs/protocol.md#metadata-yaml`), for `ssgen import` and the page.
 //!
 //! The tarball may be xz- or gzip-compressed or a plain tar: the compression
 //! is detected by magic bytes, never taken from a file name (the clients do
-//! the same, spec §4.1). Decompression streams through pure-Rust decoders
+//! the same, `docs/protocol.md#ftypes`). Decompression streams through pure-Rust decoders
 //! into a small tar walker, so memory stays bounded whatever the size of the
 //! tarball: only `metadata.yaml` itself is kept. Reading stops as soon as the
 //! answer is known: once `metadata.yaml` and the unified-image marker
@@ -50,7 +50,7 @@ const XZ_MEM_LIMIT_KIB: u32 = 256 * 1024;
 /// rather than kept: no name the reader looks for is that long.
 const NAME_LIMIT: u64 = 64 << 10;
 
-/// What a unified tarball holds besides `metadata.yaml` (spec §4.5).
+/// What a unified tarball holds besides `metadata.yaml` (`docs/protocol.md#pairing`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnifiedKind {
     /// A `rootfs/` directory: a container image.
@@ -220,7 +220,7 @@ pub enum MetadataError {
     Empty,
     /// `architecture` names no architecture both clients know.
     #[error(
-        "metadata.yaml: \"architecture\" is {found:?}, which {who}; use a name such as x86_64, aarch64 or armv7l"
+        "metadata.yaml: \"architecture\" is {found:?}, unknown to {who}; use a name such as x86_64, aarch64 or armv7l"
     )]
     UnknownArchitecture {
         /// The value.
@@ -728,9 +728,9 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<ImageMetadata, MetadataError> {
     };
     if arch::normalise(&architecture).is_none() {
         let who = match arch::only_known_to(&architecture) {
-            Some("Incus") => "only Incus knows, so LXD refuses the image",
-            Some(_) => "only LXD knows, so Incus refuses the image",
-            None => "neither LXD nor Incus knows, so both refuse the image",
+            Some("Incus") => "LXD, which refuses the image",
+            Some(_) => "Incus, which refuses the image",
+            None => "LXD and Incus, which refuse the image",
         };
         return Err(MetadataError::UnknownArchitecture {
             found: architecture,

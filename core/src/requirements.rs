@@ -1,4 +1,5 @@
-//! `.requirements` and `.lxd_requirements` side files (spec §9, §3.5).
+//! `.requirements` and `.lxd_requirements` side files (`docs/protocol.md#requirements`,
+//! `docs/protocol.md#decoding`).
 //!
 //! Each is a JSON object of strings. Files are inherited from `images/`
 //! down to the variant directory, the nearer file winning key by key.
@@ -7,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::diag::{Diagnostic, Level};
 
-/// Requirement keys the clients act on (§9); others are published but a
+/// Requirement keys the clients act on (`docs/protocol.md#requirements`); others are published but a
 /// note says no client reads them.
 pub const KNOWN_KEYS: &[&str] = &[
     "secureboot",
@@ -22,7 +23,7 @@ pub const KNOWN_KEYS: &[&str] = &[
 pub type Requirements = BTreeMap<String, String>;
 
 /// Parses one side file. A value that is not a string would break the
-/// whole remote for both clients (§3.5), so it is an error naming the file.
+/// whole remote for both clients (`docs/protocol.md#decoding`), so it is an error naming the file.
 ///
 /// # Errors
 /// A [`Level::Error`] diagnostic when the file is not a JSON object of

@@ -11,7 +11,8 @@ use crate::diag::Diagnostic;
 use crate::digest::{Digests, HashJob, HashPlan, Sha256};
 use crate::layout::Scan;
 use crate::lint::Code;
-use crate::listing::{Entry, needs_contents};
+use crate::listing::Entry;
+use crate::side::METADATA_JSON;
 use crate::rules;
 use crate::vocab::{Class, Client, CombinedKey, Ftype};
 use crate::withdrawn::{self, Withdrawn};
@@ -309,9 +310,9 @@ impl Claims {
         let mut out = Unreferenced::default();
         for entry in listing {
             let name = entry.name();
-            if self.files.contains_key(&entry.path)
-                || needs_contents(&entry.path)
-                || name.starts_with('.')
+            // Hidden files (markers, requirements, staging) and metadata.json
+            // are side files, never published.
+            if self.files.contains_key(&entry.path) || name.starts_with('.') || name == METADATA_JSON
             {
                 continue;
             }
@@ -325,7 +326,7 @@ impl Claims {
             }
             let message = match scan.left_out(&entry.path) {
                 Some(why) => format!(
-                    "is not referenced by the catalog: a build leaves out {}, which {} (fix: {})",
+                    "is not referenced by the catalog, because a build leaves out {}: {} (fix: {})",
                     why.path, why.message, why.help
                 ),
                 None => "is not referenced by the catalog (run `ssgen build` to publish it, or remove it)"

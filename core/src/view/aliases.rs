@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::{Alias, Duplicate, ImageRef, ImageType, Pending, Shadowed, View};
 use crate::vocab::{Client, Ftype};
 
-/// The clients' sort (§7.2): `os`, `release`, `variant` ascending, `serial`
+/// The clients' sort (`docs/protocol.md#aliases`): `os`, `release`, `variant` ascending, `serial`
 /// descending, `architecture` ascending, then the root-type rank.
 ///
 /// Go's comparator is not a consistent order when a property is empty (it

@@ -43,7 +43,7 @@ use crate::remote::{Item, Product, ProductsFile, Remote, RemoteError, Version, l
 pub use crate::vocab::ImageType;
 use crate::vocab::{Class, Client, CombinedKey, Ftype};
 
-/// A delta the client would download before the root file (§5.4).
+/// A delta the client would download before the root file (`docs/protocol.md#deltas`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Delta {
     /// The item key.
@@ -57,14 +57,14 @@ pub struct Delta {
     /// The fingerprint of the base image the client looks for in its store.
     pub base_fingerprint: String,
     /// Whether the client looks for the wrong base: Incus uses the base's
-    /// squashfs fingerprint even for a `disk-kvm.img.vcdiff` (§5.4).
+    /// squashfs fingerprint even for a `disk-kvm.img.vcdiff` (`docs/protocol.md#deltas`).
     pub wrong_base: bool,
 }
 
-/// One image as a client lists it (§4.6).
+/// One image as a client lists it (`docs/protocol.md#pairing`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Image {
-    /// The fingerprint (verbatim from the catalog, §5.1).
+    /// The fingerprint (verbatim from the catalog, `docs/protocol.md#combined-digests`).
     pub fingerprint: String,
     /// The client.
     pub client: Client,
@@ -103,7 +103,7 @@ pub struct Image {
     pub description: String,
     /// The image properties (empty values removed).
     pub properties: BTreeMap<String, String>,
-    /// The aliases in the image's own list (§7.1 step 4).
+    /// The aliases in the image's own list (`docs/protocol.md#aliases`).
     pub aliases: Vec<String>,
     /// `created_at`, from the version name: `YYYY-MM-DD`.
     pub created: String,
@@ -111,11 +111,11 @@ pub struct Image {
     pub expires: Option<String>,
     /// Deltas the client would try.
     pub deltas: Vec<Delta>,
-    /// Whether another image of this client has the same fingerprint (§5.5).
+    /// Whether another image of this client has the same fingerprint (`docs/protocol.md#combined-digests`).
     pub duplicate: bool,
 }
 
-/// An alias a client registers (§7.1).
+/// An alias a client registers (`docs/protocol.md#aliases`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Alias {
     /// The alias name.
@@ -133,7 +133,7 @@ pub struct Alias {
     pub version: String,
 }
 
-/// An alias registration that lost to an earlier one (§7.1 step 3).
+/// An alias registration that lost to an earlier one (`docs/protocol.md#aliases`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Shadowed {
     /// The alias that was not registered for this image.
@@ -162,7 +162,7 @@ pub struct ImageRef {
 }
 
 /// A fingerprint given to more than one image: the client lists them all,
-/// but `GetImage` fails for it ("More than one match", §5.5).
+/// but `GetImage` fails for it ("More than one match", `docs/protocol.md#combined-digests`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Duplicate {
     /// The fingerprint.
@@ -179,7 +179,7 @@ pub struct View {
     /// Set when the client refuses the whole remote; everything else is
     /// then empty, as the client shows nothing.
     pub error: Option<RemoteError>,
-    /// The images, in the client's alias order (§7.2).
+    /// The images, in the client's alias order (`docs/protocol.md#aliases`).
     pub images: Vec<Image>,
     /// The aliases, in registration order.
     pub aliases: Vec<Alias>,
