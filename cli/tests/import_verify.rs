@@ -1069,7 +1069,11 @@ fn verify_is_clean_while_withdrawn_files_wait_for_their_grace_period() {
     let (_tmp, _export, root) = setup();
     built_versions(
         &root,
-        &[("20260701_0000", "a"), ("20260702_0000", "b"), ("20260703_0000", "c")],
+        &[
+            ("20260701_0000", "a"),
+            ("20260702_0000", "b"),
+            ("20260703_0000", "c"),
+        ],
     );
     let out = ssgen(&["prune", "--keep", "2", s(&root)]);
     assert!(out.status.success(), "{}", text(&out));
@@ -1132,7 +1136,10 @@ fn build_and_import_refuse_the_same_metadata() {
         ),
         (
             "yesterday",
-            good.replace(&format!("creation_date: {date}"), "creation_date: yesterday"),
+            good.replace(
+                &format!("creation_date: {date}"),
+                "creation_date: yesterday",
+            ),
             "\"creation_date\" is \"yesterday\"",
         ),
         (
@@ -1148,7 +1155,12 @@ fn build_and_import_refuse_the_same_metadata() {
     ];
     let mut tarballs: Vec<(PathBuf, &str)> = cases
         .iter()
-        .map(|(name, yaml, why)| (meta_from_yaml(&export, &format!("{name}.tar.xz"), yaml, "J"), *why))
+        .map(|(name, yaml, why)| {
+            (
+                meta_from_yaml(&export, &format!("{name}.tar.xz"), yaml, "J"),
+                *why,
+            )
+        })
         .collect();
     // A symbolic link named metadata.yaml: the daemons read nothing.
     let stage = export.join("link-stage");
@@ -1169,8 +1181,19 @@ fn build_and_import_refuse_the_same_metadata() {
     let sqfs = images::squashfs(&export, "root.squashfs", "r").expect("squashfs");
     for (tarball, why) in &tarballs {
         let out = ssgen(&["import", s(tarball), s(&sqfs), s(&root)]);
-        assert_eq!(out.status.code(), Some(1), "import {}: {}", tarball.display(), text(&out));
-        assert!(text(&out).contains(why), "import {}: want {why:?}: {}", tarball.display(), text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "import {}: {}",
+            tarball.display(),
+            text(&out)
+        );
+        assert!(
+            text(&out).contains(why),
+            "import {}: want {why:?}: {}",
+            tarball.display(),
+            text(&out)
+        );
 
         let tree = export.join("tree");
         let dir = tree.join("images/debian/12/amd64/default/20260801_0352");
@@ -1178,10 +1201,28 @@ fn build_and_import_refuse_the_same_metadata() {
         fs::copy(tarball, dir.join("incus.tar.xz")).expect("copy");
         fs::copy(&sqfs, dir.join("rootfs.squashfs")).expect("copy");
         let out = ssgen(&["build", s(&tree)]);
-        assert_eq!(out.status.code(), Some(1), "build {}: {}", tarball.display(), text(&out));
-        assert!(text(&out).contains(why), "build {}: want {why:?}: {}", tarball.display(), text(&out));
-        assert!(text(&out).contains("incus.tar.xz"), "names the file: {}", text(&out));
-        assert!(!tree.join("streams/v1/images.json").exists(), "nothing is published");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "build {}: {}",
+            tarball.display(),
+            text(&out)
+        );
+        assert!(
+            text(&out).contains(why),
+            "build {}: want {why:?}: {}",
+            tarball.display(),
+            text(&out)
+        );
+        assert!(
+            text(&out).contains("incus.tar.xz"),
+            "names the file: {}",
+            text(&out)
+        );
+        assert!(
+            !tree.join("streams/v1/images.json").exists(),
+            "nothing is published"
+        );
         fs::remove_dir_all(&tree).expect("rm");
     }
 }
@@ -1219,5 +1260,38 @@ fn names_versions_compact_unless_the_product_has_colons() {
             .is_file(),
         "{:?}",
         snapshot(&root)
+    );
+}
+
+/// An xz file with stream padding (zero bytes after the footer, which `xz`
+/// itself accepts) is whole: the build publishes it.
+#[test]
+fn xz_stream_padding_is_published() {
+    let (_tmp, _export, root) = setup();
+    let dir = root.join("images/debian/12/amd64/default/20260801_0352");
+    let meta = images::metadata_tarball(
+        &dir,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", DATE),
+    )
+    .expect("meta");
+    let rootfs = images::root_tar_xz(&dir, "root.tar.xz", "padded").expect("root");
+    for file in [&meta, &rootfs] {
+        let mut bytes = fs::read(file).expect("read");
+        bytes.extend_from_slice(&[0; 4]);
+        fs::write(file, bytes).expect("write");
+        let test = Command::new("xz")
+            .arg("-t")
+            .arg(file)
+            .output()
+            .expect("xz runs");
+        assert!(test.status.success(), "xz -t refuses {}", file.display());
+    }
+    let out = ssgen(&["build", s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let items = items(&root, "debian:12:amd64:default", "20260801_0352");
+    assert_eq!(
+        items["root.tar.xz"]["sha256"].as_str(),
+        Some(sha(&[&rootfs]).as_str())
     );
 }

@@ -358,6 +358,39 @@ mod tests {
         assert!(cut_short(b"plain", b"", 5).is_none());
     }
 
+    /// Stream padding after the footer (zero bytes, a multiple of four)
+    /// is valid xz, not a file cut short; whatever the chunks.
+    #[test]
+    fn xz_stream_padding_is_no_cut() {
+        let xz = [0xFD, b'7', b'z', b'X', b'Z', 0x00, 1, 2];
+        assert!(cut_short(&xz, b"YZ\0\0\0\0", 100).is_none());
+        assert!(
+            cut_short(&xz, b"YZ\0\0\0", 100).is_some(),
+            "not a multiple of 4"
+        );
+        assert!(
+            cut_short(&xz, b"\0\0\0\0", 100).is_some(),
+            "no footer before it"
+        );
+        let mut file = vec![0u8; 100];
+        file[..6].copy_from_slice(&xz[..6]);
+        file[90..92].copy_from_slice(b"YZ");
+        // 8 bytes of padding after the footer at 90..92.
+        let whole = &file[..100];
+        for size in [1, 2, 3, 5, 7, 8, 9, 64] {
+            let mut ends = Ends::default();
+            for chunk in whole.chunks(size) {
+                ends.update(chunk);
+            }
+            assert!(ends.cut_short(100).is_none(), "chunks of {size}");
+            let mut odd = Ends::default();
+            for chunk in file[..99].chunks(size) {
+                odd.update(chunk);
+            }
+            assert!(odd.cut_short(99).is_some(), "7 zeros, chunks of {size}");
+        }
+    }
+
     #[test]
     fn ends_see_the_same_bytes_whatever_the_chunks() {
         let mut file = [0u8; 100];

@@ -69,6 +69,8 @@ pub mod vocab;
 pub mod withdrawn;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod testing;
 
 pub use catalog::{IMAGES_JSON, INDEX_JSON, Output, build};

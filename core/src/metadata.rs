@@ -1053,6 +1053,118 @@ mod tests {
         assert!(matches!(read(&t), Err(MetadataError::NoMetadataYaml)));
     }
 
+    /// What the daemons refuse to import, the reader refuses, and every
+    /// refusal is one a build acts on.
+    #[test]
+    fn refuses_what_the_daemons_refuse() {
+        let good = "architecture: x86_64\ncreation_date: 1785556320\nproperties:\n  os: debian\n";
+        assert!(parse_yaml(good.as_bytes()).is_ok());
+        let cases: &[(&str, &str)] = &[
+            ("", "is empty"),
+            ("\n# only a comment\n", "is empty"),
+            ("~\n", "is empty"),
+            (
+                "architecture: pdp11\ncreation_date: 5\n",
+                "unknown to LXD and Incus",
+            ),
+            (
+                "architecture: x86_64_v3\ncreation_date: 5\n",
+                "unknown to LXD,",
+            ),
+            (
+                "architecture: amd64v3\ncreation_date: 5\n",
+                "unknown to Incus,",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: yesterday\n",
+                "\"creation_date\" is \"yesterday\"",
+            ),
+            ("architecture: x86_64\ncreation_date: 0\n", "other than 0"),
+            (
+                "architecture: x86_64\ncreation_date: 5\nexpiry_date: soon\n",
+                "expiry_date",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: 5\nproperties: [a, b]\n",
+                "\"properties\" is a list",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: 5\nproperties:\n  os:\n    deep: 1\n",
+                "\"properties.os\" is a mapping",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: 5\ntemplates: [a]\n",
+                "\"templates\" is a list",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: 5\ntemplates:\n  /etc/hosts:\n    when: create\n",
+                "templates./etc/hosts.when",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: 5\ntemplates:\n  /etc/hosts:\n    create_only: maybe\n",
+                "create_only",
+            ),
+        ];
+        for (yaml, why) in cases {
+            let err = parse_yaml(yaml.as_bytes()).expect_err(yaml);
+            assert!(err.to_string().contains(why), "{yaml:?}: {err}");
+            assert!(err.breaks_import(), "{yaml:?}: {err}");
+        }
+        // What the daemons take, the reader takes: a float date (Go
+        // truncates it), a negative one, scalar keys and values.
+        let m = parse_yaml(b"architecture: aarch64\ncreation_date: 1785556320.7\nproperties:\n  12: true\n  x: ~\ntemplates:\n  /a:\n    when: [create]\n    create_only: true\n    template: a.tpl\n")
+            .expect("valid");
+        assert_eq!(m.creation_date, 1_785_556_320);
+        assert_eq!(m.properties["12"], "true");
+        assert_eq!(m.properties["x"], "");
+        assert_eq!(
+            parse_yaml(b"architecture: x86_64\ncreation_date: -5\n")
+                .map(|m| m.creation_date)
+                .ok(),
+            Some(-5)
+        );
+    }
+
+    #[test]
+    fn a_linked_metadata_yaml_is_refused() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_cksum();
+        b.append_link(&mut h, "metadata.yaml", "real.yaml")
+            .expect("tar");
+        let mut h = tar::Header::new_gnu();
+        h.set_size(YAML.len() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, "real.yaml", YAML.as_bytes())
+            .expect("tar");
+        let t = b.into_inner().expect("tar");
+        let err = read(&xz(&t)).expect_err("a link");
+        assert!(
+            matches!(
+                err,
+                MetadataError::NotRegularFile {
+                    kind: "a symbolic link"
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.breaks_import());
+    }
+
+    /// `xz` writes stream padding (zero bytes in fours) after a stream when
+    /// asked, and reads it back; so must the reader.
+    #[test]
+    fn xz_stream_padding_is_read() {
+        let t = tar(&[("metadata.yaml", YAML.as_bytes())]);
+        let mut padded = xz(&t);
+        padded.extend_from_slice(&[0; 8]);
+        let m = read(&padded).expect("padding is valid xz");
+        assert_eq!(m.architecture, "x86_64");
+        assert!(crate::check::check(&padded, true).is_ok());
+    }
+
     #[test]
     fn truncated_and_corrupt_input_is_reported() {
         let t = tar(&[

@@ -673,6 +673,12 @@ fn sizes() {
     assert_eq!(find(&r, "bad-size").clients, LXD);
     let r = with(|v| *at(v, &size) = json!(-1));
     assert_eq!(find(&r, "bad-size").clients, BOTH);
+    // A size of the wrong type is its type error only, not also "0 or
+    // missing".
+    let r = with(|v| *at(v, &size) = json!("412"));
+    let f = find(&r, "remote-type-error");
+    assert!(f.path.ends_with("].size"), "{}", f.path);
+    lacks(&r, "bad-size");
 }
 
 #[test]
@@ -696,6 +702,12 @@ fn alias_rules() {
         ))
         .is_clean()
     );
+    // The local server's check is ASCII: a letter such as é at an end is
+    // refused (the build drops such an alias by the same rule).
+    for unicode in ["debian/12é", "édebian/12"] {
+        assert!(set(unicode).codes().contains(&"alias-invalid"), "{unicode}");
+    }
+    assert!(set("debian/é/12").is_clean());
     find(&set("debian/12,"), "alias-empty-entry");
     find(&set("debian/12/amd64"), "alias-arch-suffix");
     assert_eq!(find(&set(""), "no-aliases").level, Level::Note);

@@ -12,8 +12,8 @@ use crate::digest::{Digests, HashJob, HashPlan, Sha256};
 use crate::layout::Scan;
 use crate::lint::Code;
 use crate::listing::Entry;
-use crate::side::METADATA_JSON;
 use crate::rules;
+use crate::side::METADATA_JSON;
 use crate::vocab::{Class, Client, CombinedKey, Ftype};
 use crate::withdrawn::{self, Withdrawn};
 
@@ -312,7 +312,9 @@ impl Claims {
             let name = entry.name();
             // Hidden files (markers, requirements, staging) and metadata.json
             // are side files, never published.
-            if self.files.contains_key(&entry.path) || name.starts_with('.') || name == METADATA_JSON
+            if self.files.contains_key(&entry.path)
+                || name.starts_with('.')
+                || name == METADATA_JSON
             {
                 continue;
             }
@@ -324,20 +326,25 @@ impl Claims {
                 out.others.push(entry.path.clone());
                 continue;
             }
-            let message = match scan.left_out(&entry.path) {
-                Some(why) => format!(
-                    "is not referenced by the catalog, because a build leaves out {}: {} (fix: {})",
-                    why.path, why.message, why.help
+            let problem = match scan.left_out(&entry.path) {
+                Some(why) => Diagnostic::coded(
+                    Code::FileUnreferenced,
+                    BOTH,
+                    entry.path.clone(),
+                    format!(
+                        "is not referenced by the catalog, because a build leaves out {}: {} (fix: {})",
+                        why.path, why.message, why.help
+                    ),
+                )
+                .with_help(why.help.clone()),
+                None => Diagnostic::coded(
+                    Code::FileUnreferenced,
+                    BOTH,
+                    entry.path.clone(),
+                    "is not referenced by the catalog (run `ssgen build` to publish it, or remove it)",
                 ),
-                None => "is not referenced by the catalog (run `ssgen build` to publish it, or remove it)"
-                    .to_owned(),
             };
-            out.problems.push(Diagnostic::coded(
-                Code::FileUnreferenced,
-                BOTH,
-                entry.path.clone(),
-                message,
-            ));
+            out.problems.push(problem);
         }
         out
     }
