@@ -372,7 +372,7 @@ mod tests {
             cut_short(&xz, b"\0\0\0\0", 100).is_some(),
             "no footer before it"
         );
-        let mut file = vec![0u8; 100];
+        let mut file = [0u8; 100];
         file[..6].copy_from_slice(&xz[..6]);
         file[90..92].copy_from_slice(b"YZ");
         // 8 bytes of padding after the footer at 90..92.

@@ -807,7 +807,7 @@ fn yaml_int(value: &serde_norway::Value) -> Option<i64> {
             clippy::cast_possible_truncation,
             reason = "Go truncates a float stored into an int64 the same way"
         )]
-        (x.is_finite() && x.abs() < 9.0e18).then(|| x as i64)
+        (x.is_finite() && x.abs() < 9.0e18).then_some(x as i64)
     })
 }
 
