@@ -1179,21 +1179,18 @@ fn build_and_import_refuse_the_same_metadata() {
     .expect("tar");
     tarballs.push((link, "symbolic link"));
     let sqfs = images::squashfs(&export, "root.squashfs", "r").expect("squashfs");
+    // Refused with `why`, exit status 1.
+    let refused = |what: &str, out: &Output, why: &str| {
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", text(out));
+        assert!(
+            text(out).contains(why),
+            "{what}: want {why:?}: {}",
+            text(out)
+        );
+    };
     for (tarball, why) in &tarballs {
         let out = ssgen(&["import", s(tarball), s(&sqfs), s(&root)]);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "import {}: {}",
-            tarball.display(),
-            text(&out)
-        );
-        assert!(
-            text(&out).contains(why),
-            "import {}: want {why:?}: {}",
-            tarball.display(),
-            text(&out)
-        );
+        refused(&format!("import {}", tarball.display()), &out, why);
 
         let tree = export.join("tree");
         let dir = tree.join("images/debian/12/amd64/default/20260801_0352");
@@ -1201,19 +1198,7 @@ fn build_and_import_refuse_the_same_metadata() {
         fs::copy(tarball, dir.join("incus.tar.xz")).expect("copy");
         fs::copy(&sqfs, dir.join("rootfs.squashfs")).expect("copy");
         let out = ssgen(&["build", s(&tree)]);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "build {}: {}",
-            tarball.display(),
-            text(&out)
-        );
-        assert!(
-            text(&out).contains(why),
-            "build {}: want {why:?}: {}",
-            tarball.display(),
-            text(&out)
-        );
+        refused(&format!("build {}", tarball.display()), &out, why);
         assert!(
             text(&out).contains("incus.tar.xz"),
             "names the file: {}",

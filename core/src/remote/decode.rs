@@ -581,35 +581,61 @@ const fn field(name: &'static str) -> Field {
     }
 }
 
-/// A Go struct: its fields, and how each decodes.
+/// A Go struct: its fields, and where each is stored.
 trait Fields {
     const FIELDS: &'static [Field];
-    /// Decodes the value of field `i` (the next value of `map`).
-    fn field<'de, A: MapAccess<'de>>(
-        &mut self,
-        i: usize,
-        ctx: &mut Ctx,
-        loc: &Loc<'_>,
-        map: &mut A,
-    ) -> Result<(), A::Error>;
+    /// Where field `i` goes.
+    fn field(&mut self, i: usize) -> Target<'_>;
     /// A key that is no field.
     fn unknown(&mut self, _key: &str) {}
 }
 
-/// Decodes the next value of `map` into `slot`, as field `f` at `loc`.
-fn value<'de, A: MapAccess<'de>, S: Slot<'de>>(
+/// Where a struct field's value goes, by its Go type.
+enum Target<'t> {
+    Str(&'t mut String),
+    Int(&'t mut i64),
+    Bool(&'t mut bool),
+    StrList(&'t mut Vec<String>),
+    StrMap(&'t mut Option<BTreeMap<String, String>>),
+    Entries(&'t mut BTreeMap<String, IndexEntry>),
+    Products(&'t mut BTreeMap<String, Product>),
+    Versions(&'t mut BTreeMap<String, Version>),
+    Items(&'t mut BTreeMap<String, Item>),
+    /// Decoded for its type only.
+    Unused,
+}
+
+/// Decodes the next value of `map` into `target`, as field `f` at `loc`.
+fn value<'de, A: MapAccess<'de>>(
     map: &mut A,
     ctx: &mut Ctx,
     loc: &Loc<'_>,
     f: &Field,
-    slot: S,
+    target: Target<'_>,
 ) -> Result<(), A::Error> {
-    map.next_value_seed(Visit {
-        ctx,
-        loc: &Loc::Field(loc, f.name),
-        clients: f.clients,
-        slot,
-    })
+    let loc = &Loc::Field(loc, f.name);
+    macro_rules! visit {
+        ($slot:expr) => {
+            map.next_value_seed(Visit {
+                ctx,
+                loc,
+                clients: f.clients,
+                slot: $slot,
+            })
+        };
+    }
+    match target {
+        Target::Str(t) => visit!(Str(t)),
+        Target::Int(t) => visit!(Int(t)),
+        Target::Bool(t) => visit!(Bool(t)),
+        Target::StrList(t) => visit!(StrList(t)),
+        Target::StrMap(t) => visit!(StrMap(t)),
+        Target::Entries(t) => visit!(MapOf(t)),
+        Target::Products(t) => visit!(MapOf(t)),
+        Target::Versions(t) => visit!(MapOf(t)),
+        Target::Items(t) => visit!(MapOf(t)),
+        Target::Unused => visit!(Str(&mut String::new())),
+    }
 }
 
 /// A struct value: keys matched to fields exactly, then by Go's folding.
@@ -648,7 +674,7 @@ impl<'de, T: Fields> Slot<'de> for Struct<'_, T> {
                 odd.push((i, key.into_owned()));
             }
             count[i] += 1;
-            self.0.field(i, ctx, loc, map)?;
+            value(map, ctx, loc, &fields[i], self.0.field(i))?;
         }
         for (i, f) in fields.iter().enumerate() {
             let keys: Vec<String> = odd
@@ -673,18 +699,11 @@ struct IndexTop {
 
 impl Fields for IndexTop {
     const FIELDS: &'static [Field] = &[field("index"), field("updated"), field("format")];
-    fn field<'de, A: MapAccess<'de>>(
-        &mut self,
-        i: usize,
-        ctx: &mut Ctx,
-        loc: &Loc<'_>,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        let f = &Self::FIELDS[i];
+    fn field(&mut self, i: usize) -> Target<'_> {
         match i {
-            0 => value(map, ctx, loc, f, MapOf(&mut self.index)),
-            2 => value(map, ctx, loc, f, Str(&mut self.format)),
-            _ => value(map, ctx, loc, f, Str(&mut String::new())),
+            0 => Target::Entries(&mut self.index),
+            2 => Target::Str(&mut self.format),
+            _ => Target::Unused,
         }
     }
 }
@@ -697,20 +716,13 @@ impl Fields for IndexEntry {
         field("products"),
         field("format"),
     ];
-    fn field<'de, A: MapAccess<'de>>(
-        &mut self,
-        i: usize,
-        ctx: &mut Ctx,
-        loc: &Loc<'_>,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        let f = &Self::FIELDS[i];
+    fn field(&mut self, i: usize) -> Target<'_> {
         match i {
-            0 => value(map, ctx, loc, f, Str(&mut self.datatype)),
-            1 => value(map, ctx, loc, f, Str(&mut self.path)),
-            3 => value(map, ctx, loc, f, StrList(&mut self.products)),
-            4 => value(map, ctx, loc, f, Str(&mut self.format)),
-            _ => value(map, ctx, loc, f, Str(&mut String::new())),
+            0 => Target::Str(&mut self.datatype),
+            1 => Target::Str(&mut self.path),
+            3 => Target::StrList(&mut self.products),
+            4 => Target::Str(&mut self.format),
+            _ => Target::Unused,
         }
     }
 }
@@ -724,19 +736,12 @@ impl Fields for ProductsFile {
         field("products"),
         field("updated"),
     ];
-    fn field<'de, A: MapAccess<'de>>(
-        &mut self,
-        i: usize,
-        ctx: &mut Ctx,
-        loc: &Loc<'_>,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        let f = &Self::FIELDS[i];
+    fn field(&mut self, i: usize) -> Target<'_> {
         match i {
-            0 => value(map, ctx, loc, f, Str(&mut self.content_id)),
-            2 => value(map, ctx, loc, f, Str(&mut self.format)),
-            4 => value(map, ctx, loc, f, MapOf(&mut self.products)),
-            _ => value(map, ctx, loc, f, Str(&mut String::new())),
+            0 => Target::Str(&mut self.content_id),
+            2 => Target::Str(&mut self.format),
+            4 => Target::Products(&mut self.products),
+            _ => Target::Unused,
         }
     }
 }
@@ -760,46 +765,32 @@ impl Fields for Product {
         field("versions"),
         field("variant"),
     ];
-    fn field<'de, A: MapAccess<'de>>(
-        &mut self,
-        i: usize,
-        ctx: &mut Ctx,
-        loc: &Loc<'_>,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        let f = &Self::FIELDS[i];
+    fn field(&mut self, i: usize) -> Target<'_> {
         match i {
-            0 => value(map, ctx, loc, f, Str(&mut self.aliases)),
-            1 => value(map, ctx, loc, f, Str(&mut self.arch)),
-            2 => value(map, ctx, loc, f, Str(&mut self.os)),
-            3 => value(map, ctx, loc, f, StrMap(&mut self.requirements)),
-            4 => value(map, ctx, loc, f, StrMap(&mut self.lxd_requirements)),
-            5 => value(map, ctx, loc, f, Str(&mut self.release)),
-            6 => value(map, ctx, loc, f, Str(&mut self.release_codename)),
-            7 => value(map, ctx, loc, f, Str(&mut self.release_title)),
-            8 => value(map, ctx, loc, f, Bool(&mut self.supported)),
-            9 => value(map, ctx, loc, f, Str(&mut self.support_eol)),
-            10 => value(map, ctx, loc, f, Str(&mut self.version)),
-            11 => value(map, ctx, loc, f, MapOf(&mut self.versions)),
-            _ => value(map, ctx, loc, f, Str(&mut self.variant)),
+            0 => Target::Str(&mut self.aliases),
+            1 => Target::Str(&mut self.arch),
+            2 => Target::Str(&mut self.os),
+            3 => Target::StrMap(&mut self.requirements),
+            4 => Target::StrMap(&mut self.lxd_requirements),
+            5 => Target::Str(&mut self.release),
+            6 => Target::Str(&mut self.release_codename),
+            7 => Target::Str(&mut self.release_title),
+            8 => Target::Bool(&mut self.supported),
+            9 => Target::Str(&mut self.support_eol),
+            10 => Target::Str(&mut self.version),
+            11 => Target::Versions(&mut self.versions),
+            _ => Target::Str(&mut self.variant),
         }
     }
 }
 
 impl Fields for Version {
     const FIELDS: &'static [Field] = &[field("items"), field("label"), field("pubname")];
-    fn field<'de, A: MapAccess<'de>>(
-        &mut self,
-        i: usize,
-        ctx: &mut Ctx,
-        loc: &Loc<'_>,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        let f = &Self::FIELDS[i];
+    fn field(&mut self, i: usize) -> Target<'_> {
         match i {
-            0 => value(map, ctx, loc, f, MapOf(&mut self.items)),
-            1 => value(map, ctx, loc, f, Str(&mut self.label)),
-            _ => value(map, ctx, loc, f, Str(&mut self.pubname)),
+            0 => Target::Items(&mut self.items),
+            1 => Target::Str(&mut self.label),
+            _ => Target::Str(&mut self.pubname),
         }
     }
 }
@@ -827,29 +818,16 @@ const ITEM_FIELDS: &[Field] = &[
 
 impl Fields for Item {
     const FIELDS: &'static [Field] = ITEM_FIELDS;
-    fn field<'de, A: MapAccess<'de>>(
-        &mut self,
-        i: usize,
-        ctx: &mut Ctx,
-        loc: &Loc<'_>,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        let f = &Self::FIELDS[i];
+    fn field(&mut self, i: usize) -> Target<'_> {
         match i {
-            0..6 => value(
-                map,
-                ctx,
-                loc,
-                f,
-                Str(self.combined_mut(CombinedKey::ALL[i])),
-            ),
-            6 => value(map, ctx, loc, f, Str(&mut self.ftype)),
-            8 => value(map, ctx, loc, f, Str(&mut self.path)),
-            9 => value(map, ctx, loc, f, Str(&mut self.sha256)),
-            10 => value(map, ctx, loc, f, Int(&mut self.size)),
-            11 => value(map, ctx, loc, f, Str(&mut self.delta_base)),
-            12 => value(map, ctx, loc, f, Str(&mut self.combined_type)),
-            _ => value(map, ctx, loc, f, Str(&mut String::new())),
+            0..6 => Target::Str(self.combined_mut(CombinedKey::ALL[i])),
+            6 => Target::Str(&mut self.ftype),
+            8 => Target::Str(&mut self.path),
+            9 => Target::Str(&mut self.sha256),
+            10 => Target::Int(&mut self.size),
+            11 => Target::Str(&mut self.delta_base),
+            12 => Target::Str(&mut self.combined_type),
+            _ => Target::Unused,
         }
     }
     fn unknown(&mut self, key: &str) {
