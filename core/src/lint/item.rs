@@ -35,11 +35,12 @@ impl Linter {
         let unified = kind.class() == Class::Unified;
         // The unified item's sha256 is its fingerprint: the view reports it.
         if item.sha256.is_empty() && !unified {
-            self.report(Code::MissingSha256,
+            self.report(
+                Code::MissingSha256,
                 BOTH,
                 loc.to_owned(),
                 "the item has no sha256; the clients check every download against it, so the download fails",
-);
+            );
         } else {
             self.digest(loc, "sha256", &item.sha256);
         }
@@ -68,11 +69,12 @@ impl Linter {
         } else if item.size == 0 && !self.type_errors.contains(&format!("{loc}.size")) {
             // A size of the wrong type is 0 here too: its type error says
             // all there is to say.
-            self.report(Code::BadSize,
+            self.report(
+                Code::BadSize,
                 &[Client::Lxd],
                 format!("{loc}.size"),
                 "size is 0 or missing; current LXD reads at most size bytes, so the download fails (other clients show a wrong size)",
-);
+            );
         }
         for key in &item.unknown_keys {
             let lower = key.to_ascii_lowercase();
@@ -107,14 +109,15 @@ impl Linter {
             if !unified
                 || ![ImageType::Container.as_str(), vm].contains(&item.combined_type.as_str())
             {
-                self.report(Code::CombinedTypeValue,
+                self.report(
+                    Code::CombinedTypeValue,
                     &[Client::Incus],
                     format!("{loc}.combined_type"),
                     format!(
-                        "combined_type {} has no effect here (Incus reads \"virtual-machine\" on unified items only)",
-                        quote(&item.combined_type)
+                            "combined_type {} has no effect here (Incus reads \"virtual-machine\" on unified items only)",
+                            quote(&item.combined_type)
                     ),
-);
+                );
             } else if item.combined_type == vm {
                 let (severity, clients, message) = if kind == Ftype::LxdUnified {
                     (
@@ -144,11 +147,12 @@ impl Linter {
     pub(super) fn digest(&mut self, loc: &str, key: &str, value: &str) {
         let hex64 = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
         if hex64 && value.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.report(Code::NonLowercaseDigest,
+            self.report(
+                Code::NonLowercaseDigest,
                 BOTH,
                 loc.to_owned(),
                 format!("{key} has upper-case hex digits; the clients compare against lower-case hex, so the download fails"),
-);
+            );
         } else if !hex64 && !value.is_empty() {
             self.report(
                 Code::BadDigest,

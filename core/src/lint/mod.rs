@@ -273,26 +273,28 @@ impl Linter {
             };
             if s.spellings.len() > 1 {
                 let list: Vec<String> = s.spellings.iter().map(|k| quote(k)).collect();
-                self.push(Code::DuplicateKey,
+                self.push(
+                    Code::DuplicateKey,
                     BOTH,
                     location,
                     format!(
-                        "key {} is given {} times ({}); Go's decoder matches keys case-insensitively and keeps the last one, other tools may keep another",
-                        quote(&s.field),
-                        s.spellings.len(),
-                        list.join(", ")
+                            "key {} is given {} times ({}); Go's decoder matches keys case-insensitively and keeps the last one, other tools may keep another",
+                            quote(&s.field),
+                            s.spellings.len(),
+                            list.join(", ")
                     ),
                     format!("keep exactly one key, spelt {}", quote(&s.field)),
                 );
             } else {
                 let spelt = s.spellings.first().map_or("", String::as_str);
-                self.push(Code::KeyCase,
+                self.push(
+                    Code::KeyCase,
                     BOTH,
                     location,
                     format!(
-                        "key {} is read as {} by LXD and Incus (Go matches keys case-insensitively), but not by other tools",
-                        quote(spelt),
-                        quote(&s.field)
+                            "key {} is read as {} by LXD and Incus (Go matches keys case-insensitively), but not by other tools",
+                            quote(spelt),
+                            quote(&s.field)
                     ),
                     format!("spell it {}", quote(&s.field)),
                 );

@@ -33,11 +33,12 @@ impl Linter {
                 ("variant", &p.variant),
             ] {
                 if value.is_empty() {
-                    self.push(Code::EmptySortProperty,
+                    self.push(
+                        Code::EmptySortProperty,
                         BOTH,
                         loc.clone(),
                         format!(
-                            "{name} is empty; the clients' image sort is undefined with empty properties, so which image gets an alias is unpredictable"
+                                "{name} is empty; the clients' image sort is undefined with empty properties, so which image gets an alias is unpredictable"
                         ),
                         format!("fill in {name}"),
                     );
@@ -46,28 +47,30 @@ impl Linter {
         }
         self.requirements(&loc, p);
         if !p.support_eol.is_empty() && crate::view::eol_date(&p.support_eol).is_none() {
-            self.report(Code::SupportEolFormat,
+            self.report(
+                Code::SupportEolFormat,
                 BOTH,
                 format!("{loc}.support_eol"),
                 format!(
-                    "support_eol {} is not a YYYY-MM-DD date; the clients show the image as expiring at the Unix epoch",
-                    quote(&p.support_eol)
+                        "support_eol {} is not a YYYY-MM-DD date; the clients show the image as expiring at the Unix epoch",
+                        quote(&p.support_eol)
                 ),
-);
+            );
         }
         let shapes = rules::version_shapes(p.versions.keys().map(String::as_str));
         if shapes.len() > 1 {
             let list: Vec<String> = shapes.iter().map(|s| quote(s)).collect();
             let newest = p.versions.keys().next_back().map_or("", String::as_str);
-            self.report(Code::MixedVersionFormat,
+            self.report(
+                Code::MixedVersionFormat,
                 BOTH,
                 loc.clone(),
                 format!(
-                    "version names mix formats ({}); the clients sort them as plain strings and give the aliases to {}, which may not be the newest",
-                    list.join(", "),
-                    quote(newest)
+                        "version names mix formats ({}); the clients sort them as plain strings and give the aliases to {}, which may not be the newest",
+                        list.join(", "),
+                        quote(newest)
                 ),
-);
+            );
         }
         if p.versions.is_empty() {
             self.report(
@@ -95,15 +98,16 @@ impl Linter {
         }
         let loc = format!("{loc}.aliases");
         if entries.iter().any(|e| e.is_empty()) {
-            self.report(Code::AliasEmptyEntry,
+            self.report(
+                Code::AliasEmptyEntry,
                 BOTH,
                 loc.clone(),
                 format!(
-                    "aliases {} has an empty entry (a leading, trailing or doubled comma); the clients register an alias \"\" and \"/{}\"",
-                    quote(&p.aliases),
-                    p.arch
+                        "aliases {} has an empty entry (a leading, trailing or doubled comma); the clients register an alias \"\" and \"/{}\"",
+                        quote(&p.aliases),
+                        p.arch
                 ),
-);
+            );
         }
         let arch_names: BTreeSet<&str> = [p.arch.as_str()].into_iter().collect();
         for e in entries.iter().filter(|e| !e.is_empty()) {
@@ -125,16 +129,17 @@ impl Linter {
             if e.contains('/')
                 && (arch_names.contains(last) || crate::arch::normalise(last).is_some())
             {
-                self.report(Code::AliasArchSuffix,
+                self.report(
+                    Code::AliasArchSuffix,
                     BOTH,
                     loc.clone(),
                     format!(
-                        "alias {} already ends in an architecture; the clients add /{} themselves, giving {}",
-                        quote(e),
-                        p.arch,
-                        quote(&medium)
+                            "alias {} already ends in an architecture; the clients add /{} themselves, giving {}",
+                            quote(e),
+                            p.arch,
+                            quote(&medium)
                     ),
-);
+                );
             }
         }
     }
@@ -143,26 +148,30 @@ impl Linter {
         let empty = BTreeMap::new();
         let reqs = p.requirements.as_ref().unwrap_or(&empty);
         match &p.lxd_requirements {
-            Some(lxd) if lxd.is_empty() && !reqs.is_empty() => self.report(Code::EmptyLxdRequirements,
+            Some(lxd) if lxd.is_empty() && !reqs.is_empty() => self.report(
+                Code::EmptyLxdRequirements,
                 &[Client::Lxd],
                 format!("{loc}.lxd_requirements"),
                 "lxd_requirements is {} next to non-empty requirements; LXD reads lxd_requirements whenever it is present, so it applies none of the requirements",
-),
-            Some(lxd) if !lxd.is_empty() && reqs.is_empty() => self.report(Code::LxdRequirementsOnly,
+            ),
+            Some(lxd) if !lxd.is_empty() && reqs.is_empty() => self.report(
+                Code::LxdRequirementsOnly,
                 &[Client::Incus],
                 format!("{loc}.lxd_requirements"),
                 "only lxd_requirements is set; Incus reads only requirements, so it applies none of them",
-),
-            Some(lxd) if !lxd.is_empty() && lxd != reqs => self.report(Code::LxdRequirementsDiffer,
+            ),
+            Some(lxd) if !lxd.is_empty() && lxd != reqs => self.report(
+                Code::LxdRequirementsDiffer,
                 BOTH,
                 format!("{loc}.lxd_requirements"),
                 "lxd_requirements differs from requirements: LXD applies one, Incus the other",
-),
-            None if !reqs.is_empty() => self.report(Code::RequirementsOldLxd,
+            ),
+            None if !reqs.is_empty() => self.report(
+                Code::RequirementsOldLxd,
                 &[Client::Lxd],
                 format!("{loc}.requirements"),
                 "LXD 4.0 and 5.0.0–5.0.2 read only lxd_requirements and ignore these requirements",
-),
+            ),
             _ => {}
         }
         for (field, map) in [
@@ -252,11 +261,12 @@ impl Linter {
             .map(|i| (i.path.as_str(), i.sha256.as_str()))
             .collect();
         if metas.len() > 1 {
-            self.report(Code::LxdFirstMetaOnly,
+            self.report(
+                Code::LxdFirstMetaOnly,
                 &[Client::Lxd],
                 vloc.clone(),
                 "the version holds several different metadata items; LXD 5.18–5.20 and 5.0.3 keep only one of them, at random",
-);
+            );
         }
         // Two metadata items for the same file must agree on fingerprints.
         let split: Vec<(&String, &Item)> = items
@@ -273,17 +283,18 @@ impl Linter {
                 for root in Ftype::ROOTS {
                     let (x, y) = (a.combined_for(root.as_str()), b.combined_for(root.as_str()));
                     if !x.is_empty() && !y.is_empty() && x != y {
-                        self.report(Code::CombinedHashInconsistent,
+                        self.report(
+                            Code::CombinedHashInconsistent,
                             BOTH,
                             vloc.clone(),
                             format!(
-                                "items {} and {} describe the same metadata file (sha256 {}) but give different {} fingerprints ({x} and {y}); at most one is right, and downloads with the other fail",
-                                quote(ka),
-                                quote(kb),
-                                a.sha256,
-                                root
+                                    "items {} and {} describe the same metadata file (sha256 {}) but give different {} fingerprints ({x} and {y}); at most one is right, and downloads with the other fail",
+                                    quote(ka),
+                                    quote(kb),
+                                    a.sha256,
+                                    root
                             ),
-);
+                        );
                     }
                 }
             }

@@ -98,16 +98,17 @@ impl Linter {
                     format!("{} {}{root}", quote(&r.product), quote(&r.version))
                 })
                 .collect();
-            self.report(Code::DuplicateFingerprint,
+            self.report(
+                Code::DuplicateFingerprint,
                 &client,
                 location(&first.file, &first.product, Some(&first.version), None),
                 format!(
-                    "fingerprint {} is given to {} images ({}); {{who}} list(s) them all but cannot download any of them (\"More than one match\")",
-                    d.fingerprint,
-                    d.images.len(),
-                    list.join(", ")
+                        "fingerprint {} is given to {} images ({}); {{who}} list(s) them all but cannot download any of them (\"More than one match\")",
+                        d.fingerprint,
+                        d.images.len(),
+                        list.join(", ")
                 ),
-);
+            );
         }
         // One finding per pair of images (or products), listing the aliases.
         type Pair<'a> = (
@@ -149,14 +150,15 @@ impl Linter {
                 ("aliases", "are")
             };
             if let Some(version) = version {
-                self.report(Code::AliasAmbiguous,
+                self.report(
+                    Code::AliasAmbiguous,
                     &client,
                     location(file, product, Some(version), None),
                     format!(
-                        "two images of this version sort equal (one is {winner_fp}), so {{who}} give(s) {noun} {} ({kind}) to either one at random",
-                        list.join(", ")
+                            "two images of this version sort equal (one is {winner_fp}), so {{who}} give(s) {noun} {} ({kind}) to either one at random",
+                            list.join(", ")
                     ),
-);
+                );
                 continue;
             }
             let how = if tie {
@@ -180,14 +182,16 @@ impl Linter {
         }
         for image in &v.images {
             for d in image.deltas.iter().filter(|d| d.wrong_base) {
-                self.push_at(Level::Error, Code::VmDeltaIncus,
+                self.push_at(
+                    Level::Error,
+                    Code::VmDeltaIncus,
                     &client,
                     location(&image.file, &image.product, Some(&image.version), Some(&d.item)),
                     format!(
-                        "Incus takes the base of this disk-kvm.img delta to be the squashfs image {} of version {}; on hosts that have it cached it applies the VM delta to a container root and the download of {} fails",
-                        d.base_fingerprint,
-                        quote(&d.base_version),
-                        image.fingerprint
+                            "Incus takes the base of this disk-kvm.img delta to be the squashfs image {} of version {}; on hosts that have it cached it applies the VM delta to a container root and the download of {} fails",
+                            d.base_fingerprint,
+                            quote(&d.base_version),
+                            image.fingerprint
                     ),
                     "do not publish disk-kvm.img.vcdiff deltas; publish squashfs.vcdiff only",
                 );

@@ -288,7 +288,8 @@ fn product_images<'a>(
     for (name, version) in &product.versions {
         let Some((y, m, d)) = crate::time::version_date(name) else {
             dropped.push(hidden(
-                Code::InvalidVersionName, client,
+                Code::InvalidVersionName,
+                client,
                 file,
                 id,
                 Some(name),
@@ -314,11 +315,8 @@ fn product_images<'a>(
             if item.ftype == client.combined_ftype() {
                 saw_meta = true;
                 if item.sha256.is_empty() {
-                    dropped.push(hidden(
-                        Code::MissingCombinedHash, client,
-                        file,
-                        id,
-                        Some(name),
+                    dropped.push(ctx.hidden(
+                        Code::MissingCombinedHash,
                         Some(key),
                         format!(
                             "the unified {} item has no sha256, which is its fingerprint, so the image is dropped",
@@ -326,12 +324,8 @@ fn product_images<'a>(
                         ),
                     ));
                 } else if item.path.is_empty() {
-                    dropped.push(hidden(
+                    dropped.push(ctx.hidden(
                         Code::MetaEmptyPath,
-                        client,
-                        file,
-                        id,
-                        Some(name),
                         Some(key),
                         "the unified item has an empty path, so the image is dropped".to_owned(),
                     ));
@@ -347,11 +341,8 @@ fn product_images<'a>(
                     .filter(|(_, r)| r.kind().is_some_and(|f| f.class() == Class::Root))
                     .collect();
                 if roots.is_empty() {
-                    dropped.push(hidden(
-                        Code::MetaWithoutRoot, client,
-                        file,
-                        id,
-                        Some(name),
+                    dropped.push(ctx.hidden(
+                        Code::MetaWithoutRoot,
                         Some(key),
                         format!(
                             "the {} item has no root item (squashfs, root.tar.xz, disk-kvm.img, …) in its version to pair with",
@@ -373,11 +364,8 @@ fn product_images<'a>(
                         if served {
                             continue;
                         }
-                        dropped.push(hidden(
-                            Code::MissingCombinedHash, client,
-                            file,
-                            id,
-                            Some(name),
+                        dropped.push(ctx.hidden(
+                            Code::MissingCombinedHash,
                             Some(key),
                             format!(
                                 "the {} item has no {key_name}, so its pair with the {} item {} is dropped",
@@ -387,12 +375,8 @@ fn product_images<'a>(
                             ),
                         ));
                     } else if item.path.is_empty() {
-                        dropped.push(hidden(
+                        dropped.push(ctx.hidden(
                             Code::MetaEmptyPath,
-                            client,
-                            file,
-                            id,
-                            Some(name),
                             Some(key),
                             format!(
                                 "the {} item has an empty path, so its pair with {} is dropped",
@@ -407,12 +391,8 @@ fn product_images<'a>(
             }
         }
         if !saw_meta {
-            dropped.push(hidden(
+            dropped.push(ctx.hidden(
                 Code::NoMetadata,
-                client,
-                file,
-                id,
-                Some(name),
                 None,
                 format!(
                     "the version has no {} or {} item, so {} shows nothing from it",
@@ -443,6 +423,19 @@ struct VersionCtx<'a> {
 }
 
 impl<'a> VersionCtx<'a> {
+    /// What the client drops of this version (or of its item `item`).
+    fn hidden(&self, code: Code, item: Option<&str>, reason: String) -> Diagnostic {
+        hidden(
+            code,
+            self.client,
+            self.file,
+            self.id,
+            Some(self.name),
+            item,
+            reason,
+        )
+    }
+
     fn image(&self, meta_key: &str, meta: &Item, root: Option<(&String, &Item)>) -> Pending<'a> {
         let (client, product, name, version) = (self.client, self.product, self.name, self.version);
         let fingerprint = match root {
@@ -609,17 +602,7 @@ impl<'a> VersionCtx<'a> {
         if !made_images {
             return None;
         }
-        let h = |code, reason| {
-            Some(hidden(
-                code,
-                self.client,
-                self.file,
-                self.id,
-                Some(self.name),
-                Some(key),
-                reason,
-            ))
-        };
+        let h = |code, reason| Some(self.hidden(code, Some(key), reason));
         if !self
             .version
             .items
