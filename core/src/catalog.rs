@@ -190,8 +190,8 @@ pub fn build(
 }
 
 fn previous_updated(text: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    value.get("updated")?.as_str().map(str::to_owned)
+    // Only the one key: the previous catalog may be large.
+    crate::remote::decode::top_level_string(text, "updated")
 }
 
 fn product_dir(p: &Product) -> String {

@@ -140,11 +140,12 @@ pub fn place(files: &[ExportFile]) -> Vec<Placement> {
         .iter()
         .filter(|f| f.identified == Identified::Metadata)
         .count();
+    let named = |client: Client| client.meta().file_name().unwrap_or_default();
     let seeds_pair = metas == 2
-        && ["lxd.tar.xz", "incus.tar.xz"].iter().all(|n| {
+        && Client::ALL.into_iter().all(|c| {
             files
                 .iter()
-                .any(|f| f.identified == Identified::Metadata && f.name == *n)
+                .any(|f| f.identified == Identified::Metadata && f.name == named(c))
         });
     let mut taken: Vec<Ftype> = Vec::new();
     files
@@ -152,7 +153,9 @@ pub fn place(files: &[ExportFile]) -> Vec<Placement> {
         .map(|f| {
             let target = match &f.identified {
                 Identified::Root(root) => root.kind(),
-                Identified::Metadata if seeds_pair && f.name == "lxd.tar.xz" => Ftype::LxdMeta,
+                Identified::Metadata if seeds_pair && f.name == named(Client::Lxd) => {
+                    Ftype::LxdMeta
+                }
                 Identified::Metadata => Ftype::IncusMeta,
                 Identified::Unified(_) => Ftype::IncusUnified,
                 Identified::Tarball if unread_root == Some(&f.name) => Ftype::RootTarXz,

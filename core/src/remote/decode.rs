@@ -80,33 +80,10 @@ pub(super) fn products(file: &str, text: &str) -> Result<Decoded<ProductsFile>, 
 /// The keys of a products file's `products` object, without decoding the
 /// rest; `None` when the text is no such file.
 pub(super) fn product_ids(text: &str) -> Option<Vec<String>> {
-    struct Top;
-    impl<'de> Visitor<'de> for Top {
-        type Value = Option<Vec<String>>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut ids = None;
-            while let Some(key) = map.next_key_seed(KeySeed)? {
-                if key == "products" {
-                    ids = map.next_value_seed(Keys)?;
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            Ok(ids)
-        }
-    }
+    #[derive(Clone, Copy)]
     struct Keys;
-    impl<'de> DeserializeSeed<'de> for Keys {
-        type Value = Option<Vec<String>>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(self)
-        }
-    }
     impl<'de> Visitor<'de> for Keys {
-        type Value = Option<Vec<String>>;
+        type Value = Vec<String>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("an object")
         }
@@ -116,11 +93,68 @@ pub(super) fn product_ids(text: &str) -> Option<Vec<String>> {
                 ids.push(key.into_owned());
                 map.next_value::<IgnoredAny>()?;
             }
-            Ok(Some(ids))
+            Ok(ids)
+        }
+    }
+    top_level(text, "products", Keys)
+}
+
+/// A top-level string of a JSON object, e.g. a catalog's `updated`,
+/// without decoding the rest.
+pub(crate) fn top_level_string(text: &str, key: &str) -> Option<String> {
+    #[derive(Clone, Copy)]
+    struct Text;
+    impl Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
+            Ok(s.to_owned())
+        }
+    }
+    top_level(text, key, Text)
+}
+
+/// The value of the top-level `key` of the object `text`, read by
+/// `visitor`, skipping everything else; `None` when the text is no JSON
+/// object, lacks the key or holds another kind of value there.
+fn top_level<'de, V: Visitor<'de> + Copy>(
+    text: &'de str,
+    key: &str,
+    visitor: V,
+) -> Option<V::Value> {
+    struct Top<'k, V> {
+        key: &'k str,
+        visitor: V,
+    }
+    struct Value<V>(V);
+    impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for Value<V> {
+        type Value = Option<V::Value>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            // A value of another kind is no answer, not an error.
+            Ok(d.deserialize_any(self.0).ok())
+        }
+    }
+    impl<'de, V: Visitor<'de> + Copy> Visitor<'de> for Top<'_, V> {
+        type Value = Option<V::Value>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = map.next_key_seed(KeySeed)? {
+                if k == self.key {
+                    found = map.next_value_seed(Value(self.visitor))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
         }
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    de.deserialize_any(Top).ok().flatten()
+    de.deserialize_any(Top { key, visitor }).ok().flatten()
 }
 
 /// The problem of a file that is not JSON at all: the clients refuse it.

@@ -20,7 +20,7 @@
 //! ```
 
 mod claims;
-mod decode;
+pub(crate) mod decode;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -121,6 +121,21 @@ pub struct ProductsFile {
     pub content_id: String,
     /// The products by id.
     pub products: BTreeMap<String, Product>,
+}
+
+impl ProductsFile {
+    /// Decodes one products file found at `path`, as the clients do: the
+    /// file, and what would make a client refuse it (type errors, in
+    /// document order).
+    ///
+    /// # Errors
+    /// The problem when the file is empty or not JSON at all.
+    pub fn parse(path: &str, text: &str) -> Result<(ProductsFile, Vec<Diagnostic>), Diagnostic> {
+        let decoded = decode::products(path, text)?;
+        let mut file = decoded.value;
+        file.path = path.to_owned();
+        Ok((file, decoded.problems))
+    }
 }
 
 /// A product.
