@@ -12,44 +12,18 @@
 //! check.update(&[0xFD, b'7', b'z', b'X', b'Z', 0x00, 1, 2, 3]);
 //! let refusal = check.finish(9).unwrap_err();
 //! assert!(refusal.to_string().contains("cut short"));
+//! assert!(matches!(refusal, ssgen_core::Error::CutShort(_)));
 //! ```
 
-use std::fmt;
-
+use crate::Error;
 use crate::classify::Ends;
 use crate::layout::FileRole;
-use crate::metadata::{self, MetadataError};
+use crate::metadata;
 
 /// Metadata tarballs are kept whole in memory for their check; they hold a
 /// YAML file and a few templates, far below this. A larger one is not
 /// checked for `metadata.yaml` (only for being cut short).
 pub const METADATA_LIMIT: usize = 64 << 20;
-
-/// Why a file must not be published.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// The file was cut short (why, in words).
-    CutShort(String),
-    /// The daemons would refuse to import the image.
-    Metadata(MetadataError),
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::CutShort(why) => write!(
-                f,
-                "{why}; upload it again (into a hidden directory, renamed when complete, so that no client sees it half-way)"
-            ),
-            Refusal::Metadata(e) => {
-                write!(f, "{e}; LXD and Incus would refuse to import this image")
-            }
-        }
-    }
-}
-
-impl std::error::Error for Refusal {}
 
 /// The check of one file, fed the same chunks as its hasher.
 #[derive(Clone, Debug)]
@@ -92,14 +66,14 @@ impl Checked {
     /// The verdict, once all `size` bytes have been fed.
     ///
     /// # Errors
-    /// A [`Refusal`] saying why the file must not be published and how to
-    /// fix it.
-    pub fn finish(self, size: u64) -> Result<(), Refusal> {
+    /// [`Error::CutShort`] or [`Error::Unimportable`], saying why the file
+    /// must not be published and how to fix it.
+    pub fn finish(self, size: u64) -> Result<(), Error> {
         if let Some(why) = self.ends.cut_short(size) {
-            return Err(Refusal::CutShort(why));
+            return Err(Error::CutShort(why));
         }
         match self.metadata.map(|bytes| metadata::read(&bytes)) {
-            Some(Err(e)) if e.breaks_import() => Err(Refusal::Metadata(e)),
+            Some(Err(e)) if e.breaks_import() => Err(Error::Unimportable(e)),
             _ => Ok(()),
         }
     }
@@ -109,7 +83,7 @@ impl Checked {
 ///
 /// # Errors
 /// As [`Checked::finish`].
-pub fn check(bytes: &[u8], is_metadata: bool) -> Result<(), Refusal> {
+pub fn check(bytes: &[u8], is_metadata: bool) -> Result<(), Error> {
     let mut checked = Checked::new(is_metadata);
     checked.update(bytes);
     checked.finish(bytes.len() as u64)

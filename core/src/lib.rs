@@ -159,6 +159,14 @@ pub enum Error {
         /// The file.
         path: String,
     },
+    /// A file was cut short by a stopped upload or copy (why, in words).
+    #[error(
+        "{0}; upload it again (into a hidden directory, renamed when complete, so that no client sees it half-way)"
+    )]
+    CutShort(String),
+    /// A metadata tarball the daemons would refuse to import.
+    #[error("{0}; LXD and Incus would refuse to import this image")]
+    Unimportable(metadata::MetadataError),
     /// Input errors that block publishing (bad side files and the like).
     #[error("{} problem(s) block publishing: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Diagnostic>),
