@@ -280,15 +280,7 @@ impl Step<'_> {
 }
 
 fn warn(path: &str, message: &str, help: &str) {
-    eprintln!(
-        "{}",
-        Diagnostic {
-            level: Level::Warning,
-            path: path.to_owned(),
-            message: message.to_owned(),
-            help: help.to_owned(),
-        }
-    );
+    eprintln!("{}", Diagnostic::new(Level::Warning, path, message, help));
 }
 
 fn withhold(scan: &mut Scan, path: &str, why: &str) {

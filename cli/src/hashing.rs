@@ -12,18 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use indicatif::ProgressBar;
-use ssgen_core::{
-    Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes, classify, metadata,
-};
+use ssgen_core::check::Checked;
+use ssgen_core::{Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes};
 
 use crate::exit::Invalid;
 
 /// Read size: large enough that syscalls vanish next to SHA-256 work.
 const CHUNK: usize = 4 << 20;
-
-/// Metadata tarballs are read whole into memory for their check; they hold
-/// a YAML file and a few templates, far below this.
-const METADATA_LIMIT: usize = 64 << 20;
 
 /// Whether files are checked while they are hashed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +122,7 @@ fn hash_file(
         }
     })?;
     let mut hasher = FileHasher::new(job, prefixes)?;
-    let mut whole = (check == Check::Whole).then(|| Whole::new(job.is_prefix));
+    let mut whole = (check == Check::Whole).then(|| Checked::new(job.is_prefix));
     loop {
         let n = match file.read(buf) {
             Ok(0) => break,
@@ -149,46 +144,4 @@ fn hash_file(
             .map_err(|why| anyhow!(Invalid(format!("{}: {why}", path.display()))))?;
     }
     Ok(hasher.finish()?)
-}
-
-/// What the check of a file keeps of it while it streams past.
-struct Whole {
-    ends: classify::Ends,
-    /// The whole file, for a metadata tarball (`None` past the limit).
-    metadata: Option<Vec<u8>>,
-}
-
-impl Whole {
-    fn new(is_metadata: bool) -> Self {
-        Self {
-            ends: classify::Ends::default(),
-            metadata: is_metadata.then(Vec::new),
-        }
-    }
-
-    fn update(&mut self, chunk: &[u8]) {
-        self.ends.update(chunk);
-        if let Some(m) = &mut self.metadata {
-            if m.len() + chunk.len() > METADATA_LIMIT {
-                self.metadata = None;
-            } else {
-                m.extend_from_slice(chunk);
-            }
-        }
-    }
-
-    /// Why the file must not be published, if it must not.
-    fn finish(self, size: u64) -> Result<(), String> {
-        if let Some(why) = self.ends.cut_short(size) {
-            return Err(format!(
-                "{why}; upload it again (into a hidden directory, renamed when complete, so that no client sees it half-way)"
-            ));
-        }
-        match self.metadata.map(|bytes| metadata::read(&bytes)) {
-            Some(Err(e)) if e.breaks_import() => Err(format!(
-                "{e}; LXD and Incus would refuse to import this image"
-            )),
-            _ => Ok(()),
-        }
-    }
 }

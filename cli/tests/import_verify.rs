@@ -12,7 +12,7 @@ use ssgen_tests::images::{self, ImageMeta};
 
 /// 2026-08-01 03:52 UTC.
 const DATE: i64 = 1_785_556_320;
-const VERSION: &str = "20260801_03:52";
+const VERSION: &str = "20260801_0352";
 
 fn ssgen(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ssgen"))
@@ -386,7 +386,7 @@ fn help_is_clear() {
     for needle in [
         "lxc image export",
         "magic",
-        "YYYYMMDD_HH:MM",
+        "YYYYMMDD_HHMM",
         "--move",
         "--dry-run",
         "--alias",
@@ -1044,4 +1044,239 @@ fn lxd_accepts_generated_metadata() {
     // Making a container unpacks the image and reads its metadata.yaml.
     lxc(&["init", &format!("local:{fp}"), "from-bare"]);
     lxc(&["delete", "from-bare"]);
+}
+
+/// A product `debian/12/amd64/default` with one version per label, built.
+fn built_versions(root: &Path, versions: &[(&str, &str)]) {
+    for (name, label) in versions {
+        let dir = root.join("images/debian/12/amd64/default").join(name);
+        images::metadata_tarball(
+            &dir,
+            "incus.tar.xz",
+            &ImageMeta::new("amd64", "debian", "12", "default", DATE),
+        )
+        .expect("meta");
+        images::squashfs(&dir, "rootfs.squashfs", label).expect("squashfs");
+    }
+    let out = ssgen(&["build", s(root)]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Files withdrawn by `prune --keep` or `remove` stay for their grace
+/// period; they are no problem for verify.
+#[test]
+fn verify_is_clean_while_withdrawn_files_wait_for_their_grace_period() {
+    let (_tmp, _export, root) = setup();
+    built_versions(
+        &root,
+        &[
+            ("20260701_0000", "a"),
+            ("20260702_0000", "b"),
+            ("20260703_0000", "c"),
+        ],
+    );
+    let out = ssgen(&["prune", "--keep", "2", s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ssgen(&["verify", s(&root)]);
+    assert!(out.status.success(), "after prune --keep: {}", text(&out));
+    assert!(text(&out).contains("withdrawn file(s)"), "{}", text(&out));
+
+    let fp = items(&root, "debian:12:amd64:default", "20260703_0000")["incus.tar.xz"]
+        ["combined_squashfs_sha256"]
+        .as_str()
+        .expect("fingerprint")
+        .to_owned();
+    let out = ssgen(&["remove", &fp[..12], s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ssgen(&["verify", s(&root)]);
+    assert!(out.status.success(), "after remove: {}", text(&out));
+}
+
+/// A version the build leaves out is reported with the build's own reason
+/// and fix: running `ssgen build` again would change nothing.
+#[test]
+fn verify_says_why_the_build_leaves_a_version_out() {
+    let (_tmp, _export, root) = setup();
+    built_versions(&root, &[("20260701_0000", "a")]);
+    let half = root.join("images/debian/12/amd64/default/20260702_0000");
+    images::metadata_tarball(
+        &half,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", DATE),
+    )
+    .expect("meta");
+    let out = ssgen(&["build", s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ssgen(&["verify", s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = report
+        .lines()
+        .find(|l| l.contains("20260702_0000/incus.tar.xz"))
+        .unwrap_or_else(|| panic!("the half upload is reported:\n{report}"));
+    assert!(line.contains("no root file"), "{line}");
+    assert!(line.contains("finish the upload"), "{line}");
+    assert!(!line.contains("run `ssgen build`"), "{line}");
+}
+
+/// What the daemons refuse to import, `ssgen import` and `ssgen build`
+/// both refuse, naming the file: one check of a metadata tarball.
+#[test]
+fn build_and_import_refuse_the_same_metadata() {
+    let (_tmp, export, root) = setup();
+    let date = DATE.to_string();
+    let good = yaml("x86_64", &date, "debian", "12", "default");
+    let cases = [
+        ("empty", String::new(), "is empty"),
+        ("tilde", "~\n".to_owned(), "is empty"),
+        (
+            "pdp11",
+            good.replace("architecture: x86_64", "architecture: pdp11"),
+            "unknown to LXD and Incus",
+        ),
+        (
+            "yesterday",
+            good.replace(
+                &format!("creation_date: {date}"),
+                "creation_date: yesterday",
+            ),
+            "\"creation_date\" is \"yesterday\"",
+        ),
+        (
+            "list",
+            format!("architecture: x86_64\ncreation_date: {date}\nproperties: [a, b]\n"),
+            "\"properties\" is a list",
+        ),
+        (
+            "nested",
+            format!("{good}  extra:\n    deep: 1\n"),
+            "\"properties.extra\" is a mapping",
+        ),
+    ];
+    let mut tarballs: Vec<(PathBuf, &str)> = cases
+        .iter()
+        .map(|(name, yaml, why)| {
+            (
+                meta_from_yaml(&export, &format!("{name}.tar.xz"), yaml, "J"),
+                *why,
+            )
+        })
+        .collect();
+    // A symbolic link named metadata.yaml: the daemons read nothing.
+    let stage = export.join("link-stage");
+    fs::create_dir_all(&stage).expect("mkdir");
+    fs::write(stage.join("real.yaml"), &good).expect("write");
+    std::os::unix::fs::symlink("real.yaml", stage.join("metadata.yaml")).expect("symlink");
+    let link = export.join("link.tar.xz");
+    ssgen_tests::run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&stage)
+            .arg("-cJf")
+            .arg(&link)
+            .args(["metadata.yaml", "real.yaml"]),
+    )
+    .expect("tar");
+    tarballs.push((link, "symbolic link"));
+    let sqfs = images::squashfs(&export, "root.squashfs", "r").expect("squashfs");
+    // Refused with `why`, exit status 1.
+    let refused = |what: &str, out: &Output, why: &str| {
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", text(out));
+        assert!(
+            text(out).contains(why),
+            "{what}: want {why:?}: {}",
+            text(out)
+        );
+    };
+    for (tarball, why) in &tarballs {
+        let out = ssgen(&["import", s(tarball), s(&sqfs), s(&root)]);
+        refused(&format!("import {}", tarball.display()), &out, why);
+
+        let tree = export.join("tree");
+        let dir = tree.join("images/debian/12/amd64/default/20260801_0352");
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::copy(tarball, dir.join("incus.tar.xz")).expect("copy");
+        fs::copy(&sqfs, dir.join("rootfs.squashfs")).expect("copy");
+        let out = ssgen(&["build", s(&tree)]);
+        refused(&format!("build {}", tarball.display()), &out, why);
+        assert!(
+            text(&out).contains("incus.tar.xz"),
+            "names the file: {}",
+            text(&out)
+        );
+        assert!(
+            !tree.join("streams/v1/images.json").exists(),
+            "nothing is published"
+        );
+        fs::remove_dir_all(&tree).expect("rm");
+    }
+}
+
+/// The version name `import` gives: `YYYYMMDD_HHMM` in a new product, the
+/// product's own form in one whose versions all share another (the seeds'
+/// `YYYYMMDD_HH:MM`), so that byte-wise order stays time order.
+#[test]
+fn names_versions_compact_unless_the_product_has_colons() {
+    let (_tmp, export, root) = setup();
+    let (meta, sqfs) = container_export(&export, "a");
+    let out = ssgen(&["import", s(&meta), s(&sqfs), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        root.join("images/debian/12/amd64/default/20260801_0352/rootfs.squashfs")
+            .is_file(),
+        "{:?}",
+        snapshot(&root)
+    );
+
+    let (_tmp, export, root) = setup();
+    let old = root.join("images/debian/12/amd64/default/20260701_15:00");
+    images::metadata_tarball(
+        &old,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", DATE - 86_400 * 31),
+    )
+    .expect("meta");
+    images::squashfs(&old, "rootfs.squashfs", "old").expect("squashfs");
+    let (meta, sqfs) = container_export(&export, "b");
+    let out = ssgen(&["import", s(&meta), s(&sqfs), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        root.join("images/debian/12/amd64/default/20260801_03:52/rootfs.squashfs")
+            .is_file(),
+        "{:?}",
+        snapshot(&root)
+    );
+}
+
+/// An xz file with stream padding (zero bytes after the footer, which `xz`
+/// itself accepts) is whole: the build publishes it.
+#[test]
+fn xz_stream_padding_is_published() {
+    let (_tmp, _export, root) = setup();
+    let dir = root.join("images/debian/12/amd64/default/20260801_0352");
+    let meta = images::metadata_tarball(
+        &dir,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", DATE),
+    )
+    .expect("meta");
+    let rootfs = images::root_tar_xz(&dir, "root.tar.xz", "padded").expect("root");
+    for file in [&meta, &rootfs] {
+        let mut bytes = fs::read(file).expect("read");
+        bytes.extend_from_slice(&[0; 4]);
+        fs::write(file, bytes).expect("write");
+        let test = Command::new("xz")
+            .arg("-t")
+            .arg(file)
+            .output()
+            .expect("xz runs");
+        assert!(test.status.success(), "xz -t refuses {}", file.display());
+    }
+    let out = ssgen(&["build", s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let items = items(&root, "debian:12:amd64:default", "20260801_0352");
+    assert_eq!(
+        items["root.tar.xz"]["sha256"].as_str(),
+        Some(sha(&[&rootfs]).as_str())
+    );
 }

@@ -6,8 +6,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const INDEX: &str = include_str!("../../core/tests/lint/spec14/index.json");
-const IMAGES: &str = include_str!("../../core/tests/lint/spec14/images.json");
+const INDEX: &str = include_str!("../../core/tests/lint/example/index.json");
+const IMAGES: &str = include_str!("../../core/tests/lint/example/images.json");
 const FP_CONTAINER: &str = "1599ea550e68efb99e1474cbab37589466a5e937570ae626fbeff6eafac2447e";
 const FP_VM: &str = "c1e55601b1325b88ec0dca387c3671f54c84466918e2ee9ef7cb80c1116a86ec";
 

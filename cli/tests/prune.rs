@@ -34,7 +34,8 @@ fn tree() -> (tempfile::TempDir, std::path::PathBuf) {
     let root = tmp.path().to_path_buf();
     for (i, v) in VERSIONS.iter().enumerate() {
         let d = root.join(format!("images/debian/12/amd64/default/{v}"));
-        let created = i64::try_from(i).expect("small");
+        // Distinct metadata per version; the daemons refuse 0 as missing.
+        let created = i64::try_from(i).expect("small") + 1;
         images::metadata_tarball(
             &d,
             "incus.tar.xz",

@@ -1,4 +1,5 @@
-//! Architecture names the clients accept in a product's `arch` (spec §8).
+//! Architecture names the clients accept in a product's `arch`
+//! (`docs/protocol.md#architectures`).
 
 /// One normalised architecture with the names both clients accept for it.
 struct Arch {
@@ -6,7 +7,7 @@ struct Arch {
     aliases: &'static [&'static str],
 }
 
-/// Names and aliases known to every checked LXD and Incus release (§8),
+/// Names and aliases known to every checked LXD and Incus release,
 /// except `loongarch64`, which old LXD lacks (see [`known_to_all`]).
 const TABLE: &[Arch] = &[
     Arch {
@@ -78,7 +79,7 @@ const TABLE: &[Arch] = &[
 ];
 
 /// Names only one client knows: Incus HEAD has `x86_64_v1`…`v4`, LXD HEAD
-/// has `amd64v3` (§8). The other client hides such a product silently.
+/// has `amd64v3`. The other client hides such a product silently.
 const ONE_CLIENT_ONLY: &[(&str, &str)] = &[
     ("x86_64_v1", "Incus"),
     ("x86_64_v2", "Incus"),
@@ -88,7 +89,7 @@ const ONE_CLIENT_ONLY: &[(&str, &str)] = &[
 ];
 
 /// The client-normalised name (`amd64` → `x86_64`), or `None` when no
-/// client knows `raw` (the product would be dropped silently, §3.2).
+/// client knows `raw` (the product would be dropped silently, `docs/protocol.md#products`).
 /// Matching is exact and case-sensitive, as in the clients.
 #[must_use]
 pub fn normalise(raw: &str) -> Option<&'static str> {
@@ -119,7 +120,7 @@ pub fn debian_name(raw: &str) -> Option<&'static str> {
 }
 
 /// Whether every client release in scope knows `raw`: `loongarch64` is
-/// missing from LXD 4.0, ≤ 5.0.2 and 5.18 (§8, §16).
+/// missing from LXD 4.0, ≤ 5.0.2 and 5.18 (`docs/protocol.md#older-releases`).
 #[must_use]
 pub fn known_to_all(raw: &str) -> bool {
     normalise(raw).is_some_and(|n| n != "loongarch64")

@@ -1,14 +1,15 @@
 //! Products, versions and items of `images.json`, and the index that points
-//! at it (spec §2–§5, checklist §15).
+//! at it (`docs/protocol.md#the-index`, `#products`, `#items`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::classify::{MetaName, RootType};
 use crate::diag::{Diagnostic, Level};
 use crate::digest::{Digests, Sha256};
 use crate::layout::{FileRole, Product, Scan, Version, VersionFile};
+use crate::remote::IMAGE_DOWNLOADS;
 use crate::render::{Node, to_text};
-use crate::{Client, Clients, Config, Error, arch, time};
+use crate::vocab::{Client, CombinedKey, Ftype, ImageType};
+use crate::{Clients, Config, Error, arch, time};
 
 /// Where the products file lives, relative to the server root.
 pub const IMAGES_JSON: &str = "streams/v1/images.json";
@@ -58,7 +59,7 @@ pub fn build(
     let clients = config.clients;
     let mut seen: BTreeMap<Sha256, String> = BTreeMap::new();
     let mut products = BTreeMap::new();
-    let mut alias_owner: BTreeMap<(String, &str, &str), String> = BTreeMap::new();
+    let mut alias_owner: BTreeMap<(String, ImageType, &str), String> = BTreeMap::new();
     let mut images = 0;
 
     let mut damaged = Vec::new();
@@ -101,13 +102,13 @@ pub fn build(
             images += fps.len();
             for (_, root) in version.roots() {
                 types.insert(if root.is_vm() {
-                    "virtual-machine"
+                    ImageType::VirtualMachine
                 } else {
-                    "container"
+                    ImageType::Container
                 });
             }
             if version.files.iter().any(|f| f.role == FileRole::Unified) {
-                types.insert("container");
+                types.insert(ImageType::Container);
             }
             versions.insert(
                 version.name.clone(),
@@ -145,7 +146,7 @@ pub fn build(
     let mut images_doc = Node::map();
     images_doc
         .set("content_id", "images")
-        .set("datatype", "image-downloads")
+        .set("datatype", IMAGE_DOWNLOADS)
         .set("format", "products:1.0")
         .set("products", Node::Map(products));
     let mut render = |updated: &str| {
@@ -182,7 +183,7 @@ pub fn index_json(product_ids: &[String], updated: &str) -> String {
     } else {
         let mut entry = Node::map();
         entry
-            .set("datatype", "image-downloads")
+            .set("datatype", IMAGE_DOWNLOADS)
             .set("format", "products:1.0")
             .set("path", IMAGES_JSON)
             .set("products", Node::List(product_ids.to_vec()))
@@ -196,12 +197,12 @@ pub fn index_json(product_ids: &[String], updated: &str) -> String {
 }
 
 fn previous_updated(text: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    value.get("updated")?.as_str().map(str::to_owned)
+    // Only the one key: the previous catalog may be large.
+    crate::remote::decode::top_level_string(text, "updated")
 }
 
 fn product_dir(p: &Product) -> String {
-    format!("images/{}/{}/{}/{}", p.os, p.release, p.arch, p.variant)
+    crate::vocab::ProductPath::new(&p.os, &p.release, &p.arch, &p.variant).dir()
 }
 
 fn file_digest(digests: &Digests, f: &VersionFile) -> Result<Sha256, Error> {
@@ -225,15 +226,11 @@ fn pair_digest(digests: &Digests, meta: &VersionFile, root: &VersionFile) -> Res
 }
 
 /// The metadata file each served client's item points at: its own file
-/// when it exists, otherwise the other one (seed 000, spec §4.1).
+/// when it exists, otherwise the other one, so one tarball serves both.
 fn meta_for(version: &Version, client: Client) -> Option<&VersionFile> {
-    let want = match client {
-        Client::Lxd => MetaName::Lxd,
-        Client::Incus => MetaName::Incus,
-    };
     version
         .metas()
-        .find(|(_, m)| *m == want)
+        .find(|(_, m)| *m == client)
         .or_else(|| version.metas().next())
         .map(|(f, _)| f)
 }
@@ -264,9 +261,9 @@ fn fingerprints(
     Ok(out)
 }
 
-fn item(f: &VersionFile, ftype: &str, digests: &Digests) -> Result<Node, Error> {
+fn item(f: &VersionFile, ftype: Ftype, digests: &Digests) -> Result<Node, Error> {
     let mut node = Node::map();
-    node.set("ftype", ftype)
+    node.set("ftype", ftype.as_str())
         .set("path", f.path.as_str())
         .set("sha256", file_digest(digests, f)?.to_hex())
         .set("size", f.size);
@@ -277,13 +274,13 @@ fn version_node(version: &Version, clients: Clients, digests: &Digests) -> Resul
     let mut items = Node::map();
     for client in served(clients) {
         if let Some(meta) = meta_for(version, client) {
-            let mut node = item(meta, client.meta_ftype(), digests)?;
+            let mut node = item(meta, client.meta(), digests)?;
             for (root, ty) in version.roots() {
                 let fp = pair_digest(digests, meta, root)?.to_hex();
-                node.set(ty.combined_key(), fp.as_str());
-                if ty == RootType::RootTarXz {
-                    // The legacy key older tools read (§3.4, §15.8).
-                    node.set("combined_sha256", fp);
+                // Its own key, and for root.tar.xz the legacy key older
+                // tools read.
+                for key in CombinedKey::for_root(ty.kind()) {
+                    node.set(key.as_str(), fp.as_str());
                 }
             }
             items.set(client.meta_ftype(), node);
@@ -293,18 +290,15 @@ fn version_node(version: &Version, clients: Clients, digests: &Digests) -> Resul
         match &f.role {
             FileRole::Meta(_) => {}
             FileRole::Root(ty) => {
-                items.set(ty.ftype(), item(f, ty.ftype(), digests)?);
+                items.set(ty.ftype(), item(f, ty.kind(), digests)?);
             }
             FileRole::Unified => {
                 for client in served(clients) {
-                    items.set(
-                        client.combined_ftype(),
-                        item(f, client.combined_ftype(), digests)?,
-                    );
+                    items.set(client.combined_ftype(), item(f, client.unified(), digests)?);
                 }
             }
             FileRole::Delta { base } => {
-                let mut node = item(f, "squashfs.vcdiff", digests)?;
+                let mut node = item(f, Ftype::SquashfsDelta, digests)?;
                 node.set("delta_base", base.as_str());
                 items.set(&format!("squashfs.{base}.vcdiff"), node);
             }

@@ -1,7 +1,9 @@
 //! What a file in a version directory is: by name, checked by magic bytes
-//! when the adapter gives them (spec §4, design §2 "Files → items").
+//! when the adapter gives them (`docs/protocol.md#ftypes`).
 
-/// The root file types the core publishes (spec §4.2). The legacy Ubuntu
+use crate::vocab::{Client, CombinedKey, Ftype};
+
+/// The root file types the core publishes. The legacy Ubuntu
 /// `disk1.img`/`uefi1.img` types are read by `lint` but never written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RootType {
@@ -13,31 +15,52 @@ pub enum RootType {
     DiskKvm,
 }
 
+impl From<RootType> for Ftype {
+    fn from(root: RootType) -> Ftype {
+        match root {
+            RootType::Squashfs => Ftype::Squashfs,
+            RootType::RootTarXz => Ftype::RootTarXz,
+            RootType::DiskKvm => Ftype::DiskKvm,
+        }
+    }
+}
+
 impl RootType {
     /// The item ftype.
     #[must_use]
+    pub fn kind(self) -> Ftype {
+        self.into()
+    }
+
+    /// The item ftype, as text.
+    #[must_use]
     pub fn ftype(self) -> &'static str {
-        match self {
-            RootType::Squashfs => "squashfs",
-            RootType::RootTarXz => "root.tar.xz",
-            RootType::DiskKvm => "disk-kvm.img",
-        }
+        self.kind().as_str()
+    }
+
+    /// The keys on the metadata item that carry the pair's fingerprint,
+    /// its own first.
+    #[must_use]
+    pub fn combined_keys(self) -> &'static [CombinedKey] {
+        CombinedKey::for_root(self.kind())
     }
 
     /// The key on the metadata item that carries the pair's fingerprint.
     #[must_use]
     pub fn combined_key(self) -> &'static str {
-        match self {
-            RootType::Squashfs => "combined_squashfs_sha256",
-            RootType::RootTarXz => "combined_rootxz_sha256",
-            RootType::DiskKvm => "combined_disk-kvm-img_sha256",
-        }
+        self.combined_keys().first().map_or("", |k| k.as_str())
     }
 
     /// Whether images of this root are virtual machines.
     #[must_use]
     pub fn is_vm(self) -> bool {
-        self == RootType::DiskKvm
+        self.kind().is_vm()
+    }
+
+    /// The name a version directory gives this root.
+    #[must_use]
+    pub fn file_name(self) -> &'static str {
+        self.kind().file_name().unwrap_or_default()
     }
 
     /// The magic this root's file must start with.
@@ -52,19 +75,15 @@ impl RootType {
 }
 
 /// Which metadata flavour a file name claims (both are the same format).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MetaName {
-    /// `lxd.tar.xz`.
-    Lxd,
-    /// `incus.tar.xz`.
-    Incus,
-}
+#[doc(hidden)]
+// The client whose ftype the name is; goes when callers say `Client`.
+pub type MetaName = Client;
 
 /// What one file of a version directory is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// A split-image metadata tarball.
-    Meta(MetaName),
+    Meta(Client),
     /// A root file.
     Root(RootType),
     /// A unified tarball (metadata and rootfs in one), fingerprint = sha256.
@@ -83,20 +102,28 @@ pub enum Kind {
 /// Classifies a file of a version directory by its name.
 #[must_use]
 pub fn by_name(name: &str) -> Kind {
-    match name {
-        "lxd.tar.xz" => return Kind::Meta(MetaName::Lxd),
-        "incus.tar.xz" => return Kind::Meta(MetaName::Incus),
-        "rootfs.squashfs" | "root.squashfs" => return Kind::Root(RootType::Squashfs),
-        "root.tar.xz" | "rootfs.tar.xz" => return Kind::Root(RootType::RootTarXz),
-        "disk.qcow2" | "disk-kvm.img" => return Kind::Root(RootType::DiskKvm),
-        _ => {}
+    for client in Client::ALL {
+        if Some(name) == client.meta().file_name() {
+            return Kind::Meta(client);
+        }
     }
-    if name.ends_with("_combined.tar.gz") {
+    // Each root by the name the core writes, and the other names trees
+    // use for it (lxc-ci, the seeds, imagebuilder).
+    for (root, also) in [
+        (RootType::Squashfs, "root.squashfs"),
+        (RootType::RootTarXz, "rootfs.tar.xz"),
+        (RootType::DiskKvm, "disk-kvm.img"),
+    ] {
+        if name == root.file_name() || name == also {
+            return Kind::Root(root);
+        }
+    }
+    if name.ends_with(crate::vocab::UNIFIED_SUFFIX) {
         return Kind::Unified;
     }
     if let Some(stem) = name.strip_suffix(".vcdiff") {
         // lxc-ci: `delta-<base>.vcdiff`; imagebuilder: `rootfs.<base>.vcdiff`
-        // and `disk.<base>.qcow2.vcdiff` (§5.4).
+        // and `disk.<base>.qcow2.vcdiff` (`docs/protocol.md#deltas`).
         if let Some(base) = stem.strip_prefix("delta-") {
             return delta(RootType::Squashfs, base);
         }
@@ -113,22 +140,12 @@ pub fn by_name(name: &str) -> Kind {
     Kind::Other
 }
 
-/// The file name under which a version directory holds an item of
-/// `ftype`, so that [`by_name`] classifies it the same way: what a mirror
-/// of another server writes. `None` for deltas and for ftypes the core
-/// never publishes (the legacy `disk1.img`/`uefi1.img`).
+/// [`Ftype::file_name`] of an ftype given as text.
+#[doc(hidden)]
+// Goes when the mirror parses the ftype with `Ftype::parse`.
 #[must_use]
 pub fn file_name_for(ftype: &str) -> Option<&'static str> {
-    Some(match ftype {
-        "lxd.tar.xz" => "lxd.tar.xz",
-        "incus.tar.xz" => "incus.tar.xz",
-        "squashfs" => "rootfs.squashfs",
-        "root.tar.xz" => "root.tar.xz",
-        "disk-kvm.img" => "disk.qcow2",
-        "incus_combined.tar.gz" => "incus_combined.tar.gz",
-        "lxd_combined.tar.gz" => "lxd_combined.tar.gz",
-        _ => return None,
-    })
+    Ftype::parse(ftype).and_then(Ftype::file_name)
 }
 
 fn delta(root: RootType, base: &str) -> Kind {
@@ -194,7 +211,7 @@ impl Magic {
     }
 
     /// Whether a metadata tarball may be compressed this way: the daemon
-    /// detects the compression itself, so any compressed tar works (§4.1).
+    /// detects the compression itself, so any compressed tar works (`docs/protocol.md#ftypes`).
     #[must_use]
     pub fn is_tar_compression(self) -> bool {
         matches!(self, Magic::Xz | Magic::Gzip | Magic::Bzip2 | Magic::Zstd)
@@ -203,19 +220,31 @@ impl Magic {
 
 /// How many first bytes of a file [`cut_short`] needs.
 pub const WHOLE_HEAD: usize = 48;
-/// How many last bytes of a file [`cut_short`] needs.
+/// How many last bytes of a file [`cut_short`] needs, not counting the
+/// zero bytes of xz stream padding, which it skips.
 pub const WHOLE_TAIL: usize = 2;
 
 /// Why a file was cut short (an upload or a copy that stopped half-way),
 /// when its format can tell from its first bytes (`head`, up to
-/// [`WHOLE_HEAD`]), its last bytes (`tail`, up to [`WHOLE_TAIL`]) and its
-/// `size`: an xz stream ends with the footer magic `YZ`; a SquashFS file is
-/// at least as long as the `bytes_used` of its (version 4) superblock. `None` when the
-/// file is whole or its format cannot tell (gzip, qcow2, anything else).
+/// [`WHOLE_HEAD`]), its last bytes (`tail`) and its `size`: an xz stream
+/// ends with the footer magic `YZ`, optionally followed by stream padding
+/// (zero bytes, a multiple of four, which `xz` accepts); a SquashFS file is
+/// at least as long as the `bytes_used` of its (version 4) superblock.
+/// `None` when the file is whole or its format cannot tell (gzip, qcow2,
+/// anything else).
 #[must_use]
 pub fn cut_short(head: &[u8], tail: &[u8], size: u64) -> Option<String> {
+    let zeros = tail.iter().rev().take_while(|b| **b == 0).count();
+    let before = &tail[..tail.len() - zeros];
+    let start = before.len().saturating_sub(WHOLE_TAIL);
+    cut_short_padded(head, &before[start..], zeros as u64, size)
+}
+
+/// [`cut_short`] with the tail given as the last bytes before a run of
+/// `zeros` zero bytes at the very end.
+fn cut_short_padded(head: &[u8], tail: &[u8], zeros: u64, size: u64) -> Option<String> {
     match Magic::detect(head)? {
-        Magic::Xz if !tail.ends_with(b"YZ") => Some(
+        Magic::Xz if !tail.ends_with(b"YZ") || zeros % 4 != 0 => Some(
             "the xz stream has no end (its footer is missing): the file was cut short".to_owned(),
         ),
         // Only a version 4 superblock (every squashfs the clients take)
@@ -233,11 +262,14 @@ pub fn cut_short(head: &[u8], tail: &[u8], size: u64) -> Option<String> {
 }
 
 /// The first and last bytes of a file as it streams past, for
-/// [`cut_short`]: feed every chunk in order, then ask.
+/// [`cut_short`]: feed every chunk in order, then ask. The tail kept is
+/// the last bytes before any run of trailing zero bytes, with the run's
+/// length, so stream padding of any length is seen.
 #[derive(Clone, Debug, Default)]
 pub struct Ends {
     head: Vec<u8>,
     tail: Vec<u8>,
+    zeros: u64,
 }
 
 impl Ends {
@@ -245,16 +277,30 @@ impl Ends {
     pub fn update(&mut self, chunk: &[u8]) {
         let room = WHOLE_HEAD - self.head.len();
         self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
-        self.tail
-            .extend_from_slice(&chunk[chunk.len().saturating_sub(WHOLE_TAIL)..]);
-        let excess = self.tail.len().saturating_sub(WHOLE_TAIL);
-        self.tail.drain(..excess);
+        match chunk.iter().rposition(|b| *b != 0) {
+            None => self.zeros += chunk.len() as u64,
+            Some(last) => {
+                let body = &chunk[..=last];
+                if body.len() >= WHOLE_TAIL {
+                    self.tail.clear();
+                } else {
+                    // Zeros before this chunk were no padding after all.
+                    let zeros = usize::try_from(self.zeros.min(WHOLE_TAIL as u64)).unwrap_or(0);
+                    self.tail.extend(std::iter::repeat_n(0, zeros));
+                }
+                self.tail
+                    .extend_from_slice(&body[body.len().saturating_sub(WHOLE_TAIL)..]);
+                let excess = self.tail.len().saturating_sub(WHOLE_TAIL);
+                self.tail.drain(..excess);
+                self.zeros = (chunk.len() - body.len()) as u64;
+            }
+        }
     }
 
     /// [`cut_short`] for the bytes seen, `size` of them.
     #[must_use]
     pub fn cut_short(&self, size: u64) -> Option<String> {
-        cut_short(&self.head, &self.tail, size)
+        cut_short_padded(&self.head, &self.tail, self.zeros, size)
     }
 }
 
@@ -312,6 +358,39 @@ mod tests {
         assert!(cut_short(b"plain", b"", 5).is_none());
     }
 
+    /// Stream padding after the footer (zero bytes, a multiple of four)
+    /// is valid xz, not a file cut short; whatever the chunks.
+    #[test]
+    fn xz_stream_padding_is_no_cut() {
+        let xz = [0xFD, b'7', b'z', b'X', b'Z', 0x00, 1, 2];
+        assert!(cut_short(&xz, b"YZ\0\0\0\0", 100).is_none());
+        assert!(
+            cut_short(&xz, b"YZ\0\0\0", 100).is_some(),
+            "not a multiple of 4"
+        );
+        assert!(
+            cut_short(&xz, b"\0\0\0\0", 100).is_some(),
+            "no footer before it"
+        );
+        let mut file = [0u8; 100];
+        file[..6].copy_from_slice(&xz[..6]);
+        file[90..92].copy_from_slice(b"YZ");
+        // 8 bytes of padding after the footer at 90..92.
+        let whole = &file[..100];
+        for size in [1, 2, 3, 5, 7, 8, 9, 64] {
+            let mut ends = Ends::default();
+            for chunk in whole.chunks(size) {
+                ends.update(chunk);
+            }
+            assert!(ends.cut_short(100).is_none(), "chunks of {size}");
+            let mut odd = Ends::default();
+            for chunk in file[..99].chunks(size) {
+                odd.update(chunk);
+            }
+            assert!(odd.cut_short(99).is_some(), "7 zeros, chunks of {size}");
+        }
+    }
+
     #[test]
     fn ends_see_the_same_bytes_whatever_the_chunks() {
         let mut file = [0u8; 100];
@@ -337,10 +416,10 @@ mod tests {
             let name = file_name_for(root.ftype()).expect("a root ftype");
             assert_eq!(by_name(name), Kind::Root(root), "{name}");
         }
-        assert_eq!(by_name("lxd.tar.xz"), Kind::Meta(MetaName::Lxd));
+        assert_eq!(by_name("lxd.tar.xz"), Kind::Meta(Client::Lxd));
         assert_eq!(
             by_name(file_name_for("incus.tar.xz").expect("meta")),
-            Kind::Meta(MetaName::Incus)
+            Kind::Meta(Client::Incus)
         );
         for unified in ["incus_combined.tar.gz", "lxd_combined.tar.gz"] {
             assert_eq!(
@@ -355,7 +434,7 @@ mod tests {
 
     #[test]
     fn names_map_to_ftypes() {
-        assert_eq!(by_name("incus.tar.xz"), Kind::Meta(MetaName::Incus));
+        assert_eq!(by_name("incus.tar.xz"), Kind::Meta(Client::Incus));
         assert_eq!(by_name("root.squashfs"), Kind::Root(RootType::Squashfs));
         assert_eq!(by_name("rootfs.tar.xz"), Kind::Root(RootType::RootTarXz));
         assert_eq!(by_name("disk.qcow2"), Kind::Root(RootType::DiskKvm));
@@ -381,12 +460,12 @@ mod tests {
     #[test]
     fn magic_checks() {
         let xz = [0xFD, b'7', b'z', b'X', b'Z', 0, 0, 4];
-        assert!(check_magic(&Kind::Meta(MetaName::Lxd), Some(&xz)).is_ok());
+        assert!(check_magic(&Kind::Meta(Client::Lxd), Some(&xz)).is_ok());
         assert!(check_magic(&Kind::Root(RootType::RootTarXz), Some(&xz)).is_ok());
         let err = check_magic(&Kind::Root(RootType::Squashfs), Some(&xz)).unwrap_err();
         assert_eq!(err, "is not a squashfs file (found xz)");
         assert!(check_magic(&Kind::Root(RootType::DiskKvm), Some(b"QFI\xfb\0\0\0\x03")).is_ok());
-        assert!(check_magic(&Kind::Meta(MetaName::Incus), Some(b"hsqs....")).is_err());
+        assert!(check_magic(&Kind::Meta(Client::Incus), Some(b"hsqs....")).is_err());
         assert!(check_magic(&Kind::Root(RootType::Squashfs), None).is_ok());
     }
 }

@@ -1,6 +1,6 @@
 //! SHA-256 digests and the push-based hashing state machine.
 //!
-//! A fingerprint is `sha256(metadata bytes ‖ root bytes)` (spec §5.1). The
+//! A fingerprint is `sha256(metadata bytes ‖ root bytes)` (`docs/protocol.md#combined-digests`). The
 //! adapter reads each file once and pushes its chunks into a [`FileHasher`];
 //! the hasher feeds every chunk to the file's own digest and to a fork of
 //! each metadata file's finished state, so a root file read once yields its
@@ -13,7 +13,7 @@ use sha2::Digest as _;
 
 use crate::Error;
 
-/// A SHA-256 digest, shown as 64 lower-case hex characters (spec §5.1).
+/// A SHA-256 digest, shown as 64 lower-case hex characters (`docs/protocol.md#combined-digests`).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Sha256(pub [u8; 32]);
 

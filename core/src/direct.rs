@@ -2,7 +2,7 @@
 //! the daemon sends `HEAD URL` with `Incus-Server-Architectures` (or the
 //! `LXD-` twin) and downloads whatever `Incus-Image-URL` names, checking its
 //! sha256 against `Incus-Image-Hash`. One file is downloaded, so only a
-//! unified tarball can be imported this way (spec peers §0).
+//! unified tarball can be imported this way.
 //!
 //! Servers answer these requests at `/aliases/<alias>[/<arch>]`. The map
 //! from alias to tarball is derived from a published `images.json` once per
@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::arch;
+use crate::remote::ProductsFile;
+use crate::vocab::Class;
 
 /// Where servers answer direct-URL imports: `/aliases/<alias>[/<arch>]`.
 pub const URL_PREFIX: &str = "aliases/";
@@ -67,39 +69,35 @@ pub type AliasMap = BTreeMap<String, BTreeMap<String, Target>>;
 ///
 /// When `images_json` is not JSON.
 pub fn alias_map(images_json: &str) -> Result<AliasMap, serde_json::Error> {
-    let doc: serde_json::Value = serde_json::from_str(images_json)?;
+    serde_json::from_str::<serde::de::IgnoredAny>(images_json)?;
     let mut map = AliasMap::new();
-    let Some(products) = doc.get("products").and_then(|p| p.as_object()) else {
+    let Ok((file, _)) = ProductsFile::parse(crate::IMAGES_JSON, images_json) else {
         return Ok(map);
     };
-    for product in products.values() {
-        let (Some(arch), Some(aliases), Some(versions)) = (
-            product.get("arch").and_then(|a| a.as_str()),
-            product.get("aliases").and_then(|a| a.as_str()),
-            product.get("versions").and_then(|v| v.as_object()),
-        ) else {
+    for product in file.products.values() {
+        if product.arch.is_empty() {
             continue;
-        };
-        // Newest version (names sort by date, spec §10) with a unified
-        // tarball.
-        let newest = versions.iter().rev().find_map(|(_, v)| {
-            let items = v.get("items")?.as_object()?;
-            items.values().find_map(|item| {
-                let ftype = item.get("ftype")?.as_str()?;
-                if !ftype.ends_with("_combined.tar.gz") {
-                    return None;
-                }
-                Some(Target {
-                    hash: item.get("sha256")?.as_str()?.to_owned(),
-                    path: item.get("path")?.as_str()?.to_owned(),
+        }
+        // The newest version (names sort by date) with a unified tarball.
+        let newest = product.versions.values().rev().find_map(|v| {
+            v.items.values().find_map(|item| {
+                let unified = item.kind().is_some_and(|f| f.class() == Class::Unified);
+                (unified && !item.sha256.is_empty() && !item.path.is_empty()).then(|| Target {
+                    hash: item.sha256.clone(),
+                    path: item.path.clone(),
                 })
             })
         });
         let Some(target) = newest else { continue };
-        for alias in aliases.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        for alias in product
+            .aliases
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
             map.entry(alias.to_owned())
                 .or_default()
-                .entry(arch.to_owned())
+                .entry(product.arch.clone())
                 .or_insert_with(|| target.clone());
         }
     }

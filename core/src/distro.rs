@@ -1,6 +1,6 @@
 //! A built-in table of well-known distributions, so that products get a
 //! readable `os` and `release_title` and the numeric/codename aliases that
-//! images.linuxcontainers.org publishes (spec §7.5), without typing them.
+//! images.linuxcontainers.org publishes (`docs/protocol.md#aliases`), without typing them.
 
 /// One release: a version number and its codename.
 struct Release {

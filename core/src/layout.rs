@@ -1,26 +1,26 @@
 //! The tree layout `images/<os>/<release>/<arch>/<variant>/<version>/<file>`
-//! (seeds, spec §12.6), turned into products and versions, with every file
-//! left out reported and never dropped silently.
+//! (`docs/protocol.md#layout`), turned into products and versions, with
+//! every file left out reported and never dropped silently.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::checksums;
-use crate::classify::{self, Kind, MetaName, RootType};
+use crate::classify::{self, Kind, RootType};
 use crate::diag::{Diagnostic, Level};
 use crate::digest::{Digests, HashJob, HashPlan, Sha256};
 use crate::listing::Entry;
 use crate::requirements::{self, Requirements};
+use crate::rules::{self, is_url_char};
+use crate::side::{METADATA_JSON, ProductFields};
+use crate::vocab::{Client, IMAGES, ProductPath};
 use crate::withdrawn::{self, Withdrawn};
-use crate::{Clients, Config, arch, distro, time};
-
-/// The directory all images live under.
-pub const IMAGES: &str = "images";
+use crate::{Clients, Config, arch, distro};
 
 /// What a file of a version is in the catalog.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileRole {
     /// A split-image metadata tarball.
-    Meta(MetaName),
+    Meta(Client),
     /// A root file.
     Root(RootType),
     /// A unified tarball.
@@ -57,7 +57,7 @@ pub struct Version {
 
 impl Version {
     /// The metadata files.
-    pub fn metas(&self) -> impl Iterator<Item = (&VersionFile, MetaName)> {
+    pub fn metas(&self) -> impl Iterator<Item = (&VersionFile, Client)> {
         self.files.iter().filter_map(|f| match f.role {
             FileRole::Meta(m) => Some((f, m)),
             _ => None,
@@ -109,7 +109,33 @@ pub struct Scan {
     pub products: Vec<Product>,
     /// What was left out or looks wrong.
     pub diagnostics: Vec<Diagnostic>,
+    /// The diagnostics (by index) that leave their path out of the
+    /// catalog: a file, a version or a product.
+    left_out: Vec<usize>,
     pub(crate) clients: Clients,
+}
+
+/// The diagnostics of a scan, with those that leave something out marked.
+#[derive(Default)]
+struct Diags {
+    list: Vec<Diagnostic>,
+    left_out: Vec<usize>,
+}
+
+impl Diags {
+    fn push(&mut self, d: Diagnostic) {
+        self.list.push(d);
+    }
+
+    /// A diagnostic that leaves its path out of the catalog.
+    fn skip(&mut self, d: Diagnostic) {
+        self.left_out.push(self.list.len());
+        self.list.push(d);
+    }
+
+    fn contains(&self, d: &Diagnostic) -> bool {
+        self.list.contains(d)
+    }
 }
 
 impl Scan {
@@ -117,6 +143,26 @@ impl Scan {
     #[must_use]
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.level == Level::Error)
+    }
+
+    /// Why the build leaves `path` (a file under `images/`) out of the
+    /// catalog: the diagnostic that left out the file itself, its version
+    /// or its product, nearest first.
+    #[must_use]
+    pub fn left_out(&self, path: &str) -> Option<&Diagnostic> {
+        let mut places = vec![path.to_owned()];
+        if let Some((product, rest)) = ProductPath::split_path(path) {
+            if let Some((version, _)) = rest.split_once('/') {
+                places.push(product.version_dir(version));
+            }
+            places.push(product.dir());
+        }
+        places.iter().find_map(|place| {
+            self.left_out
+                .iter()
+                .map(|i| &self.diagnostics[*i])
+                .find(|d| d.path == *place)
+        })
     }
 
     /// The (metadata, root) pairs whose combined digest the catalog needs.
@@ -190,21 +236,8 @@ impl Scan {
     }
 }
 
-/// Characters that give the same URL in both clients and pass
-/// python-simplestreams (§11.3, §15.4).
-fn path_char_ok(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '/' | ':' | '-')
-}
-
-/// Whether `name` may be one directory of the layout (an os, release,
-/// arch, variant or version name) that a build reads and publishes: not
-/// empty, not hidden, and only characters that give the same URL in every
-/// client.
-#[must_use]
-pub fn is_dir_name(name: &str) -> bool {
-    !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c != '/' && path_char_ok(c))
-}
-
+/// The reasons the scan gives, shared with [`unpublishable`] so an upload
+/// is refused in the build's own words.
 const ARCH_HELP: &str = "rename the directory to a known name such as amd64, arm64, armhf, i386, ppc64el, s390x or riscv64";
 const BAD_VERSION: &str =
     "version name does not start with a valid YYYYMMDD date, so LXD and Incus would hide it";
@@ -234,7 +267,7 @@ pub fn unpublishable(path: &str) -> Option<String> {
         return Some(format!("is not under {IMAGES}/"));
     }
     for part in [os, release, arch_dir, variant, version, name] {
-        if !is_dir_name(part) {
+        if !rules::is_dir_name(part) {
             return Some(format!(
                 "{part:?} is empty, hidden or has characters outside [A-Za-z0-9._~:-], which the clients escape differently"
             ));
@@ -243,7 +276,7 @@ pub fn unpublishable(path: &str) -> Option<String> {
     if let Some(why) = arch_problem(arch_dir) {
         return Some(format!("{why}; {ARCH_HELP}"));
     }
-    if time::version_date(version).is_none() {
+    if !rules::is_version_name(version) {
         return Some(format!("{version:?}: {BAD_VERSION}; {VERSION_HELP}"));
     }
     match classify::by_name(name) {
@@ -267,12 +300,16 @@ struct ProductFiles<'a> {
 /// Lays out a listing into products and versions.
 #[must_use]
 pub fn scan(entries: &[Entry], config: &Config) -> Scan {
-    let mut diags = Vec::new();
+    let mut diags = Diags::default();
     let mut side: BTreeMap<String, (Option<&Entry>, Option<&Entry>)> = BTreeMap::new();
     let mut products: BTreeMap<[&str; 4], ProductFiles<'_>> = BTreeMap::new();
 
     for entry in entries {
-        let Some(rest) = entry.path.strip_prefix("images/") else {
+        let Some(rest) = entry
+            .path
+            .strip_prefix(IMAGES)
+            .and_then(|r| r.strip_prefix('/'))
+        else {
             continue;
         };
         let parts: Vec<&str> = rest.split('/').collect();
@@ -280,7 +317,7 @@ pub fn scan(entries: &[Entry], config: &Config) -> Scan {
             .iter()
             .any(|p| p.is_empty() || *p == "." || *p == "..")
         {
-            diags.push(Diagnostic::new(
+            diags.skip(Diagnostic::new(
                 Level::Warning,
                 &entry.path,
                 "has an empty, `.` or `..` path component; ignored",
@@ -332,7 +369,7 @@ pub fn scan(entries: &[Entry], config: &Config) -> Scan {
             continue;
         }
         match dirs {
-            [os, release, arch, variant] if name == "metadata.json" => {
+            [os, release, arch, variant] if name == METADATA_JSON => {
                 products
                     .entry([os, release, arch, variant])
                     .or_default()
@@ -347,7 +384,7 @@ pub fn scan(entries: &[Entry], config: &Config) -> Scan {
                     .or_default()
                     .push(entry);
             }
-            _ => diags.push(Diagnostic::new(
+            _ => diags.skip(Diagnostic::new(
                 Level::Note,
                 &entry.path,
                 "is outside the layout images/<os>/<release>/<arch>/<variant>/<version>/<file>; ignored",
@@ -358,33 +395,30 @@ pub fn scan(entries: &[Entry], config: &Config) -> Scan {
 
     let mut out = Vec::new();
     for ([os, release, arch_dir, variant], files) in products {
-        let dir = format!("{IMAGES}/{os}/{release}/{arch_dir}/{variant}");
-        if let Some(p) = product(
-            &dir,
-            [os, release, arch_dir, variant],
-            &files,
-            &side,
-            &mut diags,
-        ) {
+        let path = ProductPath::new(os, release, arch_dir, variant);
+        if let Some(p) = product(&path, &files, &side, &mut diags) {
             out.push(p);
         }
     }
     Scan {
         products: out,
-        diagnostics: diags,
+        diagnostics: diags.list,
+        left_out: diags.left_out,
         clients: config.clients,
     }
 }
 
 fn product(
-    dir: &str,
-    [os, release, arch_dir, variant]: [&str; 4],
+    path: &ProductPath,
     files: &ProductFiles<'_>,
     side: &BTreeMap<String, (Option<&Entry>, Option<&Entry>)>,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diags,
 ) -> Option<Product> {
+    let dir = &path.dir();
+    let [os, release, arch_dir, variant] =
+        [&path.os, &path.release, &path.arch, &path.variant].map(String::as_str);
     if let Some(why) = arch_problem(arch_dir) {
-        diags.push(Diagnostic::new(
+        diags.skip(Diagnostic::new(
             Level::Warning,
             dir,
             format!("{why}; skipped"),
@@ -400,8 +434,8 @@ fn product(
             "use a name both clients know, such as amd64",
         ));
     }
-    if !dir.chars().all(path_char_ok) {
-        diags.push(Diagnostic::new(
+    if !dir.chars().all(is_url_char) {
+        diags.skip(Diagnostic::new(
             Level::Warning,
             dir,
             "has characters outside [A-Za-z0-9._~/:-], which the clients escape differently; skipped",
@@ -413,7 +447,7 @@ fn product(
     let (requirements, lxd_requirements) = inherited_requirements(dir, side, diags);
     let known = distro::lookup(os, release);
     let mut p = Product {
-        id: format!("{os}:{release}:{arch_dir}:{variant}"),
+        id: path.id(),
         os: os.to_owned(),
         release: release.to_owned(),
         arch: arch_dir.to_owned(),
@@ -440,7 +474,7 @@ fn product(
     check_version_formats(dir, &p.versions, diags);
     resolve_deltas(dir, &mut p.versions, diags);
     if p.versions.is_empty() {
-        diags.push(Diagnostic::new(
+        diags.skip(Diagnostic::new(
             Level::Warning,
             dir,
             "has no complete version; the product is left out",
@@ -458,7 +492,7 @@ fn product(
 fn inherited_requirements(
     dir: &str,
     side: &BTreeMap<String, (Option<&Entry>, Option<&Entry>)>,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diags,
 ) -> (Requirements, Option<Requirements>) {
     let mut common = Requirements::new();
     let mut lxd = Requirements::new();
@@ -509,7 +543,7 @@ fn inherited_requirements(
         }
     }
     // LXD reads `lxd_requirements` whenever the key is present, even `{}`
-    // (§3.2, §9): write it only when it says something, and always when
+    // (`docs/protocol.md#requirements`): write it only when it says something, and always when
     // old LXD (≤ 5.0.2, which reads nothing else) must see requirements.
     let lxd_out = (!lxd.is_empty() && (lxd_file_seen || !common.is_empty())).then_some(lxd);
     if lxd_file_seen && common.is_empty() && lxd_out.is_some() {
@@ -532,7 +566,7 @@ fn default_aliases(os: &str, release: &str, variant: &str, other_names: &[String
         }
     }
     // lxc-ci and imagebuilder give rolling releases named `current` the
-    // bare os name (§7.5).
+    // bare os name (`docs/protocol.md#aliases`).
     if release == "current" {
         out.push(if variant == "default" {
             os.to_owned()
@@ -547,116 +581,61 @@ fn apply_metadata_json(
     entry: &Entry,
     p: &mut Product,
     aliases: &mut Vec<String>,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diags,
 ) {
-    let help = r#"write e.g. {"os": "Debian", "release_title": "12 (bookworm)", "aliases": ["debian/stable"]}"#;
-    let value = entry
-        .contents
-        .as_deref()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-    let Some(serde_json::Value::Object(map)) = value else {
-        diags.push(Diagnostic::new(
-            Level::Error,
-            &entry.path,
-            "is not a JSON object",
-            help,
-        ));
-        return;
-    };
-    for (key, value) in map {
-        match (key.as_str(), value) {
-            ("os", serde_json::Value::String(s)) => p.os_title = s,
-            ("release_title", serde_json::Value::String(s)) => p.release_title = s,
-            ("aliases", serde_json::Value::String(s)) => {
-                aliases.extend(s.split(',').map(|a| a.trim().to_owned()));
+    match ProductFields::parse(&entry.path, entry.contents.as_deref().unwrap_or_default()) {
+        Ok((fields, notes)) => {
+            if let Some(os) = fields.os {
+                p.os_title = os;
             }
-            ("aliases", serde_json::Value::Array(items)) => {
-                for item in items {
-                    if let serde_json::Value::String(s) = item {
-                        aliases.push(s);
-                    } else {
-                        diags.push(Diagnostic::new(
-                            Level::Error,
-                            &entry.path,
-                            format!("alias {item} is not a string"),
-                            help,
-                        ));
-                    }
-                }
+            if let Some(title) = fields.release_title {
+                p.release_title = title;
             }
-            (key @ ("os" | "release_title" | "aliases"), value) => diags.push(Diagnostic::new(
-                Level::Error,
-                &entry.path,
-                format!("{key:?} is {value}, not a string"),
-                help,
-            )),
-            (key, _) => diags.push(Diagnostic::new(
-                Level::Warning,
-                &entry.path,
-                format!("key {key:?} is not understood; ignored"),
-                "known keys: os, release_title, aliases",
-            )),
+            aliases.extend(fields.aliases);
+            for n in notes {
+                diags.push(n);
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                diags.push(e);
+            }
         }
     }
 }
 
 /// Keeps the aliases a local server would accept when an image is copied
-/// with them (§7.4), dropping duplicates.
+/// with them (`docs/protocol.md#aliases`), dropping duplicates.
 fn valid_aliases(
     dir: &str,
     arch_dir: &str,
     aliases: Vec<String>,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diags,
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for alias in aliases {
         if out.contains(&alias) {
             continue;
         }
-        match alias_problem(&alias, arch_dir) {
-            None => out.push(alias),
-            Some(problem) => diags.push(Diagnostic::new(
+        let problems = rules::alias_problems(&alias, arch_dir);
+        if problems.is_empty() {
+            out.push(alias);
+        } else {
+            diags.push(Diagnostic::new(
                 Level::Warning,
                 dir,
-                format!("alias {alias:?} {problem}; dropped"),
-                "aliases are 64 characters at most with the /<arch> suffix, start and end with a letter or digit, and have no spaces, commas, colons or $?&+\"'*`",
-            )),
+                format!("alias {alias:?}: {}; dropped", rules::describe(&problems)),
+                "aliases are 64 characters at most with the /<arch> suffix, start and end with an ASCII letter or digit, and have no spaces, commas, colons or $?&+\"'*`",
+            ));
         }
     }
     out
 }
 
-fn alias_problem(alias: &str, arch_dir: &str) -> Option<&'static str> {
-    let first_last_ok = alias
-        .chars()
-        .next()
-        .zip(alias.chars().last())
-        .is_some_and(|(a, b)| a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric());
-    if alias.is_empty() {
-        Some("is empty")
-    } else if alias.len() + 1 + arch_dir.len() > 64 {
-        Some("is longer than 64 characters with its /<arch> suffix")
-    } else if alias
-        .chars()
-        .any(|c| c.is_whitespace() || "$?&+\"'*`,:".contains(c))
-    {
-        Some("has a forbidden character")
-    } else if !first_last_ok {
-        Some("does not start and end with a letter or digit")
-    } else {
-        None
-    }
-}
-
-fn version(
-    dir: &str,
-    name: &str,
-    entries: &[&Entry],
-    diags: &mut Vec<Diagnostic>,
-) -> Option<Version> {
+fn version(dir: &str, name: &str, entries: &[&Entry], diags: &mut Diags) -> Option<Version> {
     let vdir = format!("{dir}/{name}");
-    if time::version_date(name).is_none() {
-        diags.push(Diagnostic::new(
+    if !rules::is_version_name(name) {
+        diags.skip(Diagnostic::new(
             Level::Warning,
             &vdir,
             format!("{BAD_VERSION}; skipped"),
@@ -664,8 +643,8 @@ fn version(
         ));
         return None;
     }
-    if !name.chars().all(path_char_ok) {
-        diags.push(Diagnostic::new(
+    if !name.chars().all(is_url_char) {
+        diags.skip(Diagnostic::new(
             Level::Warning,
             &vdir,
             "version name has characters outside [A-Za-z0-9._~:-]; skipped",
@@ -739,8 +718,8 @@ fn version(
         if name == withdrawn::FILE_NAME || withdrawn.as_ref().is_some_and(|w| w.covers(name)) {
             continue;
         }
-        if !name.chars().all(path_char_ok) {
-            diags.push(Diagnostic::new(
+        if !name.chars().all(is_url_char) {
+            diags.skip(Diagnostic::new(
                 Level::Note,
                 &entry.path,
                 "file name has characters outside [A-Za-z0-9._~:-]; ignored",
@@ -765,7 +744,7 @@ fn version(
                 base,
             } => FileRole::Delta { base },
             Kind::Delta { .. } => {
-                diags.push(Diagnostic::new(
+                diags.skip(Diagnostic::new(
                     Level::Warning,
                     &entry.path,
                     format!("{VM_DELTA}; not published"),
@@ -829,7 +808,7 @@ fn version(
         let mut helps: Vec<&str> = problems.iter().map(|(_, h)| *h).collect();
         helps.dedup();
         let what: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
-        diags.push(Diagnostic::new(
+        diags.skip(Diagnostic::new(
             Level::Warning,
             &vdir,
             format!("{}; version skipped", what.join("; ")),
@@ -851,15 +830,10 @@ fn version(
     })
 }
 
-/// Byte-wise sorting decides which version is newest (§7.2, §10): mixed
+/// Byte-wise sorting decides which version is newest (`docs/protocol.md#aliases`, `docs/protocol.md#version-names`): mixed
 /// formats (`YYYYMMDDhhmm` beside `YYYYMMDD_hhmm`) sort wrongly.
-fn check_version_formats(dir: &str, versions: &[Version], diags: &mut Vec<Diagnostic>) {
-    let shape = |n: &str| {
-        n.chars()
-            .map(|c| if c.is_ascii_digit() { '9' } else { c })
-            .collect::<String>()
-    };
-    let shapes: BTreeSet<String> = versions.iter().map(|v| shape(&v.name)).collect();
+fn check_version_formats(dir: &str, versions: &[Version], diags: &mut Diags) {
+    let shapes = rules::version_shapes(versions.iter().map(|v| v.name.as_str()));
     if shapes.len() > 1 {
         diags.push(Diagnostic::new(
             Level::Warning,
@@ -874,9 +848,9 @@ fn check_version_formats(dir: &str, versions: &[Version], diags: &mut Vec<Diagno
 }
 
 /// A delta needs its base version (older, same product, with a squashfs
-/// root) and a squashfs root in its own version (§5.4); otherwise it is
+/// root) and a squashfs root in its own version (`docs/protocol.md#deltas`); otherwise it is
 /// left out, since a delta that fails to apply aborts the download.
-fn resolve_deltas(dir: &str, versions: &mut [Version], diags: &mut Vec<Diagnostic>) {
+fn resolve_deltas(dir: &str, versions: &mut [Version], diags: &mut Diags) {
     let with_squashfs: BTreeSet<String> = versions
         .iter()
         .filter(|v| v.roots().any(|(_, r)| r == RootType::Squashfs))
@@ -901,7 +875,7 @@ fn resolve_deltas(dir: &str, versions: &mut [Version], diags: &mut Vec<Diagnosti
                 None
             };
             if let Some(why) = why {
-                diags.push(Diagnostic::new(
+                diags.skip(Diagnostic::new(
                     Level::Warning,
                     &f.path,
                     format!("delta left out: {why}"),
@@ -970,10 +944,6 @@ mod tests {
             default_aliases("archlinux", "current", "cloud", &[]),
             ["archlinux/current/cloud", "archlinux/cloud"]
         );
-        assert_eq!(alias_problem("debian/12", "amd64"), None);
-        assert!(alias_problem("debian/12,x", "amd64").is_some());
-        assert!(alias_problem("debian/12/", "amd64").is_some());
-        assert!(alias_problem(&"a".repeat(60), "amd64").is_some());
     }
 
     #[test]
@@ -1001,16 +971,6 @@ mod tests {
         assert!(
             why("images/debian/12/amd64/default/lxd.tar.xz".into()).contains("version directory")
         );
-    }
-
-    #[test]
-    fn directory_names_are_url_safe() {
-        for ok in ["debian", "3.22", "bookworm~rc1", "20260801_03:52"] {
-            assert!(is_dir_name(ok), "{ok}");
-        }
-        for bad in ["12 (bookworm)", ".hidden", "", "a/b", "c++"] {
-            assert!(!is_dir_name(bad), "{bad}");
-        }
     }
 
     #[test]

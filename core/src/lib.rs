@@ -44,35 +44,49 @@
 
 pub mod arch;
 mod catalog;
+pub mod check;
 pub mod checksums;
 pub mod classify;
+#[doc(hidden)]
 pub mod client;
 pub mod delta;
-mod diag;
+pub mod diag;
 pub mod digest;
 pub mod direct;
 pub mod distro;
+pub mod export;
 mod layout;
 pub mod lint;
 mod listing;
 pub mod metadata;
+pub mod remote;
 pub mod render;
 pub mod requirements;
+pub mod rules;
+pub mod side;
 pub mod time;
+pub mod view;
+pub mod vocab;
 pub mod withdrawn;
 
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod testing;
+
 pub use catalog::{IMAGES_JSON, INDEX_JSON, Output, build, index_json};
-pub use client::Client;
 pub use diag::{Diagnostic, Level};
 pub use digest::{Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes, Sha256};
-pub use layout::{FileRole, Product, Scan, Version, VersionFile, is_dir_name, scan, unpublishable};
+pub use layout::{FileRole, Product, Scan, Version, VersionFile, scan, unpublishable};
 pub use listing::{Entry, HEAD_LEN, needs_contents};
+pub use rules::is_dir_name;
+pub use vocab::{Client, Ftype, ProductPath};
 
 /// Which clients a catalog is written for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Clients {
     /// LXD and Incus (the default): every version carries both metadata
-    /// ftypes (spec §4.1).
+    /// ftypes (`docs/protocol.md#ftypes`).
     #[default]
     Both,
     /// Only one client's ftypes and requirement key.
@@ -146,6 +160,14 @@ pub enum Error {
         /// The file.
         path: String,
     },
+    /// A file was cut short by a stopped upload or copy (why, in words).
+    #[error(
+        "{0}; upload it again (into a hidden directory, renamed when complete, so that no client sees it half-way)"
+    )]
+    CutShort(String),
+    /// A metadata tarball the daemons would refuse to import.
+    #[error("{0}; LXD and Incus would refuse to import this image")]
+    Unimportable(metadata::MetadataError),
     /// Input errors that block publishing (bad side files and the like).
     #[error("{} problem(s) block publishing: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Diagnostic>),

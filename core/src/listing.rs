@@ -59,7 +59,7 @@ pub fn needs_contents(path: &str) -> bool {
         name,
         ".requirements"
             | ".lxd_requirements"
-            | "metadata.json"
+            | crate::side::METADATA_JSON
             | crate::withdrawn::FILE_NAME
             | crate::checksums::FILE_NAME
     )

@@ -1,9 +1,9 @@
 //! Reads `metadata.yaml` out of an image's metadata tarball or unified
-//! tarball (spec §13), for `ssgen import` and the page.
+//! tarball (`docs/protocol.md#metadata-yaml`), for `ssgen import` and the page.
 //!
 //! The tarball may be xz- or gzip-compressed or a plain tar: the compression
 //! is detected by magic bytes, never taken from a file name (the clients do
-//! the same, spec §4.1). Decompression streams through pure-Rust decoders
+//! the same, `docs/protocol.md#ftypes`). Decompression streams through pure-Rust decoders
 //! into a small tar walker, so memory stays bounded whatever the size of the
 //! tarball: only `metadata.yaml` itself is kept. Reading stops as soon as the
 //! answer is known: once `metadata.yaml` and the unified-image marker
@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 
+use crate::arch;
 use crate::classify::Magic;
 
 /// `metadata.yaml` larger than this is refused: distrobuilder's are a few
@@ -49,7 +50,7 @@ const XZ_MEM_LIMIT_KIB: u32 = 256 * 1024;
 /// rather than kept: no name the reader looks for is that long.
 const NAME_LIMIT: u64 = 64 << 10;
 
-/// What a unified tarball holds besides `metadata.yaml` (spec §4.5).
+/// What a unified tarball holds besides `metadata.yaml` (`docs/protocol.md#pairing`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnifiedKind {
     /// A `rootfs/` directory: a container image.
@@ -75,7 +76,7 @@ pub enum Compression {
 pub struct ImageMetadata {
     /// Top-level `architecture`, as written (e.g. `x86_64`).
     pub architecture: String,
-    /// `creation_date`, Unix seconds (positive).
+    /// `creation_date`, Unix seconds (never 0).
     pub creation_date: i64,
     /// `expiry_date`, Unix seconds, when present.
     pub expiry_date: Option<i64>,
@@ -112,10 +113,11 @@ impl ImageMetadata {
 
 impl MetadataError {
     /// Whether the daemons would refuse to import an image whose metadata
-    /// tarball gives this error: the tarball cannot be read, it holds no
-    /// `metadata.yaml`, or that file is not YAML or lacks a usable
-    /// `architecture`. The reader's stricter checks (a positive
-    /// `creation_date`, the properties) are not the daemons' own.
+    /// tarball gives this error (`getImageMetadata` in Incus's
+    /// `cmd/incusd/images.go` and LXD's `lxd/images.go`): every error but
+    /// those that say only that ssgen itself cannot read the tarball (a
+    /// compression it has no decoder for, an oversized `metadata.yaml`, an
+    /// IO error).
     #[must_use]
     pub fn breaks_import(&self) -> bool {
         match self {
@@ -124,9 +126,13 @@ impl MetadataError {
             | Self::Truncated(_)
             | Self::NoMetadataYaml
             | Self::NotImageTarball { .. }
-            | Self::Yaml(_) => true,
-            Self::MissingKey { key, .. } => *key == "architecture",
-            Self::WrongType { key, .. } => key == "architecture",
+            | Self::NotRegularFile { .. }
+            | Self::Empty
+            | Self::UnknownArchitecture { .. }
+            | Self::Yaml(_)
+            | Self::MissingKey { .. }
+            | Self::WrongType { .. } => true,
+            // ssgen cannot tell; the daemons may read it.
             Self::UnsupportedCompression(_) | Self::TooLarge(_) | Self::Read(_) => false,
         }
     }
@@ -197,6 +203,30 @@ pub enum MetadataError {
     NotImageTarball {
         /// The first entry that no image tarball holds.
         entry: String,
+    },
+    /// `metadata.yaml` is a link or another special entry, which the
+    /// daemons read as empty.
+    #[error(
+        "metadata.yaml is {kind} in the tarball, which the daemons cannot read; put the file itself in the tarball"
+    )]
+    NotRegularFile {
+        /// What the entry is.
+        kind: &'static str,
+    },
+    /// `metadata.yaml` holds nothing (or only `~`).
+    #[error(
+        "metadata.yaml is empty, so it names no architecture and no creation date; write them (e.g. `architecture: x86_64` and `creation_date: 1785556320`)"
+    )]
+    Empty,
+    /// `architecture` names no architecture both clients know.
+    #[error(
+        "metadata.yaml: \"architecture\" is {found:?}, unknown to {who}; use a name such as x86_64, aarch64 or armv7l"
+    )]
+    UnknownArchitecture {
+        /// The value.
+        found: String,
+        /// Who does not know it.
+        who: &'static str,
     },
     /// `metadata.yaml` is too large to be one.
     #[error(
@@ -516,6 +546,13 @@ impl TarWalker {
         match name {
             "" | "." => {}
             "metadata.yaml" if !is_dir => {
+                // The daemons read the entry's own bytes: a link has none.
+                if !matches!(kind, b'0' | 0 | b'7') {
+                    self.fail(MetadataError::NotRegularFile {
+                        kind: entry_kind(kind),
+                    });
+                    return;
+                }
                 if size > YAML_LIMIT {
                     self.fail(MetadataError::TooLarge(size));
                     return;
@@ -590,6 +627,17 @@ impl TarWalker {
     }
 }
 
+/// What a tar entry is, for messages.
+fn entry_kind(kind: u8) -> &'static str {
+    match kind {
+        b'1' => "a hard link",
+        b'2' => "a symbolic link",
+        b'3' | b'4' => "a device",
+        b'6' => "a FIFO",
+        _ => "not a regular file",
+    }
+}
+
 /// The `path` record of a pax extended header (`<len> path=<name>\n`).
 fn pax_path(data: &[u8]) -> Option<String> {
     let mut rest = data;
@@ -635,19 +683,30 @@ fn wrong(
     }
 }
 
-/// Parses `metadata.yaml` and checks what every client needs: a string
-/// `architecture`, a positive integer `creation_date`, and `properties`
-/// as a mapping of scalars.
+/// Parses `metadata.yaml` as the daemons decode it into their
+/// `api.ImageMetadata` (`getImageMetadata` in Incus's
+/// `cmd/incusd/images.go` and LXD's `lxd/images.go`), refusing what they
+/// refuse (`docs/protocol.md#metadata-yaml`): an empty document; an
+/// `architecture` that is no architecture both clients know; a
+/// `creation_date` that is missing, 0 or not a number; an `expiry_date`
+/// that is not a number; `properties` that are not a mapping of scalars;
+/// `templates` that are not a mapping of template mappings.
 ///
 /// # Errors
-/// [`MetadataError::Yaml`], [`MetadataError::MissingKey`] or
-/// [`MetadataError::WrongType`].
+/// [`MetadataError::Yaml`], [`MetadataError::Empty`],
+/// [`MetadataError::MissingKey`], [`MetadataError::UnknownArchitecture`]
+/// or [`MetadataError::WrongType`].
 pub fn parse_yaml(bytes: &[u8]) -> Result<ImageMetadata, MetadataError> {
     use serde_norway::Value;
-    let doc: Value =
-        serde_norway::from_slice(bytes).map_err(|e| MetadataError::Yaml(e.to_string()))?;
-    let Value::Mapping(map) = &doc else {
-        return Err(wrong("(document)", &doc, "a mapping of keys"));
+    let doc: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_norway::from_slice(bytes).map_err(|e| MetadataError::Yaml(e.to_string()))?
+    };
+    let map = match &doc {
+        Value::Mapping(map) => map,
+        Value::Null => return Err(MetadataError::Empty),
+        other => return Err(wrong("(document)", other, "a mapping of keys")),
     };
     let get = |k: &str| map.get(Value::String(k.to_owned()));
 
@@ -667,6 +726,17 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<ImageMetadata, MetadataError> {
             ));
         }
     };
+    if arch::normalise(&architecture).is_none() {
+        let who = match arch::only_known_to(&architecture) {
+            Some("Incus") => "LXD, which refuses the image",
+            Some(_) => "Incus, which refuses the image",
+            None => "LXD and Incus, which refuse the image",
+        };
+        return Err(MetadataError::UnknownArchitecture {
+            found: architecture,
+            who,
+        });
+    }
 
     let creation_date = match get("creation_date") {
         None | Some(Value::Null) => {
@@ -675,58 +745,44 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<ImageMetadata, MetadataError> {
                 fix: "add the image's build time as Unix seconds, e.g. `creation_date: 1785556320`",
             });
         }
-        Some(v @ Value::Number(n)) => match n.as_i64() {
-            Some(t) if t > 0 => t,
-            _ => {
+        Some(v) => match yaml_int(v) {
+            Some(0) => {
                 return Err(wrong(
                     "creation_date",
                     v,
-                    "a positive number of Unix seconds",
+                    "Unix seconds other than 0 (the daemons take 0 for a missing date)",
                 ));
             }
+            Some(t) => t,
+            None => return Err(wrong("creation_date", v, "Unix seconds")),
         },
-        Some(v) => return Err(wrong("creation_date", v, "Unix seconds")),
     };
 
     let expiry_date = match get("expiry_date") {
         None | Some(Value::Null) => None,
-        Some(v @ Value::Number(n)) => Some(
-            n.as_i64()
-                .ok_or_else(|| wrong("expiry_date", v, "Unix seconds"))?,
-        ),
-        Some(v) => return Err(wrong("expiry_date", v, "Unix seconds")),
+        Some(v) => Some(yaml_int(v).ok_or_else(|| wrong("expiry_date", v, "Unix seconds"))?),
     };
 
-    let mut properties = BTreeMap::new();
-    match get("properties") {
+    let properties = match get("properties") {
+        None => BTreeMap::new(),
+        Some(v) => string_map("properties", v)?,
+    };
+
+    match get("templates") {
         None | Some(Value::Null) => {}
-        Some(Value::Mapping(props)) => {
-            for (k, v) in props {
-                let key = match k {
-                    Value::String(s) => s.clone(),
-                    other => {
-                        return Err(wrong(
-                            format!("properties.{}", describe(other)),
-                            other,
-                            "a string key",
-                        ));
-                    }
-                };
-                // Scalars become strings, as Go's YAML decoder does for the
-                // clients' map[string]string.
-                let value = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    Value::Null => String::new(),
-                    other => {
-                        return Err(wrong(format!("properties.{key}"), other, "a string"));
-                    }
-                };
-                properties.insert(key, value);
+        Some(Value::Mapping(templates)) => {
+            for (path, template) in templates {
+                let here = format!("templates.{}", scalar(path).unwrap_or_default());
+                check_template(&here, template)?;
             }
         }
-        Some(v) => return Err(wrong("properties", v, "a mapping of names to strings")),
+        Some(v) => {
+            return Err(wrong(
+                "templates",
+                v,
+                "a mapping of file paths to templates",
+            ));
+        }
     }
 
     Ok(ImageMetadata {
@@ -737,6 +793,94 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<ImageMetadata, MetadataError> {
         unified: None,
         compression: Compression::None,
     })
+}
+
+/// An integer as Go's YAML decoders store one into an `int64`: an integer,
+/// or a float that fits (truncated, as Go converts it).
+fn yaml_int(value: &serde_norway::Value) -> Option<i64> {
+    let serde_norway::Value::Number(n) = value else {
+        return None;
+    };
+    n.as_i64().or_else(|| {
+        let x = n.as_f64()?;
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "Go truncates a float stored into an int64 the same way"
+        )]
+        (x.is_finite() && x.abs() < 9.0e18).then_some(x as i64)
+    })
+}
+
+/// A scalar as the text Go's YAML decoders store into a `string`.
+fn scalar(value: &serde_norway::Value) -> Option<String> {
+    use serde_norway::Value;
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// A `map[string]string`: `null` is an empty map; keys and values are
+/// scalars.
+fn string_map(
+    key: &str,
+    value: &serde_norway::Value,
+) -> Result<BTreeMap<String, String>, MetadataError> {
+    use serde_norway::Value;
+    let mut out = BTreeMap::new();
+    match value {
+        Value::Null => {}
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let Some(name) = scalar(k) else {
+                    return Err(wrong(format!("{key}.{}", describe(k)), k, "a string key"));
+                };
+                let Some(text) = scalar(v) else {
+                    return Err(wrong(format!("{key}.{name}"), v, "a string"));
+                };
+                out.insert(name, text);
+            }
+        }
+        other => return Err(wrong(key, other, "a mapping of names to strings")),
+    }
+    Ok(out)
+}
+
+/// One entry of `templates`: `null`, or a mapping whose known fields have
+/// the types of Go's `api.ImageMetadataTemplate`.
+fn check_template(here: &str, value: &serde_norway::Value) -> Result<(), MetadataError> {
+    use serde_norway::Value;
+    let map = match value {
+        Value::Null => return Ok(()),
+        Value::Mapping(map) => map,
+        other => return Err(wrong(here, other, "a mapping (when, template, …)")),
+    };
+    let get = |k: &str| map.get(Value::String(k.to_owned()));
+    match get("when") {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(list)) => {
+            if let Some(bad) = list.iter().find(|v| scalar(v).is_none()) {
+                return Err(wrong(format!("{here}.when"), bad, "a list of strings"));
+            }
+        }
+        Some(v) => return Err(wrong(format!("{here}.when"), v, "a list of strings")),
+    }
+    match get("create_only") {
+        None | Some(Value::Null | Value::Bool(_)) => {}
+        Some(v) => return Err(wrong(format!("{here}.create_only"), v, "true or false")),
+    }
+    if let Some(v) = get("template")
+        && scalar(v).is_none()
+    {
+        return Err(wrong(format!("{here}.template"), v, "a file name"));
+    }
+    if let Some(v) = get("properties") {
+        string_map(&format!("{here}.properties"), v)?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for UnifiedKind {
@@ -907,6 +1051,118 @@ mod tests {
         }
         let t = tar(&[("templates/a.tpl", b"x")]);
         assert!(matches!(read(&t), Err(MetadataError::NoMetadataYaml)));
+    }
+
+    /// What the daemons refuse to import, the reader refuses, and every
+    /// refusal is one a build acts on.
+    #[test]
+    fn refuses_what_the_daemons_refuse() {
+        let good = "architecture: x86_64\ncreation_date: 1785556320\nproperties:\n  os: debian\n";
+        assert!(parse_yaml(good.as_bytes()).is_ok());
+        let cases: &[(&str, &str)] = &[
+            ("", "is empty"),
+            ("\n# only a comment\n", "is empty"),
+            ("~\n", "is empty"),
+            (
+                "architecture: pdp11\ncreation_date: 5\n",
+                "unknown to LXD and Incus",
+            ),
+            (
+                "architecture: x86_64_v3\ncreation_date: 5\n",
+                "unknown to LXD,",
+            ),
+            (
+                "architecture: amd64v3\ncreation_date: 5\n",
+                "unknown to Incus,",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: yesterday\n",
+                "\"creation_date\" is \"yesterday\"",
+            ),
+            ("architecture: x86_64\ncreation_date: 0\n", "other than 0"),
+            (
+                "architecture: x86_64\ncreation_date: 5\nexpiry_date: soon\n",
+                "expiry_date",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: 5\nproperties: [a, b]\n",
+                "\"properties\" is a list",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: 5\nproperties:\n  os:\n    deep: 1\n",
+                "\"properties.os\" is a mapping",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: 5\ntemplates: [a]\n",
+                "\"templates\" is a list",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: 5\ntemplates:\n  /etc/hosts:\n    when: create\n",
+                "templates./etc/hosts.when",
+            ),
+            (
+                "architecture: x86_64\ncreation_date: 5\ntemplates:\n  /etc/hosts:\n    create_only: maybe\n",
+                "create_only",
+            ),
+        ];
+        for (yaml, why) in cases {
+            let err = parse_yaml(yaml.as_bytes()).expect_err(yaml);
+            assert!(err.to_string().contains(why), "{yaml:?}: {err}");
+            assert!(err.breaks_import(), "{yaml:?}: {err}");
+        }
+        // What the daemons take, the reader takes: a float date (Go
+        // truncates it), a negative one, scalar keys and values.
+        let m = parse_yaml(b"architecture: aarch64\ncreation_date: 1785556320.7\nproperties:\n  12: true\n  x: ~\ntemplates:\n  /a:\n    when: [create]\n    create_only: true\n    template: a.tpl\n")
+            .expect("valid");
+        assert_eq!(m.creation_date, 1_785_556_320);
+        assert_eq!(m.properties["12"], "true");
+        assert_eq!(m.properties["x"], "");
+        assert_eq!(
+            parse_yaml(b"architecture: x86_64\ncreation_date: -5\n")
+                .map(|m| m.creation_date)
+                .ok(),
+            Some(-5)
+        );
+    }
+
+    #[test]
+    fn a_linked_metadata_yaml_is_refused() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_cksum();
+        b.append_link(&mut h, "metadata.yaml", "real.yaml")
+            .expect("tar");
+        let mut h = tar::Header::new_gnu();
+        h.set_size(YAML.len() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, "real.yaml", YAML.as_bytes())
+            .expect("tar");
+        let t = b.into_inner().expect("tar");
+        let err = read(&xz(&t)).expect_err("a link");
+        assert!(
+            matches!(
+                err,
+                MetadataError::NotRegularFile {
+                    kind: "a symbolic link"
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.breaks_import());
+    }
+
+    /// `xz` writes stream padding (zero bytes in fours) after a stream when
+    /// asked, and reads it back; so must the reader.
+    #[test]
+    fn xz_stream_padding_is_read() {
+        let t = tar(&[("metadata.yaml", YAML.as_bytes())]);
+        let mut padded = xz(&t);
+        padded.extend_from_slice(&[0; 8]);
+        let m = read(&padded).expect("padding is valid xz");
+        assert_eq!(m.architecture, "x86_64");
+        assert!(crate::check::check(&padded, true).is_ok());
     }
 
     #[test]

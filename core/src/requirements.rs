@@ -1,4 +1,5 @@
-//! `.requirements` and `.lxd_requirements` side files (spec §9, §3.5).
+//! `.requirements` and `.lxd_requirements` side files (`docs/protocol.md#requirements`,
+//! `docs/protocol.md#decoding`).
 //!
 //! Each is a JSON object of strings. Files are inherited from `images/`
 //! down to the variant directory, the nearer file winning key by key.
@@ -7,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::diag::{Diagnostic, Level};
 
-/// Requirement keys the clients act on (§9); others are published but a
+/// Requirement keys the clients act on (`docs/protocol.md#requirements`); others are published but a
 /// note says no client reads them.
 pub const KNOWN_KEYS: &[&str] = &[
     "secureboot",
@@ -22,7 +23,7 @@ pub const KNOWN_KEYS: &[&str] = &[
 pub type Requirements = BTreeMap<String, String>;
 
 /// Parses one side file. A value that is not a string would break the
-/// whole remote for both clients (§3.5), so it is an error naming the file.
+/// whole remote for both clients (`docs/protocol.md#decoding`), so it is an error naming the file.
 ///
 /// # Errors
 /// A [`Level::Error`] diagnostic when the file is not a JSON object of
@@ -80,6 +81,16 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<(Requirements, Vec<Diagnostic>)
     Ok((out, notes))
 }
 
+/// The text of a `.requirements` (or `.lxd_requirements`) file holding
+/// `requirements`, which [`parse`] reads back as it is.
+#[must_use]
+pub fn to_text(requirements: &Requirements) -> String {
+    // A map of strings always serialises.
+    let mut text = serde_json::to_string_pretty(requirements).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +111,16 @@ mod tests {
         );
         assert!(parse("x", b"[1]").is_err());
         assert!(parse("x", b"{").is_err());
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        let r: Requirements = [("secureboot", "false"), ("odd \"key\"", "a\nb")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let (back, _) = parse("x", to_text(&r).as_bytes()).expect("valid");
+        assert_eq!(back, r);
     }
 
     #[test]

@@ -37,7 +37,7 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 }
 
 /// Parses the `YYYYMMDD` prefix of a version name as the clients do (Go
-/// layout `20060102`, §10): `None` when a client would drop the version.
+/// layout `20060102`, `docs/protocol.md#version-names`): `None` when a client would drop the version.
 #[must_use]
 pub fn version_date(name: &str) -> Option<(i64, u32, u32)> {
     let digits = name.as_bytes().get(..8)?;
@@ -57,7 +57,7 @@ pub fn version_date(name: &str) -> Option<(i64, u32, u32)> {
 }
 
 /// Formats Unix seconds as RFC 2822 in UTC, the form the simplestreams
-/// reference uses for `updated` (§2): `Sat, 01 Aug 2026 04:00:00 +0000`.
+/// reference uses for `updated`: `Sat, 01 Aug 2026 04:00:00 +0000`.
 #[must_use]
 pub fn rfc2822(unix: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn rfc2822_matches_known_dates() {
         assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        // The spec's example timestamp (§14.2).
+        // A Saturday in August 2026.
         assert_eq!(rfc2822(1_785_556_800), "Sat, 01 Aug 2026 04:00:00 +0000");
         assert_eq!(rfc2822(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
     }

@@ -1,7 +1,7 @@
 //! The `.withdrawn` marker of a version directory: the version (or some of
 //! its files) is no longer in the catalog, but its files stay where they
 //! are for a grace period, because clients keep an old `images.json` for up
-//! to an hour and will still ask for them (spec §11.6). `ssgen prune` and
+//! to an hour and will still ask for them (`docs/protocol.md#caching`). `ssgen prune` and
 //! `ssgen remove` write it; `ssgen prune` deletes the files once the grace
 //! period is over.
 

@@ -550,12 +550,12 @@ fn merge(server: &str, ours: &str, now: &str) -> Result<Merged, String> {
             }
         }
         if fields_differ {
-            notes.push(Diagnostic {
-                level: ssgen_core::Level::Note,
-                path: IMAGES_JSON.to_owned(),
-                message: format!("product {id} is on the server already: its titles, aliases and requirements stay as the server publishes them"),
-                help: "change them on the server (metadata.json, .requirements) if they should change".to_owned(),
-            });
+            notes.push(Diagnostic::new(
+                ssgen_core::Level::Note,
+                IMAGES_JSON,
+                format!("product {id} is on the server already: its titles, aliases and requirements stay as the server publishes them"),
+                "change them on the server (metadata.json, .requirements) if they should change",
+            ));
         }
     }
     let ids: Vec<String> = products.keys().cloned().collect();
@@ -583,13 +583,12 @@ fn merge(server: &str, ours: &str, now: &str) -> Result<Merged, String> {
 /// both one fingerprint, and neither can be downloaded any more): the merge
 /// must not break what is published.
 fn refuse_new_errors(server: &str, merged: &Merged) -> Result<(), String> {
-    use ssgen_core::lint::Severity;
     let errors = |report: Report| -> Vec<(String, String)> {
         report
             .findings
             .into_iter()
-            .filter(|f| f.severity == Severity::Error)
-            .map(|f| (f.code.to_owned(), f.message))
+            .filter(|f| f.level == ssgen_core::Level::Error)
+            .map(|f| (f.code_str().to_owned(), f.message))
             .collect()
     };
     let before = errors(lint_documents(

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
+use ssgen_core::Client;
 use ssgen_core::classify::{Magic, RootType};
 use ssgen_core::metadata::{self, ImageMetadata, MetadataError, UnifiedKind};
 
@@ -33,11 +34,11 @@ use crate::publish::{BuildOptions, Settings, rebuild_locked};
 /// their contents, never from their names.
 ///
 /// Each image goes to
-/// ROOT/images/<os>/<release>/<arch>/<variant>/<YYYYMMDD_HH:MM>/ with os,
+/// ROOT/images/<os>/<release>/<arch>/<variant>/<YYYYMMDD_HHMM>/ with os,
 /// release, variant and architecture from metadata.yaml (x86_64 is filed as
 /// amd64, aarch64 as arm64, …) and the version from its creation_date, in
-/// UTC (as YYYYMMDD_HHMM instead when the product's versions already use
-/// that form, so that they sort together). Importing the same export twice
+/// UTC (as YYYYMMDD_HH:MM or YYYYMMDDhhmm instead when all the product's
+/// versions already use that form, so that they sort together). Importing the same export twice
 /// changes nothing; a different image with the same version is refused.
 /// Nothing is left behind on failure.
 #[derive(Debug, Args)]
@@ -128,6 +129,8 @@ struct Image {
     files: Vec<(PathBuf, &'static str)>,
     product_dir: String,
     version: String,
+    /// `creation_date`, which names the version.
+    created: i64,
     product_id: String,
     kind: String,
     /// The version directory already holds exactly these files.
@@ -551,7 +554,7 @@ fn split_image(members: Vec<Source>, args: &ImportArgs) -> Result<Image> {
     let mut files: Vec<(PathBuf, &'static str)> = Vec::new();
     let primary = match metas.as_slice() {
         [(path, meta)] => {
-            files.push((path.to_path_buf(), "incus.tar.xz"));
+            files.push((path.to_path_buf(), Client::Incus.meta_ftype()));
             *meta
         }
         [a, b] => {
@@ -565,8 +568,8 @@ fn split_image(members: Vec<Source>, args: &ImportArgs) -> Result<Image> {
                     b.0.display()
                 ))),
             };
-            files.push((incus.0.to_path_buf(), "incus.tar.xz"));
-            files.push((lxd.0.to_path_buf(), "lxd.tar.xz"));
+            files.push((incus.0.to_path_buf(), Client::Incus.meta_ftype()));
+            files.push((lxd.0.to_path_buf(), Client::Lxd.meta_ftype()));
             incus.1
         }
         more => bail!(Invalid(format!(
@@ -577,12 +580,7 @@ fn split_image(members: Vec<Source>, args: &ImportArgs) -> Result<Image> {
     };
     let mut kinds = Vec::new();
     for (root, path) in &roots {
-        let name = match root {
-            RootType::Squashfs => "rootfs.squashfs",
-            RootType::RootTarXz => "root.tar.xz",
-            RootType::DiskKvm => "disk.qcow2",
-        };
-        files.push((path.to_path_buf(), name));
+        files.push((path.to_path_buf(), root.file_name()));
         kinds.push(if root.is_vm() {
             "virtual-machine, qcow2".to_owned()
         } else {
@@ -600,7 +598,7 @@ fn unified_image(path: &Path, meta: &ImageMetadata, args: &ImportArgs) -> Result
     image(
         path,
         meta,
-        vec![(path.to_path_buf(), "incus_combined.tar.gz")],
+        vec![(path.to_path_buf(), Client::Incus.combined_ftype())],
         kind.to_owned(),
         args,
     )
@@ -668,34 +666,25 @@ fn image(
             meta.architecture
         );
     }
+    let product = ssgen_core::ProductPath::new(os, release, arch, variant);
     Ok(Image {
         files,
-        product_dir: format!("images/{os}/{release}/{arch}/{variant}"),
-        version: version_name(meta.creation_date),
-        product_id: format!("{os}:{release}:{arch}:{variant}"),
+        product_dir: product.dir(),
+        version: ssgen_core::export::version_name(meta.creation_date, &[]),
+        created: meta.creation_date,
+        product_id: product.id(),
         kind,
         already: false,
     })
-}
-
-/// `YYYYMMDD_HH:MM` in UTC, as lxc-ci and the seeds name versions.
-fn version_name(unix: i64) -> String {
-    let (year, month, day) = ssgen_core::time::civil_from_days(unix.div_euclid(86_400));
-    let secs = unix.rem_euclid(86_400);
-    format!(
-        "{year:04}{month:02}{day:02}_{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60
-    )
 }
 
 /// Finds versions that exist already: identical files make the image a
 /// no-op, anything else is a clash.
 fn check_targets(root: &Path, images: &mut [Image]) -> Result<()> {
     for image in images.iter_mut() {
-        if existing_versions_are_compact(&root.join(&image.product_dir))? {
-            image.version = image.version.replace(':', "");
-        }
+        let existing = version_names(&root.join(&image.product_dir))?;
+        let existing: Vec<&str> = existing.iter().map(String::as_str).collect();
+        image.version = ssgen_core::export::version_name(image.created, &existing);
         let dir = root.join(image.version_dir());
         if !dir.exists() {
             continue;
@@ -722,33 +711,21 @@ fn check_targets(root: &Path, images: &mut [Image]) -> Result<()> {
     Ok(())
 }
 
-/// Whether a product already names its versions `YYYYMMDD_HHMM` (and
-/// never `YYYYMMDD_HH:MM`): then new versions follow suit, since the two
-/// forms do not sort together (`_1500` < `_04:00` byte-wise, spec §10).
-fn existing_versions_are_compact(product: &Path) -> Result<bool> {
+/// The versions a product directory holds (none when it does not exist
+/// yet); hidden staging directories are no versions.
+fn version_names(product: &Path) -> Result<Vec<String>> {
     let Ok(entries) = fs::read_dir(product) else {
-        return Ok(false);
+        return Ok(Vec::new());
     };
-    let (mut compact, mut colon) = (false, false);
+    let mut names = Vec::new();
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot read {}", product.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let b = name.as_bytes();
-        let digits =
-            |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-        if b.len() == 13 && digits(0..8) && b[8] == b'_' && digits(9..13) {
-            compact = true;
-        } else if b.len() == 14
-            && digits(0..8)
-            && b[8] == b'_'
-            && digits(9..11)
-            && b[11] == b':'
-            && digits(12..14)
-        {
-            colon = true;
+        if !name.starts_with('.') && entry.path().is_dir() {
+            names.push(name);
         }
     }
-    Ok(compact && !colon)
+    Ok(names)
 }
 
 fn same_contents(a: &Path, b: &Path) -> Result<bool> {
@@ -1047,16 +1024,5 @@ fn open_error_or(src: &Path, dst: &Path, e: std::io::Error) -> anyhow::Error {
             src.display(),
             dst.display()
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_are_utc_minutes_with_a_colon() {
-        assert_eq!(version_name(1_785_556_320), "20260801_03:52");
-        assert_eq!(version_name(0), "19700101_00:00");
     }
 }
