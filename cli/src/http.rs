@@ -1,18 +1,17 @@
 //! The request handler of `ssgen serve`: static files with HTTP semantics
 //! the clients and caches rely on, and the upload API.
 
-use std::io::{SeekFrom, Write as _};
-use std::os::unix::fs::MetadataExt;
+use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, BodyStream, Empty, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use sha2::Digest as _;
@@ -21,11 +20,18 @@ use ssgen_core::withdrawn::{self, Withdrawn};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc::UnboundedSender;
 
+mod access_log;
+mod catalog;
+pub mod conn;
+mod files;
 mod headers;
 mod read;
 mod tls;
 
-pub use tls::{tls_from_files, tls_self_signed};
+pub use access_log::AccessLog;
+pub use catalog::Catalog;
+pub use conn::RequestBody;
+pub use tls::{SelfSigned, tls_from_files, tls_self_signed};
 
 /// A response body: a file stream, bytes, or nothing.
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -42,13 +48,9 @@ pub struct Server {
     /// `https` or `http`: what the listener of this handler speaks, for the
     /// URLs of direct-URL import answers.
     pub scheme: &'static str,
-    /// The direct-URL import map of the published catalog, with the
-    /// identity (size, mtime, inode) of the images.json it was made from.
-    pub aliases: std::sync::Mutex<Option<(CatalogId, Arc<direct::AliasMap>)>>,
+    /// The catalog documents, from memory (shared by every listener).
+    pub catalog: Arc<Catalog>,
 }
-
-/// Size, modification time and inode of a published images.json.
-type CatalogId = (u64, i64, i64, u64);
 
 /// An error answered to the client.
 #[derive(Debug)]
@@ -88,14 +90,14 @@ fn empty() -> Body {
 
 impl Server {
     /// Answers one request; never fails.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(&self, req: Request<RequestBody>) -> Response<Body> {
         match self.route(req).await {
             Ok(response) => response,
             Err(e) => text(e.status, &e.message),
         }
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+    async fn route(&self, req: Request<RequestBody>) -> Result<Response<Body>, HttpError> {
         let rel = decode_path(req.uri().path())?;
         match *req.method() {
             Method::GET | Method::HEAD => self.get(&req, &rel).await,
@@ -128,17 +130,14 @@ impl Server {
                 "uploads are not accepted here (start ssgen serve with --token, and upload over HTTPS)",
             ));
         };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
+        let given = headers::bearer_token(headers)
+            .map_err(|why| HttpError::new(StatusCode::UNAUTHORIZED, why))?;
         if constant_time_eq(given.as_bytes(), token.as_bytes()) {
             Ok(())
         } else {
             Err(HttpError::new(
                 StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token",
+                "wrong bearer token in the Authorization header",
             ))
         }
     }
@@ -216,7 +215,7 @@ impl Server {
 
     /// `curl -F "upload=@file;filename=<path under images/>" URL/images/`,
     /// the habit of lxd-image-server's users.
-    async fn multipart(&self, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+    async fn multipart(&self, req: Request<RequestBody>) -> Result<Response<Body>, HttpError> {
         let boundary = req
             .headers()
             .get(header::CONTENT_TYPE)
