@@ -131,8 +131,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds, help_heading = "Connections")]
     pub stall_timeout: Duration,
 
-    /// Connections served at once; more wait in the kernel's queue
-    /// [default: from the open-file limit, two files per connection].
+    /// Connections served at once; more wait in the kernel's queue. While
+    /// all are taken, connections without a request in progress are given
+    /// 2 s at most [default: from the open-file limit, two files each].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Connections")]
     pub max_connections: Option<u32>,
 
