@@ -113,6 +113,12 @@ setup_edge() {
     fi
 }
 
+# `ssgen serve`'s tests (curl) and the check of its systemd unit in .ci/run
+# (systemd-analyze).
+setup_serve() {
+    apt_install systemd curl
+}
+
 # --- run -----------------------------------------------------------------
 
 # Sections in run order. Append new ones here.
@@ -121,6 +127,7 @@ SECTIONS=(
     wasm
     browser
     edge
+    serve
 )
 
 main() {

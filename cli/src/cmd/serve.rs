@@ -341,7 +341,7 @@ Clients trust it once it is in the system store of their host (LXD and Incus
 read that store when they start, so restart the daemon after):
     sudo cp {ca} /usr/local/share/ca-certificates/{system_name}
     sudo update-ca-certificates
-    sudo systemctl restart lxd    # or incus, or snap.lxd.daemon
+    sudo systemctl restart lxd    # or incus
 or per process, with SSL_CERT_FILE (for it, this CA replaces the system store):
     SSL_CERT_FILE={ca} lxc remote add NAME {url} --protocol=simplestreams
     SSL_CERT_FILE={ca} lxc image list NAME:
