@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use sha2::Digest as _;
-use ssgen_tests::images::{self, ImageMeta};
+
+mod common;
+use common::{add_version, build};
 
 const TOKEN: &str = "abuse-token-0123456789abcdef";
 
@@ -59,35 +61,9 @@ impl Served {
 /// A root with one complete version, built.
 fn built_root(tmp: &Path) -> PathBuf {
     let root = tmp.join("www");
-    add_version(&root, "debian", "20260801_0312", 1);
+    add_version(&root, "debian/12", "20260801_0312", 1);
     build(&root);
     root
-}
-
-fn add_version(root: &Path, os: &str, version: &str, day: i64) -> PathBuf {
-    let dir = root.join(format!("images/{os}/12/amd64/default/{version}"));
-    images::metadata_tarball(
-        &dir,
-        "incus.tar.xz",
-        &ImageMeta::new("amd64", os, "12", "default", day),
-    )
-    .expect("metadata tarball");
-    images::root_tar_xz(&dir, "root.tar.xz", &format!("{os}-{version}")).expect("rootfs");
-    dir
-}
-
-fn build(root: &Path) {
-    // A fixed `updated`, so the same tree gives the same bytes.
-    let out = Command::new(env!("CARGO_BIN_EXE_ssgen"))
-        .args(["build", "--timestamp", "1785556800"])
-        .arg(root)
-        .output()
-        .expect("ssgen build runs");
-    assert!(
-        out.status.success(),
-        "ssgen build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Starts `ssgen serve ARGS ROOT` on a port the kernel picks, prefixed by
@@ -273,7 +249,7 @@ fn readers_never_get_a_torn_or_cut_catalog_while_it_is_rebuilt() {
     let read = |name: &str| std::fs::read(streams.join(name)).expect("catalog file");
     let one = [read("index.json"), read("images.json")];
     // A second state: one more product, so both files differ in size.
-    let extra = add_version(&root, "alpine", "20260901_0000", 2);
+    let extra = add_version(&root, "alpine/12", "20260901_0000", 2);
     build(&root);
     let two = [read("index.json"), read("images.json")];
     assert!(

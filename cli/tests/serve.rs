@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use sha2::Digest as _;
 use ssgen_tests::images::{self, ImageMeta};
 
+mod common;
+use common::{add_version, build};
+
 const TOKEN: &str = "test-token-0123456789abcdef";
 const V: &str = "20260801_0312";
 
@@ -34,20 +37,8 @@ impl Drop for Served {
 fn start(extra: &[&str]) -> Served {
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path().join("srv");
-    let d = root.join(format!("images/debian/12/amd64/default/{V}"));
-    images::metadata_tarball(
-        &d,
-        "incus.tar.xz",
-        &ImageMeta::new("amd64", "debian", "12", "default", 1),
-    )
-    .expect("meta");
-    images::root_tar_xz(&d, "root.tar.xz", "served").expect("rootfs");
-    let built = Command::new(env!("CARGO_BIN_EXE_ssgen"))
-        .arg("build")
-        .arg(&root)
-        .output()
-        .expect("build runs");
-    assert!(built.status.success());
+    add_version(&root, "debian/12", V, 1);
+    build(&root);
     let stderr = tmp.path().join("serve.stderr");
     let (child, url, plain_url) = spawn_serve(&root, &stderr, extra);
     Served {
@@ -390,12 +381,7 @@ fn alias_urls_answer_direct_imports_for_the_daemons_arch() {
         let meta = ImageMeta::new(arch, "alpine", "3.20", "default", date);
         images::unified_tarball(&dir, "incus_combined.tar.gz", &meta, arch).expect("tarball");
     }
-    let built = Command::new(env!("CARGO_BIN_EXE_ssgen"))
-        .arg("build")
-        .arg(&s.root)
-        .output()
-        .expect("build runs");
-    assert!(built.status.success());
+    build(&s.root);
     let tarball = |arch: &str| {
         format!("images/alpine/3.20/{arch}/default/20260901_0000/incus_combined.tar.gz")
     };
@@ -468,22 +454,8 @@ fn healthz_answers_with_the_catalog_it_serves() {
         "{first}"
     );
     // Another build: the health check names the new catalog.
-    let d = s
-        .root
-        .join("images/alpine/3.22/amd64/default/20260901_0000");
-    images::metadata_tarball(
-        &d,
-        "incus.tar.xz",
-        &ImageMeta::new("amd64", "alpine", "3.22", "default", 3),
-    )
-    .expect("meta");
-    images::root_tar_xz(&d, "root.tar.xz", "healthz").expect("rootfs");
-    let built = Command::new(env!("CARGO_BIN_EXE_ssgen"))
-        .arg("build")
-        .arg(&s.root)
-        .output()
-        .expect("build runs");
-    assert!(built.status.success());
+    add_version(&s.root, "alpine/3.22", "20260901_0000", 3);
+    build(&s.root);
     let second = health(&s);
     let (_, headers, _) = s.curl("streams/v1/images.json", &[]);
     assert_eq!(

@@ -35,7 +35,11 @@ pub struct Doc {
 }
 
 impl Doc {
-    fn new(body: Vec<u8>, modified: Option<std::time::SystemTime>) -> std::io::Result<Self> {
+    fn new(
+        body: Vec<u8>,
+        content_type: &'static str,
+        modified: Option<std::time::SystemTime>,
+    ) -> std::io::Result<Self> {
         let hex = ssgen_core::Sha256(sha2::Sha256::digest(&body).into()).to_hex();
         let tag = &hex[..32];
         let mut enc = flate2::write::GzEncoder::new(
@@ -49,7 +53,7 @@ impl Doc {
             etag: format!("\"{tag}\""),
             gzip_etag: format!("\"{tag}-gzip\""),
             last_modified: modified.map(http_date),
-            content_type: "application/json",
+            content_type,
             cache_control: "public, max-age=60",
         })
     }
@@ -99,7 +103,10 @@ impl Snapshot {
                 continue;
             };
             sources.push((rel, Some(file_id(&meta))));
-            docs.insert(rel, Doc::new(body, meta.modified().ok())?);
+            docs.insert(
+                rel,
+                Doc::new(body, "application/json", meta.modified().ok())?,
+            );
         }
         Ok(Self {
             generation,
@@ -116,6 +123,13 @@ impl Snapshot {
                 let now = std::fs::metadata(root.join(rel)).ok();
                 now.as_ref().map(file_id) == *id
             })
+    }
+
+    /// Whether a request path is one of the in-memory documents (whether
+    /// or not it is published now); a document added to [`Snapshot::load`]
+    /// adds its path here.
+    pub fn holds(rel: &str) -> bool {
+        FILES.contains(&rel)
     }
 
     /// The document for a request path (relative to the root).

@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt as _;
 
 use hyper::http::response::Builder;
 
-use super::catalog::Doc;
+use super::catalog::{Doc, Snapshot};
 use super::files::{self, Opened};
 use super::headers::*;
 use super::*;
@@ -26,8 +26,10 @@ impl Server {
         if let Some(alias) = rel.strip_prefix(direct::URL_PREFIX) {
             return self.direct_import(req, alias).await;
         }
-        if let Some(doc) = self.catalog.snapshot().await.doc(rel) {
-            return serve_document(req, doc);
+        if Snapshot::holds(rel) {
+            if let Some(doc) = self.catalog.snapshot().await.doc(rel) {
+                return serve_document(req, doc);
+            }
         }
         self.serve_file(req, rel).await
     }
