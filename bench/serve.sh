@@ -7,11 +7,16 @@
 # processes of this script with their own files in a temp directory, and
 # are stopped by PID.
 #
-# Usage: bench/serve.sh [SECONDS_PER_RUN]   (default 5)
+# The machine is shared and noisy: each figure is the median of ROUNDS
+# runs, taken in turns (nginx, ssgen, nginx, ...), so that a burst of load
+# from elsewhere hits both alike.
+#
+# Usage: bench/serve.sh [SECONDS_PER_RUN] [ROUNDS]   (default 3 s, 5 rounds)
 # Needs: nginx (nginx-light), wrk, curl; builds ssgen in release mode.
 # Goals: catalog req/s >= 0.5x nginx, large-file throughput >= 0.9x.
 set -euo pipefail
-secs=${1:-5}
+secs=${1:-3}
+rounds=${2:-5}
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ssgen="$repo/target/release/ssgen"
 cargo build --release -p ssgen --manifest-path "$repo/Cargo.toml" >&2
@@ -95,39 +100,45 @@ for p in "$nginx_port" "$ssgen_port"; do
         || { echo "the server on port $p does not gzip $catalog" >&2; exit 2; }
 done
 
-# Requests/s of wrk: threads, connections, URL, extra args.
+# Requests/s of one wrk run: threads, connections, URL, extra args.
 rps() {
     local threads=$1 conns=$2 url=$3
     shift 3
     wrk -t"$threads" -c"$conns" -d"${secs}s" "$@" "$url" | awk '/^Requests\/sec:/ {print $2}'
 }
-# Bytes/s of the best of three downloads.
-download() {
-    local best=0 speed
-    for _ in 1 2 3; do
-        speed=$(curl -sS -o /dev/null -w '%{speed_download}' "$@")
-        best=$(echo "if ($speed > $best) $speed else $best" | bc -l)
-    done
-    echo "$best"
-}
+# Bytes/s of one download.
+download() { curl -sS -o /dev/null -w '%{speed_download}' "$@"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 ratio() { echo "$1 / $2" | bc -l; }
+# Runs "$@" with each server's base URL in turns; sets n and s to the medians.
+turns() {
+    local nv=() sv=() i
+    for i in $(seq "$rounds"); do
+        nv+=("$("$@" "https://127.0.0.1:$nginx_port")")
+        sv+=("$("$@" "https://127.0.0.1:$ssgen_port")")
+    done
+    n=$(median "${nv[@]}")
+    s=$(median "${sv[@]}")
+}
+catalog_rps() { # threads conns encoding base
+    local args=()
+    [ "$3" = gzip ] && args=(-H "Accept-Encoding: gzip")
+    rps "$1" "$2" "$4/$catalog" "${args[@]}"
+}
+big_download() { download "$1" --cacert "$tls/ca.pem" "$2/images/big.img"; }
 
-echo "catalog: $catalog, $size bytes; large file: 256 MiB; $(nproc) cores; ${secs}s per run"
+echo "catalog: $catalog, $size bytes; large file: 256 MiB; $(nproc) cores; medians of $rounds runs of ${secs}s"
 printf '%-34s %14s %14s %10s\n' "request (HTTPS)" "nginx" "ssgen serve" "ssgen/nginx"
 for encoding in plain gzip; do
-    args=()
-    [ "$encoding" = gzip ] && args=(-H "Accept-Encoding: gzip")
     for conns in 1 16; do
         threads=$((conns < 2 ? 1 : 2))
-        n=$(rps "$threads" "$conns" "https://127.0.0.1:$nginx_port/$catalog" "${args[@]}")
-        s=$(rps "$threads" "$conns" "https://127.0.0.1:$ssgen_port/$catalog" "${args[@]}")
+        turns catalog_rps "$threads" "$conns" "$encoding"
         printf '%-34s %10.0f r/s %10.0f r/s %9.2fx\n' \
             "catalog, $encoding, $conns connection(s)" "$n" "$s" "$(ratio "$s" "$n")"
     done
 done
 for proto in --http1.1 --http2; do
-    n=$(download "$proto" --cacert "$tls/ca.pem" "https://127.0.0.1:$nginx_port/images/big.img")
-    s=$(download "$proto" --cacert "$tls/ca.pem" "https://127.0.0.1:$ssgen_port/images/big.img")
+    turns big_download "$proto"
     printf '%-34s %9.0f MB/s %9.0f MB/s %9.2fx\n' \
         "256 MiB download, ${proto#--}" "$(echo "$n/1000000" | bc -l)" "$(echo "$s/1000000" | bc -l)" "$(ratio "$s" "$n")"
 done

@@ -291,6 +291,8 @@ async fn serve<I>(
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .max_concurrent_streams(128)
+            // Room for two file reads per stream (the default is 400 KiB).
+            .max_send_buf_size(1 << 20)
             .serve_connection(io, service);
         drive(
             pin!(conn),
