@@ -110,10 +110,12 @@ rps() {
 download() { curl -sS -o /dev/null -w '%{speed_download}' "$@"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 ratio() { echo "$1 / $2" | bc -l; }
-# Runs "$@" with each server's base URL in turns; sets n and s to the medians.
+# Runs "$@" COUNT times with each server's base URL in turns; sets n and s
+# to the medians.
 turns() {
-    local nv=() sv=() i
-    for i in $(seq "$rounds"); do
+    local count=$1 nv=() sv=() i
+    shift
+    for i in $(seq "$count"); do
         nv+=("$("$@" "https://127.0.0.1:$nginx_port")")
         sv+=("$("$@" "https://127.0.0.1:$ssgen_port")")
     done
@@ -127,18 +129,19 @@ catalog_rps() { # threads conns encoding base
 }
 big_download() { download "$1" --cacert "$tls/ca.pem" "$2/images/big.img"; }
 
-echo "catalog: $catalog, $size bytes; large file: 256 MiB; $(nproc) cores; medians of $rounds runs of ${secs}s"
+echo "catalog: $catalog, $size bytes; large file: 256 MiB; $(nproc) cores; medians of $rounds runs of ${secs}s (downloads: $((rounds * 2 + 1)))"
 printf '%-34s %14s %14s %10s\n' "request (HTTPS)" "nginx" "ssgen serve" "ssgen/nginx"
 for encoding in plain gzip; do
     for conns in 1 16; do
         threads=$((conns < 2 ? 1 : 2))
-        turns catalog_rps "$threads" "$conns" "$encoding"
+        turns "$rounds" catalog_rps "$threads" "$conns" "$encoding"
         printf '%-34s %10.0f r/s %10.0f r/s %9.2fx\n' \
             "catalog, $encoding, $conns connection(s)" "$n" "$s" "$(ratio "$s" "$n")"
     done
 done
 for proto in --http1.1 --http2; do
-    turns big_download "$proto"
+    # Under a second each: more of them.
+    turns $((rounds * 2 + 1)) big_download "$proto"
     printf '%-34s %9.0f MB/s %9.0f MB/s %9.2fx\n' \
         "256 MiB download, ${proto#--}" "$(echo "$n/1000000" | bc -l)" "$(echo "$s/1000000" | bc -l)" "$(ratio "$s" "$n")"
 done
