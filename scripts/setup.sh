@@ -171,6 +171,12 @@ setup_s3() {
     "$venv/bin/python" -c 'import moto.server, boto3' >/dev/null
 }
 
+# `ssgen serve`'s tests (curl) and the check of its systemd unit in .ci/run
+# (systemd-analyze).
+setup_serve() {
+    apt_install systemd curl
+}
+
 # --- run -----------------------------------------------------------------
 
 # Sections in run order. Append new ones here.
@@ -181,6 +187,7 @@ SECTIONS=(
     browser
     edge
     s3
+    serve
 )
 
 main() {

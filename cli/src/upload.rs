@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use http_body_util::{BodyExt as _, BodyStream};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use hyper::header::{self, HeaderMap};
 use hyper::{Request, Response, StatusCode};
 use rustix::fs::{FlockOperation, flock};
@@ -27,7 +27,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::confine::{self, Place, Renamed, Root};
 use crate::exit::Invalid;
-use crate::http::{Body, HttpError, Server, bad, internal, text};
+use crate::http::{Body, HttpError, RequestBody, Server, bad, internal, text};
 
 /// The header a publisher sends with the file's SHA-256 (hex).
 const CHECKSUM_HEADER: &str = "x-checksum-sha256";
@@ -55,7 +55,7 @@ pub fn is_abandoned(path: &Path) -> bool {
 pub async fn put(
     server: &Server,
     rel: &str,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let target = target(rel)?;
     let expected = checksum(req.headers())?;
@@ -66,7 +66,7 @@ pub async fn put(
 /// `curl -F "upload=@file;filename=<path under images/>" URL/images/`,
 /// the habit of lxd-image-server's users. A part that fails stops the
 /// form; the answer says which parts before it were stored.
-pub async fn form(server: &Server, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+pub async fn form(server: &Server, req: Request<RequestBody>) -> Result<Response<Body>, HttpError> {
     let boundary = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -1,6 +1,8 @@
 //! `ssgen serve` end to end over real HTTPS on 127.0.0.1, driven with curl:
-//! HTTP semantics, the upload API and rebuilds on change. Every server is
-//! a child process killed when its test ends.
+//! HTTP semantics, the upload API, rebuilds on change, and operations
+//! (health check, access log, graceful stop, the local CA trusted by the
+//! real clients). Every server is a child process killed when its test
+//! ends.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,6 +12,9 @@ use std::time::{Duration, Instant};
 use sha2::Digest as _;
 use ssgen_tests::images::{self, ImageMeta};
 
+mod common;
+use common::{add_version, build};
+
 const TOKEN: &str = "test-token-0123456789abcdef";
 const V: &str = "20260801_0312";
 
@@ -18,6 +23,7 @@ struct Served {
     url: String,
     plain_url: Option<String>,
     root: PathBuf,
+    stderr: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
@@ -31,26 +37,29 @@ impl Drop for Served {
 fn start(extra: &[&str]) -> Served {
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path().join("srv");
-    let d = root.join(format!("images/debian/12/amd64/default/{V}"));
-    images::metadata_tarball(
-        &d,
-        "incus.tar.xz",
-        &ImageMeta::new("amd64", "debian", "12", "default", 1),
-    )
-    .expect("meta");
-    images::root_tar_xz(&d, "root.tar.xz", "served").expect("rootfs");
-    let built = Command::new(env!("CARGO_BIN_EXE_ssgen"))
-        .arg("build")
-        .arg(&root)
-        .output()
-        .expect("build runs");
-    assert!(built.status.success());
+    add_version(&root, "debian/12", V, 1);
+    build(&root);
+    let stderr = tmp.path().join("serve.stderr");
+    let (child, url, plain_url) = spawn_serve(&root, &stderr, extra);
+    Served {
+        child,
+        url,
+        plain_url,
+        root,
+        stderr,
+        _tmp: tmp,
+    }
+}
+
+/// `ssgen serve --self-signed … ROOT` on a port the kernel picks, stderr to
+/// a file: the child, its HTTPS URL and (with `--http`) its plain one.
+fn spawn_serve(root: &Path, stderr: &Path, extra: &[&str]) -> (Child, String, Option<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ssgen"))
         .args(["serve", "--self-signed", "--listen", "127.0.0.1:0"])
         .args(extra)
-        .arg(&root)
+        .arg(root)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(stderr).expect("stderr file"))
         .spawn()
         .expect("serve starts");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -62,16 +71,22 @@ fn start(extra: &[&str]) -> Served {
     let url = url_of();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let plain_url = extra.contains(&"--http").then(url_of);
-    Served {
-        child,
-        url,
-        plain_url,
-        root,
-        _tmp: tmp,
-    }
+    (child, url, plain_url)
 }
 
 impl Served {
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Stops the server (killed) and starts it again on the same root.
+    fn restart(&mut self, extra: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, url, plain_url) = spawn_serve(&self.root, &self.stderr, extra);
+        (self.child, self.url, self.plain_url) = (child, url, plain_url);
+    }
+
     /// Runs curl against the server; returns (status, headers, body).
     fn curl(&self, path: &str, args: &[&str]) -> (u16, String, Vec<u8>) {
         let out = Command::new("curl")
@@ -95,10 +110,15 @@ impl Served {
                 .expect("header block");
             let head = String::from_utf8_lossy(&raw[..end]).into_owned();
             raw = &raw[end + 4..];
-            if head.starts_with("HTTP/1.1 100") {
+            // `HTTP/1.1 200 OK` or `HTTP/2 200`.
+            let status: u16 = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .expect("status");
+            if status == 100 {
                 continue;
             }
-            let status = head[9..12].parse().expect("status");
             return (status, head.to_ascii_lowercase(), raw.to_vec());
         }
     }
@@ -382,12 +402,7 @@ fn alias_urls_answer_direct_imports_for_the_daemons_arch() {
         let meta = ImageMeta::new(arch, "alpine", "3.20", "default", date);
         images::unified_tarball(&dir, "incus_combined.tar.gz", &meta, arch).expect("tarball");
     }
-    let built = Command::new(env!("CARGO_BIN_EXE_ssgen"))
-        .arg("build")
-        .arg(&s.root)
-        .output()
-        .expect("build runs");
-    assert!(built.status.success());
+    build(&s.root);
     let tarball = |arch: &str| {
         format!("images/alpine/3.20/{arch}/default/20260901_0000/incus_combined.tar.gz")
     };
@@ -440,4 +455,309 @@ fn alias_urls_answer_direct_imports_for_the_daemons_arch() {
     assert_eq!(status, 404);
     let (status, _, _) = s.curl("aliases/alpine/..%2F..%2Fetc", &[]);
     assert!(status == 400 || status == 404, "{status}");
+}
+
+#[test]
+fn healthz_answers_with_the_catalog_it_serves() {
+    let s = start(&[]);
+    let health = |s: &Served| {
+        let (status, headers, body) = s.curl("healthz", &[]);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert!(header(&headers, "cache-control").is_some_and(|v| v.contains("no-store")));
+        serde_json::from_slice::<serde_json::Value>(&body).expect("JSON")
+    };
+    let first = health(&s);
+    assert_eq!(first["status"], "ok");
+    let (_, headers, _) = s.curl("streams/v1/images.json", &[]);
+    assert_eq!(
+        first["catalog"]["images"].as_str(),
+        header(&headers, "etag"),
+        "{first}"
+    );
+    // Another build: the health check names the new catalog.
+    add_version(&s.root, "alpine/3.22", "20260901_0000", 3);
+    build(&s.root);
+    let second = health(&s);
+    let (_, headers, _) = s.curl("streams/v1/images.json", &[]);
+    assert_eq!(
+        second["catalog"]["images"].as_str(),
+        header(&headers, "etag")
+    );
+    assert_ne!(first["catalog"]["images"], second["catalog"]["images"]);
+    assert!(second["catalog"]["generation"].as_u64() > first["catalog"]["generation"].as_u64());
+}
+
+#[test]
+fn the_access_log_has_one_common_log_line_per_answer() {
+    let logs = tempfile::tempdir().expect("temp");
+    let log = logs.path().join("access.log");
+    let log_arg = log.to_str().expect("utf-8");
+    let s = start(&["--access-log", log_arg]);
+    let rootfs = format!("images/debian/12/amd64/default/{V}/root.tar.xz");
+    let (_, _, index) = s.curl("streams/v1/index.json", &[]);
+    let (_, _, missing) = s.curl("nothing%22here", &[]);
+    s.curl(&rootfs, &["--http1.1", "-H", "Range: bytes=0-9"]);
+    wait_for("three access log lines", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 3)
+    });
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = text.lines().collect();
+    let shape = |line: &str| {
+        // 127.0.0.1 - - [01/Aug/2026:04:00:00 +0000] "GET /x HTTP/2.0" 200 123
+        let (host, rest) = line.split_once(" - - [").expect("host");
+        let (date, rest) = rest.split_once("] \"").expect("date");
+        let (request, rest) = rest.rsplit_once("\" ").expect("request");
+        let (status, bytes) = rest.split_once(' ').expect("status");
+        assert_eq!(host, "127.0.0.1", "{line}");
+        assert!(
+            date.len() == 26 && date.ends_with(" +0000") && date.as_bytes()[2] == b'/',
+            "{line}"
+        );
+        (request.to_owned(), status.to_owned(), bytes.to_owned())
+    };
+    assert_eq!(
+        shape(lines[0]),
+        (
+            "GET /streams/v1/index.json HTTP/2.0".into(),
+            "200".into(),
+            index.len().to_string()
+        )
+    );
+    assert_eq!(
+        shape(lines[1]),
+        (
+            "GET /nothing%22here HTTP/2.0".into(),
+            "404".into(),
+            missing.len().to_string()
+        )
+    );
+    assert_eq!(
+        shape(lines[2]),
+        (format!("GET /{rootfs} HTTP/1.1"), "206".into(), "10".into())
+    );
+}
+
+#[test]
+fn https_speaks_http2_and_http11() {
+    let s = start(&[]);
+    let version = |flag: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                flag,
+                "--cacert",
+            ])
+            .arg(s.root.join(".ssgen/tls/cert.pem"))
+            .arg(format!("{}/streams/v1/images.json", s.url))
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(version("--http2"), "2 200");
+    assert_eq!(version("--http1.1"), "1.1 200");
+}
+
+/// SIGTERM: the listener closes at once, a download in progress finishes,
+/// then the server exits 0; one that would outlast --shutdown-timeout is
+/// cut when it runs out.
+#[test]
+fn sigterm_lets_downloads_finish_and_refuses_new_connections() {
+    let cut_soon: &[&str] = &["--shutdown-timeout", "1"];
+    // The default limit (30 s) for a download of about 3 s, then 1 s for
+    // one of about 48 s.
+    for (extra, rate, finishes) in [(&[][..], "16M", true), (cut_soon, "1M", false)] {
+        let mut s = start(extra);
+        let big = s.root.join("images/debian/12/amd64/default/big.img");
+        let size: u64 = 48 << 20;
+        std::fs::File::create(&big)
+            .and_then(|f| f.set_len(size))
+            .expect("sparse file");
+        let out = s.root.with_file_name("download");
+        let mut curl = Command::new("curl")
+            .args([
+                "-sS",
+                "--http1.1",
+                "--limit-rate",
+                rate,
+                "--max-time",
+                "90",
+                "-o",
+            ])
+            .arg(&out)
+            .arg("--cacert")
+            .arg(s.root.join(".ssgen/tls/cert.pem"))
+            .arg(format!("{}/images/debian/12/amd64/default/big.img", s.url))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("curl starts");
+        wait_for("the download to start", || {
+            std::fs::metadata(&out).is_ok_and(|m| m.len() > 1 << 20)
+        });
+        let pid = s.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let addr = s.url.trim_start_matches("https://").to_owned();
+        wait_for("the listener to close", || {
+            std::net::TcpStream::connect(&addr).is_err()
+        });
+        let stopped = Instant::now();
+        let curl_ok = curl.wait().expect("curl ends").success();
+        let got = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        let exit = loop {
+            if let Some(status) = s.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                stopped.elapsed() < Duration::from_secs(40),
+                "the server did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(
+            exit.code(),
+            Some(0),
+            "exit {exit:?}; stderr:\n{}",
+            s.stderr()
+        );
+        if finishes {
+            assert!(
+                curl_ok && got == size,
+                "the download in progress got {got} of {size} bytes; stderr:\n{}",
+                s.stderr()
+            );
+        } else {
+            assert!(
+                !curl_ok && got < size,
+                "a download of {rate}/s outlasting --shutdown-timeout 1 was not cut ({got} bytes)"
+            );
+            assert!(s.stderr().contains("were cut"), "{}", s.stderr());
+        }
+        assert!(s.stderr().contains("stopping (SIGTERM)"), "{}", s.stderr());
+        // Nothing to kill on drop; restart so Drop has a child to reap.
+        s.restart(&[]);
+    }
+}
+
+/// `--self-signed` makes a CA once (key 0600), signs the server's
+/// certificate with it for the local names, tells how to trust it, and the
+/// README's lines work: `lxc` and `incus` list the images with only that
+/// CA in SSL_CERT_FILE. A new name makes a new certificate from the same CA.
+#[test]
+fn self_signed_makes_a_local_ca_that_real_clients_trust() {
+    ssgen_tests::require_tools(&["openssl", "lxc", "incus"]).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut s = start(&[]);
+    let tls = s.root.join(".ssgen/tls");
+    let ca = tls.join("ca.pem");
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let chain = std::fs::read_to_string(tls.join("cert.pem")).expect("cert.pem");
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{chain}");
+    let leaf = tls.join("leaf.pem");
+    let end = chain
+        .find("-----END CERTIFICATE-----")
+        .expect("a certificate")
+        + 25;
+    std::fs::write(&leaf, &chain[..end]).expect("leaf");
+    // Strict: the CA itself is the only trust anchor.
+    run(Command::new("openssl")
+        .args(["verify", "-x509_strict", "-CAfile"])
+        .arg(&ca)
+        .arg(&leaf));
+    let sans = run(Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&leaf));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    for name in [
+        "IP Address:127.0.0.1",
+        "IP Address:0:0:0:0:0:0:0:1",
+        "DNS:localhost",
+        &format!("DNS:{}", host.trim()),
+    ] {
+        assert!(sans.contains(name), "{name} missing in {sans}");
+    }
+    let ca_text = run(Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&ca));
+    assert!(ca_text.contains("CA:TRUE"), "{ca_text}");
+    let stderr = s.stderr();
+    let ca_abs = std::fs::canonicalize(&ca).expect("ca");
+    assert!(
+        stderr.contains("update-ca-certificates")
+            && stderr.contains(&format!("SSL_CERT_FILE={}", ca_abs.display())),
+        "{stderr}"
+    );
+
+    // The real clients, trusting that CA only, as the README shows.
+    let clients = tempfile::tempdir().expect("temp");
+    let env = ssgen_tests::lxd::ClientEnv::new(clients.path(), &ca_abs).expect("client env");
+    let url = s.url.clone();
+    env.lxc(&["remote", "add", "demo", &url, "--protocol=simplestreams"])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let listed = env
+        .lxc(&["image", "list", "demo:", "--format", "csv"])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(
+        listed.contains("x86_64"),
+        "lxc image list demo: printed {listed:?}"
+    );
+    let incus = |args: &[&str]| {
+        let out = env
+            .command("incus")
+            .env("INCUS_CONF", clients.path().join("incus-conf"))
+            .args(args)
+            .output()
+            .expect("incus runs");
+        assert!(
+            out.status.success(),
+            "incus {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    incus(&["remote", "add", "demo", &url, "--protocol=simplestreams"]);
+    let listed = incus(&["image", "list", "demo:", "--format", "csv"]);
+    assert!(
+        listed.contains("x86_64"),
+        "incus image list demo: printed {listed:?}"
+    );
+
+    // Another name: a new certificate holding it, from the same CA.
+    let ca_before = std::fs::read(&ca).expect("ca");
+    s.restart(&["--tls-name", "images.example.org"]);
+    assert_eq!(
+        std::fs::read(&ca).expect("ca"),
+        ca_before,
+        "the CA was made again"
+    );
+    let chain = std::fs::read_to_string(tls.join("cert.pem")).expect("cert.pem");
+    let end = chain
+        .find("-----END CERTIFICATE-----")
+        .expect("a certificate")
+        + 25;
+    std::fs::write(&leaf, &chain[..end]).expect("leaf");
+    let sans = run(Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&leaf));
+    assert!(
+        sans.contains("DNS:images.example.org") && sans.contains("DNS:localhost"),
+        "{sans}"
+    );
+    run(Command::new("openssl")
+        .args(["verify", "-x509_strict", "-CAfile"])
+        .arg(&ca)
+        .arg(&leaf));
 }

@@ -47,7 +47,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         None,
     )?;
     println!(
-        "\nTry it with a real client:\n  ssgen serve --self-signed {dir}\n  SSL_CERT_FILE={dir}/.ssgen/tls/cert.pem lxc remote add demo https://127.0.0.1:8443 --protocol=simplestreams\n  lxc image list demo:",
+        "\nTry it with a real client (the server prints how to trust its CA for good):\n  ssgen serve --self-signed {dir}\nthen, in another terminal:\n  export SSL_CERT_FILE={dir}/.ssgen/tls/ca.pem\n  lxc remote add demo https://127.0.0.1:8443 --protocol=simplestreams\n  lxc image list demo:",
         dir = root.display()
     );
     Ok(ExitCode::SUCCESS)

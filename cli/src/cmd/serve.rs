@@ -3,44 +3,49 @@
 //! bearer token, and rebuilds on change.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::exit::Invalid;
-use crate::http::{self, Server};
+use crate::http::conn::{self, Limits, Listener};
+use crate::http::{self, AccessLog, Catalog, SelfSigned, Server};
 use crate::publish::{BuildOptions, Settings};
 use crate::watch;
 
 /// Serve ROOT over HTTP or HTTPS, as LXD and Incus need it.
 ///
 /// Every file outside hidden directories is served with its content type,
-/// HEAD, a single byte Range (206/416) and ETag / If-None-Match (304); the
-/// catalogs are gzip-compressed for clients that accept it and get a short
-/// Cache-Control, image files a long one (their paths never change).
+/// HEAD, a single byte Range (206/416) and ETag / If-None-Match (304). The
+/// catalogs are served from memory, read once per change, gzip-compressed
+/// for clients that accept it, with a short Cache-Control; image files get
+/// a long one (their paths never change). A link that leads outside ROOT
+/// or into a hidden directory serves nothing. GET /healthz answers while
+/// the server runs. HTTPS speaks HTTP/2 and HTTP/1.1.
 ///
 /// LXD and Incus accept only https:// remotes: give --tls-cert/--tls-key,
-/// or --self-signed to make a certificate (written to
-/// ROOT/.ssgen/tls/cert.pem for clients to trust, e.g. with SSL_CERT_FILE),
-/// or put a TLS proxy in front. With --http the same tree is also served
-/// over plain HTTP, which clients try first for image files.
+/// or --self-signed for a certificate signed by a local CA that ssgen makes
+/// once (ROOT/.ssgen/tls/ca.pem, for clients to trust; it prints how), or
+/// put a TLS proxy in front. With --http the same tree is also served over
+/// plain HTTP, which clients try first for image files.
 ///
 /// Unified images can be imported by URL: `lxc image import
 /// https://HOST/aliases/ALIAS` (or `incus image import`) gets the newest
 /// unified tarball of ALIAS for the daemon's architecture.
+///
+/// SIGTERM or Ctrl-C stops it: no new connection is accepted, and answers
+/// in progress get --shutdown-timeout seconds to finish.
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   ssgen serve --self-signed /var/www/html          HTTPS on 127.0.0.1:8443
   ssgen serve --tls-cert c.pem --tls-key k.pem --listen 0.0.0.0:443 --http 0.0.0.0:80 --watch .
+  ssgen serve --self-signed --tls-name images.lan --access-log - /srv/images
 
 Uploads (with --token, or SSGEN_TOKEN): files are staged in a hidden file,
 checked, renamed into place, and the catalog is rebuilt shortly after:
@@ -72,13 +77,13 @@ pub struct ServeArgs {
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
-    /// Make a self-signed certificate (for the --tls-name names) and serve
-    /// HTTPS with it.
+    /// Serve HTTPS with a certificate signed by the root's local CA (made
+    /// the first time, kept in ROOT/.ssgen/tls/, never served).
     #[arg(long, conflicts_with = "tls_cert")]
     pub self_signed: bool,
 
-    /// A host name or IP address for the self-signed certificate
-    /// (repeatable; default: localhost and 127.0.0.1).
+    /// Another host name or IP address for the --self-signed certificate
+    /// (repeatable), besides 127.0.0.1, ::1, localhost and this host's name.
     #[arg(long, requires = "self_signed", value_name = "NAME")]
     pub tls_name: Vec<String>,
 
@@ -103,8 +108,67 @@ pub struct ServeArgs {
     #[arg(long, requires = "token")]
     pub allow_delete: bool,
 
+    /// Log every request in the common log format to FILE (appended), or
+    /// to stderr with `-`.
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+
+    /// Seconds a new connection may take for its TLS handshake.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds, help_heading = "Connections")]
+    pub tls_handshake_timeout: Duration,
+
+    /// Seconds for a request's headers: from a new connection to its first
+    /// request's end of headers, and from the first byte of a later one.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds, help_heading = "Connections")]
+    pub header_timeout: Duration,
+
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds, help_heading = "Connections")]
+    pub idle_timeout: Duration,
+
+    /// Seconds a request in progress may move no byte (a stalled upload or
+    /// download) before it is cut.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds, help_heading = "Connections")]
+    pub stall_timeout: Duration,
+
+    /// Connections served at once; more wait in the kernel's queue. While
+    /// all are taken, connections without a request in progress are given
+    /// 2 s at most [default: from the open-file limit, two files each].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Connections")]
+    pub max_connections: Option<u32>,
+
+    /// Seconds answers in progress get to finish after SIGTERM.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds, help_heading = "Connections")]
+    pub shutdown_timeout: Duration,
+
     #[command(flatten)]
     pub options: BuildOptions,
+}
+
+/// A number of seconds from 0.001 to a day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| *d >= Duration::from_millis(1) && *d <= Duration::from_secs(86_400))
+        .ok_or_else(|| format!("{text:?}: give a number of seconds from 0.001 to 86400"))
+}
+
+/// The TLS of the main listener.
+enum Tls {
+    Files(tokio_rustls::TlsAcceptor),
+    SelfSigned(SelfSigned),
+    Plain,
+}
+
+impl Tls {
+    fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        match self {
+            Tls::Files(a) => Some(a.clone()),
+            Tls::SelfSigned(s) => Some(s.acceptor.clone()),
+            Tls::Plain => None,
+        }
+    }
 }
 
 pub fn run(args: &ServeArgs) -> Result<ExitCode> {
@@ -119,38 +183,66 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
             "the upload token is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`)".into()
         ));
     }
+    let root = std::fs::canonicalize(&args.root)
+        .with_context(|| format!("cannot resolve {}", args.root.display()))?;
     let tls = if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        Some(http::tls_from_files(cert, key)?)
+        Tls::Files(http::tls_from_files(cert, key)?)
     } else if args.self_signed {
-        Some(http::tls_self_signed(&args.root, &args.tls_name)?)
+        Tls::SelfSigned(http::tls_self_signed(&root, &args.tls_name)?)
     } else if args.plain {
-        None
+        Tls::Plain
     } else {
         bail!(Invalid(
             "choose --tls-cert/--tls-key, --self-signed or --plain (LXD and Incus need HTTPS)"
                 .into()
         ));
     };
+    let log = args
+        .access_log
+        .as_deref()
+        .map(AccessLog::open)
+        .transpose()?
+        .map(Arc::new);
+    let limits = Limits {
+        tls_handshake: args.tls_handshake_timeout,
+        header_read: args.header_timeout,
+        idle: args.idle_timeout,
+        stall: args.stall_timeout,
+        max_connections: args
+            .max_connections
+            .map_or_else(Limits::default_max_connections, |n| n as usize),
+        shutdown: args.shutdown_timeout,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args, tls))
+    let code = runtime.block_on(serve(args, root, tls, limits, log));
+    // A rebuild still running is left to end with the process: its
+    // writes are atomic.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
-async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Result<ExitCode> {
-    let root = std::fs::canonicalize(&args.root)
-        .with_context(|| format!("cannot resolve {}", args.root.display()))?;
+async fn serve(
+    args: &ServeArgs,
+    root: PathBuf,
+    tls: Tls,
+    limits: Limits,
+    log: Option<Arc<AccessLog>>,
+) -> Result<ExitCode> {
     let settings = Settings::new(&args.options)?;
     let (rebuild_tx, rebuild_rx) = mpsc::unbounded_channel::<()>();
+    let catalog = Arc::new(Catalog::new(root.clone()));
+    let acceptor = tls.acceptor();
     let server = Arc::new(Server {
         root: root.clone(),
         token: args.token.clone(),
         allow_delete: args.allow_delete,
         rebuild: rebuild_tx.clone(),
         settings: settings.clone(),
-        scheme: if tls.is_some() { "https" } else { "http" },
-        aliases: std::sync::Mutex::default(),
+        scheme: if acceptor.is_some() { "https" } else { "http" },
+        catalog: catalog.clone(),
     });
     watch::spawn_rebuilder(
         root.clone(),
@@ -163,17 +255,21 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
     } else {
         None
     };
+    // Read the catalog before the first request asks for it.
+    catalog.snapshot().await;
 
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let scheme = server.scheme;
+    let url = format!("{scheme}://{}", listener.local_addr()?);
     // The first line on stdout says where to connect (port 0 picks one).
-    println!(
-        "serving {} at {scheme}://{}",
-        root.display(),
-        listener.local_addr()?
-    );
+    println!("serving {} at {url}", root.display());
+    let mut listeners = vec![Listener {
+        tcp: listener,
+        tls: acceptor.clone(),
+        server: server.clone(),
+    }];
     if let Some(addr) = args.http {
         let plain = TcpListener::bind(addr)
             .await
@@ -185,69 +281,85 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
         );
         // No uploads over plain HTTP when HTTPS is there: the bearer token
         // would cross the network in clear text.
-        let read_only = Arc::new(Server {
-            root: root.clone(),
-            token: None,
-            allow_delete: false,
-            rebuild: rebuild_tx.clone(),
-            settings: settings.clone(),
-            scheme: "http",
-            aliases: std::sync::Mutex::default(),
+        let served = if acceptor.is_some() {
+            Arc::new(Server {
+                root: root.clone(),
+                token: None,
+                allow_delete: false,
+                rebuild: rebuild_tx.clone(),
+                settings: settings.clone(),
+                scheme: "http",
+                catalog: catalog.clone(),
+            })
+        } else {
+            server.clone()
+        };
+        listeners.push(Listener {
+            tcp: plain,
+            tls: None,
+            server: served,
         });
-        tokio::spawn(accept_loop(
-            plain,
-            None,
-            if tls.is_some() {
-                read_only
-            } else {
-                server.clone()
-            },
-        ));
     }
-    tokio::select! {
-        () = accept_loop(listener, tls, server) => {}
-        _ = tokio::signal::ctrl_c() => eprintln!("stopping"),
+    if let Tls::SelfSigned(made) = &tls {
+        eprintln!("{}", trust_help(made, &url));
+    }
+    let stopped = conn::run(listeners, limits, log, stop_signal()).await;
+    if stopped.cut > 0 {
+        eprintln!(
+            "stopped; {} connection(s) were still busy and were cut",
+            stopped.cut
+        );
+    } else {
+        eprintln!("stopped");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    server: Arc<Server>,
-) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                eprintln!("warning: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
+/// Ctrl-C or SIGTERM (what systemd and `docker stop` send).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
             }
-        };
-        let server = server.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
-            });
-            let result = match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => {
-                        http1::Builder::new()
-                            .serve_connection(TokioIo::new(s), service)
-                            .await
-                    }
-                    Err(_) => return, // a failed handshake concerns the client only
-                },
-                None => {
-                    http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                }
-            };
-            drop(result);
-        });
-    }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let name = tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        () = term => "SIGTERM",
+    };
+    eprintln!("stopping ({name}): no new connections");
+}
+
+/// How to make clients trust the local CA, with this server's URL.
+fn trust_help(made: &SelfSigned, url: &str) -> String {
+    let ca = made.ca_cert.display();
+    let system_name = system_ca_name(&made.ca_cert);
+    let fresh = if made.new_ca { " (made now)" } else { "" };
+    format!(
+        "HTTPS with a certificate for {names}, signed by the local CA {ca}{fresh}.
+Clients trust it once it is in the system store of their host (LXD and Incus
+read that store when they start, so restart the daemon after):
+    sudo cp {ca} /usr/local/share/ca-certificates/{system_name}
+    sudo update-ca-certificates
+    sudo systemctl restart lxd    # or incus
+or per process, with SSL_CERT_FILE (for it, this CA replaces the system store):
+    SSL_CERT_FILE={ca} lxc remote add NAME {url} --protocol=simplestreams
+    SSL_CERT_FILE={ca} lxc image list NAME:
+    SSL_CERT_FILE={ca} incus remote add NAME {url} --protocol=simplestreams
+(the daemons download the images, so they need it too: the system store,
+or SSL_CERT_FILE in their service environment)",
+        names = made.names.join(", "),
+    )
+}
+
+/// The file name for update-ca-certificates: unique per CA, ending `.crt`.
+fn system_ca_name(ca: &Path) -> String {
+    use sha2::Digest as _;
+    let digest = std::fs::read(ca)
+        .map(|pem| ssgen_core::Sha256(sha2::Sha256::digest(pem).into()).to_hex())
+        .unwrap_or_default();
+    format!("ssgen-local-ca-{}.crt", digest.get(..12).unwrap_or("x"))
 }

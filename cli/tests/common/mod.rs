@@ -1,7 +1,7 @@
-//! Helpers of the writers' abuse suites (`abuse_*.rs`): the real binary,
-//! real image files, `ssgen serve` on 127.0.0.1, and a small HTTP source
-//! that can trickle, lie or stall. Every wait is bounded; its expiry is a
-//! failure.
+//! Helpers of the CLI suites (`serve.rs` and the abuse suites
+//! `abuse_*.rs`): the real binary, real image files, `ssgen serve` on
+//! 127.0.0.1, and a small HTTP source that can trickle, lie or stall. Every
+//! wait is bounded; its expiry is a failure.
 #![allow(dead_code, reason = "each suite uses a part of the helpers")]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -57,6 +57,19 @@ pub fn version(root: &Path, os: &str, release: &str, variant: &str, version: &st
     images::root_tar_xz(&d, "root.tar.xz", &format!("{os}-{release}-{version}")).expect("root");
 }
 
+/// A complete version of `product` (`os/release`, amd64, default) with
+/// real files; returns its directory.
+pub fn add_version(root: &Path, product: &str, version: &str, day: i64) -> PathBuf {
+    let (os, release) = product.split_once('/').expect("os/release");
+    let dir = root.join(format!("images/{product}/amd64/default/{version}"));
+    let meta = ImageMeta::new("amd64", os, release, "default", day);
+    images::metadata_tarball(&dir, "incus.tar.xz", &meta).expect("metadata tarball");
+    images::root_tar_xz(&dir, "root.tar.xz", &format!("{product} {version}")).expect("rootfs");
+    dir
+}
+
+/// `ssgen build ROOT` with a fixed `updated`, so the same tree gives the
+/// same bytes.
 pub fn build(root: &Path) -> Output {
     let out = run(ssgen(&["build", "--timestamp", "1785556800"]).arg(root));
     assert!(out.status.success(), "build: {}", text(&out));
