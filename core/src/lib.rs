@@ -51,6 +51,7 @@ mod diag;
 pub mod digest;
 pub mod direct;
 pub mod distro;
+pub mod html;
 mod layout;
 pub mod lint;
 mod listing;
