@@ -39,6 +39,8 @@ pub struct Server {
     /// The direct-URL import map of the published catalog, with the
     /// identity (size, mtime, inode) of the images.json it was made from.
     pub aliases: std::sync::Mutex<Option<(CatalogId, Arc<direct::AliasMap>)>>,
+    /// The page for people at `/` (shared by every listener).
+    pub page: Arc<crate::page::Served>,
 }
 
 /// Size, modification time and inode of a published images.json.
@@ -70,13 +72,13 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
     r
 }
 
-fn full(data: impl Into<Bytes>) -> Body {
+pub(crate) fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into())
         .map_err(|never| match never {})
         .boxed()
 }
 
-fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
@@ -140,6 +142,9 @@ impl Server {
     async fn get(&self, req: &Request<Incoming>, rel: &str) -> Result<Response<Body>, HttpError> {
         if let Some(alias) = rel.strip_prefix(direct::URL_PREFIX) {
             return self.direct_import(req, alias).await;
+        }
+        if rel.is_empty() || rel == ssgen_core::html::FILE_NAME {
+            return Ok(self.page.answer(&self.root, req).await);
         }
         let not_found = || HttpError::new(StatusCode::NOT_FOUND, "not found");
         let mut path = self.root.join(rel);
@@ -563,7 +568,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         == 0
 }
 
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
@@ -575,7 +580,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -643,7 +648,8 @@ fn parse_range(value: &HeaderValue, size: u64) -> Range {
 /// never changes bytes), anything else a few minutes. `ssgen push` gives
 /// objects in a bucket the same policy.
 pub fn cache_control(rel: &str) -> &'static str {
-    if rel.starts_with("streams/") && rel.ends_with(".json") {
+    if (rel.starts_with("streams/") && rel.ends_with(".json")) || rel == ssgen_core::html::FILE_NAME
+    {
         "public, max-age=60"
     } else if rel.starts_with("images/") {
         "public, max-age=31536000, immutable"

@@ -18,6 +18,7 @@ mod fsx;
 mod hashing;
 mod http;
 mod net;
+mod page;
 mod progress;
 mod s3;
 mod tarball;

@@ -624,7 +624,7 @@ th, td { text-align: left; vertical-align: top; padding: .5rem .6rem; border-bot
 thead th { position: sticky; top: 0; background: var(--bg); border-bottom: 2px solid var(--line); white-space: nowrap; }
 tbody tr:hover { background: var(--card); }
 td small { display: block; color: var(--muted); font-size: .8rem; }
-td code { display: inline-block; margin: 0 .2rem .2rem 0; }
+td code { display: inline-block; margin: 0 .2rem .2rem 0; overflow-wrap: anywhere; max-width: 100%; }
 .num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 code.fp { display: block; font-size: .75rem; word-break: break-all; padding: 0; background: none; color: var(--muted); }
 code.fp span { color: var(--fg); font-weight: 600; }

@@ -46,6 +46,8 @@ pub struct BuildOptions {
   ssgen build /var/www/html
   ssgen build --dry-run .                      print images.json, write nothing
   ssgen build --only incus --timestamp 1785556800 .
+  ssgen build --html --url https://images.example.org /var/www/html
+                                               also write index.html for people
 
 Exit status: 0 built, 1 invalid input (nothing written; the published
 catalog is kept), 2 a file could not be read or written.")]
@@ -60,20 +62,29 @@ pub struct BuildArgs {
 
     #[command(flatten)]
     pub options: BuildOptions,
+
+    #[command(flatten)]
+    pub page: crate::page::HtmlArgs,
 }
 
 /// What a build published.
 #[derive(Debug)]
 pub struct Built {
     pub images_json: String,
+    pub index_json: String,
 }
 
 pub fn run(args: &BuildArgs) -> Result<ExitCode> {
+    // A bad --url stops the build before anything is written.
+    let page = args.page.html.then(|| args.page.options()).transpose()?;
     let built = rebuild(&args.root, &args.options, args.dry_run)?;
     if args.dry_run {
         std::io::stdout()
             .write_all(built.images_json.as_bytes())
             .context("cannot write to stdout")?;
+    } else if let Some(options) = &page {
+        // After index.json, which rebuild has put in place.
+        crate::page::write(&args.root, &built.index_json, &built.images_json, options)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -180,5 +191,6 @@ pub fn rebuild(root: &Path, options: &BuildOptions, dry_run: bool) -> Result<Bui
     }
     Ok(Built {
         images_json: out.images_json,
+        index_json: out.index_json,
     })
 }

@@ -34,6 +34,9 @@ use crate::watch;
 /// or put a TLS proxy in front. With --http the same tree is also served
 /// over plain HTTP, which clients try first for image files.
 ///
+/// / (and /index.html) is a page for people: the images, and the lines
+/// that add the server as a remote and launch an image.
+///
 /// Unified images can be imported by URL: `lxc image import
 /// https://HOST/aliases/ALIAS` (or `incus image import`) gets the newest
 /// unified tarball of ALIAS for the daemon's architecture.
@@ -103,8 +106,17 @@ pub struct ServeArgs {
     #[arg(long, requires = "token")]
     pub allow_delete: bool,
 
+    /// The server's public https:// URL, for the `remote add` lines of the
+    /// page at / (default: https:// and the host name the browser used).
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub url: Option<String>,
+
     #[command(flatten)]
     pub options: BuildOptions,
+}
+
+fn parse_url(url: &str) -> Result<String, String> {
+    crate::page::check_url(url).map_err(|e| e.to_string())
 }
 
 pub fn run(args: &ServeArgs) -> Result<ExitCode> {
@@ -142,6 +154,7 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
     let root = std::fs::canonicalize(&args.root)
         .with_context(|| format!("cannot resolve {}", args.root.display()))?;
     let (rebuild_tx, rebuild_rx) = mpsc::unbounded_channel::<()>();
+    let page = Arc::new(crate::page::Served::new(args.url.clone()));
     let server = Arc::new(Server {
         root: root.clone(),
         token: args.token.clone(),
@@ -149,6 +162,7 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
         rebuild: rebuild_tx.clone(),
         scheme: if tls.is_some() { "https" } else { "http" },
         aliases: std::sync::Mutex::default(),
+        page: page.clone(),
     });
     watch::spawn_rebuilder(
         root.clone(),
@@ -190,6 +204,7 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
             rebuild: rebuild_tx.clone(),
             scheme: "http",
             aliases: std::sync::Mutex::default(),
+            page: page.clone(),
         });
         tokio::spawn(accept_loop(
             plain,
