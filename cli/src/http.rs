@@ -41,6 +41,8 @@ pub struct Server {
     pub aliases: std::sync::Mutex<Option<(CatalogId, Arc<direct::AliasMap>)>>,
     /// The page for people at `/` (shared by every listener).
     pub page: Arc<crate::page::Served>,
+    /// With `--acme`: the HTTP-01 answers an order waits on.
+    pub acme: Option<Arc<crate::acme::Http01>>,
 }
 
 /// Size, modification time and inode of a published images.json.
@@ -92,6 +94,10 @@ impl Server {
     }
 
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+        // Before the path check, which hides every dot-directory.
+        if let Some(answer) = self.acme.as_ref().and_then(|a| a.answer(req.uri().path())) {
+            return Ok(answer);
+        }
         let rel = decode_path(req.uri().path())?;
         match *req.method() {
             Method::GET | Method::HEAD => self.get(&req, &rel).await,

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod acme;
 mod cache;
 mod cli;
 mod cmd;

@@ -28,11 +28,12 @@ use crate::watch;
 /// catalogs are gzip-compressed for clients that accept it and get a short
 /// Cache-Control, image files a long one (their paths never change).
 ///
-/// LXD and Incus accept only https:// remotes: give --tls-cert/--tls-key,
-/// or --self-signed to make a certificate (written to
-/// ROOT/.ssgen/tls/cert.pem for clients to trust, e.g. with SSL_CERT_FILE),
-/// or put a TLS proxy in front. With --http the same tree is also served
-/// over plain HTTP, which clients try first for image files.
+/// LXD and Incus accept only https:// remotes: give --acme DOMAIN for a
+/// certificate from Let's Encrypt (got and renewed by the server itself),
+/// --tls-cert/--tls-key, or --self-signed to make a certificate (written
+/// to ROOT/.ssgen/tls/cert.pem for clients to trust, e.g. with
+/// SSL_CERT_FILE), or put a TLS proxy in front. With --http the same tree
+/// is also served over plain HTTP, which clients try first for image files.
 ///
 /// / (and /index.html) is a page for people: the images, and the lines
 /// that add the server as a remote and launch an image.
@@ -44,6 +45,8 @@ use crate::watch;
 #[command(after_long_help = "Examples:
   ssgen serve --self-signed /var/www/html          HTTPS on 127.0.0.1:8443
   ssgen serve --tls-cert c.pem --tls-key k.pem --listen 0.0.0.0:443 --http 0.0.0.0:80 --watch .
+  ssgen serve --acme images.example.org --acme-email you@example.org \\
+              --listen 0.0.0.0:443 --http 0.0.0.0:80 /var/www/html
 
 Uploads (with --token, or SSGEN_TOKEN): files are staged in a hidden file,
 checked, renamed into place, and the catalog is rebuilt shortly after:
@@ -113,6 +116,10 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub options: BuildOptions,
+
+    // Last: a help heading applies to every option after it.
+    #[command(flatten, next_help_heading = "Automatic certificates (ACME)")]
+    pub acme: crate::acme::AcmeArgs,
 }
 
 fn parse_url(url: &str) -> Result<String, String> {
@@ -131,7 +138,14 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
             "the upload token is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`)".into()
         ));
     }
-    let tls = if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+    let acme = if args.acme.enabled() {
+        Some(crate::acme::Acme::new(&args.root, &args.acme, args.http)?)
+    } else {
+        None
+    };
+    let tls = if let Some(acme) = &acme {
+        Some(acme.acceptor(&[b"http/1.1"])?)
+    } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         Some(http::tls_from_files(cert, key)?)
     } else if args.self_signed {
         Some(http::tls_self_signed(&args.root, &args.tls_name)?)
@@ -139,7 +153,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         None
     } else {
         bail!(Invalid(
-            "choose --tls-cert/--tls-key, --self-signed or --plain (LXD and Incus need HTTPS)"
+            "choose --acme DOMAIN, --tls-cert/--tls-key, --self-signed or --plain (LXD and Incus need HTTPS)"
                 .into()
         ));
     };
@@ -147,10 +161,14 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args, tls))
+    runtime.block_on(serve(args, tls, acme))
 }
 
-async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Result<ExitCode> {
+async fn serve(
+    args: &ServeArgs,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    acme: Option<crate::acme::Acme>,
+) -> Result<ExitCode> {
     let root = std::fs::canonicalize(&args.root)
         .with_context(|| format!("cannot resolve {}", args.root.display()))?;
     let (rebuild_tx, rebuild_rx) = mpsc::unbounded_channel::<()>();
@@ -163,6 +181,7 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
         scheme: if tls.is_some() { "https" } else { "http" },
         aliases: std::sync::Mutex::default(),
         page: page.clone(),
+        acme: acme.as_ref().map(crate::acme::Acme::http01),
     });
     watch::spawn_rebuilder(
         root.clone(),
@@ -205,6 +224,7 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
             scheme: "http",
             aliases: std::sync::Mutex::default(),
             page: page.clone(),
+            acme: acme.as_ref().map(crate::acme::Acme::http01),
         });
         tokio::spawn(accept_loop(
             plain,
@@ -215,6 +235,10 @@ async fn serve(args: &ServeArgs, tls: Option<tokio_rustls::TlsAcceptor>) -> Resu
                 server.clone()
             },
         ));
+    }
+    // Once the listeners are up: the CA's checks connect to them.
+    if let Some(acme) = acme {
+        acme.spawn();
     }
     tokio::select! {
         () = accept_loop(listener, tls, server) => {}
@@ -246,6 +270,12 @@ async fn accept_loop(
             });
             let result = match tls {
                 Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(mut s) if crate::acme::is_challenge(s.get_ref().1) => {
+                        // The CA has seen the TLS-ALPN-01 answer; nothing
+                        // is served on this connection.
+                        let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
+                        return;
+                    }
                     Ok(s) => {
                         http1::Builder::new()
                             .serve_connection(TokioIo::new(s), service)
