@@ -42,6 +42,7 @@ pub mod https;
 pub mod images;
 pub mod lxd;
 pub mod model;
+pub mod pebble;
 pub mod proc;
 pub mod s3;
 pub mod ssgen_serve;
