@@ -359,8 +359,10 @@ impl Page {
             out.push_str("<p>No image is published yet.</p>\n</section>\n");
             return;
         }
+        // The wrapper scrolls sideways rather than cut a column off, should
+        // a catalog's strings be wider than the screen.
         out.push_str(
-            "<table>\n<caption>Every image, newest version first</caption>\n<thead>\n<tr>",
+            "<div class=\"wrap\">\n<table>\n<caption>Every image, newest version first</caption>\n<thead>\n<tr>",
         );
         for h in COLUMNS {
             let _ = write!(out, "<th scope=\"col\">{h}</th>");
@@ -386,7 +388,7 @@ impl Page {
                 COLUMNS[4],
                 match row.image_type {
                     ImageType::Container => "container",
-                    ImageType::VirtualMachine => "virtual machine",
+                    ImageType::VirtualMachine => "<abbr title=\"virtual machine\">VM</abbr>",
                 },
             );
             cell(
@@ -408,7 +410,8 @@ impl Page {
             } else {
                 row.aliases
                     .iter()
-                    .map(|a| format!("<code>{}</code>", esc(a)))
+                    // A long alias may wrap after a slash, nowhere else.
+                    .map(|a| format!("<code>{}</code>", esc(a).replace('/', "/<wbr>")))
                     .collect::<Vec<_>>()
                     .join(" ")
             };
@@ -416,7 +419,7 @@ impl Page {
             cell(out, COLUMNS[8], &fingerprint_cell(row, both));
             out.push_str("</tr>\n");
         }
-        out.push_str("</tbody>\n</table>\n</section>\n");
+        out.push_str("</tbody>\n</table>\n</div>\n</section>\n");
     }
 }
 
@@ -424,7 +427,7 @@ const COLUMNS: [&str; 9] = [
     "OS",
     "Release",
     "Variant",
-    "Architecture",
+    "Arch",
     "Type",
     "Size",
     "Date",
@@ -624,21 +627,25 @@ th, td { text-align: left; vertical-align: top; padding: .5rem .6rem; border-bot
 thead th { position: sticky; top: 0; background: var(--bg); border-bottom: 2px solid var(--line); white-space: nowrap; }
 tbody tr:hover { background: var(--card); }
 td small { display: block; color: var(--muted); font-size: .8rem; }
-td code { display: inline-block; margin: 0 .2rem .2rem 0; overflow-wrap: anywhere; max-width: 100%; }
+td time { white-space: nowrap; }
+td code { display: inline-block; margin: 0 .2rem .2rem 0; }
 .num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 code.fp { display: block; font-size: .75rem; word-break: break-all; padding: 0; background: none; color: var(--muted); }
 code.fp span { color: var(--fg); font-weight: 600; }
-td:last-child { width: 24ch; min-width: 18ch; }
+td[data-label="Fingerprint"] { width: 25ch; }
+td[data-label="Aliases"] { min-width: 12rem; }
+.wrap { overflow-x: auto; }
+abbr { text-decoration: none; }
 .who, .none { color: var(--muted); font-size: .8rem; }
 tr.old td { color: var(--muted); }
 footer { margin-top: 2.5rem; color: var(--muted); font-size: .875rem; }
-@media (max-width: 48rem) {
+@media (max-width: 64rem) {
   table, caption, tbody, tr, td { display: block; }
   thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); }
   tr { background: var(--card); border: 1px solid var(--line); border-radius: .6rem; margin: 0 0 .75rem; padding: .5rem .8rem; }
   tbody tr:hover { background: var(--card); }
   td { position: relative; padding: .2rem 0 .2rem 6.75rem; border: 0; min-height: 1.9rem; }
-  td:last-child { width: auto; }
+  td[data-label="Fingerprint"], td[data-label="Aliases"] { width: auto; min-width: 0; }
   td::before { content: attr(data-label); position: absolute; left: 0; top: .3rem; color: var(--muted); font-size: .8rem; }
   td small { display: inline; margin-left: .5rem; }
 }
@@ -726,7 +733,9 @@ mod tests {
             assert!(shown.contains(line), "{line:?} not in\n{shown}");
         }
         // The newest version carries the aliases, the older one none.
-        assert!(html.contains("<code>debian/12/cloud</code> <code>debian/12/cloud/amd64</code>"));
+        assert!(html.contains(
+            "<code>debian/<wbr>12/<wbr>cloud</code> <code>debian/<wbr>12/<wbr>cloud/<wbr>amd64</code>"
+        ));
         assert!(html.contains("<tr class=\"old\">"));
         assert!(html.contains("<td data-label=\"Size\"><span class=\"num\">2.00MiB</span></td>"));
         assert!(html.contains("<time>2026-08-01</time><small>20260801_0312</small>"));
