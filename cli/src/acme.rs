@@ -173,6 +173,9 @@ pub struct Acme {
     http01: Arc<Http01>,
     /// The served certificate's (notBefore, notAfter), Unix seconds.
     validity: Option<(i64, i64)>,
+    /// The HTTP agent for the CA, made once: a bad SSL_CERT_FILE stops
+    /// the server at start rather than at each attempt.
+    agent: ureq::Agent,
 }
 
 struct Settings {
@@ -187,6 +190,10 @@ impl Acme {
     /// them, so that HTTPS works at once after a restart.
     pub fn new(root: &Path, args: &AcmeArgs, http: Option<SocketAddr>) -> Result<Self> {
         let settings = settings(args, http)?;
+        let agent = crate::net::agent_config()?
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
         let store = Store::open(root)?;
         let certs = Arc::new(Certs::default());
         let mut validity = None;
@@ -217,6 +224,7 @@ impl Acme {
             certs,
             http01: Arc::default(),
             validity,
+            agent,
         })
     }
 
@@ -275,10 +283,11 @@ impl Acme {
                     retry = FIRST_RETRY;
                 }
                 Err(e) => {
-                    let serving = if self.validity.is_some() {
-                        "the current certificate is still served"
-                    } else {
-                        "HTTPS has no certificate until then"
+                    let serving = match self.validity {
+                        Some((_, until)) if until > unix_now() => {
+                            "the current certificate is still served"
+                        }
+                        _ => "HTTPS has no certificate until then",
                     };
                     eprintln!(
                         "error: acme: {e:#}; {serving}; trying again in {} s",
@@ -293,10 +302,7 @@ impl Acme {
 
     /// One order, from the account to the certificate in place.
     async fn issue(&self) -> Result<(i64, i64)> {
-        let account = match self.account().await {
-            Ok(a) => a,
-            Err(e) => return Err(e),
-        };
+        let account = self.account().await?;
         let ids: Vec<Identifier> = self
             .settings
             .domains
@@ -406,7 +412,7 @@ impl Acme {
         let s = &self.settings;
         if let Some(stored) = self.store.account()? {
             if stored.directory == s.directory {
-                let account = Account::builder_with_http(http_client()?)
+                let account = Account::builder_with_http(Box::new(Ureq(self.agent.clone())))
                     .from_credentials(stored.credentials)
                     .await
                     .with_context(|| format!("cannot reach the ACME directory {}", s.directory))?;
@@ -426,7 +432,7 @@ impl Acme {
             }
         }
         let contact: Vec<&str> = s.contact.iter().map(String::as_str).collect();
-        let (account, credentials) = Account::builder_with_http(http_client()?)
+        let (account, credentials) = Account::builder_with_http(Box::new(Ureq(self.agent.clone())))
             .create(
                 &NewAccount {
                     contact: &contact,
@@ -747,14 +753,6 @@ fn save<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Mozilla roots) as instant-acme's HTTP client; each request runs on a
 /// blocking thread.
 struct Ureq(ureq::Agent);
-
-fn http_client() -> Result<Box<dyn HttpClient>> {
-    let agent = crate::net::agent_config()?
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
-    Ok(Box::new(Ureq(agent)))
-}
 
 impl HttpClient for Ureq {
     fn request(

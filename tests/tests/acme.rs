@@ -442,3 +442,114 @@ fn http_01_on_the_plain_listener_and_a_restart_serves_the_stored_certificate() {
         took.as_secs_f64()
     );
 }
+
+#[test]
+fn bad_acme_flags_stop_the_server_before_it_writes_anything() {
+    let run = RunDir::new().expect("run dir");
+    let root = run.path().join("www");
+    std::fs::create_dir_all(&root).expect("root");
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["--acme", "localhost"], 1, "give a DNS name"),
+        (&["--acme", "*.example.org"], 1, "wildcards"),
+        (&["--acme", "192.0.2.1"], 1, "IP addresses"),
+        (
+            &["--acme", "a.example.org", "--acme-challenge", "http-01"],
+            1,
+            "add --http",
+        ),
+        (
+            &[
+                "--acme",
+                "a.example.org",
+                "--acme-directory",
+                "http://ca.example/dir",
+            ],
+            1,
+            "https:// URL",
+        ),
+        (
+            &["--acme", "a.example.org", "--acme-email", "nobody"],
+            1,
+            "--acme-email",
+        ),
+        (
+            &["--acme", "a.example.org", "--self-signed"],
+            2,
+            "cannot be used with",
+        ),
+    ];
+    let no_pem = run.path().join("empty.pem");
+    std::fs::write(&no_pem, "").expect("empty file");
+    for (args, code, want) in cases {
+        let out = Command::new(ssgen_bin())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(*args)
+            .arg(&root)
+            .env_remove("SSL_CERT_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssgen serve runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!root.join(".ssgen").exists(), "{args:?} wrote state");
+    }
+    // A private CA's file that holds no certificate is caught at start too.
+    let out = Command::new(ssgen_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--acme",
+            "a.example.org",
+        ])
+        .arg(&root)
+        .env("SSL_CERT_FILE", &no_pem)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssgen serve runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds no PEM certificate"), "{err}");
+}
+
+#[test]
+fn an_unreachable_ca_is_reported_and_the_server_keeps_running() {
+    let run = RunDir::new().expect("run dir");
+    let root = run.path().join("www");
+    std::fs::create_dir_all(&root).expect("root");
+    let closed = free_port().expect("a port");
+    let tls = ssgen_tests::tls::TestTls::create(run.path()).expect("a CA");
+    let mut serve = Serve::start(
+        &run,
+        "ssgen-serve",
+        &root,
+        &[
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--acme".into(),
+            NAME.into(),
+            "--acme-directory".into(),
+            format!("https://127.0.0.1:{closed}/dir"),
+        ],
+        &tls.ca_cert,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !serve.log().contains("error: acme:") {
+        assert!(
+            Instant::now() < deadline,
+            "no error after 30 s:\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = serve.log();
+    assert!(
+        log.contains(&format!("https://127.0.0.1:{closed}/dir"))
+            && log.contains("Connection refused")
+            && log.contains("HTTPS has no certificate until then; trying again in 60 s"),
+        "{log}"
+    );
+    assert!(!serve.guard.has_exited(), "the server stopped:\n{log}");
+}
