@@ -130,6 +130,13 @@ setup_s3() {
     "$venv/bin/python" -c 'import moto.server, boto3' >/dev/null
 }
 
+# The ACME tests (tests/tests/acme.rs): Debian's pebble, Let's Encrypt's
+# test CA, with pebble-challtestsrv as its DNS server; `unshare` (util-linux)
+# gives each test a private /etc/hosts. The tests also run the Incus client.
+setup_acme() {
+    apt_install pebble util-linux
+}
+
 # --- run -----------------------------------------------------------------
 
 # Sections in run order. Append new ones here.
@@ -139,6 +146,7 @@ SECTIONS=(
     browser
     edge
     s3
+    acme
 )
 
 main() {
