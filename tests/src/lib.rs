@@ -24,6 +24,8 @@
 //!   would be, for `ssgen push --to s3://`.
 //! - [`ssgen_serve`]: `ssgen serve` itself as the server under test, and a
 //!   publisher that fills an empty one through its upload API.
+//! - [`pebble`]: Let's Encrypt's test CA and its DNS server on loopback, for
+//!   `ssgen serve --acme`, and a private `/etc/hosts` for the clients.
 //!
 //! The caller provides a scratch directory (a `tempfile::TempDir`); nothing
 //! here writes outside it, binds a fixed port or touches the system trust

@@ -85,5 +85,8 @@ fn push_html_uploads_the_page_after_the_catalog() {
         .filter(|l| l.method == "PUT" && l.target.ends_with("index.html"))
         .map(|l| l.target)
         .collect();
-    assert!(again.is_empty(), "an unchanged page was sent again: {again:?}");
+    assert!(
+        again.is_empty(),
+        "an unchanged page was sent again: {again:?}"
+    );
 }
