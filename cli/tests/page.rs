@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use ssgen_tests::html::{self, text};
 use ssgen_tests::images::{self, ImageMeta};
 use ssgen_tests::proc::RunDir;
 use ssgen_tests::sha256_files;
@@ -87,34 +88,9 @@ fn launch_alias(html: &str) -> String {
     alias
 }
 
-/// The fingerprints the page lists: the text of each `code.fp`.
+/// The fingerprints the page lists.
 fn listed_fingerprints(html: &str) -> BTreeSet<String> {
-    html.split("<code class=\"fp\">")
-        .skip(1)
-        .map(|rest| {
-            let code = rest.split("</code>").next().unwrap_or_default();
-            code.replace("<span>", "").replace("</span>", "")
-        })
-        .collect()
-}
-
-/// The text a reader copies: tags dropped, entities decoded.
-fn text(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+    html::fingerprints(html).into_iter().collect()
 }
 
 fn assert_harmless(html: &str) {

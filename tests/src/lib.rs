@@ -24,6 +24,7 @@
 //!   would be, for `ssgen push --to s3://`.
 //! - [`ssgen_serve`]: `ssgen serve` itself as the server under test, and a
 //!   publisher that fills an empty one through its upload API.
+//! - [`html`]: the page for people as a reader sees it.
 //! - [`pebble`]: Let's Encrypt's test CA and its DNS server on loopback, for
 //!   `ssgen serve --acme`, and a private `/etc/hosts` for the clients.
 //!
@@ -40,6 +41,7 @@
 pub mod checks;
 pub mod expect;
 pub mod handmade;
+pub mod html;
 pub mod https;
 pub mod images;
 pub mod lxd;

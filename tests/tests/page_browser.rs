@@ -45,17 +45,6 @@ fn chromium(profile: &Path, args: &[&str], url: &str) -> std::process::Output {
         .expect("cannot run chromium")
 }
 
-/// The fingerprints in a DOM: the text of every `code.fp`.
-fn dom_fingerprints(dom: &str) -> Vec<String> {
-    dom.split("<code class=\"fp\">")
-        .skip(1)
-        .map(|rest| {
-            let code = rest.split("</code>").next().unwrap_or_default();
-            code.replace("<span>", "").replace("</span>", "")
-        })
-        .collect()
-}
-
 /// Width and height of a PNG, from its IHDR chunk.
 fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     if bytes.len() < 24 || &bytes[..8] != b"\x89PNG\r\n\x1a\n" || &bytes[12..16] != b"IHDR" {
@@ -120,7 +109,7 @@ fn chromium_shows_every_image_of_the_catalog_with_its_fingerprint() {
     let dom = chromium(&profile, &["--dump-dom"], &url);
     let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
     assert!(dom.contains("<table>"), "Chromium shows no table:\n{dom}");
-    let shown = dom_fingerprints(&dom);
+    let shown = ssgen_tests::html::fingerprints(&dom);
     let unique: BTreeSet<String> = shown.iter().cloned().collect();
     assert_eq!(unique.len(), shown.len(), "a fingerprint is listed twice");
     let stray: Vec<&String> = unique.difference(&hashed).collect();
