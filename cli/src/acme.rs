@@ -645,12 +645,17 @@ impl StoredCert {
 
 impl Store {
     fn open(root: &Path) -> Result<Self> {
-        let dir = root.join(".ssgen").join("acme");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        // ROOT/.ssgen keeps the modes other commands gave it (a publisher
+        // may write its cache there); only acme/ is private.
+        let parent = root.join(".ssgen");
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        let dir = parent.join("acme");
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        }
         // An older or hand-made directory may be wider.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot make {} private (chmod 700)", dir.display()))?;
@@ -961,7 +966,14 @@ mod tests {
         .expect("chmod");
         let store = Store::open(tmp.path()).expect("store");
         let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(mode(&store.dir), 0o700);
+        assert_eq!(mode(&store.dir), 0o700, "a wider directory is narrowed");
+        // A new ROOT/.ssgen keeps the usual modes; only acme/ is private.
+        let fresh = tempfile::tempdir().expect("tmp");
+        std::fs::set_permissions(fresh.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let other = Store::open(fresh.path()).expect("store");
+        assert_eq!(mode(&other.dir), 0o700);
+        assert_ne!(mode(&fresh.path().join(".ssgen")), 0o700);
         let cert = StoredCert {
             directory: "d".into(),
             domains: vec!["a.example".into()],
