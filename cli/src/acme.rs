@@ -828,7 +828,7 @@ fn date(unix: i64) -> String {
 }
 
 /// A certificate's (notBefore, notAfter) as Unix seconds, read from its
-/// DER: Certificate → TBSCertificate → [version], serial, signature,
+/// DER: Certificate → TBSCertificate → version (optional), serial, signature,
 /// issuer, validity (RFC 5280, section 4.1).
 fn validity(der: &[u8]) -> Option<(i64, i64)> {
     let (cert, _) = tlv(der, 0x30)?;
