@@ -177,6 +177,13 @@ setup_serve() {
     apt_install systemd curl
 }
 
+# The ACME tests (tests/tests/acme.rs): Debian's pebble, Let's Encrypt's
+# test CA, with pebble-challtestsrv as its DNS server; `unshare` (util-linux)
+# gives each test a private /etc/hosts. The tests also run the Incus client.
+setup_acme() {
+    apt_install pebble util-linux
+}
+
 # --- run -----------------------------------------------------------------
 
 # Sections in run order. Append new ones here.
@@ -188,6 +195,7 @@ SECTIONS=(
     edge
     s3
     serve
+    acme
 )
 
 main() {

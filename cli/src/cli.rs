@@ -27,7 +27,8 @@ pub enum Command {
     Build(cmd::build::BuildArgs),
     Import(cmd::import::ImportArgs),
     Mirror(cmd::mirror::MirrorArgs),
-    Serve(cmd::serve::ServeArgs),
+    // Boxed: its many settings make it far larger than the others.
+    Serve(Box<cmd::serve::ServeArgs>),
     Watch(cmd::watch::WatchArgs),
     List(cmd::list::ListArgs),
     Lint(cmd::lint::LintArgs),

@@ -29,6 +29,7 @@ mod tls;
 pub use access_log::AccessLog;
 pub use catalog::Catalog;
 pub use conn::RequestBody;
+pub(crate) use headers::{accepts_gzip, if_none_match};
 pub use headers::{cache_control, content_type};
 pub use tls::{SelfSigned, tls_from_files, tls_self_signed};
 
@@ -48,6 +49,10 @@ pub struct Server {
     pub scheme: &'static str,
     /// The catalog documents, from memory (shared by every listener).
     pub catalog: Arc<Catalog>,
+    /// The page for people at `/` (shared by every listener).
+    pub page: Arc<crate::page::Served>,
+    /// With `--acme`: the HTTP-01 answers an order waits on.
+    pub acme: Option<Arc<crate::acme::Http01>>,
 }
 
 /// An error answered to the client.
@@ -84,13 +89,13 @@ pub(crate) fn text(status: StatusCode, message: &str) -> Response<Body> {
     r
 }
 
-fn full(data: impl Into<Bytes>) -> Body {
+pub(crate) fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into())
         .map_err(|never| match never {})
         .boxed()
 }
 
-fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
@@ -104,6 +109,10 @@ impl Server {
     }
 
     async fn route(&self, req: Request<RequestBody>) -> Result<Response<Body>, HttpError> {
+        // Before the path check, which hides every dot-directory.
+        if let Some(answer) = self.acme.as_ref().and_then(|a| a.answer(req.uri().path())) {
+            return Ok(answer);
+        }
         let rel = decode_path(req.uri().path())?;
         match *req.method() {
             Method::GET | Method::HEAD => self.get(&req, &rel).await,

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod acme;
 mod cache;
 mod cli;
 mod cmd;
@@ -22,6 +23,7 @@ mod http;
 mod lock;
 mod net;
 mod output;
+mod page;
 mod progress;
 mod publish;
 mod s3;

@@ -14,6 +14,7 @@ use crate::confine::{Leftover, Root};
 use crate::delta::{self, DeltaOptions};
 use crate::exit::Invalid;
 use crate::lock::RootLock;
+use crate::page;
 use crate::{hashing, walk};
 
 /// Which clients to write the catalog for.
@@ -90,6 +91,9 @@ pub struct Settings {
     /// The delta flags; each unset one comes from the root's config file
     /// when the rebuild resolves it.
     pub deltas: DeltaOptions,
+    /// The page for people to write beside `streams/` after the catalog
+    /// (`ssgen build --html`), if any.
+    pub page: Option<ssgen_core::html::Options>,
 }
 
 impl Settings {
@@ -117,6 +121,7 @@ impl Settings {
             lock_wait: Duration::from_secs(options.lock_timeout),
             allow_empty: options.allow_empty,
             deltas: options.deltas.clone(),
+            page: None,
         })
     }
 
@@ -239,6 +244,15 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
         if std::fs::read_to_string(&index_path).ok().as_deref() != Some(out.index_json.as_str()) {
             root.place(INDEX_JSON, true)?
                 .write_atomic(out.index_json.as_bytes())?;
+        }
+        // The page lists the catalog, so it follows it.
+        if let Some(options) = &settings.page {
+            let page = page::render(&out.index_json, &out.images_json, options);
+            let path = root.join(ssgen_core::html::FILE_NAME);
+            if std::fs::read(&path).ok().as_deref() != Some(page.as_bytes()) {
+                root.place(ssgen_core::html::FILE_NAME, true)?
+                    .write_atomic(page.as_bytes())?;
+            }
         }
         if cache.update(&listing, &digests) {
             cache.save()?;

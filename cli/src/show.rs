@@ -119,23 +119,6 @@ fn csv_field(field: &str) -> String {
     }
 }
 
-/// `lxc image list`-style sizes: `100.00MiB`.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    #[expect(clippy::cast_precision_loss, reason = "a display with two decimals")]
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.2}{}", UNITS[unit])
-    }
-}
-
 /// The aliases as `lxc image list` shows them (lxc/image.go): the
 /// shortest, and how many more (`--format json|csv` list them all).
 fn short_aliases(aliases: &[String]) -> String {
@@ -165,7 +148,7 @@ fn table(out: &mut impl std::io::Write, views: &[View]) -> std::io::Result<()> {
                 short_aliases(&image.aliases),
                 image.image_type.to_string(),
                 image.architecture.clone(),
-                human_size(image.size),
+                ssgen_core::html::human_size(image.size),
                 image.created.clone(),
             ];
             match seen.get(&cells) {

@@ -55,6 +55,7 @@ pub mod digest;
 pub mod direct;
 pub mod distro;
 pub mod export;
+pub mod html;
 mod layout;
 pub mod lint;
 mod listing;

@@ -25,6 +25,9 @@
 //!   would be, for `ssgen push --to s3://`.
 //! - [`ssgen_serve`]: `ssgen serve` itself as the server under test, and a
 //!   publisher that fills an empty one through its upload API.
+//! - [`html`]: the page for people as a reader sees it.
+//! - [`pebble`]: Let's Encrypt's test CA and its DNS server on loopback, for
+//!   `ssgen serve --acme`, and a private `/etc/hosts` for the clients.
 //!
 //! The caller provides a scratch directory (a `tempfile::TempDir`); nothing
 //! here writes outside it, binds a fixed port or touches the system trust
@@ -41,9 +44,11 @@ pub mod client;
 pub mod deltas;
 pub mod expect;
 pub mod handmade;
+pub mod html;
 pub mod https;
 pub mod images;
 pub mod model;
+pub mod pebble;
 pub mod proc;
 pub mod s3;
 pub mod ssgen_serve;

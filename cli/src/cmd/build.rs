@@ -21,6 +21,8 @@ use crate::publish::{BuildOptions, Settings, rebuild};
   ssgen build /var/www/html
   ssgen build --dry-run .                      print images.json, write nothing
   ssgen build --only incus --timestamp 1785556800 .
+  ssgen build --html --url https://images.example.org /var/www/html
+                                               also write index.html for people
 
 Exit status: 0 built, 1 invalid input (nothing written; the published
 catalog is kept), 2 a file could not be read or written.")]
@@ -35,10 +37,16 @@ pub struct BuildArgs {
 
     #[command(flatten)]
     pub options: BuildOptions,
+
+    #[command(flatten)]
+    pub page: crate::page::HtmlArgs,
 }
 
 pub fn run(args: &BuildArgs) -> Result<ExitCode> {
-    let built = rebuild(&args.root, &Settings::new(&args.options)?, args.dry_run)?;
+    let mut settings = Settings::new(&args.options)?;
+    // A bad --url stops the build before anything is written.
+    settings.page = args.page.html.then(|| args.page.options()).transpose()?;
+    let built = rebuild(&args.root, &settings, args.dry_run)?;
     if args.dry_run {
         std::io::stdout()
             .write_all(built.images_json.as_bytes())

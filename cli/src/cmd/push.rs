@@ -120,6 +120,10 @@ pub struct PushArgs {
     /// S3: files uploaded at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64), help_heading = "S3 (--to s3://BUCKET[/PREFIX])")]
     pub jobs: usize,
+
+    // S3: index.html, the page for people, goes up after the catalog.
+    #[command(flatten, next_help_heading = "S3 (--to s3://BUCKET[/PREFIX])")]
+    pub page: crate::page::HtmlArgs,
 }
 
 /// One file the edge should hold.
@@ -157,6 +161,13 @@ struct RemoteFiles {
 pub fn run(args: &PushArgs) -> Result<ExitCode> {
     if crate::s3::is_target(&args.to) {
         return crate::s3::run(args);
+    }
+    if args.page.html {
+        return Err(Invalid(
+            "--html works with --to s3:// only; the edge serves the catalog without a page for now"
+                .into(),
+        )
+        .into());
     }
     let token = match &args.token {
         Some(t) => t.clone(),

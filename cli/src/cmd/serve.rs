@@ -29,11 +29,17 @@ use crate::watch;
 /// or into a hidden directory serves nothing. GET /healthz answers while
 /// the server runs. HTTPS speaks HTTP/2 and HTTP/1.1.
 ///
-/// LXD and Incus accept only https:// remotes: give --tls-cert/--tls-key,
-/// or --self-signed for a certificate signed by a local CA that ssgen makes
-/// once (ROOT/.ssgen/tls/ca.pem, for clients to trust; it prints how), or
-/// put a TLS proxy in front. With --http the same tree is also served over
-/// plain HTTP, which clients try first for image files.
+/// LXD and Incus accept only https:// remotes: give --acme DOMAIN for a
+/// certificate from Let's Encrypt (got and renewed by the server itself),
+/// --tls-cert/--tls-key, or --self-signed for a certificate signed by a
+/// local CA that ssgen makes once (ROOT/.ssgen/tls/ca.pem, for clients to
+/// trust; it prints how), or put a TLS proxy in front. With --http the same
+/// tree is also served over plain HTTP, which clients try first for image
+/// files.
+///
+/// / (and /index.html) is a page for people: the images, and the lines
+/// that add the server as a remote and launch an image. An index.html of
+/// the root's own is served instead when there is one.
 ///
 /// Unified images can be imported by URL: `lxc image import
 /// https://HOST/aliases/ALIAS` (or `incus image import`) gets the newest
@@ -46,6 +52,8 @@ use crate::watch;
   ssgen serve --self-signed /var/www/html          HTTPS on 127.0.0.1:8443
   ssgen serve --tls-cert c.pem --tls-key k.pem --listen 0.0.0.0:443 --http 0.0.0.0:80 --watch .
   ssgen serve --self-signed --tls-name images.lan --access-log - /srv/images
+  ssgen serve --acme images.example.org --acme-email you@example.org \\
+              --listen 0.0.0.0:443 --http 0.0.0.0:80 /var/www/html
 
 Uploads (with --token, or SSGEN_TOKEN): files are staged in a hidden file,
 checked, renamed into place, and the catalog is rebuilt shortly after:
@@ -141,8 +149,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds, help_heading = "Connections")]
     pub shutdown_timeout: Duration,
 
+    /// The server's public https:// URL, for the `remote add` lines of the
+    /// page at / (default: https:// and the host name the browser used).
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub url: Option<String>,
+
     #[command(flatten)]
     pub options: BuildOptions,
+
+    // Last: a help heading applies to every option after it.
+    #[command(flatten, next_help_heading = "Automatic certificates (ACME)")]
+    pub acme: crate::acme::AcmeArgs,
+}
+
+fn parse_url(url: &str) -> Result<String, String> {
+    crate::page::check_url(url).map_err(|e| e.to_string())
 }
 
 /// A number of seconds from 0.001 to a day.
@@ -185,7 +206,14 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
     }
     let root = std::fs::canonicalize(&args.root)
         .with_context(|| format!("cannot resolve {}", args.root.display()))?;
-    let tls = if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+    let acme = if args.acme.enabled() {
+        Some(crate::acme::Acme::new(&root, &args.acme, args.http)?)
+    } else {
+        None
+    };
+    let tls = if let Some(acme) = &acme {
+        Tls::Files(acme.acceptor(&[b"h2", b"http/1.1"])?)
+    } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         Tls::Files(http::tls_from_files(cert, key)?)
     } else if args.self_signed {
         Tls::SelfSigned(http::tls_self_signed(&root, &args.tls_name)?)
@@ -193,7 +221,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         Tls::Plain
     } else {
         bail!(Invalid(
-            "choose --tls-cert/--tls-key, --self-signed or --plain (LXD and Incus need HTTPS)"
+            "choose --acme DOMAIN, --tls-cert/--tls-key, --self-signed or --plain (LXD and Incus need HTTPS)"
                 .into()
         ));
     };
@@ -217,7 +245,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let code = runtime.block_on(serve(args, root, tls, limits, log));
+    let code = runtime.block_on(serve(args, root, tls, limits, log, acme));
     // A rebuild still running is left to end with the process: its
     // writes are atomic.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -230,10 +258,12 @@ async fn serve(
     tls: Tls,
     limits: Limits,
     log: Option<Arc<AccessLog>>,
+    acme: Option<crate::acme::Acme>,
 ) -> Result<ExitCode> {
     let settings = Settings::new(&args.options)?;
     let (rebuild_tx, rebuild_rx) = mpsc::unbounded_channel::<()>();
     let catalog = Arc::new(Catalog::new(root.clone()));
+    let page = Arc::new(crate::page::Served::new(args.url.clone()));
     let acceptor = tls.acceptor();
     let server = Arc::new(Server {
         root: root.clone(),
@@ -243,6 +273,8 @@ async fn serve(
         settings: settings.clone(),
         scheme: if acceptor.is_some() { "https" } else { "http" },
         catalog: catalog.clone(),
+        page: page.clone(),
+        acme: acme.as_ref().map(crate::acme::Acme::http01),
     });
     watch::spawn_rebuilder(
         root.clone(),
@@ -290,6 +322,8 @@ async fn serve(
                 settings: settings.clone(),
                 scheme: "http",
                 catalog: catalog.clone(),
+                page: page.clone(),
+                acme: acme.as_ref().map(crate::acme::Acme::http01),
             })
         } else {
             server.clone()
@@ -302,6 +336,10 @@ async fn serve(
     }
     if let Tls::SelfSigned(made) = &tls {
         eprintln!("{}", trust_help(made, &url));
+    }
+    // Once the listeners are up: the CA's checks connect to them.
+    if let Some(acme) = acme {
+        acme.spawn();
     }
     let stopped = conn::run(listeners, limits, log, stop_signal()).await;
     if stopped.cut > 0 {

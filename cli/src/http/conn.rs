@@ -243,6 +243,13 @@ async fn connection(
             () = shared.cancel.cancelled() => return,
         }
     };
+    if crate::acme::is_challenge(tls_stream.get_ref().1) {
+        // The CA has seen the TLS-ALPN-01 answer; nothing is served on
+        // this connection.
+        let mut tls_stream = tls_stream;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls_stream).await;
+        return;
+    }
     let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
     state.restart();
     serve(TokioIo::new(tls_stream), h2, peer, server, state, shared).await;

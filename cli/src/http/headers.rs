@@ -7,7 +7,7 @@ use super::*;
 /// Whether the request accepts a gzip-encoded response (RFC 9110 §12.5.3):
 /// coding names are case-insensitive, `q=0` refuses, `*` stands for any
 /// coding not named, and a member whose weight does not parse is ignored.
-pub(super) fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
     let (mut gzip, mut any) = (None, None);
     let members = headers
         .get_all(header::ACCEPT_ENCODING)
@@ -94,7 +94,7 @@ pub(super) fn bearer_token(headers: &HeaderMap) -> Result<&str, String> {
     Ok(token)
 }
 
-pub(super) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -171,7 +171,7 @@ pub(super) fn unsatisfiable(value: &HeaderValue, size: u64) -> String {
 pub fn cache_control(rel: &str) -> &'static str {
     if rel.starts_with("images/") {
         "public, max-age=31536000, immutable"
-    } else if rel.starts_with("streams/") {
+    } else if rel.starts_with("streams/") || rel == ssgen_core::html::FILE_NAME {
         "public, max-age=60"
     } else {
         "public, max-age=300"

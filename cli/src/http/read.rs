@@ -31,6 +31,17 @@ impl Server {
                 return serve_document(req, doc);
             }
         }
+        if rel.is_empty() || rel == ssgen_core::html::FILE_NAME {
+            // The root's own index.html (one `ssgen build --html` wrote, or
+            // a site of the operator's) wins; else the page made from the
+            // catalog being served.
+            return match self.serve_file(req, rel).await {
+                Err(e) if e.status() == StatusCode::NOT_FOUND => {
+                    Ok(self.page.answer(&self.root, req).await)
+                }
+                other => other,
+            };
+        }
         self.serve_file(req, rel).await
     }
 

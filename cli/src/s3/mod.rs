@@ -179,6 +179,8 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
         .into());
     }
     let target = Target::parse(&args.to)?;
+    // A bad --url stops the push before anything is sent.
+    args.page.options()?;
     let env = credentials::Real;
     let settings = credentials::load(&env)?;
     let endpoint = endpoint(&target, args, &settings, &env)?;
@@ -669,8 +671,8 @@ impl Push<'_> {
         ))
     }
 
-    /// images.json, then index.json; false when a newer generation's
-    /// catalog is there already.
+    /// images.json, then index.json (then index.html with --html); false
+    /// when a newer generation's catalog is there already.
     fn write_catalogs(
         &self,
         out: &ssgen_core::Output,
@@ -682,6 +684,18 @@ impl Push<'_> {
             (INDEX_JSON, &out.index_json),
         ] {
             if !self.put_catalog(rel, text.as_bytes(), generation, conditional)? {
+                return Ok(false);
+            }
+        }
+        if self.args.page.html {
+            // After index.json: the page lists what the catalog holds.
+            let page = crate::page::render(
+                &out.index_json,
+                &out.images_json,
+                &self.args.page.options()?,
+            );
+            let name = ssgen_core::html::FILE_NAME;
+            if !self.put_catalog(name, page.as_bytes(), generation, conditional)? {
                 return Ok(false);
             }
         }
