@@ -226,7 +226,7 @@ impl Catalog {
     }
 
     /// Where the file an item's `path` names is, joined to the base as the
-    /// clients join it (§11.3).
+    /// clients join it (docs/protocol.md#paths).
     pub fn locate(&self, path: &str) -> Location {
         let clean = client::clean_path(path);
         match &self.fetch {

@@ -807,7 +807,7 @@ fn real_lxc(daemon: &ssgen_tests::lxd::LxdDaemon, args: &[&str]) -> String {
 /// The real thing: LXD imports an image, `lxc image export` writes it
 /// under LXD's own names, `ssgen import` files those, and the LXD daemon
 /// downloads the image back from the served tree, checking every hash and
-/// the fingerprint (spec §5.3, §18).
+/// the fingerprint (docs/protocol.md#downloads).
 #[test]
 fn round_trip_through_a_real_lxd_export() {
     let Some(RealLxd { run, tls, daemon }) = RealLxd::start("round_trip_through_a_real_lxd_export")
@@ -904,7 +904,7 @@ fn round_trip_through_a_real_lxd_export() {
     let images_json = fs::read_to_string(root.join("streams/v1/images.json")).expect("read");
     assert!(images_json.contains(&unified_fp), "{images_json}");
     lxc(&["image", "delete", "published"]);
-    // The daemon caches a remote's catalog for an hour (spec §11.6): ask
+    // The daemon caches a remote's catalog for an hour (docs/protocol.md#caching): ask
     // through another URL of the same server.
     let fresh = format!("https://localhost:{}", server.port());
     daemon.env().remote_add("t2", &fresh).expect("remote add");

@@ -11,7 +11,7 @@ const IMAGES: &str = include_str!("../../core/tests/lint/example/images.json");
 const FP_CONTAINER: &str = "1599ea550e68efb99e1474cbab37589466a5e937570ae626fbeff6eafac2447e";
 const FP_VM: &str = "c1e55601b1325b88ec0dca387c3671f54c84466918e2ee9ef7cb80c1116a86ec";
 
-/// A server root holding the spec §14 catalog with `images` as images.json.
+/// A server root holding the example catalog with `images` as images.json.
 fn root(images: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let streams = dir.path().join("streams/v1");

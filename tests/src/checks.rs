@@ -47,7 +47,7 @@ pub fn compare(
     for (fp, n) in &seen {
         if *n > 1 {
             problems.push(format!(
-                "{client}: fingerprint {fp} is listed {n} times (downloads of it fail, spec §5.5)"
+                "{client}: fingerprint {fp} is listed {n} times (downloads of it fail, docs/protocol.md#combined-digests)"
             ));
         }
     }

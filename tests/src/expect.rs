@@ -1,7 +1,7 @@
 //! What each client must show for a [`TreeSpec`], computed by the test from
 //! the files it made: digests are hashed here, fingerprints are
-//! sha256(metadata ‖ root) (spec §5.1), aliases follow the clients' rules
-//! (spec §7). Nothing here reads ssgen's output.
+//! sha256(metadata ‖ root) (docs/protocol.md#combined-digests), aliases follow the clients' rules
+//! (docs/protocol.md#aliases). Nothing here reads ssgen's output.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -82,7 +82,7 @@ pub struct ExpectedImage {
     pub short_aliases: BTreeSet<String>,
 }
 
-/// Normalises a product `arch` the way both clients do (spec §8); `None` for
+/// Normalises a product `arch` the way both clients do (docs/protocol.md#architectures); `None` for
 /// names they do not know (the product is then silently dropped).
 pub fn normalise_arch(arch: &str) -> Option<&'static str> {
     const TABLE: &[(&str, &[&str])] = &[
@@ -117,7 +117,7 @@ pub fn normalise_arch(arch: &str) -> Option<&'static str> {
         .map(|(name, _)| *name)
 }
 
-/// Rank of a root type in the clients' alias sort (spec §7.2).
+/// Rank of a root type in the clients' alias sort (docs/protocol.md#aliases).
 pub fn root_rank(ftype: &str) -> u8 {
     match ftype {
         "squashfs" | "tar.gz" => 0,
@@ -129,7 +129,7 @@ pub fn root_rank(ftype: &str) -> u8 {
     }
 }
 
-/// Sort key of the clients' `sortedImages.Less` (spec §7.2): os, release,
+/// Sort key of the clients' `sortedImages.Less` (docs/protocol.md#aliases): os, release,
 /// variant ascending, serial descending, architecture ascending, then root
 /// type rank.
 pub fn alias_sort_key<'a>(

@@ -1,5 +1,5 @@
 //! TEST-ONLY: a catalog written by hand from a [`TreeSpec`], following spec
-//! §14/§15, without ssgen.
+//! the example catalog of the protocol, without ssgen.
 //!
 //! It exists to prove the harness itself: the real clients must accept this
 //! catalog, so when they reject ssgen's catalog for the same tree the fault

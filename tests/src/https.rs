@@ -18,7 +18,7 @@ use crate::proc::{ProcessGuard, RunDir};
 use crate::tls::TestTls;
 
 /// The server program. The TLS handshake runs in the per-connection thread,
-/// so the clients' plain-HTTP first attempt (spec §11.4) or a stalled
+/// so the clients' plain-HTTP first attempt (docs/protocol.md#downloads) or a stalled
 /// connection cannot block `accept`. It prints its port once listening, and
 /// exits by itself if its parent (the test) disappears, so a killed test
 /// leaves no server behind.

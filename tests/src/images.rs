@@ -51,7 +51,7 @@ impl ImageMeta {
 }
 
 /// The kernel architecture name that `metadata.yaml`'s top-level
-/// `architecture` uses for a Debian-style name (spec §8, §13).
+/// `architecture` uses for a Debian-style name (docs/protocol.md#architectures).
 pub fn kernel_arch(debian_arch: &str) -> &str {
     match debian_arch {
         "amd64" => "x86_64",
@@ -227,7 +227,7 @@ pub fn qcow2(dir: &Path, file_name: &str, label: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Root file kinds, by the ftype the catalog must give them (spec §4.2).
+/// Root file kinds, by the ftype the catalog must give them (docs/protocol.md#ftypes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RootKind {
     /// `squashfs`: a container.
@@ -256,7 +256,7 @@ impl RootKind {
         }
     }
 
-    /// The combined-digest key on the metadata item (spec §4.2).
+    /// The combined-digest key on the metadata item (docs/protocol.md#ftypes).
     pub fn combined_key(self) -> &'static str {
         match self {
             RootKind::Squashfs => "combined_squashfs_sha256",
@@ -306,7 +306,7 @@ pub struct ProductSpec {
     /// A `release_title` that the description must contain, when the test
     /// sets one through metadata.json.
     pub release_title: Option<String>,
-    /// Every arch-less alias the product must carry (spec §7: the default
+    /// Every arch-less alias the product must carry (docs/protocol.md#aliases: the default
     /// ones, the distro table's and metadata.json's).
     pub aliases: Vec<String>,
     /// Requirements after inheritance (nearer `.requirements` wins per key).

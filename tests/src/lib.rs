@@ -9,10 +9,10 @@
 //!   `root.tar.xz`, qcow2 via `qemu-img`) and [`images::sample_tree`], a whole
 //!   `images/…` tree with the expectations the test computes itself.
 //! - [`expect`]: what each client must show for a tree, derived from the files
-//!   the test made (fingerprints hashed here, aliases per spec §7), never from
+//!   the test made (fingerprints hashed here, aliases per docs/protocol.md#aliases), never from
 //!   ssgen's output.
 //! - [`model`]: a small, independent model of how Incus and LXD turn an
-//!   `images.json` into images (spec §4.4, §7, §8, §9).
+//!   `images.json` into images (docs/protocol.md: pairing, aliases, architectures, requirements).
 //! - [`checks`]: comparisons that return every problem found, each naming
 //!   the image and the reason.
 //! - [`proc`], [`tls`], [`https`], [`client`], [`sstream`]: the real-client
@@ -180,7 +180,7 @@ fn is_fresh(bin: &Path) -> bool {
 /// Lower-case hex sha256 of the concatenation of `files`, read in order.
 ///
 /// With one file this is the file's own digest; with (metadata, root) it is
-/// the split-image fingerprint of spec §5.1.
+/// the split-image fingerprint of docs/protocol.md#combined-digests.
 pub fn sha256_files(files: &[&Path]) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];

@@ -444,7 +444,7 @@ pub fn publish(server: &SsgenServe, tree: &TreeSpec, form_product: &str) -> Resu
 }
 
 /// What a plain-HTTP request sent to a TLS listener got, the way LXD's
-/// first attempt at an image file reaches `https://host:port` (spec §11.4).
+/// first attempt at an image file reaches `https://host:port` (docs/protocol.md#downloads).
 #[derive(Debug)]
 pub struct PlainProbe {
     /// Time until the server closed the connection.

@@ -1,7 +1,7 @@
 //! python-simplestreams (`sstream-query`, `sstream-mirror`) from the venv
 //! that `scripts/setup.sh` makes at `.work/venv`. It knows nothing of LXD's
 //! combined hashes; it checks the generic format, and every item's sha256
-//! and size when mirroring (spec §18).
+//! and size when mirroring.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -1,5 +1,5 @@
 //! A throwaway certificate authority and a server certificate for
-//! `127.0.0.1`, made with the `openssl` CLI (spec §18).
+//! `127.0.0.1`, made with the `openssl` CLI.
 //!
 //! Clients are pointed at the CA with `SSL_CERT_FILE` (Go's TLS in `lxc` and
 //! `lxd`, and Python's `ssl`, both honour it), so the system trust store is

@@ -41,7 +41,7 @@ fn start_edge(run: &RunDir, tls: &TestTls) -> (ProcessGuard, String) {
         node.exists() && root.join("edge/pkg/ssgen_wasm_bg.wasm").exists(),
         "the Worker is not built: run tests/edge/run.sh (scripts/setup.sh edge, scripts/build-edge.sh)"
     );
-    // LXD tries plain HTTP first on the TLS port (spec §11.4): workerd logs
+    // LXD tries plain HTTP first on the TLS port (docs/protocol.md#downloads): workerd logs
     // each refusal, so its output goes to a file.
     let log = std::fs::File::create(run.path().join("edge.log")).expect("create edge.log");
     let mut cmd = Command::new(&node);

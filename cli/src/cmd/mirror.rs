@@ -309,7 +309,7 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
         bail!(Invalid(format!("{}: {}", args.source, refused.join("; "))));
     }
 
-    // The newest --keep versions of each product (names sort by date, §10).
+    // The newest --keep versions of each product (names sort by date: docs/protocol.md#version-names).
     let mut per_product: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for (file, product, version) in chosen.keys() {
         per_product
