@@ -45,6 +45,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         crate::show::Format::Table,
         crate::show::Which::Both,
         None,
+        &crate::show::Filter::default(),
     )?;
     println!(
         "\nTry it with a real client:\n  ssgen serve --self-signed {dir}\n  SSL_CERT_FILE={dir}/.ssgen/tls/cert.pem lxc remote add demo https://127.0.0.1:8443 --protocol=simplestreams\n  lxc image list demo:",

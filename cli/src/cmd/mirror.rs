@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::ProgressBar;
 use sha2::Digest as _;
-use ssgen_core::client::{self, Client, Image, ImageType, Item, Product, Remote};
+use ssgen_core::client::{self, Client, Image, Item, Product, Remote};
 use ssgen_core::{arch, classify};
 
 use crate::confine::{self, Place, Renamed, Root};
@@ -21,6 +21,7 @@ use crate::exit::{self, Invalid};
 use crate::lock::RootLock;
 use crate::net;
 use crate::publish::{BuildOptions, Only, Settings, rebuild_locked};
+use crate::show::TypeArg;
 use crate::source::{Catalog, Location, host_arch};
 
 /// Copy images from another simplestreams server into ROOT, then build.
@@ -94,15 +95,6 @@ pub struct MirrorArgs {
 
     #[command(flatten)]
     pub options: BuildOptions,
-}
-
-/// The image types of `--type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TypeArg {
-    /// Containers.
-    Container,
-    /// Virtual machines.
-    VirtualMachine,
 }
 
 /// One version to copy: where it goes and its files.
@@ -281,11 +273,7 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
             let Some(product) = find_product(remote, &image.file, &image.product) else {
                 continue;
             };
-            let type_ok = match args.image_type {
-                None => true,
-                Some(TypeArg::Container) => image.image_type == ImageType::Container,
-                Some(TypeArg::VirtualMachine) => image.image_type == ImageType::VirtualMachine,
-            };
+            let type_ok = args.image_type.is_none_or(|t| t.matches(image.image_type));
             let arch_ok = arches.is_empty() || arches.contains(image.architecture.as_str());
             let alias_ok = args.aliases.is_empty()
                 || product.alias_entries().iter().any(|a| {
