@@ -14,9 +14,11 @@ use crate::publish::{BuildOptions, Settings, rebuild};
 /// what LXD and Incus will list.
 ///
 /// The tree holds a container image (metadata tarball and a squashfs root,
-/// or a root.tar.xz when mksquashfs is not installed), a VM image when qemu-img is
-/// installed (with a `.requirements` file), and an LXD-only arm64 image.
-/// Serve DIR over HTTPS to try it with `lxc remote add`.
+/// or a root.tar.xz when mksquashfs is not installed), a VM image when
+/// qemu-img is installed (with a `.requirements` file), and an arm64
+/// container whose metadata tarball is named lxd.tar.xz (LXD and Incus both
+/// list it: either name serves both clients). Serve DIR over HTTPS to try
+/// it with `lxc remote add` or `incus remote add`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to make the tree (must not exist yet, or be an earlier demo).

@@ -557,7 +557,7 @@ fn copy_file(
             let resp = agent
                 .get(&url)
                 .call()
-                .map_err(|e| anyhow!("{url}: the server does not answer ({e})"))?;
+                .map_err(|e| net::unreachable(&url, &e))?;
             if resp.status() != 200 {
                 bail!(Invalid(format!(
                     "{url}: the server answered {} for a file its catalog lists",
