@@ -846,12 +846,14 @@ fn check_targets(root: &Path, images: &mut [Image]) -> Result<()> {
 /// again would publish one fingerprint twice, and the build would drop
 /// one of the two, perhaps the version already published.
 struct Published {
-    /// (version directory, files: (path, size, is a metadata tarball,
-    /// is a unified tarball)).
-    versions: Vec<(String, Vec<(String, u64, bool, bool)>)>,
+    /// (version directory, its files).
+    versions: Vec<(String, Vec<PublishedFile>)>,
     /// (source, file under the root) → same bytes.
     same: BTreeMap<(PathBuf, String), bool>,
 }
+
+/// (path, size, is a metadata tarball, is a unified tarball).
+type PublishedFile = (String, u64, bool, bool);
 
 impl Published {
     fn scan(root: &Path) -> Result<Self> {

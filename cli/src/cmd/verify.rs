@@ -722,7 +722,7 @@ fn remote_size(agent: &ureq::Agent, url: &str) -> Result<Remote> {
     let resp = agent
         .head(url)
         .call()
-        .map_err(|e| crate::net::unreachable(&url, &e))?;
+        .map_err(|e| crate::net::unreachable(url, &e))?;
     let status = resp.status().as_u16();
     match status {
         200 => {
@@ -738,7 +738,7 @@ fn remote_size(agent: &ureq::Agent, url: &str) -> Result<Remote> {
     let resp = agent
         .get(url)
         .call()
-        .map_err(|e| crate::net::unreachable(&url, &e))?;
+        .map_err(|e| crate::net::unreachable(url, &e))?;
     let status = resp.status().as_u16();
     if status != 200 {
         return Ok(Remote::Missing(status));
@@ -758,7 +758,7 @@ fn download_hash(
     let mut resp = agent
         .get(url)
         .call()
-        .map_err(|e| crate::net::unreachable(&url, &e))?;
+        .map_err(|e| crate::net::unreachable(url, &e))?;
     if resp.status() != 200 {
         bail!(
             "{url}: the server answered {} during the download",
