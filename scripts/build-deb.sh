@@ -3,6 +3,7 @@
 #   /usr/bin/ssgen                              the release binary, stripped
 #   /usr/share/doc/ssgen/README.md, copyright   the documentation
 #   /lib/systemd/system/ssgen-serve.service     when dist/ssgen-serve.service exists
+#                                               (and a postinst that adds its user)
 # No cargo-deb: dpkg-deb is on every Debian machine, and the package is
 # small enough to describe here.
 #
@@ -55,15 +56,34 @@ License: Apache-2.0
  On Debian systems the full text of the Apache License 2.0 is in
  /usr/share/common-licenses/Apache-2.0.
 EOF
+mkdir -p "$stage/DEBIAN"
 if [ -f dist/ssgen-serve.service ]; then
-    install -D -m 0644 dist/ssgen-serve.service "$stage/lib/systemd/system/ssgen-serve.service"
+    # The package's binary is /usr/bin/ssgen, not the /usr/local/bin of a
+    # hand install.
+    install -d "$stage/lib/systemd/system"
+    sed 's|/usr/local/bin/ssgen|/usr/bin/ssgen|g' dist/ssgen-serve.service \
+        > "$stage/lib/systemd/system/ssgen-serve.service"
+    chmod 0644 "$stage/lib/systemd/system/ssgen-serve.service"
+    # The unit runs as the system user ssgen in /srv/ssgen: made on install
+    # (kept on removal, as Debian keeps system users). The service is not
+    # started: `systemctl enable --now ssgen-serve` is the admin's choice.
+    cat > "$stage/DEBIAN/postinst" <<'EOF'
+#!/bin/sh
+set -e
+if [ "$1" = configure ] && ! getent passwd ssgen >/dev/null; then
+    useradd --system --home-dir /srv/ssgen --create-home --shell /usr/sbin/nologin ssgen
+fi
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || true
+fi
+EOF
+    chmod 0755 "$stage/DEBIAN/postinst"
 fi
 
 # The newest glibc symbol version the binary needs is the libc6 it needs.
 glibc="$(objdump -T "$stage/usr/bin/ssgen" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1)"
 depends="libc6 (>= ${glibc:-2.17}), libgcc-s1"
 
-mkdir -p "$stage/DEBIAN"
 cat > "$stage/DEBIAN/control" <<EOF
 Package: ssgen
 Version: $version

@@ -111,15 +111,34 @@ fn a_systemd_unit_in_dist_is_packaged() {
     )
     .expect("copy script");
     std::fs::copy(workspace().join("README.md"), repo.join("README.md")).expect("copy README");
-    let unit = "[Unit]\nDescription=test unit\n[Service]\nExecStart=/usr/bin/ssgen serve\n";
+    let unit = "[Unit]\nDescription=test unit\n[Service]\nUser=ssgen\nExecStart=/usr/local/bin/ssgen serve /srv/ssgen\n";
     std::fs::write(repo.join("dist/ssgen-serve.service"), unit).expect("unit");
 
     let deb = build_deb(&repo, &tmp.path().join("out"));
     let root = tmp.path().join("root");
     unpack(&deb, &root);
+    // Packaged with the package's binary path.
     assert_eq!(
         std::fs::read_to_string(root.join("lib/systemd/system/ssgen-serve.service"))
             .expect("the unit is packaged"),
-        unit
+        unit.replace("/usr/local/bin/ssgen", "/usr/bin/ssgen")
+    );
+    // Its user is made on install; the service is not started.
+    let control = tmp.path().join("control");
+    let status = Command::new("dpkg-deb")
+        .arg("--control")
+        .arg(&deb)
+        .arg(&control)
+        .status()
+        .expect("dpkg-deb runs");
+    assert!(status.success());
+    let postinst = std::fs::read_to_string(control.join("postinst")).expect("a postinst");
+    assert!(
+        postinst.contains("useradd --system --home-dir /srv/ssgen"),
+        "{postinst}"
+    );
+    assert!(
+        !postinst.contains("enable") && !postinst.contains("start"),
+        "{postinst}"
     );
 }
