@@ -141,4 +141,10 @@ fn a_systemd_unit_in_dist_is_packaged() {
         !postinst.contains("enable") && !postinst.contains("start"),
         "{postinst}"
     );
+    let parsed = Command::new("sh")
+        .arg("-n")
+        .arg(control.join("postinst"))
+        .status()
+        .expect("sh runs");
+    assert!(parsed.success(), "the postinst does not parse: {postinst}");
 }
