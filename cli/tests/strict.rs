@@ -379,3 +379,37 @@ fn withdrawn_versions_are_one_line_on_every_rebuild() {
     assert_eq!(pending.len(), 7, "{listed}");
     assert!(pending[0].contains("deleted in 6h"), "{listed}");
 }
+
+#[test]
+fn strict_serve_watch_refuses_the_rebuild_and_serves_the_old_catalog() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("srv");
+    version(&root, "default", "20260801_0000", "v1");
+    let out = run(&["build", "--timestamp", "1785556800"], &root);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let published = common::images_json(&root);
+    let served = common::serve(&root, &["--watch", "--strict", "--timestamp", "1785556800"]);
+
+    // A metadata tarball whose root file is still to come.
+    let d = root.join("images/debian/12/amd64/default/20260802_0000");
+    images::metadata_tarball(
+        &d,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", 2),
+    )
+    .expect("meta");
+    let log = || std::fs::read_to_string(&served.log).unwrap_or_default();
+    common::wait_for(
+        "the strict refusal in the log",
+        Duration::from_secs(30),
+        || log().contains("--strict: 1 warning(s)"),
+    );
+    assert_eq!(common::images_json(&root), published);
+    let (status, body) = served.curl("streams/v1/images.json", &[]);
+    assert_eq!((status, body.trim_end()), (200, published.trim_end()));
+
+    images::squashfs(&d, "rootfs.squashfs", "v2").expect("squashfs");
+    common::wait_for("the completed version", Duration::from_secs(30), || {
+        common::images_json(&root).contains("20260802_0000")
+    });
+}
