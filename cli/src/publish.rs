@@ -182,14 +182,13 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
     if lock.is_some() {
         clean_leftovers(root, &listing.leftovers)?;
     }
-    let mut scan = ssgen_core::scan(&listing.entries(), &config);
-    if !root.join("images").is_dir() {
-        scan.diagnostics.push(Diagnostic {
-            level: Level::Warning,
-            path: root.path().display().to_string(),
-            message: "has no images/ directory, so there is nothing to publish".into(),
-            help: "give the server root (the directory holding images/), or put the images in ROOT/images/<os>/<release>/<arch>/<variant>/<version>/".into(),
-        });
+    let scan = ssgen_core::scan(&listing.entries(), &config);
+    let no_images = !root.join("images").is_dir();
+    if no_images {
+        eprintln!(
+            "warning: {}: has no images/ directory, so there is nothing to publish (fix: give the server root, the directory holding images/, or put the images in ROOT/images/<os>/<release>/<arch>/<variant>/<version>/)",
+            root.path().display()
+        );
     }
     report(&scan.diagnostics, &listing);
     if scan.has_errors() {
@@ -200,6 +199,13 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
             .count();
         return Err(Invalid(format!(
             "{n} error(s) above; nothing was written and the published catalog is unchanged"
+        ))
+        .into());
+    }
+    if settings.strict && no_images {
+        return Err(Invalid(format!(
+            "--strict: a warning above; nothing was written (give the server root, or create {})",
+            root.join("images").display()
         ))
         .into());
     }
