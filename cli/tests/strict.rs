@@ -413,3 +413,87 @@ fn strict_serve_watch_refuses_the_rebuild_and_serves_the_old_catalog() {
         common::images_json(&root).contains("20260802_0000")
     });
 }
+
+/// The `.mirror-*` staging directories under a product.
+fn staging_dirs(product: &Path) -> Vec<String> {
+    std::fs::read_dir(product)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".mirror-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn strict_mirror_publishes_nothing_and_resumes_later() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // The source names its versions YYYYMMDD_HH:MM; the copy's product
+    // already has YYYYMMDD_HHMM, so the copy would mix the two forms.
+    let src = tmp.path().join("src");
+    version(&src, "default", "20260802_03:12", "v2");
+    let out = run(&["build", "--timestamp", "1785556800"], &src);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dest = tmp.path().join("dest");
+    version(&dest, "default", "20260801_0000", "v1");
+    let out = run(&["build", "--timestamp", "1785556800"], &dest);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let published = common::images_json(&dest);
+    let product = dest.join("images/debian/12/amd64/default");
+    let before = snapshot(&product);
+
+    let out = common::run(
+        ssgen(&["mirror", "--strict", "--timestamp", "1785556800"])
+            .arg(&src)
+            .arg(&dest),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("mix formats"), "{err}");
+    assert!(err.contains("put back into staging"), "{err}");
+    assert_eq!(common::images_json(&dest), published);
+    assert!(!product.join("20260802_03:12").exists(), "{err}");
+    assert_eq!(staging_dirs(&product).len(), 1, "{err}");
+    // Nothing else changed either.
+    let after: Vec<_> = snapshot(&product)
+        .into_iter()
+        .filter(|(p, _)| !p.to_string_lossy().contains("/.mirror-"))
+        .collect();
+    assert_eq!(after, before);
+
+    // Without --strict it resumes from staging and publishes.
+    let out = common::run(
+        ssgen(&["mirror", "--timestamp", "1785556800"])
+            .arg(&src)
+            .arg(&dest),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(common::images_json(&dest).contains("20260802_03:12"));
+    assert!(staging_dirs(&product).is_empty());
+}
+
+#[test]
+fn strict_mirror_refuses_a_warning_tree_before_copying() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = tmp.path().join("src");
+    version(&src, "default", "20260802_0312", "v2");
+    let out = run(&["build", "--timestamp", "1785556800"], &src);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dest = tmp.path().join("dest");
+    let half = dest.join("images/debian/12/amd64/cloud/20260801_0000");
+    images::metadata_tarball(
+        &half,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "cloud", 1),
+    )
+    .expect("meta");
+    let out = common::run(ssgen(&["mirror", "--strict"]).arg(&src).arg(&dest));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("nothing was copied"), "{err}");
+    assert!(
+        !dest.join("images/debian/12/amd64/default").exists(),
+        "{err}"
+    );
+}
