@@ -75,86 +75,73 @@ fn version_dirs(root: &Path) -> Vec<String> {
     names
 }
 
+/// Publishes the export's files by hand as `version` (under `names`,
+/// beside the version `other`), imports the export, and checks that the
+/// import changed nothing and said `says`; returns the root.
+fn import_is_a_no_op(
+    tmp: &Path,
+    version: &str,
+    names: &[&str],
+    other: &str,
+    says: &str,
+) -> PathBuf {
+    let root = tmp.join("srv");
+    let files = export(&tmp.join("export"), false);
+    publish_copy(&root, &files, version, names, other);
+    let before = common::images_json(&root);
+    assert!(before.contains(version), "{before}");
+    let out = import(&files, &root);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    assert_eq!(common::images_json(&root), before);
+    let mut expected = vec![other, version];
+    expected.sort_unstable();
+    assert_eq!(version_dirs(&root), expected);
+    root
+}
+
 #[test]
 fn an_image_published_under_a_later_version_name_stays_published() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let root = tmp.path().join("srv");
-    let files = export(&tmp.path().join("export"), false);
     // Uploaded by hand as 20260802_0000: the import's own name,
     // 20260801_1000, would sort first, and the build would keep it and
     // drop the published version as a duplicate.
-    publish_copy(
-        &root,
-        &files,
+    import_is_a_no_op(
+        tmp.path(),
         "20260802_0000",
         &["incus.tar.xz", "rootfs.squashfs"],
         "20260731_0000",
+        "already published as",
     );
-    let before = common::images_json(&root);
-    assert!(before.contains("20260802_0000"), "{before}");
-
-    let out = import(&files, &root);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("already published as")
-            && stderr(&out).contains("20260802_0000 (the same image); nothing to do"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(common::images_json(&root), before);
-    assert_eq!(version_dirs(&root), ["20260731_0000", "20260802_0000"]);
 }
 
 #[test]
 fn the_colon_and_compact_forms_of_one_version_are_one_image() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let root = tmp.path().join("srv");
-    let files = export(&tmp.path().join("export"), false);
-    // The product mixes both forms, so the import would name it
-    // 20260801_10:00 beside the published 20260801_1000.
-    publish_copy(
-        &root,
-        &files,
+    // The product mixes both forms, so the import may name it
+    // 20260801_10:00 beside the published 20260801_1000; whichever form it
+    // picks, it finds the published version.
+    import_is_a_no_op(
+        tmp.path(),
         "20260801_1000",
         &["incus.tar.xz", "rootfs.squashfs"],
         "20260731_23:00",
+        "20260801_1000 (the same image); nothing to do",
     );
-    let before = common::images_json(&root);
-    let out = import(&files, &root);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    // Whichever form the import picks, it finds the published version.
-    assert!(
-        stderr(&out).contains("20260801_1000 (the same image); nothing to do"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(common::images_json(&root), before);
-    assert_eq!(version_dirs(&root), ["20260731_23:00", "20260801_1000"]);
 }
 
 #[test]
 fn identical_content_under_other_file_names_is_a_no_op() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let root = tmp.path().join("srv");
-    let files = export(&tmp.path().join("export"), false);
     // The same version directory the import picks, but the metadata as
     // lxd.tar.xz and the root as root.squashfs.
-    publish_copy(
-        &root,
-        &files,
+    let root = import_is_a_no_op(
+        tmp.path(),
         "20260801_10:00",
         &["lxd.tar.xz", "root.squashfs"],
         "20260731_23:00",
+        "(the same image); nothing to do",
     );
-    let before = common::images_json(&root);
-    let out = import(&files, &root);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("(the same image); nothing to do"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(common::images_json(&root), before);
     let dir = root.join("images/debian/12/amd64/default/20260801_10:00");
     assert!(!dir.join("incus.tar.xz").exists() && !dir.join("rootfs.squashfs").exists());
 }
