@@ -2,12 +2,16 @@
 //! watch, serve, import, mirror, prune, remove), the options they share,
 //! resolved once into [`Settings`], and the root lock they take.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use ssgen_core::{Client, Clients, Config, IMAGES_JSON, INDEX_JSON, Level};
+use ssgen_core::withdrawn;
+use ssgen_core::{
+    Client, Clients, Config, Diagnostic, Digests, IMAGES_JSON, INDEX_JSON, Level, Scan,
+};
 
 use crate::cache::Cache;
 use crate::confine::{Leftover, Root};
@@ -55,6 +59,12 @@ pub struct BuildOptions {
     )]
     pub lock_timeout: u64,
 
+    /// Fail on any warning (a version, product, file or delta left out, or
+    /// something a client would mishandle) instead of publishing the rest:
+    /// exit 1, nothing written. For CI, where a skipped image is a bug.
+    #[arg(long)]
+    pub strict: bool,
+
     #[command(flatten)]
     pub deltas: DeltaOptions,
 }
@@ -67,6 +77,7 @@ impl Default for BuildOptions {
             timestamp: None,
             allow_empty: false,
             lock_timeout: 600,
+            strict: false,
             deltas: DeltaOptions::default(),
         }
     }
@@ -88,6 +99,8 @@ pub struct Settings {
     pub lock_wait: Duration,
     /// Whether an empty catalog may replace one with images.
     pub allow_empty: bool,
+    /// Whether a warning fails the build.
+    pub strict: bool,
     /// The delta flags; each unset one comes from the root's config file
     /// when the rebuild resolves it.
     pub deltas: DeltaOptions,
@@ -120,6 +133,7 @@ impl Settings {
             timestamp,
             lock_wait: Duration::from_secs(options.lock_timeout),
             allow_empty: options.allow_empty,
+            strict: options.strict,
             deltas: options.deltas.clone(),
             page: None,
         })
@@ -174,9 +188,14 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
         clean_leftovers(root, &listing.leftovers)?;
     }
     let scan = ssgen_core::scan(&listing.entries(), &config);
-    for d in &scan.diagnostics {
-        eprintln!("{d}");
+    let no_images = !root.join("images").is_dir();
+    if no_images {
+        eprintln!(
+            "warning: {}: has no images/ directory, so there is nothing to publish (fix: give the server root, the directory holding images/, or put the images in ROOT/images/<os>/<release>/<arch>/<variant>/<version>/)",
+            root.path().display()
+        );
     }
+    report(&scan.diagnostics, &listing);
     if scan.has_errors() {
         let n = scan
             .diagnostics
@@ -188,9 +207,33 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
         ))
         .into());
     }
+    if settings.strict && no_images {
+        return Err(Invalid(format!(
+            "--strict: a warning above; nothing was written (give the server root, or create {})",
+            root.join("images").display()
+        ))
+        .into());
+    }
+    refuse_warnings(settings.strict, &scan.diagnostics)?;
     let mut digests = cache.known(&listing);
     let plan = scan.plan(&digests);
     hashing::run(root.path(), &plan, &mut digests, hashing::Check::Whole)?;
+    let images_path = root.join(IMAGES_JSON);
+    let previous = std::fs::read_to_string(&images_path).ok();
+    if settings.strict && lock.is_some() {
+        // Everything the catalog would warn about, found before the deltas
+        // step writes anything: the deltas already there are checked
+        // without making new ones, and the catalog is built without
+        // writing it.
+        let checked = delta::Step {
+            root: root.path(),
+            options: &settings.deltas,
+            config: &config,
+            dry_run: true,
+        }
+        .run(&mut listing, scan.clone(), &mut digests)?;
+        refuse_catalog_warnings(&checked, &digests, &config, &listing)?;
+    }
     // Deltas are made (and checked) only under the lock; a dry run checks
     // the ones on disk and makes none.
     let scan = delta::Step {
@@ -202,8 +245,6 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
     .run(&mut listing, scan, &mut digests)?;
 
     let streams = root.join("streams").join("v1");
-    let images_path = root.join(IMAGES_JSON);
-    let previous = std::fs::read_to_string(&images_path).ok();
     let out = match ssgen_core::build(&scan, &digests, &config, previous.as_deref()) {
         Ok(out) => out,
         Err(ssgen_core::Error::Invalid(problems)) => {
@@ -218,9 +259,13 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
         }
         Err(e) => return Err(e.into()),
     };
-    for d in out.diagnostics.iter().skip(scan.diagnostics.len()) {
-        eprintln!("{d}");
-    }
+    report(
+        out.diagnostics
+            .get(scan.diagnostics.len()..)
+            .unwrap_or_default(),
+        &listing,
+    );
+    refuse_warnings(settings.strict, &out.diagnostics)?;
     if out.products == 0 && !settings.allow_empty {
         let published = previous.as_deref().map_or(0, product_count);
         if published > 0 {
@@ -271,6 +316,72 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
     Ok(Built {
         images_json: out.images_json,
     })
+}
+
+/// With `strict`, refuses `diagnostics` that hold a warning: something
+/// would be left out of the catalog or mishandled by a client.
+pub fn refuse_warnings(strict: bool, diagnostics: &[Diagnostic]) -> Result<()> {
+    let n = diagnostics
+        .iter()
+        .filter(|d| d.level == Level::Warning)
+        .count();
+    if strict && n > 0 {
+        return Err(Invalid(format!(
+            "--strict: {n} warning(s) above; nothing was written and the published catalog is unchanged (fix them, or drop --strict to publish the rest)"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// For `--strict`: builds the catalog of `scan` without writing it,
+/// prints what only the build finds (duplicate fingerprints, alias
+/// clashes), and refuses any warning. A build that fails is left to the
+/// caller's own build to report.
+pub fn refuse_catalog_warnings(
+    scan: &Scan,
+    digests: &Digests,
+    config: &Config,
+    listing: &walk::Listing,
+) -> Result<()> {
+    let Ok(out) = ssgen_core::build(scan, digests, config, None) else {
+        return Ok(());
+    };
+    report(
+        out.diagnostics
+            .get(scan.diagnostics.len()..)
+            .unwrap_or_default(),
+        listing,
+    );
+    refuse_warnings(true, &out.diagnostics)
+}
+
+/// Prints `diagnostics` on stderr, the notes of versions withdrawn whole
+/// folded into one line: after a prune there can be dozens, on every
+/// rebuild.
+pub fn report(diagnostics: &[Diagnostic], listing: &walk::Listing) {
+    let withdrawn: BTreeSet<&str> = listing
+        .files
+        .keys()
+        .filter_map(|p| p.strip_suffix(withdrawn::FILE_NAME)?.strip_suffix('/'))
+        .collect();
+    let mut folded = Vec::new();
+    for d in diagnostics {
+        if d.level == Level::Note && withdrawn.contains(d.path.as_str()) {
+            folded.push(d);
+        } else {
+            eprintln!("{d}");
+        }
+    }
+    match folded[..] {
+        [] => {}
+        [one] => eprintln!("{one}"),
+        [first, ..] => eprintln!(
+            "note: {} withdrawn versions are left out of the catalog (e.g. {}); their files stay until `ssgen prune` deletes them after the grace period (`ssgen prune --dry-run` lists them)",
+            folded.len(),
+            first.path
+        ),
+    }
 }
 
 /// How many products a published images.json lists (0 when it cannot be

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use ssgen_core::client::{self, Client, Image, View};
+use ssgen_core::client::{self, Client, Image, ImageType, Remote, View};
 
 use crate::source::{Catalog, host_arch};
 
@@ -42,14 +42,84 @@ impl Which {
     }
 }
 
+/// The image types of `--type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TypeArg {
+    /// Containers.
+    Container,
+    /// Virtual machines.
+    VirtualMachine,
+}
+
+impl TypeArg {
+    /// Whether an image of type `t` is of this type.
+    pub fn matches(self, t: ImageType) -> bool {
+        match self {
+            TypeArg::Container => t == ImageType::Container,
+            TypeArg::VirtualMachine => t == ImageType::VirtualMachine,
+        }
+    }
+}
+
+/// Which images to show: all of them when every field is empty.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only products of one of these operating systems (the `os` of the
+    /// product id or of the catalog, either case).
+    pub os: Vec<String>,
+    /// Only products with one of these aliases, with or without the
+    /// `/<arch>` suffix (every version of them).
+    pub aliases: Vec<String>,
+    /// Only this type.
+    pub image_type: Option<TypeArg>,
+}
+
+impl Filter {
+    fn keeps(&self, remote: &Remote, image: &Image) -> bool {
+        if self
+            .image_type
+            .is_some_and(|t| !t.matches(image.image_type))
+        {
+            return false;
+        }
+        if self.os.is_empty() && self.aliases.is_empty() {
+            return true;
+        }
+        let product = remote
+            .files
+            .iter()
+            .find(|f| f.path == image.file)
+            .and_then(|f| f.products.get(&image.product));
+        let os_ok = self.os.is_empty()
+            || self.os.iter().any(|want| {
+                image
+                    .product
+                    .split(':')
+                    .next()
+                    .is_some_and(|os| os.eq_ignore_ascii_case(want))
+                    || product.is_some_and(|p| p.os.eq_ignore_ascii_case(want))
+            });
+        let alias_ok = self.aliases.is_empty()
+            || product.is_some_and(|p| {
+                p.alias_entries().iter().any(|a| {
+                    self.aliases
+                        .iter()
+                        .any(|want| want == a || *want == format!("{a}/{}", p.arch))
+                })
+            });
+        os_ok && alias_ok
+    }
+}
+
 /// Prints the images of the catalog at `source` as `clients` list them
-/// for a host of architecture `arch` (default: this machine's); the exit
-/// code says whether a client refuses the remote.
+/// for a host of architecture `arch` (default: this machine's), those
+/// `filter` keeps; the exit code says whether a client refuses the remote.
 pub fn print(
     source: &str,
     format: Format,
     clients: Which,
     arch: Option<&str>,
+    filter: &Filter,
 ) -> anyhow::Result<ExitCode> {
     let catalog = Catalog::open(source)?;
     let remote = catalog.remote();
@@ -58,7 +128,7 @@ pub fn print(
     let mut views: Vec<View> = Vec::new();
     let mut refused = false;
     for &c in clients.clients() {
-        let v = client::view(&remote, c, &host);
+        let mut v = client::view(&remote, c, &host);
         if let Some(err) = &v.error {
             refused = true;
             eprintln!("error: {} refuses this remote: {err}", c.name());
@@ -70,6 +140,7 @@ pub fn print(
                 source
             );
         }
+        v.images.retain(|i| filter.keeps(&remote, i));
         views.push(v);
     }
     let mut out = Vec::new();
@@ -134,50 +205,75 @@ fn short_aliases(aliases: &[String]) -> String {
     }
 }
 
-/// One table row per image; an image both clients show identically is one
-/// row with both clients.
+/// The product as a path of the tree, `os/release/variant` (the arch has
+/// its own column), from an `os:release:arch:variant` id; another id as
+/// it is.
+fn product_name(id: &str) -> String {
+    match id.split(':').collect::<Vec<_>>()[..] {
+        [os, release, _, variant] => format!("{os}/{release}/{variant}"),
+        _ => id.to_owned(),
+    }
+}
+
+/// One table row per image, by product, architecture and type, newest
+/// version first; an image both clients show identically is one row.
+/// The date is left out: it is the version's.
 fn table(out: &mut impl std::io::Write, views: &[View]) -> std::io::Result<()> {
-    type Row = (Vec<&'static str>, [String; 6]);
-    let mut rows: Vec<Row> = Vec::new();
-    let mut seen: BTreeMap<[String; 6], usize> = BTreeMap::new();
+    const COLUMNS: usize = 7;
+    // Sorted by product, arch, type, then version newest first.
+    type Key = (String, String, String, std::cmp::Reverse<String>, String);
+    let mut rows: BTreeMap<Key, (Vec<&'static str>, [String; COLUMNS])> = BTreeMap::new();
     for v in views {
         for image in &v.images {
+            let product = product_name(&image.product);
             let short: String = image.fingerprint.chars().take(12).collect();
             let cells = [
-                short,
+                product.clone(),
+                image.version.clone(),
                 short_aliases(&image.aliases),
+                short.clone(),
                 image.image_type.to_string(),
                 image.architecture.clone(),
                 ssgen_core::html::human_size(image.size),
-                image.created.clone(),
             ];
-            match seen.get(&cells) {
-                Some(&i) => rows[i].0.push(v.client.name()),
-                None => {
-                    seen.insert(cells.clone(), rows.len());
-                    rows.push((vec![v.client.name()], cells));
-                }
-            }
+            let key = (
+                product,
+                image.architecture.clone(),
+                image.image_type.to_string(),
+                std::cmp::Reverse(image.version.clone()),
+                cells.join("\0"),
+            );
+            rows.entry(key)
+                .or_insert_with(|| (Vec::new(), cells))
+                .0
+                .push(v.client.name());
         }
     }
     if rows.is_empty() {
         writeln!(out, "no images")?;
         return Ok(());
     }
-    let header = [
-        "CLIENT",
-        "FINGERPRINT",
+    let mut header = vec![
+        "PRODUCT",
+        "VERSION",
         "ALIASES",
+        "FINGERPRINT",
         "TYPE",
         "ARCH",
         "SIZE",
-        "DATE",
     ];
+    // Which client lists a row is said only when the clients differ.
+    let with_clients = rows.values().any(|(c, _)| c.len() != views.len());
+    if with_clients {
+        header.push("CLIENT");
+    }
     let lines: Vec<Vec<String>> = rows
-        .into_iter()
+        .into_values()
         .map(|(clients, cells)| {
-            let mut line = vec![clients.join(", ")];
-            line.extend(cells);
+            let mut line = cells.to_vec();
+            if with_clients {
+                line.push(clients.join(", "));
+            }
             line
         })
         .collect();
@@ -196,7 +292,8 @@ fn table(out: &mut impl std::io::Write, views: &[View]) -> std::io::Result<()> {
             .collect();
         writeln!(out, "{}", padded.join("  ").trim_end())
     };
-    print(out, &header.map(str::to_owned))?;
+    let header: Vec<String> = header.into_iter().map(str::to_owned).collect();
+    print(out, &header)?;
     for line in &lines {
         print(out, line)?;
     }

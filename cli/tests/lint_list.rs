@@ -145,9 +145,13 @@ fn list_table_merges_clients() {
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].starts_with("CLIENT"), "{text}");
+    // Both clients list both images alike: one row each, no CLIENT column.
+    assert!(lines[0].starts_with("PRODUCT"), "{text}");
+    assert!(!lines[0].contains("CLIENT"), "{text}");
     assert!(
-        lines[1].starts_with("LXD, Incus  c1e55601b132  debian/12/cloud (3 more)  "),
+        lines[1].starts_with(
+            "debian/12/cloud    20260801_0345  debian/12/cloud (3 more)  c1e55601b132  "
+        ),
         "{text}"
     );
     assert!(

@@ -9,8 +9,10 @@ use ssgen_tests::images::{self, ImageMeta};
 
 const V: &str = "20260801_0312";
 
+mod common;
+
 fn ssgen(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ssgen"))
+    Command::new(common::bin())
         .args(args)
         .arg(root)
         .output()
@@ -119,4 +121,84 @@ fn unknown_target_is_an_error() {
     let out = ssgen(&root, &["remove", "nothing/like/this"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no image has the fingerprint or alias"));
+}
+
+#[test]
+fn type_chooses_between_the_container_and_the_vm_of_one_alias() {
+    let (_tmp, root) = tree();
+    let before = catalog(&root);
+    // debian/12/amd64 names the container and the VM of one version: the
+    // hint says how to choose, not to give the form just given.
+    let out = ssgen(&root, &["remove", "debian/12/amd64"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("names 2 images"), "{err}");
+    assert!(
+        err.contains("--type container or --type virtual-machine"),
+        "{err}"
+    );
+    assert!(!err.contains("add the architecture"), "{err}");
+    assert_eq!(catalog(&root), before);
+
+    let out = ssgen(
+        &root,
+        &["remove", "--type", "virtual-machine", "debian/12/amd64"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let items = &catalog(&root)["products"]["debian:12:amd64:default"]["versions"][V]["items"];
+    assert!(
+        items.get("disk-kvm.img").is_none(),
+        "VM still listed: {items}"
+    );
+    assert!(
+        items.get("squashfs").is_some(),
+        "the container went too: {items}"
+    );
+
+    // The container is now the only image of the alias; --type container
+    // finds it, --type virtual-machine finds nothing.
+    let out = ssgen(
+        &root,
+        &[
+            "remove",
+            "--dry-run",
+            "--type",
+            "virtual-machine",
+            "debian/12/amd64",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no image of type virtual-machine"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ssgen(
+        &root,
+        &[
+            "remove",
+            "--dry-run",
+            "--type",
+            "container",
+            "debian/12/amd64",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("container"));
+}
+
+#[test]
+fn architectures_are_told_apart_by_the_alias_form() {
+    let (_tmp, root) = tree();
+    let out = ssgen(&root, &["remove", "alpine/3.22"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("add the architecture (`alpine/3.22/amd64`)"),
+        "{err}"
+    );
+    assert!(!err.contains("--type"), "{err}");
 }

@@ -384,6 +384,24 @@ pub fn scan(entries: &[Entry], config: &Config) -> Scan {
                     .or_default()
                     .push(entry);
             }
+            // An image file out of place is an image left out (a warning);
+            // anything else (a README) is only noted.
+            _ if classify::by_name(name) != Kind::Other => {
+                let help = match dirs {
+                    [os, release, arch, version] if rules::is_version_name(version) => {
+                        format!(
+                            "the variant directory is missing: move it to images/{os}/{release}/{arch}/default/{version}/"
+                        )
+                    }
+                    _ => "move it into a version directory images/<os>/<release>/<arch>/<variant>/<version>/".to_owned(),
+                };
+                diags.skip(Diagnostic::new(
+                    Level::Warning,
+                    &entry.path,
+                    "is an image file outside the layout images/<os>/<release>/<arch>/<variant>/<version>/<file>; left out",
+                    help,
+                ));
+            }
             _ => diags.skip(Diagnostic::new(
                 Level::Note,
                 &entry.path,

@@ -181,7 +181,7 @@ pub enum MetadataError {
     },
     /// A compression this reader has no decoder for.
     #[error(
-        "is compressed with {0}, which ssgen cannot read; recompress it with xz or gzip (e.g. `zstd -dc F | xz > F.tar.xz`)"
+        "is compressed with {0}, which ssgen cannot read; recompress it with xz (`{0} -dc F | xz > F.tar.xz`) or gzip"
     )]
     UnsupportedCompression(&'static str),
     /// The compressed stream or the tar framing is damaged.

@@ -14,9 +14,11 @@ use crate::publish::{BuildOptions, Settings, rebuild};
 /// what LXD and Incus will list.
 ///
 /// The tree holds a container image (metadata tarball and a squashfs root,
-/// or a root.tar.xz when mksquashfs is not installed), a VM image when qemu-img is
-/// installed (with a `.requirements` file), and an LXD-only arm64 image.
-/// Serve DIR over HTTPS to try it with `lxc remote add`.
+/// or a root.tar.xz when mksquashfs is not installed), a VM image when
+/// qemu-img is installed (with a `.requirements` file), and an arm64
+/// container whose metadata tarball is named lxd.tar.xz (LXD and Incus both
+/// list it: either name serves both clients). Serve DIR over HTTPS to try
+/// it with `lxc remote add` or `incus remote add`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to make the tree (must not exist yet, or be an earlier demo).
@@ -45,6 +47,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         crate::show::Format::Table,
         crate::show::Which::Both,
         None,
+        &crate::show::Filter::default(),
     )?;
     println!(
         "\nTry it with a real client (the server prints how to trust its CA for good):\n  ssgen serve --self-signed {dir}\nthen, in another terminal:\n  export SSL_CERT_FILE={dir}/.ssgen/tls/ca.pem\n  lxc remote add demo https://127.0.0.1:8443 --protocol=simplestreams\n  lxc image list demo:",

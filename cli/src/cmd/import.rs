@@ -38,9 +38,11 @@ use crate::publish::{BuildOptions, Settings, rebuild_locked};
 /// release, variant and architecture from metadata.yaml (x86_64 is filed as
 /// amd64, aarch64 as arm64, …) and the version from its creation_date, in
 /// UTC (as YYYYMMDD_HH:MM or YYYYMMDDhhmm instead when all the product's
-/// versions already use that form, so that they sort together). Importing the same export twice
-/// changes nothing; a different image with the same version is refused.
-/// Nothing is left behind on failure.
+/// versions already use that form, so that they sort together). An image
+/// the root already publishes, under whatever version or file names, is
+/// not imported again (a second copy would publish its fingerprint twice);
+/// a different image with the same version is refused. A ROOT that does
+/// not exist yet is created. Nothing is left behind on failure.
 #[derive(Debug, Args)]
 // The doc comments are the --help text, where <os> is a placeholder, not
 // HTML. (`expect` would fire `unfulfilled_lint_expectations` outside
@@ -61,7 +63,8 @@ use crate::publish::{BuildOptions, Settings, rebuild_locked};
 pub struct ImportArgs {
     /// Export files or folders, then the server root (default: the current
     /// directory). The last argument is the root when it is a folder
-    /// holding no image file.
+    /// holding no image file, or when it does not exist and is not named
+    /// like an image file.
     #[arg(required = true, value_name = "SRC")]
     pub paths: Vec<PathBuf>,
 
@@ -135,6 +138,9 @@ struct Image {
     kind: String,
     /// The version directory already holds exactly these files.
     already: bool,
+    /// The version directory (relative) of a published version with the
+    /// same content, when it is not this image's own.
+    published_as: Option<String>,
 }
 
 impl Image {
@@ -144,44 +150,74 @@ impl Image {
 }
 
 pub fn run(args: &ImportArgs) -> Result<ExitCode> {
-    let (sources, root) = split_root(args)?;
-    if !root.is_dir() {
+    let settings = Settings::new(&args.options)?;
+    let (sources, root, mut files) = split_root(args)?;
+    let new_root = fs::symlink_metadata(&root).is_err();
+    if !new_root && !root.is_dir() {
         bail!(Invalid(format!(
-            "{}: not a directory; give an existing server root (the folder that holds or will hold images/)",
+            "{}: not a directory; give the server root (the folder that holds or will hold images/)",
             root.display()
         )));
     }
-    let settings = Settings::new(&args.options)?;
-    let mut files = identify(&sources)?;
+    if files.is_empty() {
+        files = identify(&sources)?;
+    }
     let _generated = generate_metadata(&mut files, args, &settings)?;
     let mut images = group(files, args)?;
-    let confined = Root::open(&root)?;
-    // From the check of the targets to the rebuild, no other writer.
-    let lock = if args.dry_run {
-        None
-    } else {
-        Some(settings.lock(&confined)?)
-    };
-    check_targets(&root, &mut images)?;
-    let aliases = alias_plan(&root, &images, &args.aliases)?;
-
     if args.dry_run {
+        check_targets(&root, &mut images)?;
+        let aliases = alias_plan(&root, &images, &args.aliases)?;
         print_plan(&root, &images, &aliases)?;
+        if new_root {
+            println!(
+                "({} does not exist yet: the import would create it)",
+                root.display()
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
+    // A root that does not exist yet is made, and removed again if the
+    // import fails (only what the import left empty).
+    if new_root {
+        fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create the server root {}", root.display()))?;
+        eprintln!("created the server root {}", root.display());
+    }
+    let result = import(args, &settings, &root, images);
+    if result.is_err() && new_root {
+        remove_new_root(&root);
+    }
+    result
+}
+
+/// Removes what an import that failed left of the root it created: its
+/// lock and empty directories, never a file someone else put there.
+fn remove_new_root(root: &Path) {
+    let _ = fs::remove_file(root.join(".ssgen/lock"));
+    for dir in [".ssgen", "streams/v1", "streams", "images", ""] {
+        let _ = fs::remove_dir(root.join(dir));
+    }
+}
+
+fn import(
+    args: &ImportArgs,
+    settings: &Settings,
+    root: &Path,
+    mut images: Vec<Image>,
+) -> Result<ExitCode> {
+    let root = root.to_path_buf();
+    let confined = Root::open(&root)?;
+    // From the check of the targets to the rebuild, no other writer.
+    let lock = settings.lock(&confined)?;
+    check_targets(&root, &mut images)?;
+    let aliases = alias_plan(&root, &images, &args.aliases)?;
     let todo: Vec<&Image> = images.iter().filter(|i| !i.already).collect();
     for image in images.iter().filter(|i| i.already) {
-        eprintln!(
-            "{} {}: already imported with identical files; nothing to do",
-            image.product_id, image.version
-        );
+        eprintln!("{}", already_message(&root, image));
     }
     if todo.is_empty() && aliases.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(lock) = lock else {
-        return Ok(ExitCode::SUCCESS);
-    };
     let mut txn = Transaction::new(confined, args.move_files);
     let result = (|| {
         for image in &todo {
@@ -193,7 +229,7 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
         for (rel, bytes) in &aliases {
             txn.write_side_file(rel, bytes)?;
         }
-        rebuild_locked(&txn.root, &lock, &settings).context(
+        rebuild_locked(&txn.root, &lock, settings).context(
             "the catalog could not be rebuilt, so the import was undone and the published catalog is unchanged",
         )
     })();
@@ -218,17 +254,91 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
     }
 }
 
-/// Splits the positional arguments into sources and the root.
-fn split_root(args: &ImportArgs) -> Result<(Vec<PathBuf>, PathBuf)> {
+/// What an import that has nothing to do says about `image`.
+fn already_message(root: &Path, image: &Image) -> String {
+    let dir = root.join(image.version_dir());
+    let withdrawn = if dir.join(ssgen_core::withdrawn::FILE_NAME).exists() {
+        format!(
+            "; it is withdrawn: delete {} to publish it again",
+            dir.join(ssgen_core::withdrawn::FILE_NAME).display()
+        )
+    } else {
+        String::new()
+    };
+    match &image.published_as {
+        Some(vdir) => format!(
+            "{} {}: already published as {} (the same image); nothing to do",
+            image.product_id,
+            image.version,
+            root.join(vdir).display()
+        ),
+        None => format!(
+            "{} {}: already imported in {} (the same image); nothing to do{withdrawn}",
+            image.product_id,
+            image.version,
+            dir.display()
+        ),
+    }
+}
+
+/// Splits the positional arguments into sources and the root. A last
+/// argument that does not exist is a root to create when it is not named
+/// like an image file and the others are a whole import without it (then
+/// their identification is returned, so it is done once); otherwise it is
+/// a source, and its absence is reported as one.
+fn split_root(args: &ImportArgs) -> Result<(Vec<PathBuf>, PathBuf, Vec<Source>)> {
     if let Some(root) = &args.root {
-        return Ok((args.paths.clone(), root.clone()));
+        return Ok((args.paths.clone(), root.clone(), Vec::new()));
     }
     match args.paths.as_slice() {
         [sources @ .., last] if !sources.is_empty() && last.is_dir() && !holds_images(last)? => {
-            Ok((sources.to_vec(), last.clone()))
+            Ok((sources.to_vec(), last.clone(), Vec::new()))
         }
-        all => Ok((all.to_vec(), PathBuf::from("."))),
+        [sources @ .., last]
+            if !sources.is_empty()
+                && fs::symlink_metadata(last).is_err()
+                && !named_like_an_image_file(last) =>
+        {
+            match identify(sources) {
+                Ok(files) if group_check(&files, args) => {
+                    Ok((sources.to_vec(), last.clone(), files))
+                }
+                _ => Ok((args.paths.clone(), PathBuf::from("."), Vec::new())),
+            }
+        }
+        all => Ok((all.to_vec(), PathBuf::from("."), Vec::new())),
     }
+}
+
+/// Whether `files` make whole images (each metadata tarball with its root
+/// file, or a unified tarball), as [`group`] would accept them.
+fn group_check(files: &[Source], args: &ImportArgs) -> bool {
+    let has_meta = files
+        .iter()
+        .any(|s| matches!(s.role, Role::Meta(_) | Role::Unified(_)));
+    let has_root = files.iter().any(|s| matches!(s.role, Role::Root(_)));
+    let unified_only = files.iter().all(|s| matches!(s.role, Role::Unified(_)));
+    (has_meta && (has_root || unified_only)) || (args.arch.is_some() && has_root)
+}
+
+/// Whether a path is named like a file of an export (`….tar.xz`,
+/// `….squashfs`, `….qcow2`, …): a missing one is a mistyped source, not a
+/// new root.
+fn named_like_an_image_file(path: &Path) -> bool {
+    let name = file_name(path).to_ascii_lowercase();
+    [
+        ".xz",
+        ".gz",
+        ".tar",
+        ".squashfs",
+        ".qcow2",
+        ".img",
+        ".bz2",
+        ".zst",
+        ".tgz",
+    ]
+    .iter()
+    .any(|ext| name.ends_with(ext))
 }
 
 /// Whether a folder holds an image file at its top (then it is a source,
@@ -675,16 +785,25 @@ fn image(
         product_id: product.id(),
         kind,
         already: false,
+        published_as: None,
     })
 }
 
 /// Finds versions that exist already: identical files make the image a
 /// no-op, anything else is a clash.
 fn check_targets(root: &Path, images: &mut [Image]) -> Result<()> {
+    let mut published = Published::scan(root)?;
     for image in images.iter_mut() {
         let existing = version_names(&root.join(&image.product_dir))?;
         let existing: Vec<&str> = existing.iter().map(String::as_str).collect();
         image.version = ssgen_core::export::version_name(image.created, &existing);
+        if let Some(vdir) = published.copy_of(root, image)? {
+            if vdir != image.version_dir() {
+                image.published_as = Some(vdir);
+            }
+            image.already = true;
+            continue;
+        }
         let dir = root.join(image.version_dir());
         if !dir.exists() {
             continue;
@@ -709,6 +828,147 @@ fn check_targets(root: &Path, images: &mut [Image]) -> Result<()> {
         image.already = true;
     }
     Ok(())
+}
+
+/// The versions of the root that a build publishes, for finding an
+/// image's content there under another version or file name: importing it
+/// again would publish one fingerprint twice, and the build would drop
+/// one of the two, perhaps the version already published.
+struct Published {
+    /// (version directory, its files).
+    versions: Vec<(String, Vec<PublishedFile>)>,
+    /// (source, file under the root) → same bytes.
+    same: BTreeMap<(PathBuf, String), bool>,
+}
+
+/// (path, size, is a metadata tarball, is a unified tarball).
+type PublishedFile = (String, u64, bool, bool);
+
+impl Published {
+    fn scan(root: &Path) -> Result<Self> {
+        let mut versions = Vec::new();
+        if root.join("images").is_dir() {
+            let listing = crate::walk::list(root, &crate::cache::Cache::load(root))?;
+            let scan = ssgen_core::scan(&listing.entries(), &ssgen_core::Config::new(0));
+            for p in &scan.products {
+                for v in &p.versions {
+                    let dir = ssgen_core::ProductPath::new(&p.os, &p.release, &p.arch, &p.variant)
+                        .version_dir(&v.name);
+                    let files = v
+                        .files
+                        .iter()
+                        .filter(|f| !matches!(f.role, ssgen_core::FileRole::Delta { .. }))
+                        .map(|f| {
+                            (
+                                f.path.clone(),
+                                f.size,
+                                matches!(f.role, ssgen_core::FileRole::Meta(_)),
+                                f.role == ssgen_core::FileRole::Unified,
+                            )
+                        })
+                        .collect();
+                    versions.push((dir, files));
+                }
+            }
+        }
+        Ok(Self {
+            versions,
+            same: BTreeMap::new(),
+        })
+    }
+
+    fn same(&mut self, root: &Path, src: &Path, size: u64, path: &str, their: u64) -> Result<bool> {
+        if size != their {
+            return Ok(false);
+        }
+        let key = (src.to_path_buf(), path.to_owned());
+        if let Some(&known) = self.same.get(&key) {
+            return Ok(known);
+        }
+        let same = same_contents(src, &root.join(path))?;
+        self.same.insert(key, same);
+        Ok(same)
+    }
+
+    /// The published version that already gives every image of `image`
+    /// (each metadata and root pair, or the unified tarball), by content,
+    /// whatever the file names. An image of which only a part is
+    /// published is refused: importing the rest beside it would publish
+    /// the published part twice.
+    fn copy_of(&mut self, root: &Path, image: &Image) -> Result<Option<String>> {
+        let mut metas = Vec::new();
+        let mut others = Vec::new();
+        for (src, name) in &image.files {
+            let size = fs::metadata(src)
+                .with_context(|| format!("cannot stat {}", src.display()))?
+                .len();
+            if name.ends_with(".tar.xz") && *name != "root.tar.xz" {
+                metas.push((src, size));
+            } else {
+                others.push((src, size));
+            }
+        }
+        // The pairs (or unified tarballs) of the import found, by version.
+        let mut found: BTreeMap<String, BTreeSet<(usize, usize)>> = BTreeMap::new();
+        let versions = std::mem::take(&mut self.versions);
+        for (dir, files) in &versions {
+            let mut has = |want_meta: bool, src: &Path, size: u64| -> Result<bool> {
+                for (path, their, is_meta, is_unified) in files {
+                    let kind_ok = if metas.is_empty() {
+                        *is_unified
+                    } else {
+                        *is_meta == want_meta && !*is_unified
+                    };
+                    if kind_ok && self.same(root, src, size, path, *their)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            };
+            let meta_hits: Vec<usize> = (0..metas.len())
+                .filter_map(|i| {
+                    has(true, metas[i].0, metas[i].1)
+                        .map(|h| h.then_some(i))
+                        .transpose()
+                })
+                .collect::<Result<_>>()?;
+            if !metas.is_empty() && meta_hits.is_empty() {
+                continue;
+            }
+            for (j, (src, size)) in others.iter().enumerate() {
+                if has(false, src, *size)? {
+                    let hits = found.entry(dir.clone()).or_default();
+                    if metas.is_empty() {
+                        hits.insert((0, j));
+                    }
+                    for &i in &meta_hits {
+                        hits.insert((i, j));
+                    }
+                }
+            }
+        }
+        self.versions = versions;
+        let wanted = metas.len().max(1) * others.len();
+        let all: BTreeSet<(usize, usize)> = found.values().flatten().copied().collect();
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let own = image.version_dir();
+        match found.iter().find(|(_, hits)| hits.len() == wanted) {
+            // Its own version first: then it is there under its own name.
+            Some(_) if found.get(&own).is_some_and(|h| h.len() == wanted) => Ok(Some(own)),
+            Some((dir, _)) => Ok(Some(dir.clone())),
+            None => {
+                let dirs: Vec<&str> = found.keys().map(String::as_str).collect();
+                bail!(Invalid(format!(
+                    "{} {}: part of this image is already published in {} (the same files); importing the rest beside it would publish one fingerprint twice, and clients could download neither: import only the files that are new, or withdraw that version first (`ssgen remove`)",
+                    image.product_id,
+                    image.version,
+                    dirs.join(", ")
+                )))
+            }
+        }
+    }
 }
 
 /// The versions a product directory holds (none when it does not exist
@@ -771,7 +1031,14 @@ fn alias_plan(root: &Path, images: &[Image], aliases: &[String]) -> Result<Vec<(
     if aliases.is_empty() {
         return Ok(Vec::new());
     }
-    let products: BTreeSet<&str> = images.iter().map(|i| i.product_dir.as_str()).collect();
+    // An image published under another product gets the aliases there.
+    let products: BTreeSet<&str> = images
+        .iter()
+        .map(|i| match &i.published_as {
+            Some(vdir) => vdir.rsplit_once('/').map_or(vdir.as_str(), |(p, _)| p),
+            None => i.product_dir.as_str(),
+        })
+        .collect();
     let mut out = Vec::new();
     for product in products {
         let path = root.join(product).join("metadata.json");
@@ -822,10 +1089,10 @@ fn alias_plan(root: &Path, images: &[Image], aliases: &[String]) -> Result<Vec<(
 fn print_plan(root: &Path, images: &[Image], aliases: &[(String, Vec<u8>)]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     for image in images {
-        let note = if image.already {
-            " — already imported, nothing to do"
-        } else {
-            ""
+        let note = match (&image.published_as, image.already) {
+            (Some(vdir), _) => format!(" — already published as {vdir}, nothing to do"),
+            (None, true) => " — already imported, nothing to do".to_owned(),
+            (None, false) => String::new(),
         };
         writeln!(
             out,

@@ -2,18 +2,23 @@
 
 use std::process::ExitCode;
 
-use crate::show::{self, Format, Which};
+use crate::show::{self, Filter, Format, TypeArg, Which};
 
 /// Show the images as LXD and Incus will list them.
 ///
 /// Runs the catalog through each client's rules and prints what `lxc image
-/// list` / `incus image list` would show: fingerprint, aliases, type,
-/// architecture, size and date. Images a client hides are not listed; run
-/// `ssgen lint` to see why.
+/// list` / `incus image list` would show. The table has one row per image,
+/// newest version first within each product (os/release/variant), with
+/// the shortest alias and how many more, as `lxc image list` shows them;
+/// a CLIENT column appears when LXD and Incus do not list the same
+/// images. `--format json|csv` give every alias and field. Images a client
+/// hides are not listed; run `ssgen lint` to see why.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "Examples:
   ssgen list                                  the server root in the current directory
   ssgen list https://images.example.org --client incus
+  ssgen list /var/www/html --os debian --type virtual-machine
+  ssgen list /var/www/html --alias debian/12 --format json
   ssgen list /var/www/html --format csv --arch arm64
 
 Exit status: 0 listed, 1 a client refuses the whole remote (invalid input),
@@ -38,9 +43,34 @@ pub struct ListArgs {
     /// short aliases an image lists. Defaults to this machine's.
     #[arg(long, value_name = "HOSTARCH")]
     pub arch: Option<String>,
+
+    /// Only the products of this operating system, e.g. debian (the os of
+    /// the product id or of the catalog, in any case; repeatable).
+    #[arg(long = "os", value_name = "OS")]
+    pub os: Vec<String>,
+
+    /// Only the products with this alias, with or without the /<arch>
+    /// suffix, every version of them (repeatable).
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub aliases: Vec<String>,
+
+    /// Only containers or only virtual machines.
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub image_type: Option<TypeArg>,
 }
 
 /// Runs `ssgen list`.
 pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
-    show::print(&args.source, args.format, args.client, args.arch.as_deref())
+    let filter = Filter {
+        os: args.os.clone(),
+        aliases: args.aliases.clone(),
+        image_type: args.image_type,
+    };
+    show::print(
+        &args.source,
+        args.format,
+        args.client,
+        args.arch.as_deref(),
+        &filter,
+    )
 }

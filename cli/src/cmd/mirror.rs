@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::ProgressBar;
 use sha2::Digest as _;
-use ssgen_core::client::{self, Client, Image, ImageType, Item, Product, Remote};
+use ssgen_core::client::{self, Client, Image, Item, Product, Remote};
 use ssgen_core::{arch, classify};
 
 use crate::confine::{self, Place, Renamed, Root};
@@ -21,6 +21,7 @@ use crate::exit::{self, Invalid};
 use crate::lock::RootLock;
 use crate::net;
 use crate::publish::{BuildOptions, Only, Settings, rebuild_locked};
+use crate::show::TypeArg;
 use crate::source::{Catalog, Location, host_arch};
 
 /// Copy images from another simplestreams server into ROOT, then build.
@@ -96,15 +97,6 @@ pub struct MirrorArgs {
     pub options: BuildOptions,
 }
 
-/// The image types of `--type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TypeArg {
-    /// Containers.
-    Container,
-    /// Virtual machines.
-    VirtualMachine,
-}
-
 /// One version to copy: where it goes and its files.
 struct Plan {
     product: String,
@@ -177,6 +169,12 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
 
     let settings = Settings::new(&args.options)?;
     let root = Root::open(&args.root)?;
+    if settings.strict && args.root.join("images").is_dir() {
+        // A tree that warns already would fail the build after the copy:
+        // say so before downloading anything.
+        crate::publish::rebuild(&args.root, &settings, true)
+            .context("--strict: the root warns before anything is copied; nothing was copied")?;
+    }
     // A source that stalls is given up after --stall-timeout, however long
     // a whole file takes.
     let stall = Duration::from_secs(args.stall_timeout.max(1));
@@ -227,9 +225,14 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
     // Staged versions go into place under the root lock, and the catalog
     // is rebuilt before anyone else writes.
     let lock = settings.lock(&root)?;
+    let mut placed = Vec::new();
     for (plan, s) in staged {
-        match publish_version(&root, &lock, plan, s)? {
-            Renamed::Done => eprintln!("copied {} {}", plan.product, plan.version),
+        let (renamed, target, side_files) = publish_version(&root, &lock, plan, &s)?;
+        match renamed {
+            Renamed::Done => {
+                eprintln!("copied {} {}", plan.product, plan.version);
+                placed.push((target, s, side_files));
+            }
             Renamed::Exists => eprintln!(
                 "{} {}: published meanwhile by another writer; kept",
                 plan.product, plan.version
@@ -237,7 +240,24 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
         }
         copied.push(plan);
     }
-    rebuild_locked(&root, &lock, &settings)?;
+    if let Err(e) = rebuild_locked(&root, &lock, &settings) {
+        if settings.strict {
+            // Nothing of this run may stay in the tree, where the next
+            // build would publish it: the versions go back to their
+            // staging directories (a later run resumes from there), and
+            // the side files written for them are removed.
+            for (target, staged, side_files) in placed.into_iter().rev() {
+                target.rename_noreplace(&staged.dir)?;
+                for f in side_files {
+                    f.remove()?;
+                }
+            }
+            return Err(e.context(
+                "the copied versions were put back into staging and nothing was published; fix the warnings (or drop --strict) and run the mirror again, which resumes from there",
+            ));
+        }
+        return Err(e);
+    }
     drop(lock);
     let published: Vec<Client> = match args.options.only {
         None => Client::ALL.to_vec(),
@@ -281,11 +301,7 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
             let Some(product) = find_product(remote, &image.file, &image.product) else {
                 continue;
             };
-            let type_ok = match args.image_type {
-                None => true,
-                Some(TypeArg::Container) => image.image_type == ImageType::Container,
-                Some(TypeArg::VirtualMachine) => image.image_type == ImageType::VirtualMachine,
-            };
+            let type_ok = args.image_type.is_none_or(|t| t.matches(image.image_type));
             let arch_ok = arches.is_empty() || arches.contains(image.architecture.as_str());
             let alias_ok = args.aliases.is_empty()
                 || product.alias_entries().iter().any(|a| {
@@ -538,14 +554,21 @@ fn stage_version(
 /// Renames a staged version into place, unless another writer put one
 /// there meanwhile (then the staging directory goes), with its product's
 /// side files.
-fn publish_version(root: &Root, _lock: &RootLock, plan: &Plan, staged: Staged) -> Result<Renamed> {
-    write_side_files(root, plan)?;
+/// Puts a staged version into place, with the product's side files when
+/// it has none; returns the version's place and the side files written.
+fn publish_version(
+    root: &Root,
+    _lock: &RootLock,
+    plan: &Plan,
+    staged: &Staged,
+) -> Result<(Renamed, Place, Vec<Place>)> {
+    let side_files = write_side_files(root, plan)?;
     let target = root.place(&format!("{}/{}", plan.variant_dir, plan.version), false)?;
     let renamed = staged.dir.rename_noreplace(&target)?;
     if renamed == Renamed::Exists {
         staged.dir.remove()?;
     }
-    Ok(renamed)
+    Ok((renamed, target, side_files))
 }
 
 /// Streams one item's file to `dest` in `staging`, through a part file of
@@ -569,7 +592,7 @@ fn copy_file(
             let resp = agent
                 .get(&url)
                 .call()
-                .map_err(|e| anyhow!("{url}: the server does not answer ({e})"))?;
+                .map_err(|e| net::unreachable(&url, &e))?;
             if resp.status() != 200 {
                 bail!(Invalid(format!(
                     "{url}: the server answered {} for a file its catalog lists",
@@ -634,7 +657,7 @@ fn copy_file(
 }
 
 /// metadata.json and .requirements for the product, unless present.
-fn write_side_files(root: &Root, plan: &Plan) -> Result<()> {
+fn write_side_files(root: &Root, plan: &Plan) -> Result<Vec<Place>> {
     let p = &plan.source;
     let mut meta = serde_json::Map::new();
     if !p.os.is_empty() {
@@ -662,6 +685,7 @@ fn write_side_files(root: &Root, plan: &Plan) -> Result<()> {
             files.push((".lxd_requirements", serde_json::to_value(lxd)?));
         }
     }
+    let mut written = Vec::new();
     for (name, value) in files {
         let place = root.place(&format!("{}/{name}", plan.variant_dir), true)?;
         if place.stat()?.is_some() {
@@ -670,8 +694,9 @@ fn write_side_files(root: &Root, plan: &Plan) -> Result<()> {
         let mut text = serde_json::to_string_pretty(&value)?;
         text.push('\n');
         place.write_atomic(text.as_bytes())?;
+        written.push(place);
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Reports every fingerprint the source advertises that the copied files

@@ -45,7 +45,8 @@ pub struct PruneArgs {
     #[arg(long, value_name = "HOURS", default_value_t = 6)]
     pub grace: u32,
 
-    /// Print what would be withdrawn and deleted, and change nothing.
+    /// Print what would be withdrawn and deleted, and the versions already
+    /// withdrawn whose files wait for the grace period; change nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
 
@@ -105,6 +106,8 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
     // 2. Withdrawn versions (or files) whose grace period is over.
     let grace = i64::from(args.grace) * 3600;
     let mut delete: Vec<(String, String)> = Vec::new();
+    // Withdrawn, still within the grace period: listed by a dry run.
+    let mut pending: Vec<(String, String)> = Vec::new();
     for (path, listed) in &listing.files {
         if listed.entry.name() != withdrawn::FILE_NAME {
             continue;
@@ -137,7 +140,20 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
             }
         };
         // A time far in the future is never due (and cannot overflow).
-        if marker.since.saturating_add(grace) > now {
+        let due = marker.since.saturating_add(grace);
+        if due > now {
+            let what = match &marker.files {
+                None => dir.to_owned(),
+                Some(files) => format!("{dir}/{{{}}}", files.join(",")),
+            };
+            pending.push((
+                what,
+                format!(
+                    "withdrawn {}h ago; deleted in {}h",
+                    now.saturating_sub(marker.since) / 3600,
+                    (due - now + 3599) / 3600
+                ),
+            ));
             continue;
         }
         let age = format!("withdrawn {}h ago", now.saturating_sub(marker.since) / 3600);
@@ -154,12 +170,19 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
         }
     }
 
+    let mut out = String::new();
     for (dir, why) in &withdraw {
-        println!("withdraw {dir} ({why})");
+        out.push_str(&format!("withdraw {dir} ({why})\n"));
     }
     for (path, why) in &delete {
-        println!("delete   {path} ({why})");
+        out.push_str(&format!("delete   {path} ({why})\n"));
     }
+    if args.dry_run {
+        for (path, why) in &pending {
+            out.push_str(&format!("pending  {path} ({why})\n"));
+        }
+    }
+    crate::output::emit(out.as_bytes())?;
     let Some(lock) = lock else {
         return Ok(ExitCode::SUCCESS);
     };

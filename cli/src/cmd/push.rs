@@ -71,6 +71,12 @@ pub struct PushArgs {
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(5..=4096))]
     pub part_size: u64,
 
+    /// Fail on any warning (a version, product or file left out, or
+    /// something a client would mishandle) before anything is uploaded, as
+    /// `ssgen build --strict` does.
+    #[arg(long)]
+    pub strict: bool,
+
     /// The catalog's `updated` time as Unix seconds (default:
     /// SOURCE_DATE_EPOCH when set, else the edge's clock). An unchanged tree
     /// keeps its old time either way.
@@ -193,7 +199,7 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
             Err(_) => None,
         },
     };
-    let wanted = local_files(&args.root, timestamp)?;
+    let wanted = local_files(&args.root, timestamp, args.strict)?;
     let edge = Edge::new(base, token)?;
     let remote = edge.files()?;
     let todo: Vec<&Wanted> = wanted
@@ -269,7 +275,7 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
 
 /// Hashes the tree as `ssgen build` does and lists what to send: every
 /// file of a published version, and the side files.
-fn local_files(root: &Path, timestamp: Option<i64>) -> Result<Vec<Wanted>> {
+fn local_files(root: &Path, timestamp: Option<i64>, strict: bool) -> Result<Vec<Wanted>> {
     if !root.join("images").is_dir() {
         return Err(Invalid(format!(
             "{}: no images/ directory; give the server root",
@@ -281,9 +287,7 @@ fn local_files(root: &Path, timestamp: Option<i64>) -> Result<Vec<Wanted>> {
     let mut cache = Cache::load(root);
     let listing = walk::list(root, &cache)?;
     let scan = ssgen_core::scan(&listing.entries(), &config);
-    for d in &scan.diagnostics {
-        eprintln!("{d}");
-    }
+    crate::publish::report(&scan.diagnostics, &listing);
     if scan.has_errors() {
         let n = scan
             .diagnostics
@@ -292,9 +296,13 @@ fn local_files(root: &Path, timestamp: Option<i64>) -> Result<Vec<Wanted>> {
             .count();
         return Err(Invalid(format!("{n} error(s) above; nothing was pushed")).into());
     }
+    crate::publish::refuse_warnings(strict, &scan.diagnostics)?;
     let mut digests: Digests = cache.known(&listing);
     let plan = scan.plan(&digests);
     hashing::run(root, &plan, &mut digests, hashing::Check::Whole)?;
+    if strict {
+        crate::publish::refuse_catalog_warnings(&scan, &digests, &config, &listing)?;
+    }
     cache.update(&listing, &digests);
     // The cache only saves work; failing to write it must not stop a push.
     if let Err(e) = cache.save() {

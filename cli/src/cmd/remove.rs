@@ -7,13 +7,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ssgen_core::client::{self, Image};
+use clap::ValueEnum as _;
+use ssgen_core::client::{self, Image, ImageType};
 use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Client, INDEX_JSON};
 
 use crate::confine::Root;
 use crate::exit::Invalid;
 use crate::publish::{BuildOptions, Settings, rebuild_locked};
+use crate::show::TypeArg;
 use crate::source::{Catalog, host_arch};
 
 /// Remove one image from the catalog, by fingerprint (or a unique prefix)
@@ -23,13 +25,14 @@ use crate::source::{Catalog, host_arch};
 /// in it) is withdrawn with a `.withdrawn` marker: it leaves the catalog
 /// now, and `ssgen prune` deletes the files after the grace period, since
 /// clients may still download what their cached catalog lists. An alias
-/// that names several images (a container and a VM, or several
-/// architectures) is refused with the candidates listed; name the image by
-/// fingerprint or by its `<alias>/<arch>` form instead.
+/// that names several images is refused with the candidates listed: choose
+/// between a container and a VM with --type, between architectures with
+/// the `<alias>/<arch>` form, or give the fingerprint.
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   ssgen remove 3f138cfda346 /var/www/html
   ssgen remove debian/12/cloud/amd64 .
+  ssgen remove --type virtual-machine debian/12/amd64 .
   ssgen remove --dry-run debian/12 .")]
 pub struct RemoveArgs {
     /// A fingerprint, a unique fingerprint prefix, or an alias.
@@ -38,6 +41,11 @@ pub struct RemoveArgs {
     /// The server root (holding images/ and streams/).
     #[arg(default_value = ".")]
     pub root: PathBuf,
+
+    /// Only the container or only the VM that TARGET names (an alias
+    /// names both when a version holds a squashfs and a qcow2 disk).
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub image_type: Option<TypeArg>,
 
     /// Print what would be withdrawn and change nothing.
     #[arg(long, short = 'n')]
@@ -54,6 +62,8 @@ struct Target {
     /// The root file's (or unified tarball's) name.
     file: String,
     describe: String,
+    image_type: ImageType,
+    arch: String,
 }
 
 fn target_of(image: &Image) -> Option<Target> {
@@ -70,6 +80,8 @@ fn target_of(image: &Image) -> Option<Target> {
             image.image_type,
             image.architecture
         ),
+        image_type: image.image_type,
+        arch: image.raw_arch.clone(),
     })
 }
 
@@ -88,6 +100,25 @@ fn load_views(root: &Path) -> Result<Vec<client::View>> {
         .iter()
         .map(|c| client::view(&remote, *c, &host))
         .collect())
+}
+
+/// How to name one of several `targets` that `target` names: by what
+/// tells them apart.
+fn choose_hint(target: &str, targets: &BTreeSet<Target>) -> String {
+    let types: BTreeSet<ImageType> = targets.iter().map(|t| t.image_type).collect();
+    let arches: BTreeSet<&str> = targets.iter().map(|t| t.arch.as_str()).collect();
+    let mut ways = Vec::new();
+    if types.len() > 1 {
+        ways.push(format!(
+            "add --type container or --type virtual-machine (`ssgen remove --type virtual-machine {target}`)"
+        ));
+    }
+    if arches.len() > 1 {
+        let first = arches.first().copied().unwrap_or("amd64");
+        ways.push(format!("add the architecture (`{target}/{first}`)"));
+    }
+    ways.push("give the fingerprint".to_owned());
+    ways.join(", or ")
 }
 
 pub fn run(args: &RemoveArgs) -> Result<ExitCode> {
@@ -123,11 +154,24 @@ pub fn run(args: &RemoveArgs) -> Result<ExitCode> {
             .filter(|i| hits.contains(&(i.fingerprint.as_str(), i.product.as_str())))
             .collect();
     }
+    if let Some(t) = args.image_type {
+        matches.retain(|i| t.matches(i.image_type));
+    }
     let targets: BTreeSet<Target> = matches.iter().filter_map(|i| target_of(i)).collect();
     let target = match targets.len() {
         0 => {
+            let of_type = args
+                .image_type
+                .map(|t| {
+                    format!(
+                        " of type {}",
+                        t.to_possible_value()
+                            .map_or_else(String::new, |v| v.get_name().to_owned())
+                    )
+                })
+                .unwrap_or_default();
             return Err(Invalid(format!(
-                "no image has the fingerprint or alias {:?}; `ssgen list {}` shows them",
+                "no image{of_type} has the fingerprint or alias {:?}; `ssgen list {}` shows them",
                 args.target,
                 root.display()
             ))
@@ -140,9 +184,10 @@ pub fn run(args: &RemoveArgs) -> Result<ExitCode> {
                 .map(|t| format!("  {}", t.describe))
                 .collect();
             return Err(Invalid(format!(
-                "{:?} names {} images; give a fingerprint or <alias>/<arch> instead:\n{}",
+                "{:?} names {} images; {}:\n{}",
                 args.target,
                 list.len(),
+                choose_hint(&args.target, &targets),
                 list.join("\n")
             ))
             .into());

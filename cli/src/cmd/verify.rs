@@ -370,7 +370,7 @@ fn remote_size(agent: &ureq::Agent, url: &str) -> Result<Answer> {
     let resp = agent
         .head(url)
         .call()
-        .map_err(|e| anyhow!("{url}: the server does not answer ({e})"))?;
+        .map_err(|e| crate::net::unreachable(url, &e))?;
     let status = resp.status().as_u16();
     match status {
         200 => {
@@ -386,7 +386,7 @@ fn remote_size(agent: &ureq::Agent, url: &str) -> Result<Answer> {
     let resp = agent
         .get(url)
         .call()
-        .map_err(|e| anyhow!("{url}: the server does not answer ({e})"))?;
+        .map_err(|e| crate::net::unreachable(url, &e))?;
     let status = resp.status().as_u16();
     if status != 200 {
         return Ok(Answer::Missing(status));
@@ -406,7 +406,7 @@ fn download_hash(
     let mut resp = agent
         .get(url)
         .call()
-        .map_err(|e| anyhow!("{url}: the server does not answer ({e})"))?;
+        .map_err(|e| crate::net::unreachable(url, &e))?;
     if resp.status() != 200 {
         bail!(
             "{url}: the server answered {} during the download",

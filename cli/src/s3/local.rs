@@ -32,7 +32,7 @@ pub struct Local {
     pub withdrawn: BTreeSet<String>,
 }
 
-pub fn scan(root: &Path) -> Result<Local> {
+pub fn scan(root: &Path, strict: bool) -> Result<Local> {
     if !root.join("images").is_dir() {
         return Err(Invalid(format!(
             "{}: no images/ directory; give the server root",
@@ -45,9 +45,7 @@ pub fn scan(root: &Path) -> Result<Local> {
     let mut cache = Cache::load(root);
     let listing = walk::list(root, &cache)?;
     let scan = ssgen_core::scan(&listing.entries(), &config);
-    for d in &scan.diagnostics {
-        eprintln!("{d}");
-    }
+    crate::publish::report(&scan.diagnostics, &listing);
     if scan.has_errors() {
         let n = scan
             .diagnostics
@@ -59,9 +57,13 @@ pub fn scan(root: &Path) -> Result<Local> {
         ))
         .into());
     }
+    crate::publish::refuse_warnings(strict, &scan.diagnostics)?;
     let mut digests = cache.known(&listing);
     let plan = scan.plan(&digests);
     hashing::run(root, &plan, &mut digests, hashing::Check::Whole)?;
+    if strict {
+        crate::publish::refuse_catalog_warnings(&scan, &digests, &config, &listing)?;
+    }
     cache.update(&listing, &digests);
     // The cache only saves work; failing to write it must not stop a push.
     if let Err(e) = cache.save() {

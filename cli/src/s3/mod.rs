@@ -198,7 +198,7 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
 
-    let local = local::scan(&args.root)?;
+    let local = local::scan(&args.root, args.strict)?;
     let store = Store::new(endpoint, creds, settings.source.clone())?;
     let push = Push {
         store: &store,
