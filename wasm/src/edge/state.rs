@@ -88,7 +88,9 @@ fn absent() -> Result<Object> {
     Ok(js::obj(&[("etagDoesNotMatch", JsValue::from_str("*"))])?)
 }
 
-/// A tombstone.
+/// A tombstone. Its body is a fresh random id each time it is written, so
+/// its etag tells one write from another (empty bodies would all share
+/// one etag).
 #[derive(Debug)]
 pub struct Tomb {
     /// The file's key.
@@ -99,8 +101,8 @@ pub struct Tomb {
     pub deleted: i64,
     /// When a publish first swapped in a catalog without it.
     pub withdrawn: Option<i64>,
-    /// When the tombstone was written (ms), for conditional rewrites.
-    pub uploaded: f64,
+    /// The etag of this write of the tombstone, for conditional rewrites.
+    pub etag: String,
 }
 
 impl Tomb {
@@ -113,7 +115,7 @@ impl Tomb {
             sha: obj.meta(SHA256).unwrap_or_default(),
             deleted: num("deleted").unwrap_or(0),
             withdrawn: num("withdrawn"),
-            uploaded: obj.uploaded_ms(),
+            etag: obj.etag(),
         })
     }
 }
@@ -132,7 +134,8 @@ pub async fn remove(r2: &R2Bucket, key: &str, sha: &str, now: i64) -> Result<Tom
             ("customMetadata", custom.into()),
             ("onlyIf", absent()?.into()),
         ])?;
-        if let Some(o) = r2.put(&tkey, &JsValue::from_str(""), &opts).await? {
+        let body = JsValue::from_str(&js::random_uuid());
+        if let Some(o) = r2.put(&tkey, &body, &opts).await? {
             return Tomb::of(&o).ok_or_else(|| Error::Internal("tombstone without a key".into()));
         }
     }
@@ -142,7 +145,8 @@ pub async fn remove(r2: &R2Bucket, key: &str, sha: &str, now: i64) -> Result<Tom
 }
 
 /// Records that a publish swapped in a catalog without the file, unless
-/// the tombstone changed since it was listed (a re-upload removed it).
+/// the tombstone is not the one it listed (a re-upload removed it, or it
+/// was removed and written again since).
 pub async fn stamp_withdrawn(r2: &R2Bucket, t: &Tomb, now: i64) -> Result<bool> {
     let (deleted, now_text) = (t.deleted.to_string(), now.to_string());
     let custom = js::str_obj([
@@ -150,16 +154,11 @@ pub async fn stamp_withdrawn(r2: &R2Bucket, t: &Tomb, now: i64) -> Result<bool> 
         (SHA256, t.sha.as_str()),
         ("withdrawn", now_text.as_str()),
     ])?;
-    let opts = js::obj(&[
-        ("customMetadata", custom.into()),
-        ("onlyIf", unchanged_since(t.uploaded)?.into()),
-    ])?;
+    let same = js::obj(&[("etagMatches", JsValue::from_str(&t.etag))])?;
+    let opts = js::obj(&[("customMetadata", custom.into()), ("onlyIf", same.into())])?;
+    let body = JsValue::from_str(&js::random_uuid());
     Ok(r2
-        .put(
-            &format!("{DELETED}{}", t.key),
-            &JsValue::from_str(""),
-            &opts,
-        )
+        .put(&format!("{DELETED}{}", t.key), &body, &opts)
         .await?
         .is_some())
 }
