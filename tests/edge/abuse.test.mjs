@@ -386,19 +386,27 @@ describe("lying combined digests", () => {
 });
 
 describe("concurrent publishes during multipart checks", () => {
+  /**
+   * A published version whose root of `size` bytes is also being sent as a
+   * multipart upload, started before a PUT of the same bytes landed and
+   * was published: completing it makes the edge read the whole root.
+   */
+  async function rootSentTwice(base, size, seed) {
+    const v = files("20260801_0312");
+    const root = bigRoot(size, seed);
+    const key = `${v.path}/rootfs.squashfs`;
+    assert.equal((await putFile(base, `${v.path}/incus.tar.xz`, v.meta)).status, 201);
+    const up = multipart(base, key, root, { combined: claim(v.meta, root) });
+    assert.equal((await up.start()).status, 200);
+    await up.parts();
+    assert.equal((await putFile(base, key, root, { combined: claim(v.meta, root) })).status, 201);
+    assert.equal((await publish(base)).json.images, 1);
+    return { up, key, root };
+  }
+
   test("a root sent again as multipart stays in every publish while the edge checks it", () =>
     withEdge({}, async (edge) => {
-      const v = files("20260801_0312");
-      const root = bigRoot(80 << 20, 3);
-      const key = `${v.path}/rootfs.squashfs`;
-      assert.equal((await putFile(edge.url, `${v.path}/incus.tar.xz`, v.meta)).status, 201);
-      // An upload of the root started before a PUT of the same bytes landed
-      // and was published: completing it makes the edge read 80 MiB.
-      const up = multipart(edge.url, key, root, { combined: claim(v.meta, root) });
-      assert.equal((await up.start()).status, 200);
-      await up.parts();
-      assert.equal((await putFile(edge.url, key, root, { combined: claim(v.meta, root) })).status, 201);
-      assert.equal((await publish(edge.url)).json.images, 1);
+      const { up } = await rootSentTwice(edge.url, 80 << 20, 3);
       let finished = false;
       const completion = up.complete().finally(() => (finished = true));
       // Four publishers at a time, for as long as the check runs.
@@ -421,15 +429,7 @@ describe("concurrent publishes during multipart checks", () => {
   test("a Worker killed while it checks an upload leaves the published file in the catalog", async () => {
     const persist = tempDir("state");
     let edge = await startEdge({ persist });
-    const v = files("20260801_0312");
-    const root = bigRoot(40 << 20, 4);
-    const key = `${v.path}/rootfs.squashfs`;
-    assert.equal((await putFile(edge.url, `${v.path}/incus.tar.xz`, v.meta)).status, 201);
-    const up = multipart(edge.url, key, root, { combined: claim(v.meta, root) });
-    assert.equal((await up.start()).status, 200);
-    await up.parts();
-    assert.equal((await putFile(edge.url, key, root, { combined: claim(v.meta, root) })).status, 201);
-    assert.equal((await publish(edge.url)).json.images, 1);
+    const { up, key, root } = await rootSentTwice(edge.url, 40 << 20, 4);
     const completion = up.complete().catch(() => null);
     await edge.stop("SIGKILL");
     await completion;

@@ -1044,7 +1044,7 @@ mod tests {
         root.combined.insert("incus.tar.xz".into(), Sha256([3; 32]));
         let local = Local {
             files: vec![root, wanted(&format!("{dir}/incus.tar.xz"), 1)],
-            withdrawn: [format!("images/d/12/amd64/default/old/rootfs.squashfs")].into(),
+            withdrawn: ["images/d/12/amd64/default/old/rootfs.squashfs".to_owned()].into(),
         };
         let mut remote = Holding {
             tracks_combined: true,

@@ -131,37 +131,50 @@ fn claimed_metas_present(key: &str, claims: &[(String, Sha256)], metas: &[Meta])
     )))
 }
 
-/// Computes the combined fingerprints of `root` with `metas` from the
-/// stored bytes (one read of the root), records them, and returns them by
-/// metadata file name.
-async fn compute_combined(
+/// A combined fingerprint just computed from the bytes.
+struct Fresh {
+    meta: String,
+    meta_sha: String,
+    digest: Sha256,
+}
+
+/// Reads the object at `key` once through the runtime's SHA-256: with
+/// `own`, its own digest; and `sha256(meta ‖ it)` for each of `metas`.
+async fn read_digests(
     r2: &R2Bucket,
-    root: &str,
+    key: &str,
     metas: &[&Meta],
-) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    if metas.is_empty() {
-        return Ok(out);
+    own: bool,
+) -> Result<(Option<Sha256>, Vec<Fresh>)> {
+    if metas.is_empty() && !own {
+        return Ok((None, Vec::new()));
     }
-    let root_obj = live_body(r2, root).await?;
-    let root_sha = root_obj.meta(SHA256).unwrap_or_default();
-    let mut prefixes = Vec::new();
+    let mut prefixes = if own { vec![None] } else { Vec::new() };
     let mut used = Vec::new();
     for m in metas {
         let obj = live_body(r2, &m.key).await?;
         used.push((m.name.clone(), obj.meta(SHA256).unwrap_or_default()));
         prefixes.push(obj.body());
     }
-    let body = root_obj
+    let body = live_body(r2, key)
+        .await?
         .body()
-        .ok_or_else(|| Error::Internal(format!("/{root}: R2 object without a body")))?;
-    let digests = js::sha256_streams(&body, prefixes).await?;
-    for ((name, meta_sha), d) in used.into_iter().zip(digests) {
-        let d = Sha256(d);
-        state::write_record(r2, root, &name, &d, &meta_sha, &root_sha).await?;
-        out.insert(name, d.to_hex());
-    }
-    Ok(out)
+        .ok_or_else(|| Error::Internal(format!("/{key}: R2 object without a body")))?;
+    let mut digests = js::sha256_streams(&body, prefixes)
+        .await?
+        .into_iter()
+        .map(Sha256);
+    let own = if own { digests.next() } else { None };
+    let fresh = used
+        .into_iter()
+        .zip(digests)
+        .map(|((meta, meta_sha), digest)| Fresh {
+            meta,
+            meta_sha,
+            digest,
+        })
+        .collect();
+    Ok((own, fresh))
 }
 
 /// A stored file with its body; a placeholder or a missing file is an
@@ -177,26 +190,43 @@ async fn live_body(r2: &R2Bucket, key: &str) -> Result<R2Object> {
         })
 }
 
-/// Makes sure `root` (holding `root_sha`) has a computed combined
+/// The metadata files beside a file of `kind` at `key`: none unless it is
+/// a root file.
+async fn metas_for(r2: &R2Bucket, key: &str, kind: &Kind) -> Result<Vec<Meta>> {
+    if matches!(kind, Kind::Root(_)) {
+        metas_beside(r2, key).await
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// A root file as it is stored: its key, its sha256 and the metadata files
+/// beside it.
+struct RootFile<'a> {
+    key: &'a str,
+    sha: &'a str,
+    metas: &'a [Meta],
+}
+
+/// Makes sure the root file `at` has a computed combined
 /// fingerprint for each claimed metadata file, and with `all` for every
 /// metadata file beside it; `fresh` are fingerprints just computed from
-/// the bytes. Returns every fingerprint of the root, and the claims that
-/// are false.
-async fn settle_combined(
+/// its bytes, recorded here. Returns every fingerprint of the root, or a
+/// 400 naming the false claims, which says `file` of the file itself.
+async fn fingerprints(
     r2: &R2Bucket,
-    root: &str,
-    root_sha: &str,
+    at: &RootFile<'_>,
     claims: &[(String, Sha256)],
-    metas: &[Meta],
     all: bool,
-    fresh: BTreeMap<String, String>,
-) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+    fresh: Vec<Fresh>,
+    file: &str,
+) -> Result<BTreeMap<String, String>> {
+    let (root, root_sha, metas) = (at.key, at.sha, at.metas);
     let shas: BTreeMap<String, String> = metas
         .iter()
         .map(|m| (m.name.clone(), m.sha.clone()))
         .collect();
     let mut have = state::records_of(r2, root, root_sha, &shas).await?;
-    have.extend(fresh.iter().map(|(k, v)| (k.clone(), v.clone())));
     let claimed = |name: &str| {
         claims
             .iter()
@@ -205,7 +235,7 @@ async fn settle_combined(
     };
     let todo: Vec<&Meta> = metas
         .iter()
-        .filter(|m| !fresh.contains_key(&m.name))
+        .filter(|m| !fresh.iter().any(|f| f.meta == m.name))
         .filter(|m| {
             let wanted = all || claimed(&m.name).is_some();
             // A claim that disagrees with a stored fingerprint is checked
@@ -215,8 +245,12 @@ async fn settle_combined(
             wanted && (!have.contains_key(&m.name) || disputed)
         })
         .collect();
-    have.extend(compute_combined(r2, root, &todo).await?);
-    let false_claims = claims
+    let (_, computed) = read_digests(r2, root, &todo, false).await?;
+    for f in fresh.iter().chain(&computed) {
+        state::write_record(r2, root, &f.meta, &f.digest, &f.meta_sha, root_sha).await?;
+        have.insert(f.meta.clone(), f.digest.to_hex());
+    }
+    let false_claims: Vec<String> = claims
         .iter()
         .filter(|(m, d)| have.get(m) != Some(&d.to_hex()))
         .map(|(m, d)| {
@@ -227,7 +261,15 @@ async fn settle_combined(
             )
         })
         .collect();
-    Ok((have, false_claims))
+    if false_claims.is_empty() {
+        Ok(have)
+    } else {
+        Err(Error::BadRequest(format!(
+            "/{root}: {}; {file}, the false fingerprint was not: compute sha256(metadata ‖ root) \
+             over the files as uploaded",
+            false_claims.join("; ")
+        )))
+    }
 }
 
 /// The answer for a stored (or already present) file.
@@ -248,15 +290,6 @@ fn file_reply(
         body["combined"] = serde_json::json!(c);
     }
     Reply::json(status, &body)
-}
-
-/// The error for false combined claims, saying what became of the file.
-fn refuse_claims(key: &str, false_claims: &[String], file: &str) -> Error {
-    Error::BadRequest(format!(
-        "/{key}: {}; {file}, the false fingerprint was not: compute sha256(metadata ‖ root) \
-         over the files as uploaded",
-        false_claims.join("; ")
-    ))
 }
 
 fn store_options(
@@ -351,12 +384,7 @@ pub async fn put(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     let length: u64 = header(req, "content-length")
         .and_then(|v| v.trim().parse().ok())
         .ok_or(Error::LengthRequired)?;
-    let root = matches!(c.kind, Kind::Root(_));
-    let metas = if root {
-        metas_beside(&r2, key).await?
-    } else {
-        Vec::new()
-    };
+    let metas = metas_for(&r2, key, &c.kind).await?;
     claimed_metas_present(key, &c.combined, &metas)?;
     let (only_if, tomb) = match state::decide(&r2, key, &c.sha.to_hex()).await? {
         Decision::Present => return present(&r2, key, &c, length, &metas).await,
@@ -373,28 +401,7 @@ pub async fn put(req: &Request, env: &Env, key: &str) -> Result<Reply> {
         };
     };
     state::restored(&r2, key, tomb).await?;
-    let combined = if root {
-        let (have, false_claims) = settle_combined(
-            &r2,
-            key,
-            &c.sha.to_hex(),
-            &c.combined,
-            &metas,
-            true,
-            BTreeMap::new(),
-        )
-        .await?;
-        if !false_claims.is_empty() {
-            return Err(refuse_claims(
-                key,
-                &false_claims,
-                "the file was stored (its sha256 is right)",
-            ));
-        }
-        Some(have)
-    } else {
-        None
-    };
+    let combined = just_stored(&r2, key, &c.kind, &c.sha, &c.combined, &metas, Vec::new()).await?;
     Ok(file_reply(
         201,
         key,
@@ -405,29 +412,52 @@ pub async fn put(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     ))
 }
 
+/// The combined fingerprints of a file just stored, for every metadata
+/// file beside it; `None` unless it is a root file.
+async fn just_stored(
+    r2: &R2Bucket,
+    key: &str,
+    kind: &Kind,
+    sha: &Sha256,
+    claims: &[(String, Sha256)],
+    metas: &[Meta],
+    fresh: Vec<Fresh>,
+) -> Result<Option<BTreeMap<String, String>>> {
+    if !matches!(kind, Kind::Root(_)) {
+        return Ok(None);
+    }
+    let sha = sha.to_hex();
+    let at = RootFile {
+        key,
+        sha: &sha,
+        metas,
+    };
+    let file = "the file was stored (its sha256 is right)";
+    Ok(Some(
+        fingerprints(r2, &at, claims, true, fresh, file).await?,
+    ))
+}
+
 /// The answer when the path already holds the file: its combined
 /// fingerprints are settled for the claims, nothing else changes.
 async fn present(r2: &R2Bucket, key: &str, c: &Claims, size: u64, metas: &[Meta]) -> Result<Reply> {
     if !matches!(c.kind, Kind::Root(_)) {
         return Ok(file_reply(200, key, &c.sha, size, false, None));
     }
-    let (have, false_claims) = settle_combined(
+    let (sha, file) = (c.sha.to_hex(), "the file was already there");
+    let have = fingerprints(
         r2,
-        key,
-        &c.sha.to_hex(),
+        &RootFile {
+            key,
+            sha: &sha,
+            metas,
+        },
         &c.combined,
-        metas,
         false,
-        BTreeMap::new(),
+        Vec::new(),
+        file,
     )
     .await?;
-    if !false_claims.is_empty() {
-        return Err(refuse_claims(
-            key,
-            &false_claims,
-            "the file was already there",
-        ));
-    }
     Ok(file_reply(200, key, &c.sha, size, false, Some(&have)))
 }
 
@@ -452,15 +482,20 @@ pub async fn combined(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     let root_sha = obj.meta(SHA256).unwrap_or_default();
     let metas = metas_beside(&r2, key).await?;
     claimed_metas_present(key, &claims, &metas)?;
-    let (have, false_claims) =
-        settle_combined(&r2, key, &root_sha, &claims, &metas, false, BTreeMap::new()).await?;
-    if !false_claims.is_empty() {
-        return Err(refuse_claims(
+    let file = "the right one is recorded";
+    let have = fingerprints(
+        &r2,
+        &RootFile {
             key,
-            &false_claims,
-            "the right one is recorded",
-        ));
-    }
+            sha: &root_sha,
+            metas: &metas,
+        },
+        &claims,
+        false,
+        Vec::new(),
+        file,
+    )
+    .await?;
     Ok(Reply::json(
         200,
         &serde_json::json!({"path": key, "sha256": root_sha, "size": obj.size(), "combined": have}),
@@ -542,11 +577,7 @@ pub async fn multipart_start(req: &Request, env: &Env, key: &str) -> Result<Repl
     let size: u64 = header(req, "x-ssgen-size")
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| Error::BadRequest("X-Ssgen-Size (the file's size) is required".into()))?;
-    let metas = if matches!(c.kind, Kind::Root(_)) {
-        metas_beside(&r2, key).await?
-    } else {
-        Vec::new()
-    };
+    let metas = metas_for(&r2, key, &c.kind).await?;
     claimed_metas_present(key, &c.combined, &metas)?;
     if let Decision::Present = state::decide(&r2, key, &c.sha.to_hex()).await? {
         return present(&r2, key, &c, size, &metas).await;
@@ -670,28 +701,12 @@ pub async fn multipart_complete(
             ))
         })?;
     let kind = classify::by_name(name_of(key));
-    let root = matches!(kind, Kind::Root(_));
-    let metas = if root {
-        metas_beside(&r2, key).await?
-    } else {
-        Vec::new()
-    };
+    let metas = metas_for(&r2, key, &kind).await?;
     // One read: the file's own digest, and one combined fingerprint per
     // metadata file beside it.
-    let mut prefixes = vec![None];
-    let mut used = Vec::new();
-    for m in &metas {
-        let obj = live_body(&r2, &m.key).await?;
-        used.push((m.name.clone(), obj.meta(SHA256).unwrap_or_default()));
-        prefixes.push(obj.body());
-    }
-    let body = r2
-        .get(&up.staging(), None)
-        .await?
-        .and_then(|o| o.body())
-        .ok_or_else(|| Error::Internal("the joined object vanished".into()))?;
-    let digests = js::sha256_streams(&body, prefixes).await?;
-    let digest = Sha256(digests[0]);
+    let (digest, fresh) =
+        read_digests(&r2, &up.staging(), &metas.iter().collect::<Vec<_>>(), true).await?;
+    let digest = digest.ok_or_else(|| Error::Internal("no digest of the joined object".into()))?;
     if joined.size() != up.size || digest != up.sha {
         discard(&r2, &up).await?;
         return Err(Error::BadRequest(format!(
@@ -718,38 +733,7 @@ pub async fn multipart_complete(
     let stored = commit_staged(&r2, &up).await;
     discard(&r2, &up).await?;
     let stored = stored?;
-    let combined = if root {
-        let fresh = used
-            .iter()
-            .zip(&digests[1..])
-            .map(|((name, meta_sha), d)| (name.clone(), meta_sha.clone(), Sha256(*d)))
-            .collect::<Vec<_>>();
-        let mut fresh_map = BTreeMap::new();
-        for (name, meta_sha, d) in &fresh {
-            state::write_record(&r2, key, name, d, meta_sha, &up.sha.to_hex()).await?;
-            fresh_map.insert(name.clone(), d.to_hex());
-        }
-        let (have, false_claims) = settle_combined(
-            &r2,
-            key,
-            &up.sha.to_hex(),
-            &up.claims,
-            &metas,
-            true,
-            fresh_map,
-        )
-        .await?;
-        if !false_claims.is_empty() {
-            return Err(refuse_claims(
-                key,
-                &false_claims,
-                "the file was stored (its sha256 is right)",
-            ));
-        }
-        Some(have)
-    } else {
-        None
-    };
+    let combined = just_stored(&r2, key, &kind, &up.sha, &up.claims, &metas, fresh).await?;
     Ok(file_reply(
         if stored { 201 } else { 200 },
         key,
