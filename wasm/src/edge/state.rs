@@ -11,7 +11,7 @@
 //!
 //! | key | what |
 //! |---|---|
-//! | `images/<path>` | the file, custom metadata `sha256`; or, once purged, an empty placeholder with `sha256` (the bytes it held) and `purged` (when), kept so the path never serves other bytes |
+//! | `images/<path>` | the file, custom metadata `sha256`; or, once purged, an empty placeholder with `sha256` (the bytes it held) and `purged` (when), kept so the path never serves other bytes (side files excepted: clients never download them) |
 //! | `deleted/images/<path>` | tombstone: `deleted` (when), `sha256`, and `withdrawn` (the first publish that swapped in a catalog without the file) |
 //! | `combined/images/<root path>/<meta name>` | a combined fingerprint the Worker computed: `sha256`, and the `meta` and `root` sha256 it was computed from |
 //! | `uploads/<id>` | a multipart upload in progress: its path, claims and R2 upload id |
@@ -190,12 +190,22 @@ pub enum Decision {
 pub async fn decide(r2: &R2Bucket, key: &str, sha: &str) -> Result<Decision> {
     let obj = r2.head(key).await?;
     let tomb = r2.head(&format!("{DELETED}{key}")).await?.is_some();
+    // Side files are never downloaded by clients, so no cache holds them
+    // for long: once purged, their path may take new bytes.
+    let side = ssgen_core::needs_contents(key);
     match Held::of(obj.as_ref()) {
-        Held::Live { sha: have, .. } if have != sha => Err(Error::Conflict(format!(
-            "/{key} already holds other bytes (sha256 {have}); published paths never change: \
-             put changed files in a new version directory"
-        ))),
-        Held::Purged { sha: had, .. } if had != sha => Err(Error::Conflict(format!(
+        Held::Live { sha: have, .. } if have != sha => Err(Error::Conflict(if side {
+            format!(
+                "/{key} already holds other bytes (sha256 {have}); to change a side file, DELETE \
+                 it, publish, and upload the new one once a publish after the grace period purged it"
+            )
+        } else {
+            format!(
+                "/{key} already holds other bytes (sha256 {have}); published paths never change: \
+                 put changed files in a new version directory"
+            )
+        })),
+        Held::Purged { sha: had, .. } if had != sha && !side => Err(Error::Conflict(format!(
             "/{key} held other bytes (sha256 {had}) until they were purged, and caches may still \
              serve them for a day; a path never changes bytes: put the new file in a new version directory"
         ))),
