@@ -22,7 +22,15 @@ const { Agent, setGlobalDispatcher } = await import(join(REPO, "edge", "node_mod
 setGlobalDispatcher(new Agent({ pipelining: 0 }));
 
 const temps = [];
+// Edges still running when the suite's process ends (a test that failed
+// before it stopped its edge): stopped with it, by their process groups.
+const running = new Set();
 process.on("exit", () => {
+  for (const pid of running) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {}
+  }
   if (process.env.SSGEN_KEEP_TEMP) return;
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
@@ -44,6 +52,13 @@ export async function startEdge({ persist, token = TOKEN, grace = "21600", port 
   if (tls) args.push("--https-cert", tls.cert, "--https-key", tls.key);
   if (fault) args.push("--fault", fault);
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child.pid);
+  child.once("exit", () => running.delete(child.pid));
+  // The edge alone must not keep this process alive, or the exit handler
+  // above would never run for an edge a failed test left running.
+  child.unref();
+  child.stdout.unref();
+  child.stderr.unref();
   let out = "";
   let err = "";
   child.stderr.on("data", (d) => (err += d));
