@@ -8,8 +8,8 @@ import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 
 import {
-  SSGEN, TOKEN, auth, buildImagesJson, makeVersion, publish, push, putFile, raw, sha256, ssgen, startEdge, tempDir,
-  withStores,
+  SSGEN, TOKEN, auth, buildImagesJson, edgeFiles, makeVersion, multipart, publish, push, putFile, raw, sha256, ssgen,
+  startEdge, tempDir, versions, withStores,
 } from "./lib.mjs";
 
 const T = 1785556800;
@@ -262,14 +262,15 @@ describe("a pushed tree", () => {
     // Published bytes never change under a path.
     r = await putFile(edge.url, `${V1}/incus.tar.xz`, Buffer.concat([meta, Buffer.from("x")]));
     assert.equal(r.status, 409);
-    // A re-sent combined digest must equal the stored one.
-    const stored = await (await fetch(`${edge.url}/api/v1/files`, { headers: auth })).json();
-    const rootEntry = stored.files.find((f) => f.path === `${V1}/rootfs.squashfs`);
-    assert.match(rootEntry.combined["incus.tar.xz"], /^[0-9a-f]{64}$/);
-    r = await putFile(edge.url, `${V1}/rootfs.squashfs`, squash, { combined: `incus.tar.xz=${"b".repeat(64)}` });
-    assert.equal(r.status, 409);
-    assert.match((await r.json()).error, /combined digest/);
-    r = await putFile(edge.url, `${V1}/rootfs.squashfs`, squash, { combined: `incus.tar.xz=${rootEntry.combined["incus.tar.xz"]}` });
+    // A re-sent combined digest must equal the one the edge computed.
+    const rootEntry = (await edgeFiles(edge.url)).get(`${V1}/rootfs.squashfs`);
+    const v1meta = readFileSync(join(root, V1, "incus.tar.xz"));
+    const v1root = readFileSync(join(root, V1, "rootfs.squashfs"));
+    assert.equal(rootEntry.combined["incus.tar.xz"], sha256(Buffer.concat([v1meta, v1root])));
+    r = await putFile(edge.url, `${V1}/rootfs.squashfs`, v1root, { combined: `incus.tar.xz=${"b".repeat(64)}` });
+    assert.equal(r.status, 400);
+    assert.match((await r.json()).error, /is not sha256\(incus\.tar\.xz ‖ rootfs\.squashfs\)/);
+    r = await putFile(edge.url, `${V1}/rootfs.squashfs`, v1root, { combined: `incus.tar.xz=${rootEntry.combined["incus.tar.xz"]}` });
     assert.equal(r.status, 200, "the same digest again is fine");
     // R2 needs the length up front: a chunked body is refused.
     const chunked = await raw(edge.url, "PUT", `/${dir}/incus.tar.xz`, {
@@ -291,15 +292,20 @@ describe("publishing", () => {
       const vdir = makeVersion(other, { version: "20260802_0000" });
       const meta = readFileSync(join(vdir, "incus.tar.xz"));
       const squash = readFileSync(join(vdir, "rootfs.squashfs"));
-      assert.equal((await putFile(edge.url, `${dir}/incus.tar.xz`, meta)).status, 201);
+      // The root before its metadata file: the edge cannot compute the
+      // pair's fingerprint when either arrives.
       assert.equal((await putFile(edge.url, `${dir}/rootfs.squashfs`, squash)).status, 201);
+      assert.equal((await putFile(edge.url, `${dir}/incus.tar.xz`, meta)).status, 201);
       const p = await publish(edge.url);
       assert.equal(p.status, 409);
-      assert.match(p.json.error, /rootfs\.squashfs: no combined digest with .*incus\.tar\.xz/);
+      assert.match(p.json.error, /rootfs\.squashfs: no combined fingerprint with incus\.tar\.xz/);
       assert.equal(await (await fetch(`${edge.url}/streams/v1/images.json`)).text(), before);
-      // The publisher re-sends the root with its fingerprint: now it goes through.
+      // The publisher asks for it, with its own value: the edge computes and checks it.
       const combined = sha256(Buffer.concat([meta, squash]));
-      assert.equal((await putFile(edge.url, `${dir}/rootfs.squashfs`, squash, { combined: `incus.tar.xz=${combined}` })).status, 201);
+      const add = await fetch(`${edge.url}/${dir}/rootfs.squashfs?combined`, {
+        method: "POST", headers: { ...auth, "x-ssgen-combined": `incus.tar.xz=${combined}` } });
+      assert.equal(add.status, 200);
+      assert.equal((await add.json()).combined["incus.tar.xz"], combined);
       const ok = await publish(edge.url);
       assert.equal(ok.status, 200);
       assert.equal(ok.json.generation, 2);
@@ -332,19 +338,30 @@ describe("publishing", () => {
 
   test("a publish killed halfway leaves a whole catalog, old or new, and the next one completes", async () => {
     const persist = tempDir("state");
-    let edge = await startEdge({ persist });
     const root = tempDir("tree");
     makeVersion(root, { version: "20260801_0312" });
+    let edge = await startEdge({ persist });
     await push(root, edge.url, ["--timestamp", String(T)]);
-    for (let i = 0; i < 4; i++) {
-      makeVersion(root, { version: `2026090${i + 1}_0000` });
-      await push(root, edge.url, ["--no-publish"]);
-      // Kill workerd at a different point of the publish each round.
-      const pending = fetch(`${edge.url}/publish`, { method: "POST", headers: auth }).catch(() => null);
-      await new Promise((r) => setTimeout(r, 5 + i * 15));
-      await edge.stop("SIGKILL");
-      await pending;
+    await edge.stop();
+    // Kill workerd at each step of a publish in turn (the Worker's fault
+    // point stops the publish there and says so in its log). Before the
+    // swap, and after it but before KV got the new index, readers keep the
+    // old catalog; once KV has it, the new one. Either is whole.
+    const rounds = [["before-swap", "old"], ["after-swap", "old"], ["before-purge", "new"]];
+    let expected = ["20260801_0312"];
+    for (const [i, [step, which]] of rounds.entries()) {
       edge = await startEdge({ persist });
+      const version = `2026090${i + 1}_0000`;
+      makeVersion(root, { version });
+      await push(root, edge.url, ["--no-publish"]);
+      await edge.stop();
+      edge = await startEdge({ persist, fault: `hang:${step}` });
+      const pending = fetch(`${edge.url}/publish`, { method: "POST", headers: auth }).catch(() => null);
+      await edge.waitLog(new RegExp(`fault point ${step}: hanging`));
+      await edge.stop("SIGKILL");
+      assert.equal(await pending, null, `the publish was cut at ${step}`);
+      edge = await startEdge({ persist });
+      if (which === "new") expected = [...expected, version].sort();
       const index = await fetch(`${edge.url}/streams/v1/index.json`);
       assert.equal(index.status, 200);
       const indexDoc = await index.json();
@@ -354,14 +371,18 @@ describe("publishing", () => {
       assert.equal(images.headers.get("etag"), `"${sha256(body)}"`, "the snapshot is whole");
       const doc = JSON.parse(body);
       assert.deepEqual(indexDoc.index.images.products, Object.keys(doc.products).sort());
+      assert.deepEqual(Object.keys(doc.products["debian:12:amd64:default"].versions).sort(), expected,
+        `killed at ${step}: the ${which} catalog`);
+      // The next publish completes whatever the killed one left.
+      const done = await publish(edge.url);
+      assert.equal(done.status, 200);
+      expected = [...new Set([...expected, version])].sort();
+      assert.deepEqual(await versions(edge.url), expected);
+      await edge.stop();
     }
-    const done = await publish(edge.url);
-    assert.equal(done.status, 200);
-    const versions = Object.keys((await (await fetch(`${edge.url}/streams/v1/images.json`)).json())
-      .products["debian:12:amd64:default"].versions);
-    assert.equal(versions.length, 5);
     // A swap whose copy into KV never happened: readers fall back to the
     // R2 pointer, and the next publish repairs KV.
+    edge = await startEdge({ persist });
     const index = Buffer.from(await (await fetch(`${edge.url}/streams/v1/index.json`)).arrayBuffer());
     await edge.stop();
     await withStores(persist, async ({ kv }) => kv.delete("streams/v1/index.json"));
@@ -391,7 +412,10 @@ describe("publishing", () => {
         makeVersion(b, { version: vb, seed: `b${round}` });
         // Two publishers, each with its own new version, at the same time.
         const [ra, rb] = await Promise.all([push(a, edge.url), push(b, edge.url)]);
-        assert.ok(ra && rb);
+        for (const [name, r] of [["a", ra], ["b", rb]]) {
+          assert.match(r.stderr, /, 2 to upload/, `publisher ${name} sent its new version`);
+          assert.match(r.stderr, /published generation \d+ \(1 product\(s\)/, `publisher ${name} published`);
+        }
         expected.push(va, vb);
         const doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
         const got = Object.keys(doc.products["debian:12:amd64:default"].versions);
@@ -425,10 +449,38 @@ describe("publishing", () => {
           results.push(r.json);
         }
       }));
-      const retried = results.filter((r) => r.attempts > 1).length;
-      console.log(`concurrent publishes: ${results.length}, swaps lost and retried: ${retried}`);
+      assert.equal(results.length, 16);
       const doc = await (await fetch(`${edge.url}/streams/v1/images.json`)).json();
       assert.deepEqual(Object.keys(doc.products["debian:12:amd64:default"].versions).sort(), [...expected].sort());
+    } finally {
+      await edge.stop();
+    }
+  });
+
+  test("a publish that loses the swap builds again from the new listing", async () => {
+    // The Worker's fault point holds the first publish between its build and
+    // its swap until another publish has swapped: the first one's swap is
+    // lost for certain, and it must start over and keep both versions.
+    const edge = await startEdge({ fault: "yield:before-swap" });
+    try {
+      const root = tempDir("tree");
+      makeVersion(root, { version: "20260801_0000" });
+      await push(root, edge.url, ["--no-publish"]);
+      const first = publish(edge.url);
+      await edge.waitLog(/fault point before-swap: waiting for another publish/);
+      const other = tempDir("tree");
+      const vdir = makeVersion(other, { version: "20260802_0000", seed: "other" });
+      const dir = "images/debian/12/amd64/default/20260802_0000";
+      assert.equal((await putFile(edge.url, `${dir}/incus.tar.xz`, readFileSync(join(vdir, "incus.tar.xz")))).status, 201);
+      assert.equal((await putFile(edge.url, `${dir}/rootfs.squashfs`, readFileSync(join(vdir, "rootfs.squashfs")))).status, 201);
+      const second = await publish(edge.url);
+      assert.equal(second.status, 200);
+      assert.equal(second.json.attempts, 1);
+      const lost = await first;
+      assert.equal(lost.status, 200, JSON.stringify(lost.json));
+      assert.ok(lost.json.attempts >= 2, `the held publish lost its swap and retried (attempts ${lost.json.attempts})`);
+      assert.ok(lost.json.generation > second.json.generation || !lost.json.changed);
+      assert.deepEqual(await versions(edge.url), ["20260801_0000", "20260802_0000"]);
     } finally {
       await edge.stop();
     }
@@ -514,22 +566,29 @@ describe("publishing", () => {
       assert.equal((await fetch(`${edge.url}/${key}`)).status, 404);
       assert.equal((await fetch(`${edge.url}/${key}?uploads`, { method: "POST", headers: { "x-ssgen-sha256": sha256(big) } })).status, 401);
 
-      // A check that never finished (the Worker died) leaves a marker: the
-      // file stays out of the catalog, and the next push sends it again.
-      await edge.stop();
-      await withStores(persist, async ({ r2 }) => {
-        await r2.put(`verifying/${V1}/rootfs.squashfs`, "");
-      });
+      // An upload whose completion never came (the client or the Worker
+      // died) leaves the path as it was: out of the catalog, and the next
+      // push sends the file again.
+      const v3 = "images/debian/12/amd64/default/20260803_0000";
+      const vdir3 = makeVersion(root, { version: "20260803_0000" });
+      const big3 = Buffer.from(big);
+      big3.write("v3", 100);
+      writeFileSync(join(vdir3, "rootfs.squashfs"), big3);
+      assert.equal((await putFile(edge.url, `${v3}/incus.tar.xz`, readFileSync(join(vdir3, "incus.tar.xz")))).status, 201);
+      const half = multipart(edge.url, `${v3}/rootfs.squashfs`, big3);
+      assert.equal((await half.start()).status, 200);
+      await half.parts();
+      await edge.stop("SIGKILL");
       edge = await startEdge({ persist });
-      const files = await (await fetch(`${edge.url}/api/v1/files`, { headers: auth })).json();
-      assert.equal(files.files.find((f) => f.path === `${V1}/rootfs.squashfs`).verified, false);
-      const p = await publish(edge.url);
+      assert.equal((await fetch(`${edge.url}/${v3}/rootfs.squashfs`)).status, 404);
+      const p = await publish(edge.url, `?timestamp=${T}`);
       assert.equal(p.status, 200);
-      assert.equal(p.json.products, 0, "an unverified root leaves its version out");
+      assert.deepEqual(await versions(edge.url), ["20260801_0312"], "the half-uploaded version is left out");
       const again = await push(root, edge.url, ["--part-size", "5", "--timestamp", String(T)]);
       assert.match(again.stderr, /1 to upload/);
+      const built3 = await buildImagesJson(root, T);
       const back = Buffer.from(await (await fetch(`${edge.url}/streams/v1/images.json`)).arrayBuffer());
-      assert.ok(back.equals(built.images));
+      assert.ok(back.equals(built3.images));
     } finally {
       await edge.stop();
     }

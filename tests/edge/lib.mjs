@@ -15,8 +15,22 @@ export const REPO = join(HERE, "..", "..");
 export const SSGEN = process.env.SSGEN_BIN ?? join(REPO, "target", "debug", "ssgen");
 export const TOKEN = "test-token-0123456789";
 
+// Every request of the suites on a connection of its own: workerd closes
+// idle keep-alive connections, and a request sent on one just as it closes
+// fails in the client ("other side closed") without reaching the Worker.
+const { Agent, setGlobalDispatcher } = await import(join(REPO, "edge", "node_modules", "undici", "index.js"));
+setGlobalDispatcher(new Agent({ pipelining: 0 }));
+
 const temps = [];
+// Edges still running when the suite's process ends (a test that failed
+// before it stopped its edge): stopped with it, by their process groups.
+const running = new Set();
 process.on("exit", () => {
+  for (const pid of running) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {}
+  }
   if (process.env.SSGEN_KEEP_TEMP) return;
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
@@ -31,12 +45,20 @@ export function tempDir(name) {
 export const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
 /** Starts serve.mjs under `setsid` semantics (a new session/process group). */
-export async function startEdge({ persist, token = TOKEN, grace = "21600", port = 0, tls } = {}) {
+export async function startEdge({ persist, token = TOKEN, grace = "21600", port = 0, tls, fault } = {}) {
   persist ??= tempDir("state");
   const args = [join(HERE, "serve.mjs"), "--persist", persist, "--port", String(port), "--grace", grace];
   if (token) args.push("--token", token);
   if (tls) args.push("--https-cert", tls.cert, "--https-key", tls.key);
+  if (fault) args.push("--fault", fault);
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child.pid);
+  child.once("exit", () => running.delete(child.pid));
+  // The edge alone must not keep this process alive, or the exit handler
+  // above would never run for an edge a failed test left running.
+  child.unref();
+  child.stdout.unref();
+  child.stderr.unref();
   let out = "";
   let err = "";
   child.stderr.on("data", (d) => (err += d));
@@ -66,7 +88,16 @@ export async function startEdge({ persist, token = TOKEN, grace = "21600", port 
     await exited;
     clearTimeout(t);
   };
-  return { url, persist, stop, child, logs: () => err };
+  /** Waits until the Worker's log matches `pattern`; failing after `ms`. */
+  const waitLog = async (pattern, ms = 30000) => {
+    const deadline = Date.now() + ms;
+    while (!pattern.test(err)) {
+      if (Date.now() > deadline) throw new Error(`the edge never logged ${pattern}; its log:\n${err}`);
+      if (child.exitCode !== null) throw new Error(`the edge exited before logging ${pattern}: ${err}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { url, persist, stop, child, logs: () => err, waitLog };
 }
 
 /**
@@ -138,15 +169,19 @@ export async function push(root, url, extra = []) {
   return r;
 }
 
-/** `ssgen build --dry-run` on a copy without streams/, so no old catalog is reused. */
+/**
+ * `ssgen build` on a copy without streams/, so no old catalog is reused,
+ * and without making deltas: push publishes the files of the tree as they
+ * are, so the reference adds none.
+ */
 export async function buildImagesJson(root, timestamp) {
   const copy = tempDir("build");
   cpSync(join(root, "images"), join(copy, "images"), { recursive: true });
-  const r = await ssgen(["build", copy, "--timestamp", String(timestamp)]);
+  const r = await ssgen(["build", copy, "--deltas", "0", "--timestamp", String(timestamp)]);
   if (r.code !== 0) throw new Error(`ssgen build failed: ${r.stderr}`);
   const images = readFileSync(join(copy, "streams", "v1", "images.json"));
   const index = readFileSync(join(copy, "streams", "v1", "index.json"));
-  const dry = await ssgen(["build", copy, "--dry-run", "--timestamp", String(timestamp)]);
+  const dry = await ssgen(["build", copy, "--dry-run", "--deltas", "0", "--timestamp", String(timestamp)]);
   rmSync(copy, { recursive: true, force: true });
   return { images, index, dry: dry.stdout };
 }
@@ -180,7 +215,121 @@ export async function putFile(base, relPath, bytes, { sha = sha256(bytes), combi
   return fetch(`${base}/${relPath}`, { method: "PUT", headers, body: bytes });
 }
 
-export async function publish(base, query = "") {
-  const r = await fetch(`${base}/publish${query}`, { method: "POST", headers: auth });
+export async function publish(base, query = "", body) {
+  const r = await fetch(`${base}/publish${query}`, { method: "POST", headers: auth, body });
   return { status: r.status, json: await r.json() };
+}
+
+/**
+ * What the edge holds, from every page of GET /api/v1/files: path →
+ * { sha256, size, purged, removed, combined: { meta: sha256 } }.
+ */
+export async function edgeFiles(base) {
+  const out = new Map();
+  const at = (p) => out.get(p) ?? out.set(p, { combined: {} }).get(p);
+  let cursor = null;
+  for (let pages = 0; pages < 10000; pages++) {
+    const q = cursor === null ? "" : `?cursor=${encodeURIComponent(cursor)}`;
+    const r = await fetch(`${base}/api/v1/files${q}`, { headers: auth });
+    if (r.status !== 200) throw new Error(`listing: ${r.status} ${await r.text()}`);
+    const page = await r.json();
+    for (const f of page.files) Object.assign(at(f.path), { sha256: f.sha256, size: f.size, purged: f.purged });
+    for (const f of page.removed) at(f.path).removed = true;
+    for (const c of page.combined) at(c.path).combined[c.meta] = c.sha256;
+    if (!page.next) return out;
+    cursor = page.next;
+  }
+  throw new Error("the listing never ended");
+}
+
+/** The versions of one product in the published images.json. */
+export async function versions(base, product = "debian:12:amd64:default") {
+  const doc = await (await fetch(`${base}/streams/v1/images.json`)).json();
+  return Object.keys(doc.products[product]?.versions ?? {}).sort();
+}
+
+/**
+ * A multipart upload driven step by step: `start()`, `parts()` (uploads
+ * `bytes` in `partSize` pieces), `complete()`, each returning the raw
+ * answer, so tests can interleave other requests between the steps.
+ */
+export function multipart(base, relPath, bytes, { sha = sha256(bytes), size = bytes.length, combined,
+  partSize = 5 << 20 } = {}) {
+  const url = `${base}/${relPath}`;
+  let id;
+  const etags = [];
+  return {
+    async start() {
+      const headers = { ...auth, "x-ssgen-sha256": sha, "x-ssgen-size": String(size) };
+      if (combined) headers["x-ssgen-combined"] = combined;
+      const r = await fetch(`${url}?uploads`, { method: "POST", headers });
+      const json = await r.json();
+      id = json.upload_id;
+      return { status: r.status, json };
+    },
+    get id() { return id; },
+    async parts() {
+      for (let n = 1, at = 0; n === 1 || at < bytes.length; n++, at += partSize) {
+        const r = await fetch(`${url}?upload_id=${encodeURIComponent(id)}&part=${n}`, {
+          method: "PUT", headers: auth, body: bytes.subarray(at, at + partSize) });
+        if (r.status !== 200) throw new Error(`part ${n}: ${r.status} ${await r.text()}`);
+        etags.push({ part: n, etag: (await r.json()).etag });
+      }
+    },
+    async complete() {
+      const r = await fetch(`${url}?upload_id=${encodeURIComponent(id)}`, {
+        method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ parts: etags }) });
+      return { status: r.status, json: await r.json() };
+    },
+  };
+}
+
+/**
+ * A small HTTP proxy on 127.0.0.1 in front of `target`. `handler(req, body)`
+ * may answer in the edge's place (return { status, headers, body }), stall
+ * (return "stall"), or return null to forward the request as it came.
+ * `seen` lists the requests in order.
+ */
+export async function lyingProxy(target, handler) {
+  const seen = [];
+  const stalled = [];
+  const server = http.createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks);
+    seen.push({ method: req.method, url: req.url });
+    const lie = await handler(req, body);
+    if (lie === "stall") {
+      stalled.push(res);
+      return;
+    }
+    if (lie) {
+      res.writeHead(lie.status, lie.headers ?? {});
+      res.end(lie.body ?? "");
+      return;
+    }
+    const headers = { ...req.headers };
+    for (const h of ["host", "connection", "keep-alive", "transfer-encoding", "content-length", "expect", "accept-encoding"]) {
+      delete headers[h];
+    }
+    const up = await fetch(`${target}${req.url}`, {
+      method: req.method, headers, body: ["GET", "HEAD"].includes(req.method) ? undefined : body });
+    const out = Buffer.from(await up.arrayBuffer());
+    const back = {};
+    // fetch has decoded the body already.
+    const hop = ["content-length", "transfer-encoding", "connection", "content-encoding"];
+    up.headers.forEach((v, k) => { if (!hop.includes(k)) back[k] = v; });
+    res.writeHead(up.status, back);
+    res.end(out);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    seen,
+    close: () => new Promise((r) => {
+      for (const s of stalled) s.destroy();
+      server.closeAllConnections?.();
+      server.close(r);
+    }),
+  };
 }

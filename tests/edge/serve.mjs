@@ -4,7 +4,11 @@
 // stopping the process group stops workerd too.
 //
 //   node serve.mjs --persist DIR [--port N] [--token T] [--grace SECONDS]
-//                  [--https-cert FILE --https-key FILE]
+//                  [--https-cert FILE --https-key FILE] [--fault MODE:STEP]
+//
+// --fault sets the Worker's FAULT_POINT test hook (wasm/src/edge/publish.rs):
+// `hang:STEP` stops every publish at STEP, `yield:STEP` makes the first one
+// there wait until another has swapped the catalog pointer.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,6 +26,7 @@ const { values: a } = parseArgs({
     grace: { type: "string", default: "21600" },
     "https-cert": { type: "string" },
     "https-key": { type: "string" },
+    fault: { type: "string" },
   },
 });
 if (!a.persist) throw new Error("--persist DIR is required");
@@ -39,7 +44,11 @@ const opts = {
   modulesRoot: edge,
   kvNamespaces: { CATALOG: "ssgen-catalog" },
   r2Buckets: { IMAGES: "ssgen-images" },
-  bindings: { GRACE_SECONDS: a.grace, ...(a.token ? { UPLOAD_TOKEN: a.token } : {}) },
+  bindings: {
+    GRACE_SECONDS: a.grace,
+    ...(a.token ? { UPLOAD_TOKEN: a.token } : {}),
+    ...(a.fault ? { FAULT_POINT: a.fault } : {}),
+  },
   kvPersist: join(a.persist, "kv"),
   r2Persist: join(a.persist, "r2"),
 };

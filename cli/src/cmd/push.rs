@@ -1,19 +1,36 @@
-//! `ssgen push`: publish a tree to the edge handler (`edge/`): upload the
-//! files the edge does not hold yet (compared by sha256), then ask it to
-//! rebuild and swap in the catalog.
+//! `ssgen push`: publish a tree to a target (today the edge handler of
+//! `edge/`): send what the target does not hold yet (compared by sha256),
+//! withdraw what `ssgen prune` and `ssgen remove` withdrew, check that
+//! everything arrived as sent, and only then publish.
 //!
-//! Resumable by construction: each file is one streamed `PUT` that R2
-//! stores whole or not at all, and a second run skips whatever arrived.
+//! The steps are functions over [`Target`], what push needs of a place it
+//! publishes to, so another kind of target fits beside the edge:
+//!
+//! 1. [`local_files`]: hash the tree as `ssgen build` does; the files the
+//!    catalog needs, and the ones `.withdrawn` markers withdraw.
+//! 2. [`Target::list`]: what the target holds.
+//! 3. [`plan`]: what to upload, which combined fingerprints the target
+//!    must add, what to remove.
+//! 4. [`carry_out`]: each upload and removal, its answer checked.
+//! 5. [`Target::list`] again and [`not_as_sent`]: every file there as
+//!    sent, every removal done; otherwise nothing is published.
+//! 6. [`Target::publish`], told which files it must publish.
+//!
+//! Resumable by construction: each file is stored whole or not at all, and
+//! a second run skips whatever arrived.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::ProgressBar;
+use ssgen_core::classify::{self, Kind};
+use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Digests, Level, Sha256};
 
 use crate::cache::Cache;
@@ -24,10 +41,12 @@ use crate::{hashing, net, walk};
 /// publish its catalog.
 ///
 /// Hashes the tree (cached like `ssgen build`), asks the edge which files
-/// it holds, uploads only the missing or incomplete ones (each streamed,
-/// with its sha256 and, for root files, the combined fingerprints), then
-/// POSTs /publish so the edge rebuilds images.json and swaps it in. Run it
-/// again after an interruption: what arrived is skipped.
+/// it holds, uploads only the missing ones (each streamed, with its
+/// sha256; the edge computes the combined fingerprints itself and checks
+/// them against ours), removes from the edge what `ssgen prune` or `ssgen
+/// remove` withdrew, lists the edge again to check that every file arrived
+/// as sent, then POSTs /publish so the edge rebuilds images.json and swaps
+/// it in. Run it again after an interruption: what arrived is skipped.
 ///
 /// With --to s3://BUCKET[/PREFIX] it publishes to S3-compatible storage
 /// (AWS S3, R2, Garage, MinIO, Ceph) the same way: only what the bucket
@@ -55,13 +74,16 @@ pub struct PushArgs {
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 
-    /// Upload only; leave the published catalog as it is.
+    /// Upload only; leave the published catalog as it is. The files are
+    /// downloadable by their paths all the same: the edge serves every
+    /// file it holds.
     #[arg(long)]
     pub no_publish: bool,
 
-    /// Also remove from the edge what is no longer in the tree (after
-    /// `ssgen prune`, say). Removed files leave the catalog at once and
-    /// stay downloadable for the edge's grace period.
+    /// Also remove from the edge what is not in the tree at all (after
+    /// `ssgen prune` deleted withdrawn files, say). Withdrawn versions are
+    /// removed with or without it. Removed files leave the catalog at the
+    /// publish and stay downloadable for the edge's grace period.
     #[arg(long)]
     pub delete: bool,
 
@@ -130,38 +152,90 @@ pub struct PushArgs {
     // S3: index.html, the page for people, goes up after the catalog.
     #[command(flatten, next_help_heading = "S3 (--to s3://BUCKET[/PREFIX])")]
     pub page: crate::page::HtmlArgs,
+
+    /// Seconds to wait for each answer of the edge, and for a stalled
+    /// upload to move, before giving up. An answer for which the edge
+    /// reads a file (checking a large upload, computing a combined
+    /// fingerprint) gets one more second per 16 MiB it reads.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
 }
 
-/// One file the edge should hold.
-struct Wanted {
-    path: String,
-    size: u64,
-    sha256: Sha256,
-    /// Metadata file name → sha256(meta ‖ this file).
-    combined: BTreeMap<String, Sha256>,
+/// One file the target should hold.
+pub(crate) struct Wanted {
+    pub path: String,
+    pub size: u64,
+    pub sha256: Sha256,
+    /// Metadata file name → sha256(meta ‖ this file), for root files.
+    pub combined: BTreeMap<String, Sha256>,
 }
 
-/// What the edge says it holds.
-#[derive(serde::Deserialize)]
-struct RemoteFile {
-    path: String,
-    sha256: Option<String>,
-    #[serde(default)]
-    combined: BTreeMap<String, String>,
-    #[serde(default)]
-    removed: bool,
-    /// False while (or if) a multipart upload's sha256 was not confirmed.
-    #[serde(default = "yes")]
-    verified: bool,
+impl Wanted {
+    fn is_meta(&self) -> bool {
+        matches!(classify::by_name(file_name(&self.path)), Kind::Meta(_))
+    }
 }
 
-fn yes() -> bool {
-    true
+/// The tree as push sees it.
+pub(crate) struct Local {
+    /// What the catalog needs: the files of published versions, and the
+    /// side files.
+    pub files: Vec<Wanted>,
+    /// Files that `.withdrawn` markers withdraw.
+    pub withdrawn: BTreeSet<String>,
 }
 
-#[derive(serde::Deserialize)]
-struct RemoteFiles {
-    files: Vec<RemoteFile>,
+/// What a target holds of one path.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Held {
+    pub sha256: Option<String>,
+    /// Removed, waiting for its grace period to end.
+    pub removed: bool,
+    /// Removed and deleted: the path holds nothing.
+    pub purged: bool,
+    /// Combined fingerprints the target holds, by metadata file name.
+    pub combined: BTreeMap<String, String>,
+}
+
+impl Held {
+    /// Whether the path serves a file that is not removed.
+    fn live(&self) -> bool {
+        !self.removed && !self.purged
+    }
+}
+
+/// What a target holds.
+#[derive(Debug, Default)]
+pub(crate) struct Holding {
+    pub files: BTreeMap<String, Held>,
+    /// Whether the target keeps combined fingerprints (the edge computes
+    /// them and builds the catalog); a target whose catalog push writes
+    /// itself has none to check.
+    pub tracks_combined: bool,
+}
+
+/// What a publish answered.
+pub(crate) struct Published {
+    pub generation: u64,
+    pub products: u64,
+    pub images: u64,
+    pub changed: bool,
+    /// (level, path, message) of what the target's build reported.
+    pub diagnostics: Vec<(String, String, String)>,
+}
+
+/// A place `ssgen push` publishes to.
+pub(crate) trait Target {
+    /// Everything it holds.
+    fn list(&self) -> Result<Holding>;
+    /// Stores one file, checking the answer says so.
+    fn upload(&self, root: &Path, file: &Wanted, bar: &ProgressBar) -> Result<()>;
+    /// Makes it hold `file`'s combined fingerprints (the file is there).
+    fn add_combined(&self, file: &Wanted) -> Result<()>;
+    /// Removes one file from the catalog.
+    fn remove(&self, path: &str) -> Result<()>;
+    /// Publishes the catalog, which must list every file of `sent`.
+    fn publish(&self, sent: &[Wanted], timestamp: Option<i64>) -> Result<Published>;
 }
 
 pub fn run(args: &PushArgs) -> Result<ExitCode> {
@@ -175,19 +249,6 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
         )
         .into());
     }
-    let token = match &args.token {
-        Some(t) => t.clone(),
-        None => std::env::var("SSGEN_TOKEN").map_err(|_| {
-            Invalid("no upload token: pass --token TOKEN or set SSGEN_TOKEN".into())
-        })?,
-    };
-    let base = args.to.trim_end_matches('/').to_owned();
-    if !(base.starts_with("https://") || base.starts_with("http://")) {
-        return Err(Invalid(format!(
-            "--to {base:?}: give the edge's http(s):// URL, or s3://BUCKET[/PREFIX]"
-        ))
-        .into());
-    }
     let timestamp = match args.timestamp {
         Some(t) => Some(t),
         None => match std::env::var("SOURCE_DATE_EPOCH") {
@@ -199,83 +260,87 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
             Err(_) => None,
         },
     };
-    let wanted = local_files(&args.root, timestamp, args.strict)?;
-    let edge = Edge::new(base, token)?;
-    let remote = edge.files()?;
-    let todo: Vec<&Wanted> = wanted
-        .iter()
-        .filter(|w| {
-            remote.get(&w.path).is_none_or(|r| {
-                r.removed
-                    || !r.verified
-                    || r.sha256.as_deref() != Some(w.sha256.to_hex().as_str())
-                    || w.combined
-                        .iter()
-                        .any(|(m, d)| r.combined.get(m).map(String::as_str) != Some(&d.to_hex()))
-            })
-        })
-        .collect();
-    let bytes: u64 = todo.iter().map(|w| w.size).sum();
+    let target = open_target(args)?;
+    let local = local_files(&args.root, timestamp, args.strict)?;
+    let remote = target.list()?;
+    let plan = plan(&local, &remote, args.delete);
+    let bytes: u64 = plan.uploads.iter().map(|w| w.size).sum();
     eprintln!(
         "push: {} file(s) in the tree, {} to upload ({} bytes)",
-        wanted.len(),
-        todo.len(),
+        local.files.len(),
+        plan.uploads.len(),
         bytes
     );
-    let bar = progress(bytes);
-    let part_size = args.part_size << 20;
-    for w in &todo {
-        bar.set_message(w.path.rsplit('/').next().unwrap_or(&w.path).to_owned());
-        if w.size > part_size {
-            edge.put_multipart(&args.root, w, part_size, &bar)?;
-        } else {
-            edge.put(&args.root, w, &bar)?;
-        }
+    carry_out(target.as_ref(), &args.root, &plan)?;
+    if !plan.removals.is_empty() {
+        eprintln!(
+            "push: {} file(s) removed from the edge",
+            plan.removals.len()
+        );
     }
-    bar.finish_and_clear();
-    if args.delete {
-        let local: std::collections::BTreeSet<&str> =
-            wanted.iter().map(|w| w.path.as_str()).collect();
-        let gone: Vec<&str> = remote
-            .values()
-            .filter(|r| !r.removed && !local.contains(r.path.as_str()))
-            .map(|r| r.path.as_str())
-            .collect();
-        for path in &gone {
-            edge.delete(path)?;
-        }
-        eprintln!("push: {} file(s) removed from the edge", gone.len());
+    let problems = not_as_sent(&local, &plan.removals, &target.list()?);
+    if !problems.is_empty() {
+        bail!(
+            "{} file(s) are not on the edge as sent, so nothing was published:\n  {}\n\
+             Something between here and the edge (a proxy, a cache) may have answered in its \
+             place, or another publisher changed them; run the push again",
+            problems.len(),
+            problems.join("\n  ")
+        );
     }
     if args.no_publish {
-        eprintln!("push: uploaded; not published (--no-publish)");
+        eprintln!(
+            "push: uploaded and checked; not published (--no-publish): no catalog lists the new \
+             files, but they are downloadable by their paths"
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    let summary = edge.publish(timestamp)?;
-    for d in summary["diagnostics"].as_array().into_iter().flatten() {
-        eprintln!(
-            "{}: {}: {}",
-            d["level"].as_str().unwrap_or("note"),
-            d["path"].as_str().unwrap_or(""),
-            d["message"].as_str().unwrap_or("")
-        );
+    let published = target.publish(&local.files, timestamp)?;
+    for (level, path, message) in &published.diagnostics {
+        eprintln!("{level}: {path}: {message}");
     }
     eprintln!(
         "push: published generation {} ({} product(s), {} image(s){})",
-        summary["generation"],
-        summary["products"],
-        summary["images"],
-        if summary["changed"] == serde_json::Value::Bool(false) {
-            ", unchanged"
-        } else {
-            ""
-        }
+        published.generation,
+        published.products,
+        published.images,
+        if published.changed { "" } else { ", unchanged" }
     );
     Ok(ExitCode::SUCCESS)
 }
 
+/// The target `--to` names.
+fn open_target(args: &PushArgs) -> Result<Box<dyn Target>> {
+    let base = args.to.trim_end_matches('/').to_owned();
+    if !(base.starts_with("https://") || base.starts_with("http://")) {
+        return Err(Invalid(format!(
+            "--to {base:?}: give the edge's http(s):// URL, or s3://BUCKET[/PREFIX]"
+        ))
+        .into());
+    }
+    let token = match &args.token {
+        Some(t) => t.clone(),
+        None => std::env::var("SSGEN_TOKEN").map_err(|_| {
+            Invalid("no upload token: pass --token TOKEN or set SSGEN_TOKEN".into())
+        })?,
+    };
+    Ok(Box::new(Edge::new(
+        base,
+        &token,
+        args.part_size << 20,
+        Duration::from_secs(args.timeout),
+    )?))
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 /// Hashes the tree as `ssgen build` does and lists what to send: every
-/// file of a published version, and the side files.
-fn local_files(root: &Path, timestamp: Option<i64>, strict: bool) -> Result<Vec<Wanted>> {
+/// file of a published version, and the side files; and the files that
+/// `.withdrawn` markers withdraw (the markers themselves are the tree's
+/// own bookkeeping and never sent).
+fn local_files(root: &Path, timestamp: Option<i64>, strict: bool) -> Result<Local> {
     if !root.join("images").is_dir() {
         return Err(Invalid(format!(
             "{}: no images/ directory; give the server root",
@@ -309,7 +374,32 @@ fn local_files(root: &Path, timestamp: Option<i64>, strict: bool) -> Result<Vec<
         eprintln!("warning: {e:#}");
     }
 
-    let mut out = Vec::new();
+    let mut withdrawn = BTreeSet::new();
+    for (path, listed) in &listing.files {
+        if file_name(path) != withdrawn::FILE_NAME {
+            continue;
+        }
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        // As the build reads it: a marker it cannot parse withdraws all.
+        let marker = Withdrawn::parse(listed.entry.contents.as_deref().unwrap_or_default())
+            .unwrap_or(Withdrawn {
+                since: 0,
+                files: None,
+            });
+        withdrawn.extend(
+            listing
+                .files
+                .keys()
+                .filter(|p| p.rsplit_once('/').is_some_and(|(d, _)| d == dir))
+                .filter(|p| {
+                    let name = file_name(p);
+                    name != withdrawn::FILE_NAME && marker.covers(name)
+                })
+                .cloned(),
+        );
+    }
+
+    let mut files = Vec::new();
     for f in scan.files() {
         let sha256 = *digests
             .files
@@ -319,9 +409,9 @@ fn local_files(root: &Path, timestamp: Option<i64>, strict: bool) -> Result<Vec<
             .combined
             .iter()
             .filter(|((_, r), _)| *r == f.path)
-            .map(|((m, _), d)| (m.rsplit('/').next().unwrap_or(m).to_owned(), *d))
+            .map(|((m, _), d)| (file_name(m).to_owned(), *d))
             .collect();
-        out.push(Wanted {
+        files.push(Wanted {
             path: f.path.clone(),
             size: f.size,
             sha256,
@@ -330,12 +420,15 @@ fn local_files(root: &Path, timestamp: Option<i64>, strict: bool) -> Result<Vec<
     }
     for listed in listing.files.values() {
         let e = &listed.entry;
+        if withdrawn.contains(&e.path) || e.name() == withdrawn::FILE_NAME {
+            continue;
+        }
         if let Some(contents) = e
             .contents
             .as_deref()
             .filter(|_| ssgen_core::needs_contents(&e.path))
         {
-            out.push(Wanted {
+            files.push(Wanted {
                 path: e.path.clone(),
                 size: e.size,
                 sha256: Sha256::of(contents),
@@ -343,194 +436,595 @@ fn local_files(root: &Path, timestamp: Option<i64>, strict: bool) -> Result<Vec<
             });
         }
     }
-    Ok(out)
+    Ok(Local { files, withdrawn })
 }
 
-fn progress(total: u64) -> ProgressBar {
-    crate::progress::bytes(total, "uploading")
+/// What a push does, decided from the tree and what the target holds.
+pub(crate) struct Plan<'a> {
+    /// Files to send, metadata files first (the edge computes a root's
+    /// combined fingerprints from the metadata files it already holds).
+    pub uploads: Vec<&'a Wanted>,
+    /// Root files there as sent whose combined fingerprints are not.
+    pub combined: Vec<&'a Wanted>,
+    /// Paths to remove.
+    pub removals: Vec<String>,
 }
 
-/// The edge's upload API.
+/// Compares the tree with what the target holds.
+pub(crate) fn plan<'a>(local: &'a Local, remote: &Holding, delete: bool) -> Plan<'a> {
+    let as_sent = |w: &Wanted| {
+        remote
+            .files
+            .get(&w.path)
+            .is_some_and(|r| r.live() && r.sha256.as_deref() == Some(w.sha256.to_hex().as_str()))
+    };
+    let fingerprints_there = |w: &Wanted| {
+        !remote.tracks_combined
+            || remote.files.get(&w.path).is_some_and(|r| {
+                w.combined
+                    .iter()
+                    .all(|(m, d)| r.combined.get(m) == Some(&d.to_hex()))
+            })
+    };
+    let mut uploads: Vec<&Wanted> = local.files.iter().filter(|w| !as_sent(w)).collect();
+    uploads.sort_by_key(|w| (!w.is_meta(), w.path.as_str()));
+    let combined = local
+        .files
+        .iter()
+        .filter(|w| as_sent(w) && !fingerprints_there(w))
+        .collect();
+    let wanted: BTreeSet<&str> = local.files.iter().map(|w| w.path.as_str()).collect();
+    let removals = remote
+        .files
+        .iter()
+        .filter(|(path, held)| {
+            held.live()
+                && !wanted.contains(path.as_str())
+                && (delete || local.withdrawn.contains(path.as_str()))
+        })
+        .map(|(path, _)| path.clone())
+        .collect();
+    Plan {
+        uploads,
+        combined,
+        removals,
+    }
+}
+
+/// Uploads, adds fingerprints and removes, in that order.
+pub(crate) fn carry_out(target: &dyn Target, root: &Path, plan: &Plan<'_>) -> Result<()> {
+    let bar = crate::progress::bytes(plan.uploads.iter().map(|w| w.size).sum(), "uploading");
+    for w in &plan.uploads {
+        bar.set_message(file_name(&w.path).to_owned());
+        target.upload(root, w, &bar)?;
+    }
+    bar.finish_and_clear();
+    for w in &plan.combined {
+        target.add_combined(w)?;
+    }
+    for path in &plan.removals {
+        target.remove(path)?;
+    }
+    Ok(())
+}
+
+/// What is not on the target as the push left it: files missing, other,
+/// removed or without their fingerprints, and removals not done.
+pub(crate) fn not_as_sent(local: &Local, removals: &[String], remote: &Holding) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in &local.files {
+        let sha = w.sha256.to_hex();
+        match remote.files.get(&w.path) {
+            None => out.push(format!("{}: not on the edge", w.path)),
+            Some(r) if !r.live() => out.push(format!("{}: removed on the edge", w.path)),
+            Some(r) if r.sha256.as_deref() != Some(sha.as_str()) => out.push(format!(
+                "{}: the edge holds sha256 {}, not {sha}",
+                w.path,
+                r.sha256.as_deref().unwrap_or("unknown")
+            )),
+            Some(r) if remote.tracks_combined => {
+                for (m, d) in &w.combined {
+                    if r.combined.get(m) != Some(&d.to_hex()) {
+                        out.push(format!(
+                            "{}: the edge has no combined fingerprint {d} with {m}",
+                            w.path
+                        ));
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for path in removals {
+        if remote.files.get(path).is_some_and(Held::live) {
+            out.push(format!("{path}: still published on the edge, not removed"));
+        }
+    }
+    out
+}
+
+/// The edge handler's upload API.
 struct Edge {
     agent: ureq::Agent,
     base: String,
     auth: String,
+    part_size: u64,
+    timeout: Duration,
+}
+
+/// How fast the edge is assumed to read a file it checks, for the time
+/// an answer may take (R2 reads run far faster; this is the margin).
+const EDGE_READ_BYTES_PER_SEC: u64 = 16 << 20;
+
+/// The largest answer read (one listing page is a few hundred KB).
+const ANSWER_LIMIT: u64 = 256 << 20;
+
+/// One answer of the edge.
+struct Answer {
+    status: u16,
+    body: String,
+    html: bool,
 }
 
 impl Edge {
-    fn new(base: String, token: String) -> Result<Self> {
-        // Uploads take as long as they take: only the connection is timed.
-        let config = net::agent_config()?;
+    fn new(base: String, token: &str, part_size: u64, timeout: Duration) -> Result<Self> {
         Ok(Self {
-            agent: config.build().into(),
+            agent: net::agent_config()?.build().into(),
             base,
             auth: format!("Bearer {token}"),
+            part_size,
+            timeout,
         })
     }
 
-    fn check(&self, what: &str, resp: &mut ureq::http::Response<ureq::Body>) -> Result<String> {
+    /// The wait for an answer for which the edge reads `reads` bytes.
+    fn wait_for(&self, reads: u64) -> Duration {
+        self.timeout + Duration::from_secs(reads / EDGE_READ_BYTES_PER_SEC)
+    }
+
+    /// Sends one request and reads its answer whole, with the timeouts:
+    /// `wait` for the answer, `self.timeout` for any stalled read or write.
+    fn send(
+        &self,
+        what: &str,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: impl ureq::AsSendBody,
+        wait: Duration,
+    ) -> Result<Answer> {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("authorization", &self.auth);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req
+            .body(body)
+            .with_context(|| format!("{what}: {url} is not a URL"))?;
+        let req = self
+            .agent
+            .configure_request(req)
+            .timeout_recv_response(Some(wait))
+            .timeout_per_read(Some(wait))
+            .timeout_per_write(Some(self.timeout))
+            .build();
+        let mut resp = self.agent.run(req).map_err(|e| match e {
+            ureq::Error::Timeout(_) => anyhow!(
+                "{what}: no answer from {} within {} s (--timeout); the edge, or something in \
+                 between, stalled",
+                self.base,
+                wait.as_secs()
+            ),
+            e => anyhow!("{what}: cannot reach {} ({e})", self.base),
+        })?;
         let status = resp.status().as_u16();
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
-        if (200..300).contains(&status) {
-            return Ok(body);
-        }
-        let message = serde_json::from_str::<serde_json::Value>(&body)
+        let html = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("html"));
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(ANSWER_LIMIT)
+            .read_to_string()
+            .map_err(|e| match e {
+                ureq::Error::Timeout(_) => anyhow!(
+                    "{what}: the answer from {} stalled for {} s (--timeout)",
+                    self.base,
+                    wait.as_secs()
+                ),
+                e => anyhow!("{what}: cannot read the answer of {} ({e})", self.base),
+            })?;
+        Ok(Answer { status, body, html })
+    }
+
+    /// A 2xx answer's JSON object; any other answer as an error.
+    fn json(&self, what: &str, a: &Answer) -> Result<serde_json::Value> {
+        let parsed = serde_json::from_str::<serde_json::Value>(&a.body)
             .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| body.trim().to_owned());
-        match status {
-            401 => Err(Invalid(format!("{what}: the edge refused the token ({message})")).into()),
-            400 | 409 | 411 | 422 => Err(Invalid(format!("{what}: {status}: {message}")).into()),
-            _ => bail!("{what}: the edge answered {status}: {message}"),
+            .filter(serde_json::Value::is_object);
+        if !(200..300).contains(&a.status) {
+            let message = parsed
+                .as_ref()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| summarise(&a.body, a.html));
+            return match a.status {
+                401 => {
+                    Err(Invalid(format!("{what}: the edge refused the token ({message})")).into())
+                }
+                400 | 404 | 409 | 411 | 414 | 422 => {
+                    Err(Invalid(format!("{what}: {}: {message}", a.status)).into())
+                }
+                s => bail!("{what}: the edge answered {s}: {message}"),
+            };
         }
+        parsed.ok_or_else(|| {
+            anyhow!(
+                "{what}: the answer ({} {}) is not the edge's; something between here and the \
+                 edge answered in its place",
+                a.status,
+                summarise(&a.body, a.html)
+            )
+        })
     }
 
-    fn files(&self) -> Result<BTreeMap<String, RemoteFile>> {
-        let url = format!("{}/api/v1/files", self.base);
-        let mut resp = self
-            .agent
-            .get(&url)
-            .header("authorization", &self.auth)
-            .call()
-            .with_context(|| format!("cannot reach {url}"))?;
-        let body = self.check("listing the edge's files", &mut resp)?;
-        let list: RemoteFiles = serde_json::from_str(&body)
-            .with_context(|| format!("{url}: not an ssgen edge listing"))?;
-        Ok(list
-            .files
-            .into_iter()
-            .map(|f| (f.path.clone(), f))
-            .collect())
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.base)
     }
 
-    fn put(&self, root: &Path, w: &Wanted, bar: &ProgressBar) -> Result<()> {
-        let url = format!("{}/{}", self.base, w.path);
-        let file =
-            File::open(root.join(&w.path)).with_context(|| format!("cannot open {}", w.path))?;
-        let mut reader = Counted { inner: file, bar };
-        let combined = w
-            .combined
-            .iter()
-            .map(|(m, d)| format!("{m}={d}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut req = self
-            .agent
-            .put(&url)
-            .header("authorization", &self.auth)
-            .header("content-length", w.size.to_string())
-            .header("content-type", "application/octet-stream")
-            .header("x-ssgen-sha256", w.sha256.to_hex());
-        if !combined.is_empty() {
-            req = req.header("x-ssgen-combined", &combined);
+    /// Checks an upload's answer: it must name the file, its sha256 and,
+    /// for a root file, hold its combined fingerprints.
+    fn check_stored(what: &str, w: &Wanted, v: &serde_json::Value) -> Result<()> {
+        let sha = w.sha256.to_hex();
+        if v["path"].as_str() != Some(w.path.as_str())
+            || v["sha256"].as_str() != Some(sha.as_str())
+            || !v["stored"].is_boolean()
+        {
+            bail!(
+                "{what}: the answer does not say the edge holds it (sha256 {sha}): {}; something \
+                 between here and the edge answered in its place",
+                summarise(&v.to_string(), false)
+            );
         }
-        let mut resp = req
-            .send(ureq::SendBody::from_reader(&mut reader))
-            .with_context(|| format!("uploading {}", w.path))?;
-        self.check(&format!("uploading {}", w.path), &mut resp)?;
+        Self::check_combined(what, w, v)
+    }
+
+    fn check_combined(what: &str, w: &Wanted, v: &serde_json::Value) -> Result<()> {
+        for (m, d) in &w.combined {
+            if v["combined"][m].as_str() != Some(d.to_hex().as_str()) {
+                bail!(
+                    "{what}: the edge computed no combined fingerprint {d} with {m} (it has {})",
+                    v["combined"][m].as_str().unwrap_or("none")
+                );
+            }
+        }
         Ok(())
     }
 
+    fn file_headers(w: &Wanted) -> Vec<(&'static str, String)> {
+        let mut h = vec![("x-ssgen-sha256", w.sha256.to_hex())];
+        if !w.combined.is_empty() {
+            h.push(("x-ssgen-combined", combined_header(w)));
+        }
+        h
+    }
+
+    fn put(&self, root: &Path, w: &Wanted, bar: &ProgressBar) -> Result<serde_json::Value> {
+        let what = format!("uploading {}", w.path);
+        let file =
+            File::open(root.join(&w.path)).with_context(|| format!("cannot open {}", w.path))?;
+        let mut reader = Counted { inner: file, bar };
+        let mut headers = Self::file_headers(w);
+        headers.push(("content-length", w.size.to_string()));
+        headers.push(("content-type", "application/octet-stream".into()));
+        let reads = if w.combined.is_empty() { 0 } else { w.size };
+        let a = self.send(
+            &what,
+            "PUT",
+            &self.url(&w.path),
+            &headers,
+            ureq::SendBody::from_reader(&mut reader),
+            self.wait_for(reads),
+        )?;
+        self.answered(&what, w, &a)
+    }
+
+    /// An upload's answer: 503 is "send it again" (the path changed while
+    /// it ran), anything else is checked.
+    fn answered(&self, what: &str, w: &Wanted, a: &Answer) -> Result<serde_json::Value> {
+        if a.status == 503 {
+            return Ok(serde_json::Value::Null);
+        }
+        let v = self.json(what, a)?;
+        Self::check_stored(what, w, &v)?;
+        Ok(v)
+    }
+
     /// A file too large for one request body: start, parts, complete (the
-    /// edge then checks the whole file's sha256 itself).
+    /// edge then checks the whole file itself and copies it into place).
     fn put_multipart(
         &self,
         root: &Path,
         w: &Wanted,
-        part_size: u64,
         bar: &ProgressBar,
-    ) -> Result<()> {
+    ) -> Result<serde_json::Value> {
         let what = format!("uploading {}", w.path);
-        let url = format!("{}/{}", self.base, w.path);
-        let mut req = self
-            .agent
-            .post(&format!("{url}?uploads"))
-            .header("authorization", &self.auth)
-            .header("x-ssgen-sha256", w.sha256.to_hex())
-            .header("x-ssgen-size", w.size.to_string());
-        if !w.combined.is_empty() {
-            req = req.header("x-ssgen-combined", combined_header(w));
+        let url = self.url(&w.path);
+        let mut headers = Self::file_headers(w);
+        headers.push(("x-ssgen-size", w.size.to_string()));
+        let a = self.send(
+            &what,
+            "POST",
+            &format!("{url}?uploads"),
+            &headers,
+            b"".as_slice(),
+            self.wait_for(if w.combined.is_empty() { 0 } else { w.size }),
+        )?;
+        if a.status == 503 {
+            return Ok(serde_json::Value::Null);
         }
-        let mut resp = req.send_empty().with_context(|| what.clone())?;
-        let started: serde_json::Value =
-            serde_json::from_str(&self.check(&what, &mut resp)?).with_context(|| what.clone())?;
+        let started = self.json(&what, &a)?;
         let Some(id) = started["upload_id"].as_str() else {
+            // The edge holds it already: the answer says so.
+            Self::check_stored(&what, w, &started)?;
             bar.inc(w.size);
-            return Ok(());
+            return Ok(started);
         };
         let id = query_escape(id);
-        let result = (|| -> Result<()> {
+        let result = (|| -> Result<serde_json::Value> {
             let mut file = File::open(root.join(&w.path))
                 .with_context(|| format!("cannot open {}", w.path))?;
             let mut parts = Vec::new();
             let mut offset = 0;
             let mut number = 1;
             while offset < w.size {
-                let len = part_size.min(w.size - offset);
+                let len = self.part_size.min(w.size - offset);
                 let mut reader = Counted {
                     inner: (&mut file).take(len),
                     bar,
                 };
-                let mut resp = self
-                    .agent
-                    .put(&format!("{url}?upload_id={id}&part={number}"))
-                    .header("authorization", &self.auth)
-                    .header("content-length", len.to_string())
-                    .send(ureq::SendBody::from_reader(&mut reader))
-                    .with_context(|| format!("{what}, part {number}"))?;
-                let done: serde_json::Value = serde_json::from_str(
-                    &self.check(&format!("{what}, part {number}"), &mut resp)?,
+                let part_what = format!("{what}, part {number}");
+                let a = self.send(
+                    &part_what,
+                    "PUT",
+                    &format!("{url}?upload_id={id}&part={number}"),
+                    &[("content-length", len.to_string())],
+                    ureq::SendBody::from_reader(&mut reader),
+                    self.timeout,
                 )?;
-                parts.push(serde_json::json!({"part": number, "etag": done["etag"]}));
+                let done = self.json(&part_what, &a)?;
+                let etag = done["etag"].as_str().filter(|_| done["part"] == number);
+                let Some(etag) = etag else {
+                    bail!(
+                        "{part_what}: the answer does not acknowledge the part: {}",
+                        summarise(&done.to_string(), false)
+                    );
+                };
+                parts.push(serde_json::json!({"part": number, "etag": etag}));
                 offset += len;
                 number += 1;
             }
-            let mut resp = self
-                .agent
-                .post(&format!("{url}?upload_id={id}"))
-                .header("authorization", &self.auth)
-                .header("content-type", "application/json")
-                .send(serde_json::json!({ "parts": parts }).to_string())
-                .with_context(|| what.clone())?;
-            self.check(&what, &mut resp)?;
-            Ok(())
+            let body = serde_json::json!({ "parts": parts }).to_string();
+            // The edge reads the joined file (its digests) and copies it
+            // into place: twice its size.
+            let a = self.send(
+                &what,
+                "POST",
+                &format!("{url}?upload_id={id}"),
+                &[("content-type", "application/json".into())],
+                body.as_bytes(),
+                self.wait_for(2 * w.size),
+            )?;
+            self.answered(&what, w, &a)
         })();
         if result.is_err() {
-            // Best effort: R2 would drop the parts after a week anyway.
-            let _ = self
-                .agent
-                .delete(&format!("{url}?upload_id={id}"))
-                .header("authorization", &self.auth)
-                .call();
+            // Best effort: the edge drops abandoned uploads after a week.
+            drop(self.send(
+                &what,
+                "DELETE",
+                &format!("{url}?upload_id={id}"),
+                &[],
+                (),
+                self.timeout,
+            ));
         }
         result
     }
 
-    fn delete(&self, path: &str) -> Result<()> {
-        let url = format!("{}/{path}", self.base);
-        let mut resp = self
-            .agent
-            .delete(&url)
-            .header("authorization", &self.auth)
-            .call()
-            .with_context(|| format!("removing {path}"))?;
-        self.check(&format!("removing {path}"), &mut resp)?;
+    /// One page of the listing.
+    fn list_page(&self, cursor: Option<&str>, into: &mut Holding) -> Result<Option<String>> {
+        let what = "listing the edge's files";
+        let mut url = format!("{}/api/v1/files", self.base);
+        if let Some(c) = cursor {
+            url.push_str(&format!("?cursor={}", query_escape(c)));
+        }
+        let a = self.send(what, "GET", &url, &[], (), self.timeout)?;
+        let page: ListPage = serde_json::from_value(self.json(what, &a)?).map_err(|e| {
+            anyhow!("{what}: {url} does not answer an ssgen edge listing ({e}); is --to the edge?")
+        })?;
+        for f in page.files {
+            let held = into.files.entry(f.path).or_default();
+            held.sha256 = f.sha256;
+            held.purged = f.purged;
+        }
+        for r in page.removed {
+            into.files.entry(r.path).or_default().removed = true;
+        }
+        for c in page.combined {
+            into.files.entry(c.path).or_default().combined.insert(
+                c.meta,
+                format!("{}\n{}\n{}", c.sha256, c.meta_sha256, c.root_sha256),
+            );
+        }
+        Ok(page.next)
+    }
+}
+
+/// One page of `GET /api/v1/files`.
+#[derive(serde::Deserialize)]
+struct ListPage {
+    files: Vec<ListedFile>,
+    #[serde(default)]
+    removed: Vec<ListedRemoval>,
+    #[serde(default)]
+    combined: Vec<ListedCombined>,
+    next: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedFile {
+    path: String,
+    sha256: Option<String>,
+    #[serde(default)]
+    purged: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedRemoval {
+    path: String,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedCombined {
+    path: String,
+    meta: String,
+    sha256: String,
+    meta_sha256: String,
+    root_sha256: String,
+}
+
+impl Target for Edge {
+    fn list(&self) -> Result<Holding> {
+        let mut holding = Holding {
+            tracks_combined: true,
+            ..Holding::default()
+        };
+        let mut cursor: Option<String> = None;
+        let mut seen = BTreeSet::new();
+        loop {
+            let next = self.list_page(cursor.as_deref(), &mut holding)?;
+            match next {
+                None => break,
+                Some(c) if !seen.insert(c.clone()) => {
+                    bail!("listing the edge's files: the edge gave cursor {c:?} twice")
+                }
+                Some(c) => cursor = Some(c),
+            }
+        }
+        // A fingerprint counts only if it was computed from the bytes the
+        // two files hold now.
+        let shas: BTreeMap<String, Option<String>> = holding
+            .files
+            .iter()
+            .map(|(p, h)| (p.clone(), h.sha256.clone()))
+            .collect();
+        for (path, held) in &mut holding.files {
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+            held.combined = std::mem::take(&mut held.combined)
+                .into_iter()
+                .filter_map(|(meta, joined)| {
+                    let mut it = joined.split('\n');
+                    let (sha, meta_sha, root_sha) = (it.next()?, it.next()?, it.next()?);
+                    let meta_now = shas.get(&format!("{dir}/{meta}"))?.as_deref()?;
+                    (meta_now == meta_sha && held.sha256.as_deref() == Some(root_sha))
+                        .then(|| (meta, sha.to_owned()))
+                })
+                .collect();
+        }
+        Ok(holding)
+    }
+
+    fn upload(&self, root: &Path, w: &Wanted, bar: &ProgressBar) -> Result<()> {
+        for attempt in 1..=3 {
+            let answer = if w.size > self.part_size {
+                self.put_multipart(root, w, bar)?
+            } else {
+                self.put(root, w, bar)?
+            };
+            if !answer.is_null() {
+                return Ok(());
+            }
+            eprintln!(
+                "push: {} changed on the edge while it was sent (attempt {attempt} of 3); sending it again",
+                w.path
+            );
+        }
+        bail!(
+            "uploading {}: the path kept changing on the edge while it was sent; run the push again",
+            w.path
+        )
+    }
+
+    fn add_combined(&self, w: &Wanted) -> Result<()> {
+        let what = format!("adding the combined fingerprints of {}", w.path);
+        let a = self.send(
+            &what,
+            "POST",
+            &format!("{}?combined", self.url(&w.path)),
+            &[("x-ssgen-combined", combined_header(w))],
+            b"".as_slice(),
+            self.wait_for(w.size),
+        )?;
+        let v = self.json(&what, &a)?;
+        Self::check_combined(&what, w, &v)
+    }
+
+    fn remove(&self, path: &str) -> Result<()> {
+        let what = format!("removing {path}");
+        let a = self.send(&what, "DELETE", &self.url(path), &[], (), self.timeout)?;
+        let v = self.json(&what, &a)?;
+        if v["path"].as_str() != Some(path) {
+            bail!(
+                "{what}: the answer does not say the edge removed it: {}",
+                summarise(&v.to_string(), false)
+            );
+        }
         Ok(())
     }
 
-    fn publish(&self, timestamp: Option<i64>) -> Result<serde_json::Value> {
+    fn publish(&self, sent: &[Wanted], timestamp: Option<i64>) -> Result<Published> {
+        let what = "publishing";
         let mut url = format!("{}/publish", self.base);
         if let Some(t) = timestamp {
             url.push_str(&format!("?timestamp={t}"));
         }
-        let mut resp = self
-            .agent
-            .post(&url)
-            .header("authorization", &self.auth)
-            .send_empty()
-            .with_context(|| format!("cannot reach {url}"))?;
-        let body = self.check("publishing", &mut resp)?;
-        serde_json::from_str(&body).context("publishing: the edge's answer is not JSON")
+        let require: BTreeMap<&str, String> = sent
+            .iter()
+            .map(|w| (w.path.as_str(), w.sha256.to_hex()))
+            .collect();
+        let body = serde_json::json!({ "require": require }).to_string();
+        let a = self.send(
+            what,
+            "POST",
+            &url,
+            &[("content-type", "application/json".into())],
+            body.as_bytes(),
+            self.timeout,
+        )?;
+        let v = self.json(what, &a)?;
+        let generation = v["generation"].as_u64().ok_or_else(|| {
+            anyhow!(
+                "{what}: the answer names no generation: {}; something between here and the edge \
+                 answered in its place",
+                summarise(&v.to_string(), false)
+            )
+        })?;
+        let text = |d: &serde_json::Value, k: &str| d[k].as_str().unwrap_or_default().to_owned();
+        Ok(Published {
+            generation,
+            products: v["products"].as_u64().unwrap_or(0),
+            images: v["images"].as_u64().unwrap_or(0),
+            changed: v["changed"] != serde_json::Value::Bool(false),
+            diagnostics: v["diagnostics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| (text(d, "level"), text(d, "path"), text(d, "message")))
+                .collect(),
+        })
     }
 }
 
@@ -542,7 +1036,43 @@ fn combined_header(w: &Wanted) -> String {
         .join(", ")
 }
 
-/// Percent-encodes a query value (R2 upload ids hold `+`, `/` and `=`).
+/// An answer body in a line: an HTML page by its title and size (a proxy's
+/// or a CDN's error page), anything else cut at 300 characters.
+fn summarise(body: &str, html: bool) -> String {
+    let text = body.trim();
+    if html || text.starts_with('<') {
+        let lower = text.to_ascii_lowercase();
+        let title = lower
+            .find("<title")
+            .and_then(|i| Some(i + lower[i..].find('>')? + 1))
+            .and_then(|start| Some((start, start + lower[start..].find("</title")?)))
+            .map(|(a, b)| text[a..b].split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|t| !t.is_empty());
+        return match title {
+            Some(t) => format!(
+                "an HTML page titled {:?} ({} bytes)",
+                cut(&t, 120),
+                body.len()
+            ),
+            None => format!("an HTML page ({} bytes)", body.len()),
+        };
+    }
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
+        "an empty body".to_owned()
+    } else {
+        cut(&line, 300)
+    }
+}
+
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+/// Percent-encodes a query value.
 fn query_escape(text: &str) -> String {
     text.bytes()
         .map(|b| {
@@ -566,5 +1096,122 @@ impl<R: Read> Read for Counted<'_, R> {
         let n = self.inner.read(buf)?;
         self.bar.inc(n as u64);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted(path: &str, sha: u8) -> Wanted {
+        Wanted {
+            path: path.into(),
+            size: 1,
+            sha256: Sha256([sha; 32]),
+            combined: BTreeMap::new(),
+        }
+    }
+
+    fn held(sha: u8) -> Held {
+        Held {
+            sha256: Some(Sha256([sha; 32]).to_hex()),
+            ..Held::default()
+        }
+    }
+
+    #[test]
+    fn plan_sends_metadata_first_and_withdraws_without_delete() {
+        let dir = "images/d/12/amd64/default/20260801_0312";
+        let mut root = wanted(&format!("{dir}/rootfs.squashfs"), 2);
+        root.combined.insert("incus.tar.xz".into(), Sha256([3; 32]));
+        let local = Local {
+            files: vec![root, wanted(&format!("{dir}/incus.tar.xz"), 1)],
+            withdrawn: ["images/d/12/amd64/default/old/rootfs.squashfs".to_owned()].into(),
+        };
+        let mut remote = Holding {
+            tracks_combined: true,
+            ..Holding::default()
+        };
+        remote.files.insert(
+            "images/d/12/amd64/default/old/rootfs.squashfs".into(),
+            held(9),
+        );
+        remote.files.insert("images/other".into(), held(8));
+        let p = plan(&local, &remote, false);
+        let order: Vec<&str> = p.uploads.iter().map(|w| file_name(&w.path)).collect();
+        assert_eq!(order, ["incus.tar.xz", "rootfs.squashfs"]);
+        assert_eq!(
+            p.removals,
+            ["images/d/12/amd64/default/old/rootfs.squashfs"]
+        );
+        let p = plan(&local, &remote, true);
+        assert_eq!(p.removals.len(), 2);
+    }
+
+    #[test]
+    fn a_root_there_without_its_fingerprint_gets_it_added() {
+        let mut root = wanted("images/a/rootfs.squashfs", 2);
+        root.combined.insert("lxd.tar.xz".into(), Sha256([3; 32]));
+        let local = Local {
+            files: vec![root],
+            withdrawn: BTreeSet::new(),
+        };
+        let mut remote = Holding {
+            tracks_combined: true,
+            ..Holding::default()
+        };
+        remote
+            .files
+            .insert("images/a/rootfs.squashfs".into(), held(2));
+        let p = plan(&local, &remote, false);
+        assert!(p.uploads.is_empty());
+        assert_eq!(p.combined.len(), 1);
+        assert_eq!(not_as_sent(&local, &[], &remote).len(), 1);
+        remote.files.get_mut("images/a/rootfs.squashfs").map(|h| {
+            h.combined
+                .insert("lxd.tar.xz".into(), Sha256([3; 32]).to_hex())
+        });
+        assert!(not_as_sent(&local, &[], &remote).is_empty());
+    }
+
+    #[test]
+    fn not_as_sent_names_each_problem() {
+        let local = Local {
+            files: vec![
+                wanted("images/a", 1),
+                wanted("images/b", 1),
+                wanted("images/c", 1),
+            ],
+            withdrawn: BTreeSet::new(),
+        };
+        let mut remote = Holding::default();
+        remote.files.insert("images/b".into(), held(2));
+        let mut removed = held(1);
+        removed.removed = true;
+        remote.files.insert("images/c".into(), removed);
+        remote.files.insert("images/gone".into(), held(1));
+        let problems = not_as_sent(&local, &["images/gone".into()], &remote);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].contains("not on the edge"));
+        assert!(problems[1].contains("holds sha256"));
+        assert!(problems[2].contains("removed"));
+        assert!(problems[3].contains("still published"));
+    }
+
+    #[test]
+    fn html_pages_are_summarised() {
+        let page = format!(
+            "<!DOCTYPE html><html><head><TITLE>502 Bad\n Gateway</TITLE></head><body>{}</body></html>",
+            "x".repeat(5000)
+        );
+        let s = summarise(&page, true);
+        assert!(
+            s.starts_with("an HTML page titled \"502 Bad Gateway\""),
+            "{s}"
+        );
+        assert!(s.len() < 100);
+        assert_eq!(summarise("<html>", false), "an HTML page (6 bytes)");
+        assert!(summarise(&"y".repeat(1000), false).chars().count() <= 301);
+        assert_eq!(summarise("  ", false), "an empty body");
     }
 }

@@ -15,13 +15,23 @@ fn path_char_ok(c: char) -> bool {
 /// Side files that may sit above the version directories.
 const HIDDEN_SIDE_FILES: [&str; 2] = [".requirements", ".lxd_requirements"];
 
+/// The longest key of a file under `images/`, in bytes. R2 refuses keys
+/// over 1024 bytes, and every file also has keys with a prefix of its own
+/// (its tombstone under `deleted/`, its combined digests under
+/// `combined/…/<metadata file>`), which must fit too.
+pub const MAX_KEY_BYTES: usize = 960;
+
 /// Checks a request path under `/images/` and returns the R2 key
 /// (`images/...`). Every component must be non-empty, not `.`/`..`, made of
 /// `[A-Za-z0-9._~:-]`, and not hidden except the requirements side files as
 /// the last component. Percent escapes are refused outright, so `%2e%2e` or
-/// `%2f` cannot smuggle a traversal past this check.
+/// `%2f` cannot smuggle a traversal past this check. Keys longer than
+/// [`MAX_KEY_BYTES`] are refused.
 pub fn image_key(path: &str) -> Result<String, PathError> {
     let rest = path.strip_prefix("/images/").ok_or("not under /images/")?;
+    if "images/".len() + rest.len() > MAX_KEY_BYTES {
+        return Err("path too long (at most 960 bytes from images/ on)");
+    }
     let parts: Vec<&str> = rest.split('/').collect();
     let last = parts.len() - 1;
     for (i, p) in parts.iter().enumerate() {
@@ -85,6 +95,41 @@ pub fn token_ok(given: &str, expected: &str) -> bool {
         .zip(b.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y));
     diff == 0 && !expected.is_empty()
+}
+
+/// The token of an `Authorization: Bearer <token>` header. HTTP auth
+/// schemes are case-insensitive, so `bearer` and `BEARER` count too.
+pub fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The architectures a daemon says it runs: `Incus-Server-Architectures`,
+/// else `LXD-Server-Architectures`. A header that is empty or only commas
+/// says nothing, so it does not hide the other one.
+pub fn server_arches<'a>(incus: Option<&'a str>, lxd: Option<&'a str>) -> Option<&'a str> {
+    let said = |h: &Option<&'a str>| h.filter(|v| v.split(',').any(|a| !a.trim().is_empty()));
+    said(&incus).or_else(|| said(&lxd))
+}
+
+/// The latest `updated` a publish accepts: the last second of year 9999,
+/// the last one RFC 2822 dates (what the catalog writes) can say.
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
+/// Reads `?timestamp=`: whole Unix seconds from 1970 to year 9999.
+pub fn timestamp(text: &str) -> Result<i64, String> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|t| (0..=MAX_TIMESTAMP).contains(t))
+        .ok_or_else(|| {
+            format!(
+                "timestamp {text:?} is not Unix seconds between 0 and {MAX_TIMESTAMP} (year 9999)"
+            )
+        })
 }
 
 /// A byte range resolved against the file size: `start..=end`.
@@ -167,10 +212,12 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeAsk {
     let Some((a, b)) = spec.trim().split_once('-') else {
         return RangeAsk::Whole;
     };
+    // A position too large for u64 is still a position: past the end of
+    // any file, so a first byte that large is unsatisfiable (416) and a
+    // last byte that large means the end.
     let num = |s: &str| -> Option<u64> {
         (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
+            .then(|| s.parse().unwrap_or(u64::MAX))
     };
     match (a.trim(), b.trim()) {
         ("", suffix) => match num(suffix) {
@@ -215,10 +262,36 @@ pub struct Conditions<'a> {
     pub if_modified_since: Option<f64>,
     /// `If-Unmodified-Since`.
     pub if_unmodified_since: Option<f64>,
-    /// `If-Range`: an entity tag, or a date.
-    pub if_range_etag: Option<&'a str>,
-    /// `If-Range` as a date.
-    pub if_range_date: Option<f64>,
+    /// `If-Range`.
+    pub if_range: Option<IfRange<'a>>,
+}
+
+/// What an `If-Range` header holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum IfRange<'a> {
+    /// An entity tag.
+    Etag(&'a str),
+    /// A date, in milliseconds since the epoch.
+    Date(f64),
+    /// Neither: the `Range` must not be applied (HTTP says a condition
+    /// that cannot be evaluated gets the whole file).
+    Invalid,
+}
+
+impl<'a> IfRange<'a> {
+    /// Classifies a header value; `parse_date` reads an HTTP date.
+    pub fn parse(value: &'a str, parse_date: impl Fn(&str) -> Option<f64>) -> Self {
+        let v = value.trim();
+        if v.starts_with('"') || v.starts_with("W/\"") {
+            if v.len() >= 2 && v.ends_with('"') {
+                IfRange::Etag(v)
+            } else {
+                IfRange::Invalid
+            }
+        } else {
+            parse_date(v).map_or(IfRange::Invalid, IfRange::Date)
+        }
+    }
 }
 
 /// The outcome of the preconditions for a GET or HEAD.
@@ -275,10 +348,11 @@ pub fn evaluate(c: &Conditions<'_>, etag: &str, last_modified: f64) -> Precondit
     {
         return Precondition::NotModified;
     }
-    let honour_range = match (c.if_range_etag, c.if_range_date) {
-        (Some(t), _) => !t.trim().starts_with("W/") && t.trim() == etag,
-        (None, Some(d)) => secs(last_modified) == secs(d),
-        (None, None) => true,
+    let honour_range = match c.if_range {
+        Some(IfRange::Etag(t)) => !t.starts_with("W/") && t == etag,
+        Some(IfRange::Date(d)) => secs(last_modified) == secs(d),
+        Some(IfRange::Invalid) => false,
+        None => true,
     };
     Precondition::Serve { honour_range }
 }
@@ -359,6 +433,16 @@ mod tests {
         assert_eq!(parse_range(Some("items=0-1"), 10), RangeAsk::Whole);
         assert_eq!(parse_range(Some("bytes=x-1"), 10), RangeAsk::Whole);
         assert_eq!(parse_range(Some("bytes=0-0"), 0), RangeAsk::Unsatisfiable);
+        // Positions past u64: a first byte beyond any file, a last byte at
+        // its end, a suffix longer than it.
+        let huge = "18446744073709551616";
+        assert_eq!(
+            parse_range(Some(&format!("bytes={huge}-")), 10),
+            RangeAsk::Unsatisfiable
+        );
+        assert_eq!(parse_range(Some(&format!("bytes=2-{huge}")), 10), p(2, 9));
+        assert_eq!(parse_range(Some(&format!("bytes=-{huge}")), 10), p(0, 9));
+        assert_eq!(range_spec(Some(&format!("bytes={huge}-"))), None);
     }
 
     #[test]
@@ -419,13 +503,64 @@ mod tests {
             c(&|c| c.if_unmodified_since = Some(t - 5000.0)),
             Precondition::Failed
         );
+        let whole = Precondition::Serve {
+            honour_range: false,
+        };
+        assert_eq!(c(&|c| c.if_range = Some(IfRange::Etag("\"old\""))), whole);
+        assert_eq!(c(&|c| c.if_range = Some(IfRange::Etag("\"abc\""))), serve);
+        assert_eq!(c(&|c| c.if_range = Some(IfRange::Invalid)), whole);
+        assert_eq!(c(&|c| c.if_range = Some(IfRange::Date(t))), serve);
+        assert_eq!(c(&|c| c.if_range = Some(IfRange::Date(t - 5000.0))), whole);
+        let date = |v: &str| (v == "Sun, 06 Nov 1994 08:49:37 GMT").then_some(1.0);
+        assert_eq!(IfRange::parse(" \"x\" ", date), IfRange::Etag("\"x\""));
+        assert_eq!(IfRange::parse("W/\"x\"", date), IfRange::Etag("W/\"x\""));
+        assert_eq!(IfRange::parse("\"x", date), IfRange::Invalid);
+        assert_eq!(IfRange::parse("garbage", date), IfRange::Invalid);
         assert_eq!(
-            c(&|c| c.if_range_etag = Some("\"old\"")),
-            Precondition::Serve {
-                honour_range: false
-            }
+            IfRange::parse("Sun, 06 Nov 1994 08:49:37 GMT", date),
+            IfRange::Date(1.0)
         );
-        assert_eq!(c(&|c| c.if_range_etag = Some("\"abc\"")), serve);
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER abc"), Some("abc"));
+        assert_eq!(bearer("bEaReR   abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Bearerabc"), None);
+    }
+
+    #[test]
+    fn empty_architecture_headers_say_nothing() {
+        assert_eq!(
+            server_arches(Some("x86_64"), Some("aarch64")),
+            Some("x86_64")
+        );
+        assert_eq!(server_arches(Some(""), Some("aarch64")), Some("aarch64"));
+        assert_eq!(server_arches(Some(" , "), Some("aarch64")), Some("aarch64"));
+        assert_eq!(server_arches(None, Some("aarch64")), Some("aarch64"));
+        assert_eq!(server_arches(Some(""), None), None);
+    }
+
+    #[test]
+    fn timestamps_are_bounded() {
+        assert_eq!(timestamp("1785556800"), Ok(1_785_556_800));
+        assert_eq!(timestamp("0"), Ok(0));
+        assert!(timestamp("9223372036854775807").is_err());
+        assert!(timestamp("253402300800").is_err());
+        assert!(timestamp("-1").is_err());
+        assert!(timestamp("1e9").is_err());
+    }
+
+    #[test]
+    fn long_keys_are_refused() {
+        let dir = "/images/d/12/amd64/default/20260801_0312/";
+        let fits = format!("{dir}{}", "a".repeat(MAX_KEY_BYTES - dir.len() + 1));
+        assert!(image_key(&fits).is_ok());
+        let over = format!("{fits}a");
+        assert!(image_key(&over).is_err());
     }
 
     #[test]

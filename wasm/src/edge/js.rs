@@ -23,6 +23,9 @@ extern "C" {
     /// Seconds a removed file stays downloadable (a `[vars]` string).
     #[wasm_bindgen(method, getter, js_name = GRACE_SECONDS)]
     pub fn grace_seconds(this: &Env) -> JsValue;
+    /// A test hook of the publish step (see `publish::fault_point`).
+    #[wasm_bindgen(method, getter, js_name = FAULT_POINT)]
+    pub fn fault_point(this: &Env) -> JsValue;
 
     /// A Workers KV namespace.
     pub type KvNamespace;
@@ -90,10 +93,51 @@ extern "C" {
     #[wasm_bindgen(method, getter)]
     fn digest(this: &DigestStream) -> Promise;
 
-    /// A ReadableStream, for `pipeTo`.
-    type PipeSource;
+    /// A random v4 UUID from the runtime's CSPRNG.
+    #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
+    pub fn random_uuid() -> String;
+
+    /// A line on the Worker's log (`wrangler tail`, workerd's stderr).
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    pub fn log(line: &str);
+
+    /// A ReadableStream, with the calls the handler makes on it.
+    type Stream;
     #[wasm_bindgen(method, catch, js_name = pipeTo)]
-    fn pipe_to(this: &PipeSource, dest: &DigestStream) -> Result<Promise, JsValue>;
+    fn pipe_to(this: &Stream, dest: &JsValue, options: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn tee(this: &Stream) -> Result<js_sys::Array, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = getReader)]
+    fn get_reader(this: &Stream) -> Result<StreamReader, JsValue>;
+
+    /// A ReadableStream's default reader.
+    type StreamReader;
+    #[wasm_bindgen(method, catch)]
+    fn read(this: &StreamReader) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = releaseLock)]
+    fn release_lock(this: &StreamReader) -> Result<(), JsValue>;
+
+    /// workerd's identity stream of a declared length, whose readable side
+    /// R2 accepts as a body of known size.
+    type FixedLengthStream;
+    #[wasm_bindgen(constructor, catch)]
+    fn new(length: f64) -> Result<FixedLengthStream, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn readable(this: &FixedLengthStream) -> web_sys::ReadableStream;
+    #[wasm_bindgen(method, getter)]
+    fn writable(this: &FixedLengthStream) -> Writable;
+
+    /// A WritableStream.
+    type Writable;
+    #[wasm_bindgen(method, catch, js_name = getWriter)]
+    fn get_writer(this: &Writable) -> Result<StreamWriter, JsValue>;
+
+    /// A WritableStream's default writer.
+    type StreamWriter;
+    #[wasm_bindgen(method, js_name = write)]
+    fn write(this: &StreamWriter, chunk: &JsValue) -> Promise;
+    #[wasm_bindgen(method, catch, js_name = releaseLock)]
+    fn release_writer(this: &StreamWriter) -> Result<(), JsValue>;
 
     /// An R2 object's metadata, with a `body` when it came from `get`.
     pub type R2Object;
@@ -107,7 +151,7 @@ extern "C" {
     #[wasm_bindgen(method, getter, js_name = httpEtag)]
     pub fn http_etag(this: &R2Object) -> String;
     #[wasm_bindgen(method, getter)]
-    pub fn uploaded(this: &R2Object) -> js_sys::Date;
+    fn uploaded(this: &R2Object) -> js_sys::Date;
     #[wasm_bindgen(method, getter, js_name = customMetadata)]
     fn custom_metadata(this: &R2Object) -> JsValue;
     /// The body stream (objects from `get` only).
@@ -131,13 +175,112 @@ extern "C" {
     fn cursor(this: &R2Objects) -> Option<String>;
 }
 
-/// The SHA-256 of a stream, hashed natively by the runtime as it flows
-/// (no copy into wasm memory).
-pub async fn sha256_of_stream(stream: &web_sys::ReadableStream) -> Result<Vec<u8>, JsValue> {
-    let ds = DigestStream::new("SHA-256")?;
-    wait(stream.unchecked_ref::<PipeSource>().pipe_to(&ds)).await?;
-    let digest = JsFuture::from(ds.digest()).await?;
-    Ok(js_sys::Uint8Array::new(&digest).to_vec())
+/// SHA-256 digests of `body`, one per entry of `prefixes`: a `None` entry
+/// is the digest of `body` alone, a `Some(stream)` that of the stream's
+/// bytes followed by `body`'s (a combined fingerprint). The runtime hashes
+/// natively as the bytes flow; `body` is read once, whatever the number of
+/// digests, and nothing is copied into wasm memory.
+pub async fn sha256_streams(
+    body: &web_sys::ReadableStream,
+    prefixes: Vec<Option<web_sys::ReadableStream>>,
+) -> Result<Vec<[u8; 32]>, JsValue> {
+    let mut sinks = Vec::new();
+    for prefix in prefixes {
+        let ds = DigestStream::new("SHA-256")?;
+        if let Some(p) = prefix {
+            let keep_open = obj(&[("preventClose", JsValue::TRUE)])?;
+            wait(p.unchecked_ref::<Stream>().pipe_to(&ds, &keep_open)).await?;
+        }
+        sinks.push(ds);
+    }
+    // One branch of `body` per digest (tee splits a stream in two).
+    let mut branches: Vec<JsValue> = Vec::new();
+    let mut rest: JsValue = body.clone().into();
+    for _ in 1..sinks.len() {
+        let pair = rest.unchecked_ref::<Stream>().tee()?;
+        branches.push(pair.get(0));
+        rest = pair.get(1);
+    }
+    branches.push(rest);
+    let pipes = js_sys::Array::new();
+    for (branch, ds) in branches.iter().zip(&sinks) {
+        pipes.push(
+            &branch
+                .unchecked_ref::<Stream>()
+                .pipe_to(ds, &Object::new())?
+                .into(),
+        );
+    }
+    JsFuture::from(Promise::all(&pipes)).await?;
+    let mut out = Vec::new();
+    for ds in &sinks {
+        let digest = JsFuture::from(ds.digest()).await?;
+        let bytes = js_sys::Uint8Array::new(&digest).to_vec();
+        out.push(
+            bytes
+                .try_into()
+                .map_err(|_| JsValue::from_str("DigestStream gave no SHA-256"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// A request body whose first bytes were read, and the stream of the
+/// whole body again, for R2.
+pub struct Peeked {
+    /// The first bytes (at least the number asked for, unless the body is
+    /// shorter).
+    pub head: Vec<u8>,
+    /// Every byte of the body, the first ones included, as a stream of
+    /// the declared length.
+    pub body: web_sys::ReadableStream,
+    /// Completes when the rest of the body has gone into `body`.
+    pub pipe: Promise,
+}
+
+/// Reads the first `n` bytes of `stream` (a request body of `length`
+/// bytes) and gives them back with a stream of all `length` bytes, so a
+/// body can be checked by its first bytes before anything is stored.
+pub async fn peek(
+    stream: &web_sys::ReadableStream,
+    n: usize,
+    length: u64,
+) -> Result<Peeked, JsValue> {
+    let source = stream.unchecked_ref::<Stream>();
+    let reader = source.get_reader()?;
+    let mut chunks: Vec<JsValue> = Vec::new();
+    let mut head = Vec::new();
+    while head.len() < n {
+        let step = wait(reader.read()).await?;
+        if Reflect::get(&step, &JsValue::from_str("done"))?.is_truthy() {
+            break;
+        }
+        let chunk = Reflect::get(&step, &JsValue::from_str("value"))?;
+        let bytes: js_sys::Uint8Array = chunk.clone().unchecked_into();
+        let want = (n - head.len()).min(bytes.length() as usize);
+        #[expect(clippy::cast_possible_truncation, reason = "want <= HEAD_LEN")]
+        head.extend(bytes.subarray(0, want as u32).to_vec());
+        chunks.push(chunk);
+    }
+    reader.release_lock()?;
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a request body is far below 2^53 bytes"
+    )]
+    let fixed = FixedLengthStream::new(length as f64)?;
+    let writable = fixed.writable();
+    let writer = writable.get_writer()?;
+    // Queued, not awaited: the writes complete as R2 reads the other end.
+    for chunk in &chunks {
+        drop(writer.write(chunk));
+    }
+    writer.release_writer()?;
+    let pipe = source.pipe_to(&writable, &Object::new())?;
+    Ok(Peeked {
+        head,
+        body: fixed.readable(),
+        pipe,
+    })
 }
 
 /// Waits `ms` milliseconds.
@@ -231,6 +374,11 @@ impl KvNamespace {
 }
 
 impl R2Object {
+    /// When R2 stored it, in milliseconds since the epoch.
+    pub fn uploaded_ms(&self) -> f64 {
+        self.uploaded().get_time()
+    }
+
     /// The size in bytes.
     pub fn size(&self) -> u64 {
         #[expect(
@@ -387,31 +535,45 @@ impl R2Bucket {
         Ok(())
     }
 
+    /// One page of the objects under `prefix`, with custom metadata, and
+    /// the cursor of the next page if there is one.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<R2Object>, Option<String>), JsValue> {
+        let include = js_sys::Array::of1(&JsValue::from_str("customMetadata"));
+        let mut opts = vec![
+            ("prefix", JsValue::from_str(prefix)),
+            ("include", include.into()),
+        ];
+        if let Some(c) = cursor {
+            opts.push(("cursor", JsValue::from_str(c)));
+        }
+        let page: R2Objects = wait(self.list_(&obj(&opts)?)).await?.unchecked_into();
+        let objects = page
+            .objects()
+            .iter()
+            .map(JsCast::unchecked_into::<R2Object>)
+            .collect();
+        let next = if page.truncated() {
+            page.cursor()
+        } else {
+            None
+        };
+        Ok((objects, next))
+    }
+
     /// Every object under `prefix`, with custom metadata, all pages.
     pub async fn list_all(&self, prefix: &str) -> Result<Vec<R2Object>, JsValue> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let include = js_sys::Array::of1(&JsValue::from_str("customMetadata"));
-            let mut opts = vec![
-                ("prefix", JsValue::from_str(prefix)),
-                ("include", include.into()),
-            ];
-            if let Some(c) = &cursor {
-                opts.push(("cursor", JsValue::from_str(c)));
-            }
-            let page: R2Objects = wait(self.list_(&obj(&opts)?)).await?.unchecked_into();
-            out.extend(
-                page.objects()
-                    .iter()
-                    .map(JsCast::unchecked_into::<R2Object>),
-            );
-            if !page.truncated() {
-                return Ok(out);
-            }
-            cursor = page.cursor();
-            if cursor.is_none() {
-                return Ok(out);
+            let (objects, next) = self.list_page(prefix, cursor.as_deref()).await?;
+            out.extend(objects);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
             }
         }
     }

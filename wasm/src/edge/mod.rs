@@ -2,18 +2,12 @@
 //! server from KV (the catalog) and R2 (the image files), with an upload
 //! API whose publish step rebuilds the catalog through `ssgen-core`.
 //!
-//! Storage:
-//!
-//! | where | key | what |
-//! |---|---|---|
-//! | R2 | `images/…` | image and side files; custom metadata `sha256` and `combined.<meta file name>` (the pair's `sha256(meta ‖ root)`, sent by the publisher) |
-//! | R2 | `deleted/images/…` | tombstones: removed from the catalog at the next publish, deleted after the grace period |
-//! | R2 | `verifying/images/…` | markers of multipart uploads whose sha256 is being checked: left out of publishing |
-//! | R2 | `catalog/current.json` | the pointer publishers compare-and-swap (conditional put on its etag) |
-//! | R2 | `catalog/<sha256>.json` | a copy of each catalog snapshot, read if KV has not got it yet |
-//! | KV | `streams/v1/index.json` | the index readers get, metadata `{sha256, images, generation}` |
-//! | KV | `catalog/<sha256>` | `images.json` snapshots, content-addressed |
-//! | KV | `aliases/<sha256>` | the direct-URL import map of that snapshot |
+//! Storage: the catalog in KV (`streams/v1/index.json`, with metadata
+//! `{sha256, images, generation}`; `catalog/<sha256>`, the `images.json`
+//! snapshots; `aliases/<sha256>`, the direct-URL import map of each), and
+//! in R2 the files and their state (see [`state`]), the pointer
+//! `catalog/current.json` publishers compare-and-swap, and a copy of each
+//! snapshot (`catalog/<sha256>.json`), read if KV has not got it yet.
 //!
 //! Readers never rebuild anything: an index request is one KV read. Every
 //! error maps to a status in [`Error::reply`]; nothing here panics.
@@ -22,6 +16,7 @@ mod http;
 mod js;
 mod publish;
 mod read;
+mod state;
 mod upload;
 
 use wasm_bindgen::prelude::*;
@@ -40,6 +35,8 @@ enum Error {
     NotFound(String),
     MethodNotAllowed(&'static str),
     Conflict(String),
+    /// A 409 with more than a message.
+    ConflictWith(serde_json::Value),
     LengthRequired,
     PreconditionFailed,
     RangeNotSatisfiable(u64),
@@ -163,6 +160,7 @@ impl Error {
                 .header("allow", allow);
             }
             Error::Conflict(m) => (409, m),
+            Error::ConflictWith(value) => return Reply::json(409, &value),
             Error::LengthRequired => (
                 411,
                 "uploads need a Content-Length (the body streams into R2)".to_owned(),
@@ -228,11 +226,12 @@ async fn route(req: &Request, env: &Env) -> Result<Reply> {
                 ("POST", None) if params.has("uploads") => {
                     upload::multipart_start(req, env, &key).await
                 }
+                ("POST", None) if params.has("combined") => upload::combined(req, env, &key).await,
                 ("POST", Some(id)) => upload::multipart_complete(req, env, &key, &id).await,
                 ("DELETE", None) => upload::delete(req, env, &key).await,
                 ("DELETE", Some(id)) => upload::multipart_abort(req, env, &key, &id).await,
                 _ => Err(Error::MethodNotAllowed(
-                    "GET, HEAD, PUT, DELETE, POST (multipart), OPTIONS",
+                    "GET, HEAD, PUT, DELETE, POST (multipart, ?combined), OPTIONS",
                 )),
             }
         }
@@ -257,7 +256,7 @@ async fn route(req: &Request, env: &Env) -> Result<Reply> {
             _ => Err(Error::MethodNotAllowed("POST, OPTIONS")),
         },
         "/api/v1/files" => match method.as_str() {
-            "GET" => upload::list(req, env).await,
+            "GET" => upload::list(req, env, &url).await,
             _ => Err(Error::MethodNotAllowed("GET, OPTIONS")),
         },
         _ => Err(Error::NotFound(format!("{path}: no such resource"))),
@@ -307,10 +306,7 @@ fn authorize(req: &Request, env: &Env) -> Result<()> {
             )
         })?;
     let given = header(req, "authorization").unwrap_or_default();
-    let token = given
-        .strip_prefix("Bearer ")
-        .or_else(|| given.strip_prefix("bearer "))
-        .unwrap_or("");
+    let token = http::bearer(&given).unwrap_or("");
     if http::token_ok(token, &expected) {
         Ok(())
     } else {

@@ -1,37 +1,51 @@
 //! `POST /publish`: rebuild the catalog from the R2 listing through the
-//! core, and swap it in atomically.
+//! core, swap it in atomically, and only then let removed files go.
 //!
 //! 1. Read the pointer `catalog/current.json` from R2 (strongly
 //!    consistent) and remember its etag.
-//! 2. List `images/` (and the tombstones), turn it into the core's listing
-//!    and known digests (all from custom metadata: nothing is re-read), and
-//!    build. Missing digests refuse the publish (409) naming the files.
-//! 3. Write the new snapshot (`catalog/<sha256>` in KV, a copy in R2)
-//!    before anything points at it.
+//! 2. List the files, the tombstones and the combined fingerprints, turn
+//!    them into the core's listing and known digests (all from custom
+//!    metadata: nothing is re-read), and build. Missing digests refuse the
+//!    publish (409) naming the files, and so does a file the publisher
+//!    requires (`{"require": {path: sha256}}`) that is not on the edge as
+//!    sent or whose version the catalog would leave out.
+//! 3. Write the new snapshot (`catalog/<sha256>` in KV, a copy in R2) and
+//!    its alias map before anything points at it.
 //! 4. Put the new pointer with `onlyIf: { etagMatches }`. If another
 //!    publisher swapped in between, the put does not happen: rebuild from
 //!    the (now larger) listing and try again, so neither loses images.
 //! 5. Copy the pointer's index into KV for readers, re-checking the R2
 //!    pointer afterwards so a slower publisher cannot leave an older index
 //!    in KV last.
+//! 6. With the catalog swapped in (or unchanged), the tombstones it left
+//!    out are stamped `withdrawn` now, unless an earlier publish stamped
+//!    them; files stamped more than the grace period ago are purged. A
+//!    publish that is refused or stops before this point purges nothing,
+//!    and the grace period always counts from a catalog that no longer
+//!    lists the file.
 //!
 //! A publish that stops anywhere before step 4 leaves the old pointer, and
 //! so the old catalog, in place; an unreferenced snapshot is harmless.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use ssgen_core::{Config, Digests, Entry, Sha256, direct};
 use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
-use super::js::{self, KvNamespace, R2Bucket};
-use super::upload::{COMBINED, DELETED, VERIFYING};
-use super::{Env, Error, INDEX_KEY, Reply, Result, authorize, now_secs, stores};
+use super::js::{self, KvNamespace, R2Bucket, R2Object};
+use super::state::{self, COMBINED, DELETED, Record, SHA256, STAGING, Tomb, UPLOADS};
+use super::{Env, Error, INDEX_KEY, Reply, Result, authorize, http, now_secs, stores};
 
 const POINTER: &str = "catalog/current.json";
-/// Six hours: clients keep a catalog for one (spec §11.6).
+/// Six hours: clients keep a catalog for one.
 const DEFAULT_GRACE: i64 = 6 * 3600;
 /// Swaps lost to concurrent publishers before giving up.
 const ATTEMPTS: u32 = 8;
+/// A multipart upload record older than this is dropped with its parts
+/// (R2 itself aborts uploads left for a week).
+const STALE_UPLOAD_MS: f64 = 7.0 * 86_400_000.0;
 
 /// The pointer publishers swap.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,65 +84,131 @@ pub async fn current(r2: &R2Bucket) -> Result<Option<(Pointer, String)>> {
     Ok(Some((p, obj.etag())))
 }
 
-/// The listing and digests the core needs, from R2 alone.
-async fn listing(r2: &R2Bucket) -> Result<(Vec<Entry>, Digests)> {
-    // Removed files, and multipart uploads still (or never) verified.
-    let mut removed: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    for prefix in [DELETED, VERIFYING] {
-        removed.extend(
-            r2.list_all(&format!("{prefix}images/"))
-                .await?
-                .iter()
-                .filter_map(|o| o.key().strip_prefix(prefix).map(str::to_owned)),
-        );
-    }
+/// What R2 holds, as one publish saw it.
+struct Stored {
+    /// Files (placeholders of purged paths left out).
+    files: BTreeMap<String, R2Object>,
+    /// Tombstones, by the file's key.
+    tombs: BTreeMap<String, Tomb>,
+    /// Computed combined fingerprints.
+    records: Vec<Record>,
+}
+
+async fn load(r2: &R2Bucket) -> Result<Stored> {
+    let files = r2
+        .list_all("images/")
+        .await?
+        .into_iter()
+        .filter(|o| !state::is_placeholder(o))
+        .map(|o| (o.key(), o))
+        .collect();
+    let tombs = r2
+        .list_all(&format!("{DELETED}images/"))
+        .await?
+        .iter()
+        .filter_map(Tomb::of)
+        .map(|t| (t.key.clone(), t))
+        .collect();
+    let records = r2
+        .list_all(&format!("{COMBINED}images/"))
+        .await?
+        .iter()
+        .filter_map(Record::of)
+        .collect();
+    Ok(Stored {
+        files,
+        tombs,
+        records,
+    })
+}
+
+/// The listing and digests the core needs: every file not removed, with
+/// the combined fingerprints computed from the bytes the files hold now.
+async fn listing(r2: &R2Bucket, stored: &Stored) -> Result<(Vec<Entry>, Digests)> {
     let mut entries = Vec::new();
     let mut digests = Digests::default();
-    for obj in r2.list_all("images/").await? {
-        let key = obj.key();
-        if removed.contains(&key) {
+    let sha_of = |o: &R2Object| o.meta(SHA256).and_then(|s| Sha256::from_hex(&s).ok());
+    for (key, obj) in &stored.files {
+        if stored.tombs.contains_key(key) {
             continue;
         }
-        let size = obj.size();
-        // Heads were checked at upload (upload::check_magic), so `head` is
-        // left out, as for a file whose head the CLI found valid.
-        let mut entry = Entry::file(key.clone(), size);
-        if ssgen_core::needs_contents(&key)
-            && let Some(o) = r2.get(&key, None).await?
+        // Heads were checked before upload, so `head` is left out, as for
+        // a file whose head the CLI found valid.
+        let mut entry = Entry::file(key.clone(), obj.size());
+        if ssgen_core::needs_contents(key)
+            && let Some(o) = r2.get(key, None).await?
         {
             entry.contents = Some(o.read_bytes().await?);
         }
-        if let Some(d) = obj.meta("sha256").and_then(|s| Sha256::from_hex(&s).ok()) {
+        if let Some(d) = sha_of(obj) {
             digests.files.insert(key.clone(), d);
         }
-        let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
-        for (k, v) in obj.meta_pairs() {
-            if let (Some(meta), Ok(d)) = (k.strip_prefix(COMBINED), Sha256::from_hex(&v)) {
-                digests
-                    .combined
-                    .insert((format!("{dir}/{meta}"), key.clone()), d);
-            }
-        }
         entries.push(entry);
+    }
+    for r in &stored.records {
+        let meta_key = r.meta_key();
+        let current = |k: &str, sha: &str| {
+            stored.files.get(k).and_then(|o| o.meta(SHA256)).as_deref() == Some(sha)
+        };
+        if current(&r.root, &r.root_sha)
+            && current(&meta_key, &r.meta_sha)
+            && let Ok(d) = Sha256::from_hex(&r.sha)
+        {
+            digests.combined.insert((meta_key, r.root.clone()), d);
+        }
     }
     Ok((entries, digests))
 }
 
-/// Deletes the files whose grace period is over, and their tombstones.
-async fn purge(r2: &R2Bucket, now: i64, grace: i64) -> Result<Vec<String>> {
+/// After a catalog without them is in place: stamps the tombstones seen,
+/// purges files whose grace period since their stamp is over, drops
+/// stale multipart uploads. Returns (newly withdrawn, purged).
+async fn settle_removals(
+    r2: &R2Bucket,
+    stored: &Stored,
+    now: i64,
+    grace: i64,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let mut withdrawn = Vec::new();
     let mut purged = Vec::new();
-    for t in r2.list_all(&format!("{DELETED}images/")).await? {
-        let at: i64 = t.meta("deleted").and_then(|s| s.parse().ok()).unwrap_or(0);
-        if at + grace <= now {
-            let tkey = t.key();
-            if let Some(key) = tkey.strip_prefix(DELETED) {
-                r2.delete(key).await?;
-                purged.push(key.to_owned());
+    for t in stored.tombs.values() {
+        match t.withdrawn {
+            None => {
+                if state::stamp_withdrawn(r2, t, now).await? {
+                    withdrawn.push(t.key.clone());
+                }
             }
-            r2.delete(&tkey).await?;
+            Some(at) if at + grace <= now => {
+                // Only the bytes the tombstone was written for; a file
+                // written since (a re-upload) makes the purge not happen.
+                if let Some(obj) = stored.files.get(&t.key)
+                    && obj.meta(SHA256).as_deref() == Some(t.sha.as_str())
+                    && state::purge(r2, &t.key, &t.sha, obj.uploaded_ms(), now).await?
+                {
+                    purged.push(t.key.clone());
+                }
+            }
+            Some(_) => {}
         }
     }
-    Ok(purged)
+    #[expect(clippy::cast_precision_loss, reason = "seconds since 1970")]
+    let now_ms = now as f64 * 1000.0;
+    for rec in r2.list_all(UPLOADS).await? {
+        if rec.uploaded_ms() + STALE_UPLOAD_MS > now_ms {
+            continue;
+        }
+        let key = rec.key();
+        let id = key.strip_prefix(UPLOADS).unwrap_or_default();
+        let staging = format!("{STAGING}{id}");
+        if let Some(r2_id) = rec.meta("upload").filter(|s| !s.is_empty())
+            && let Ok(up) = r2.resume_multipart(&staging, &r2_id)
+        {
+            drop(up.abort().await);
+        }
+        r2.delete(&staging).await?;
+        r2.delete(&key).await?;
+    }
+    Ok((withdrawn, purged))
 }
 
 async fn snapshot_text(kv: &KvNamespace, r2: &R2Bucket, sha: &str) -> Result<Option<String>> {
@@ -139,6 +219,13 @@ async fn snapshot_text(kv: &KvNamespace, r2: &R2Bucket, sha: &str) -> Result<Opt
         Some(o) => Ok(Some(o.read_text().await?)),
         None => Ok(None),
     }
+}
+
+/// The direct-URL import map of a snapshot, as KV stores it.
+pub fn alias_text(images_json: &str) -> Result<String> {
+    let aliases =
+        direct::alias_map(images_json).map_err(|e| Error::Internal(format!("alias map: {e}")))?;
+    serde_json::to_string(&aliases).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Copies the R2 pointer's index into KV until what KV got is what R2
@@ -187,8 +274,10 @@ fn missing_digests(plan: &ssgen_core::HashPlan) -> Vec<String> {
         for meta in &job.prefixes {
             let name = meta.rsplit('/').next().unwrap_or(meta);
             out.push(format!(
-                "{}: no combined digest with {meta}; upload it again with X-Ssgen-Combined: {name}=<sha256({name} ‖ root)>",
-                job.path
+                "{}: no combined fingerprint with {name} (the root file was stored before it): \
+                 POST /{}?combined with X-Ssgen-Combined: {name}=<sha256({name} ‖ root)>, \
+                 which the edge checks against the files",
+                job.path, job.path
             ));
         }
     }
@@ -197,31 +286,133 @@ fn missing_digests(plan: &ssgen_core::HashPlan) -> Vec<String> {
     out
 }
 
-/// `POST /publish[?timestamp=UNIX]`.
+/// What the publisher requires of this publish: each of its files on the
+/// edge with its sha256, in the catalog unless it is a side file.
+fn unmet(
+    require: &BTreeMap<String, String>,
+    scan: &ssgen_core::Scan,
+    digests: &Digests,
+) -> Vec<String> {
+    let in_catalog: BTreeSet<&str> = scan.files().map(|f| f.path.as_str()).collect();
+    let mut out = Vec::new();
+    for (path, sha) in require {
+        match digests.files.get(path).map(Sha256::to_hex) {
+            None => out.push(format!("{path}: not on the edge, or removed")),
+            Some(have) if have != *sha => {
+                out.push(format!("{path}: the edge holds sha256 {have}, not {sha}"));
+            }
+            Some(_) if !ssgen_core::needs_contents(path) && !in_catalog.contains(path.as_str()) => {
+                out.push(format!(
+                    "{path}: its version would be left out of the catalog (see the diagnostics)"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+#[derive(Deserialize, Default)]
+struct PublishRequest {
+    #[serde(default)]
+    require: BTreeMap<String, String>,
+}
+
+/// A test hook, inert unless the `FAULT_POINT` var is set (never in
+/// `wrangler.toml`): `hang:<step>` stops a publish at `<step>` for good,
+/// so a test can kill the Worker there; `yield:<step>` makes the first
+/// publish to get there wait until another one has swapped the pointer,
+/// so its own swap is lost for certain. Each logs when it is reached.
+async fn fault_point(env: &Env, r2: &R2Bucket, step: &str, seen: Option<&str>) -> Result<()> {
+    let Some(spec) = env.fault_point().as_string() else {
+        return Ok(());
+    };
+    match spec.split_once(':') {
+        Some(("hang", at)) if at == step => {
+            js::log(&format!("ssgen fault point {step}: hanging"));
+            for _ in 0..600 {
+                js::sleep_ms(1000).await?;
+            }
+        }
+        Some(("yield", at)) if at == step => {
+            let first = js::obj(&[(
+                "onlyIf",
+                js::obj(&[("etagDoesNotMatch", JsValue::from_str("*"))])?.into(),
+            )])?;
+            if r2
+                .put(&format!("fault/{step}"), &JsValue::from_str(""), &first)
+                .await?
+                .is_none()
+            {
+                return Ok(());
+            }
+            js::log(&format!(
+                "ssgen fault point {step}: waiting for another publish"
+            ));
+            for _ in 0..1200 {
+                let now = current(r2).await?.map(|(_, etag)| etag);
+                if now.as_deref() != seen {
+                    break;
+                }
+                js::sleep_ms(50).await?;
+            }
+            js::log(&format!("ssgen fault point {step}: resumed"));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `POST /publish[?timestamp=UNIX]`, with an optional JSON body
+/// `{"require": {"<path>": "<sha256>", …}}`.
 pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> {
     authorize(req, env)?;
     let (kv, r2) = stores(env)?;
     let now = now_secs();
     let timestamp = match url.search_params().get("timestamp") {
-        Some(t) => t
-            .parse::<i64>()
-            .map_err(|_| Error::BadRequest(format!("timestamp {t:?} is not Unix seconds")))?,
+        Some(t) => http::timestamp(&t).map_err(Error::BadRequest)?,
         None => now,
     };
+    let text = wasm_bindgen_futures::JsFuture::from(req.text()?)
+        .await?
+        .as_string()
+        .unwrap_or_default();
+    let asked: PublishRequest = if text.trim().is_empty() {
+        PublishRequest::default()
+    } else {
+        serde_json::from_str(&text).map_err(|e| {
+            Error::BadRequest(format!(
+                "the publish body is not {{\"require\": {{\"<path>\": \"<sha256>\"}}}}: {e}"
+            ))
+        })?
+    };
     let grace = grace_seconds(env);
-    let purged = purge(&r2, now, grace).await?;
     let config = Config::new(timestamp);
 
     for attempt in 1..=ATTEMPTS {
         let cur = current(&r2).await?;
-        let (entries, digests) = listing(&r2).await?;
+        let stored = load(&r2).await?;
+        let (entries, digests) = listing(&r2, &stored).await?;
         let scan = ssgen_core::scan(&entries, &config);
         let plan = scan.plan(&digests);
         if !plan.is_empty() {
             return Err(Error::Conflict(format!(
-                "the catalog needs digests the edge was not given: {}",
+                "the catalog needs digests the edge does not have: {}",
                 missing_digests(&plan).join("; ")
             )));
+        }
+        let unmet = unmet(&asked.require, &scan, &digests);
+        if !unmet.is_empty() {
+            return Err(Error::ConflictWith(serde_json::json!({
+                "error": format!(
+                    "{} file(s) of the publisher are not on the edge as sent, or their version would \
+                     be left out; nothing was published: {}",
+                    unmet.len(),
+                    unmet.join("; ")
+                ),
+                "unmet": unmet,
+                "diagnostics": scan.diagnostics,
+            })));
         }
         let previous = match &cur {
             Some((p, _)) => snapshot_text(&kv, &r2, &p.images).await?,
@@ -239,7 +430,7 @@ pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> 
         };
         let images_sha = Sha256::of(out.images_json.as_bytes()).to_hex();
         let index_sha = Sha256::of(out.index_json.as_bytes()).to_hex();
-        let summary = |changed: bool, generation: u64| {
+        let summary = |changed: bool, generation: u64, settled: &(Vec<String>, Vec<String>)| {
             serde_json::json!({
                 "changed": changed,
                 "generation": generation,
@@ -248,23 +439,28 @@ pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> 
                 "products": out.products,
                 "images": out.images,
                 "attempts": attempt,
-                "purged": purged,
+                "withdrawn": settled.0,
+                "purged": settled.1,
                 "diagnostics": out.diagnostics,
             })
         };
+        let alias_key = format!("aliases/{images_sha}");
         if let Some((p, _)) = &cur
             && p.images == images_sha
             && p.index == index_sha
         {
+            // Unchanged: mend what a publish that died after its swap
+            // may have left unwritten.
+            if kv.get_text(&alias_key).await?.is_none() {
+                kv.put_text(&alias_key, &alias_text(&out.images_json)?, None, None)
+                    .await?;
+            }
             sync_index(&kv, &r2).await?;
-            return Ok(Reply::json(200, &summary(false, p.generation)));
+            let settled = settle_removals(&r2, &stored, now, grace).await?;
+            return Ok(Reply::json(200, &summary(false, p.generation, &settled)));
         }
 
         // The snapshot first: nothing points at it yet.
-        let aliases = direct::alias_map(&out.images_json)
-            .map_err(|e| Error::Internal(format!("alias map: {e}")))?;
-        let aliases =
-            serde_json::to_string(&aliases).map_err(|e| Error::Internal(e.to_string()))?;
         let json_type = js::obj(&[(
             "httpMetadata",
             js::obj(&[("contentType", JsValue::from_str("application/json"))])?.into(),
@@ -282,8 +478,15 @@ pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> 
             None,
         )
         .await?;
-        kv.put_text(&format!("aliases/{images_sha}"), &aliases, None, None)
+        kv.put_text(&alias_key, &alias_text(&out.images_json)?, None, None)
             .await?;
+        fault_point(
+            env,
+            &r2,
+            "before-swap",
+            cur.as_ref().map(|(_, e)| e.as_str()),
+        )
+        .await?;
 
         // Then the pointer, only if nobody swapped since step 1.
         let generation = cur.as_ref().map_or(0, |(p, _)| p.generation) + 1;
@@ -306,6 +509,7 @@ pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> 
         {
             continue;
         }
+        fault_point(env, &r2, "after-swap", None).await?;
         sync_index(&kv, &r2).await?;
         // Readers at other locations may hold the old index for a while:
         // keep the old snapshot that long, then let it go.
@@ -318,7 +522,9 @@ pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> 
             kv.put_text(&format!("catalog/{}", old.images), &t, None, Some(ttl))
                 .await?;
         }
-        return Ok(Reply::json(200, &summary(true, generation)));
+        fault_point(env, &r2, "before-purge", None).await?;
+        let settled = settle_removals(&r2, &stored, now, grace).await?;
+        return Ok(Reply::json(200, &summary(true, generation, &settled)));
     }
     Err(Error::Unavailable(format!(
         "{ATTEMPTS} concurrent publishes in a row won the swap; publish again"

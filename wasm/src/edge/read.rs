@@ -5,17 +5,17 @@ use ssgen_core::direct;
 use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
-use super::http::{self, Conditions, Precondition, RangeAsk};
+use super::http::{self, Conditions, IfRange, Precondition, RangeAsk};
 use super::js::{self, KvNamespace, R2Bucket};
-use super::{Env, Error, INDEX_KEY, Reply, Result, header, publish, stores};
+use super::{Env, Error, INDEX_KEY, Reply, Result, header, publish, state, stores};
 
 /// The catalog changes when someone publishes: proxies may keep it a
-/// minute (the clients themselves cache it for an hour, spec §11.6).
+/// minute (the clients themselves cache it for an hour).
 const SHORT: &str = "public, max-age=60";
 /// Content-addressed snapshots never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// Image paths are immutable while they exist (a different body under the
-/// same path is refused), but a purged path may be reused much later.
+/// A path never serves other bytes than the first it held, even after a
+/// purge (its placeholder refuses other bytes), so caches may keep it.
 const FILES: &str = "public, max-age=86400";
 
 /// The published index, and the snapshot it points at.
@@ -173,6 +173,7 @@ pub async fn file(req: &Request, env: &Env, key: &str) -> Result<Reply> {
         if let Some(spec) = http::range_spec(range.as_deref()) {
             match r2.get_spec(key, spec).await {
                 Ok(None) => return Err(Error::NotFound(format!("/{key}: no such file"))),
+                Ok(Some(obj)) if state::is_placeholder(&obj) => return Err(purged(key)),
                 Ok(Some(obj)) => return body_reply(key, &obj, range.as_deref()),
                 // A range R2 finds outside the object: the path below
                 // answers 416 with the size.
@@ -185,11 +186,14 @@ pub async fn file(req: &Request, env: &Env, key: &str) -> Result<Reply> {
         .head(key)
         .await?
         .ok_or_else(|| Error::NotFound(format!("/{key}: no such file")))?;
+    if state::is_placeholder(&meta) {
+        return Err(purged(key));
+    }
     let size = meta.size();
     let etag = meta
         .meta("sha256")
         .map_or_else(|| meta.http_etag(), |s| quoted(&s));
-    let modified = meta.uploaded().get_time();
+    let modified = meta.uploaded_ms();
     let (im, inm, ims, ius, ir) = (
         h("if-match"),
         h("if-none-match"),
@@ -197,20 +201,14 @@ pub async fn file(req: &Request, env: &Env, key: &str) -> Result<Reply> {
         h("if-unmodified-since"),
         h("if-range"),
     );
-    let ir_is_etag = ir
-        .as_deref()
-        .is_some_and(|v| v.trim_start().starts_with(['"', 'W']));
     let conds = Conditions {
         if_match: im.as_deref(),
         if_none_match: inm.as_deref(),
         if_modified_since: parse_date(ims.as_ref()),
         if_unmodified_since: parse_date(ius.as_ref()),
-        if_range_etag: if ir_is_etag { ir.as_deref() } else { None },
-        if_range_date: if ir_is_etag {
-            None
-        } else {
-            parse_date(ir.as_ref())
-        },
+        if_range: ir
+            .as_deref()
+            .map(|v| IfRange::parse(v, |d| parse_date(Some(&d.to_owned())))),
     };
     let common = |r: Reply| file_headers(r, etag.clone(), modified);
     let honour_range = match http::evaluate(&conds, &etag, modified) {
@@ -251,6 +249,12 @@ pub async fn file(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     Ok(reply.js(body.into()))
 }
 
+fn purged(key: &str) -> Error {
+    Error::NotFound(format!(
+        "/{key}: removed from the catalog and purged after the grace period"
+    ))
+}
+
 /// The headers every file answer carries.
 fn file_headers(r: Reply, etag: String, modified: f64) -> Reply {
     r.header("etag", etag)
@@ -273,7 +277,7 @@ fn body_reply(key: &str, obj: &js::R2Object, range: Option<&str>) -> Result<Repl
         RangeAsk::Whole => (200, None),
         RangeAsk::Unsatisfiable => return Err(Error::RangeNotSatisfiable(size)),
     };
-    let mut reply = file_headers(Reply::new(status), etag, obj.uploaded().get_time())
+    let mut reply = file_headers(Reply::new(status), etag, obj.uploaded_ms())
         .header("content-type", http::content_type(key));
     if let Some(r) = part {
         reply = reply.header(
@@ -284,6 +288,34 @@ fn body_reply(key: &str, obj: &js::R2Object, range: Option<&str>) -> Result<Repl
     Ok(reply.js(body.into()))
 }
 
+/// The direct-URL import map of snapshot `sha`. KV may not have it (a
+/// location it has not reached yet, a write that failed after the swap):
+/// then it is derived again from the snapshot and stored back.
+async fn alias_map(kv: &KvNamespace, r2: &R2Bucket, sha: &str) -> Result<direct::AliasMap> {
+    let key = format!("aliases/{sha}");
+    let text = match kv.get_text(&key).await? {
+        Some(t) => t,
+        None => {
+            let images = match kv.get_text(&format!("catalog/{sha}")).await? {
+                Some(t) => t,
+                None => match r2.get(&format!("catalog/{sha}.json"), None).await? {
+                    Some(o) => o.read_text().await?,
+                    None => {
+                        return Err(Error::Unavailable(format!(
+                            "the published catalog {sha} is missing from KV and R2: publish again"
+                        )));
+                    }
+                },
+            };
+            let text = publish::alias_text(&images)?;
+            // Best effort: the answer does not depend on the write.
+            drop(kv.put_text(&key, &text, None, None).await);
+            text
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| Error::Internal(format!("{key}: {e}")))
+}
+
 /// `GET`/`HEAD /aliases/<alias>[/<arch>]`: direct-URL import headers.
 pub async fn alias(req: &Request, env: &Env, url: &web_sys::Url, alias: &str) -> Result<Reply> {
     if !direct::is_alias(alias) {
@@ -291,14 +323,12 @@ pub async fn alias(req: &Request, env: &Env, url: &web_sys::Url, alias: &str) ->
     }
     let (kv, r2) = stores(env)?;
     let p = published(&kv, &r2).await?;
-    let text = kv
-        .get_text(&format!("aliases/{}", p.images_sha))
-        .await?
-        .ok_or_else(|| Error::Internal("the alias map of the catalog is missing".into()))?;
-    let map: direct::AliasMap =
-        serde_json::from_str(&text).map_err(|e| Error::Internal(e.to_string()))?;
-    let arches = header(req, "incus-server-architectures")
-        .or_else(|| header(req, "lxd-server-architectures"));
+    let map = alias_map(&kv, &r2, &p.images_sha).await?;
+    let (incus, lxd) = (
+        header(req, "incus-server-architectures"),
+        header(req, "lxd-server-architectures"),
+    );
+    let arches = http::server_arches(incus.as_deref(), lxd.as_deref()).map(str::to_owned);
     let target = direct::resolve(&map, alias, arches.as_deref()).map_err(|miss| {
         let message = miss.explain(alias, arches.as_deref());
         match miss {

@@ -1,20 +1,26 @@
-//! The write side: `PUT` and `DELETE` under `/images/`, and the listing the
-//! publisher compares against. All behind the bearer token.
+//! The write side: `PUT`, multipart uploads, combined fingerprints and
+//! `DELETE` under `/images/`, and the listing the publisher compares
+//! against. All behind the bearer token; the rules of what a path may hold
+//! are in [`super::state`].
 //!
 //! A `PUT` streams the body straight into R2 (never buffered in the
 //! Worker) with `sha256` in the put options, so R2 itself refuses a body
-//! whose digest differs from `X-Ssgen-Sha256`. The publisher also sends
-//! `X-Ssgen-Combined: <meta name>=<sha256>, …` with a root file: the
-//! fingerprint `sha256(meta ‖ root)` cannot be recomputed here without
-//! reading both files again, so it is stored as given, checked for form and
-//! for consistency (a re-sent digest must equal the stored one), and the
-//! publish step refuses a catalog in which any pair lacks one.
+//! whose digest differs from `X-Ssgen-Sha256`. A metadata, root or unified
+//! file is first checked by its first bytes, before anything is stored.
 //!
-//! Files larger than one request body go up as R2 multipart uploads
-//! (`?uploads`, `?upload_id=&part=`, `?upload_id=`). R2 checks no digest
-//! for those, so completing one reads the joined object once through
-//! workerd's native `crypto.DigestStream`, under a `verifying/` marker that
-//! keeps it out of any publish until the digest matched.
+//! Files larger than one request body go up as R2 multipart uploads into
+//! an object of their own (`staging/<id>`). R2 checks no digest for those,
+//! so completing one reads the joined object once through workerd's native
+//! `crypto.DigestStream`, and only a file that is the one announced is
+//! copied to its path, by a conditional put like any other write. The path
+//! itself, and whatever it held, is untouched until then.
+//!
+//! Combined fingerprints, `sha256(metadata ‖ root)`, are computed here from
+//! the stored bytes, never taken from the publisher: when a root file is
+//! stored (for every metadata file of its directory already there), and on
+//! `POST /images/<root>?combined`. `X-Ssgen-Combined` is the publisher's
+//! claim; it is checked against what was computed, and a false claim is
+//! refused.
 
 use std::collections::BTreeMap;
 
@@ -23,32 +29,22 @@ use ssgen_core::classify::{self, Kind};
 use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
-use super::js::{self, R2Bucket};
+use super::js::{self, R2Bucket, R2Object};
+use super::state::{self, Decision, Record, SHA256, STAGING, Tomb, UPLOADS};
 use super::{Env, Error, Reply, Result, authorize, header, http, now_secs, stores};
-
-/// Custom-metadata prefix of the combined digests of a root file.
-pub const COMBINED: &str = "combined.";
-/// R2 prefix of the tombstones of removed files.
-pub const DELETED: &str = "deleted/";
-/// R2 prefix of the markers of multipart uploads whose sha256 is being
-/// checked: publishing leaves such files out.
-pub const VERIFYING: &str = "verifying/";
 
 fn name_of(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
 }
 
-/// The combined digests stored on an object, by metadata file name.
-pub fn stored_combined(obj: &js::R2Object) -> BTreeMap<String, String> {
-    obj.meta_pairs()
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix(COMBINED)?.to_owned(), v)))
-        .collect()
+fn dir_of(key: &str) -> &str {
+    key.rsplit_once('/').map_or("", |(d, _)| d)
 }
 
-/// What a publisher claims about a file it sends.
+/// What a publisher says about a file it sends.
 struct Claims {
     sha: Sha256,
+    /// Metadata file name → the claimed `sha256(meta ‖ this file)`.
     combined: Vec<(String, Sha256)>,
     kind: Kind,
 }
@@ -59,6 +55,15 @@ fn claims(req: &Request, key: &str) -> Result<Claims> {
         Error::BadRequest("X-Ssgen-Sha256 is required: the file's sha256 in lower-case hex".into())
     })?;
     let sha = Sha256::from_hex(sha_text.trim()).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let (kind, combined) = combined_claims(req, key)?;
+    Ok(Claims {
+        sha,
+        combined,
+        kind,
+    })
+}
+
+fn combined_claims(req: &Request, key: &str) -> Result<(Kind, Vec<(String, Sha256)>)> {
     let name = name_of(key);
     let kind = classify::by_name(name);
     let combined = match header(req, "x-ssgen-combined") {
@@ -78,72 +83,296 @@ fn claims(req: &Request, key: &str) -> Result<Claims> {
             "{meta}: a combined digest must name a metadata file (incus.tar.xz or lxd.tar.xz)"
         )));
     }
-    Ok(Claims {
-        sha,
-        combined,
-        kind,
-    })
+    Ok((kind, combined))
 }
 
-/// Checks the claims against what the key holds: `None` when nothing needs
-/// storing, else the custom metadata to store with the body.
-async fn prepare(r2: &R2Bucket, key: &str, c: &Claims) -> Result<Option<Vec<(String, String)>>> {
-    let name = name_of(key);
-    let mut all: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(existing) = r2.head(key).await? {
-        let have = existing.meta("sha256").unwrap_or_default();
-        if have != c.sha.to_hex() {
-            return Err(Error::Conflict(format!(
-                "/{key} already holds other bytes (sha256 {have}); published paths never change: \
-                 put changed files in a new version directory, or DELETE this one and wait for the grace period"
-            )));
-        }
-        all = stored_combined(&existing);
-        for (meta, digest) in &c.combined {
-            if let Some(old) = all.get(meta)
-                && *old != digest.to_hex()
-            {
-                return Err(Error::Conflict(format!(
-                    "/{key}: combined digest for {meta} was {old}, now {digest}: the two cannot both be right; \
-                     recompute sha256({meta} ‖ {name})"
-                )));
-            }
-        }
-        let news = c.combined.iter().any(|(m, _)| !all.contains_key(m));
-        // Re-uploading a removed file takes it back.
-        r2.delete(&format!("{DELETED}{key}")).await?;
-        if !news && r2.head(&format!("{VERIFYING}{key}")).await?.is_none() {
-            return Ok(None);
-        }
+/// A metadata file beside a root file.
+struct Meta {
+    name: String,
+    key: String,
+    sha: String,
+}
+
+/// The metadata files stored in `root`'s directory.
+async fn metas_beside(r2: &R2Bucket, root: &str) -> Result<Vec<Meta>> {
+    Ok(r2
+        .list_all(&format!("{}/", dir_of(root)))
+        .await?
+        .iter()
+        .filter(|o| !state::is_placeholder(o))
+        .filter_map(|o| {
+            let key = o.key();
+            let name = name_of(&key).to_owned();
+            matches!(classify::by_name(&name), Kind::Meta(_)).then(|| Meta {
+                name,
+                sha: o.meta(SHA256).unwrap_or_default(),
+                key,
+            })
+        })
+        .collect())
+}
+
+/// Refuses claims naming a metadata file the edge does not hold: the
+/// fingerprint is computed from both files, so the metadata file goes
+/// first.
+fn claimed_metas_present(key: &str, claims: &[(String, Sha256)], metas: &[Meta]) -> Result<()> {
+    let missing: Vec<&str> = claims
+        .iter()
+        .filter(|(m, _)| !metas.iter().any(|x| x.name == *m))
+        .map(|(m, _)| m.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Conflict(format!(
+        "/{key}: X-Ssgen-Combined names {}, which the edge does not hold: upload the metadata file \
+         before its root file (the combined fingerprint is computed from both), or leave it out",
+        missing.join(", ")
+    )))
+}
+
+/// A combined fingerprint just computed from the bytes.
+struct Fresh {
+    meta: String,
+    meta_sha: String,
+    digest: Sha256,
+}
+
+/// Reads the object at `key` once through the runtime's SHA-256: with
+/// `own`, its own digest; and `sha256(meta ‖ it)` for each of `metas`.
+async fn read_digests(
+    r2: &R2Bucket,
+    key: &str,
+    metas: &[&Meta],
+    own: bool,
+) -> Result<(Option<Sha256>, Vec<Fresh>)> {
+    if metas.is_empty() && !own {
+        return Ok((None, Vec::new()));
+    }
+    let mut prefixes = if own { vec![None] } else { Vec::new() };
+    let mut used = Vec::new();
+    for m in metas {
+        let obj = live_body(r2, &m.key).await?;
+        used.push((m.name.clone(), obj.meta(SHA256).unwrap_or_default()));
+        prefixes.push(obj.body());
+    }
+    let body = live_body(r2, key)
+        .await?
+        .body()
+        .ok_or_else(|| Error::Internal(format!("/{key}: R2 object without a body")))?;
+    let mut digests = js::sha256_streams(&body, prefixes)
+        .await?
+        .into_iter()
+        .map(Sha256);
+    let own = if own { digests.next() } else { None };
+    let fresh = used
+        .into_iter()
+        .zip(digests)
+        .map(|((meta, meta_sha), digest)| Fresh {
+            meta,
+            meta_sha,
+            digest,
+        })
+        .collect();
+    Ok((own, fresh))
+}
+
+/// A stored file with its body; a placeholder or a missing file is an
+/// error (it went while it was being read).
+async fn live_body(r2: &R2Bucket, key: &str) -> Result<R2Object> {
+    r2.get(key, None)
+        .await?
+        .filter(|o| !state::is_placeholder(o))
+        .ok_or_else(|| {
+            Error::Unavailable(format!(
+                "/{key} was purged while it was read; send it again"
+            ))
+        })
+}
+
+/// The metadata files beside a file of `kind` at `key`: none unless it is
+/// a root file.
+async fn metas_for(r2: &R2Bucket, key: &str, kind: &Kind) -> Result<Vec<Meta>> {
+    if matches!(kind, Kind::Root(_)) {
+        metas_beside(r2, key).await
     } else {
-        r2.delete(&format!("{DELETED}{key}")).await?;
+        Ok(Vec::new())
     }
-    for (meta, digest) in &c.combined {
-        all.insert(meta.clone(), digest.to_hex());
-    }
-    let mut meta: Vec<(String, String)> = vec![("sha256".into(), c.sha.to_hex())];
-    meta.extend(
-        all.iter()
-            .map(|(m, d)| (format!("{COMBINED}{m}"), d.clone())),
-    );
-    Ok(Some(meta))
 }
 
-fn already_present(key: &str, sha: &Sha256) -> Reply {
-    Reply::json(
-        200,
-        &serde_json::json!({"path": key, "sha256": sha.to_hex(), "stored": false,
-            "reason": "already present with this sha256"}),
-    )
+/// A root file as it is stored: its key, its sha256 and the metadata files
+/// beside it.
+struct RootFile<'a> {
+    key: &'a str,
+    sha: &'a str,
+    metas: &'a [Meta],
 }
 
-fn store_options(key: &str, meta: &[(String, String)]) -> Result<js_sys::Object> {
-    let custom = js::str_obj(meta.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+/// Makes sure the root file `at` has a computed combined
+/// fingerprint for each claimed metadata file, and with `all` for every
+/// metadata file beside it; `fresh` are fingerprints just computed from
+/// its bytes, recorded here. Returns every fingerprint of the root, or a
+/// 400 naming the false claims, which says `file` of the file itself.
+async fn fingerprints(
+    r2: &R2Bucket,
+    at: &RootFile<'_>,
+    claims: &[(String, Sha256)],
+    all: bool,
+    fresh: Vec<Fresh>,
+    file: &str,
+) -> Result<BTreeMap<String, String>> {
+    let (root, root_sha, metas) = (at.key, at.sha, at.metas);
+    let shas: BTreeMap<String, String> = metas
+        .iter()
+        .map(|m| (m.name.clone(), m.sha.clone()))
+        .collect();
+    let mut have = state::records_of(r2, root, root_sha, &shas).await?;
+    let claimed = |name: &str| {
+        claims
+            .iter()
+            .find(|(m, _)| m == name)
+            .map(|(_, d)| d.to_hex())
+    };
+    let todo: Vec<&Meta> = metas
+        .iter()
+        .filter(|m| !fresh.iter().any(|f| f.meta == m.name))
+        .filter(|m| {
+            let wanted = all || claimed(&m.name).is_some();
+            // A claim that disagrees with a stored fingerprint is checked
+            // against the bytes again: a stored one can be wrong only if
+            // something else wrote it, and then the bytes repair it.
+            let disputed = claimed(&m.name).is_some_and(|c| have.get(&m.name) != Some(&c));
+            wanted && (!have.contains_key(&m.name) || disputed)
+        })
+        .collect();
+    let (_, computed) = read_digests(r2, root, &todo, false).await?;
+    for f in fresh.iter().chain(&computed) {
+        state::write_record(r2, root, &f.meta, &f.digest, &f.meta_sha, root_sha).await?;
+        have.insert(f.meta.clone(), f.digest.to_hex());
+    }
+    let false_claims: Vec<String> = claims
+        .iter()
+        .filter(|(m, d)| have.get(m) != Some(&d.to_hex()))
+        .map(|(m, d)| {
+            format!(
+                "X-Ssgen-Combined {m}={d} is not sha256({m} ‖ {}) of the files on the edge, which is {}",
+                name_of(root),
+                have.get(m).map_or("unknown", String::as_str)
+            )
+        })
+        .collect();
+    if false_claims.is_empty() {
+        Ok(have)
+    } else {
+        Err(Error::BadRequest(format!(
+            "/{root}: {}; {file}, the false fingerprint was not: compute sha256(metadata ‖ root) \
+             over the files as uploaded",
+            false_claims.join("; ")
+        )))
+    }
+}
+
+/// The answer for a stored (or already present) file.
+fn file_reply(
+    status: u16,
+    key: &str,
+    sha: &Sha256,
+    size: u64,
+    stored: bool,
+    combined: Option<&BTreeMap<String, String>>,
+) -> Reply {
+    let mut body =
+        serde_json::json!({"path": key, "sha256": sha.to_hex(), "size": size, "stored": stored});
+    if !stored {
+        body["reason"] = "already present with this sha256".into();
+    }
+    if let Some(c) = combined {
+        body["combined"] = serde_json::json!(c);
+    }
+    Reply::json(status, &body)
+}
+
+fn store_options(
+    key: &str,
+    sha: &Sha256,
+    only_if: Option<js_sys::Object>,
+) -> Result<js_sys::Object> {
+    let hex = sha.to_hex();
+    let custom = js::str_obj([(SHA256, hex.as_str())])?;
     let http_meta = js::obj(&[("contentType", JsValue::from_str(http::content_type(key)))])?;
-    Ok(js::obj(&[
+    let mut pairs = vec![
         ("customMetadata", custom.into()),
         ("httpMetadata", http_meta.into()),
-    ])?)
+        // R2 hashes what it receives and refuses other bytes.
+        ("sha256", JsValue::from_str(&hex)),
+    ];
+    if let Some(o) = only_if {
+        pairs.push(("onlyIf", o.into()));
+    }
+    Ok(js::obj(&pairs)?)
+}
+
+/// Whether a kind is checked by its first bytes.
+fn has_magic(kind: &Kind) -> bool {
+    matches!(kind, Kind::Meta(_) | Kind::Root(_) | Kind::Unified)
+}
+
+fn bad_magic(key: &str, why: &str, stored: &str) -> Error {
+    Error::Unprocessable(serde_json::json!({
+        "error": format!("{} {why}; {stored}", name_of(key)),
+        "path": key,
+    }))
+}
+
+/// Streams a `PUT`'s body to `key` under `only_if`; `None` when the
+/// condition failed.
+async fn store_body(
+    req: &Request,
+    r2: &R2Bucket,
+    key: &str,
+    c: &Claims,
+    length: u64,
+    only_if: js_sys::Object,
+) -> Result<Option<R2Object>> {
+    let opts = store_options(key, &c.sha, Some(only_if))?;
+    let body = req.body();
+    let result = match body {
+        Some(stream) if has_magic(&c.kind) => {
+            // Checked before anything is stored, so no file that lies
+            // about its type is ever visible at its path.
+            let peeked = js::peek(&stream, ssgen_core::HEAD_LEN, length).await?;
+            classify::check_magic(&c.kind, Some(&peeked.head))
+                .map_err(|why| bad_magic(key, &why, "nothing was stored"))?;
+            let result = r2.put(key, &peeked.body.into(), &opts).await;
+            // The rest of the body went to R2, or R2 gave up on it.
+            drop(wasm_bindgen_futures::JsFuture::from(peeked.pipe).await);
+            result
+        }
+        Some(stream) => r2.put(key, &stream.into(), &opts).await,
+        None if length == 0 => {
+            if has_magic(&c.kind) {
+                return Err(bad_magic(key, "is empty", "nothing was stored"));
+            }
+            r2.put(key, &JsValue::from_str(""), &opts).await
+        }
+        None => return Err(Error::BadRequest("the request has no body".into())),
+    };
+    result.map_err(|e| {
+        let msg = super::js_message(&e);
+        let low = msg.to_ascii_lowercase();
+        if low.contains("digest") || low.contains("sha-256") || low.contains("checksum") {
+            Error::BadRequest(format!(
+                "/{key}: the body's sha256 is not {} (X-Ssgen-Sha256); nothing was stored",
+                c.sha
+            ))
+        } else if low.contains("length") || low.contains("size") {
+            Error::BadRequest(format!(
+                "/{key}: the body does not match Content-Length: {msg}; nothing was stored"
+            ))
+        } else {
+            Error::Internal(msg)
+        }
+    })
 }
 
 /// `PUT /images/…`.
@@ -155,57 +384,191 @@ pub async fn put(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     let length: u64 = header(req, "content-length")
         .and_then(|v| v.trim().parse().ok())
         .ok_or(Error::LengthRequired)?;
-    let Some(meta) = prepare(&r2, key, &c).await? else {
-        return Ok(already_present(key, &c.sha));
+    let metas = metas_for(&r2, key, &c.kind).await?;
+    claimed_metas_present(key, &c.combined, &metas)?;
+    let (only_if, tomb) = match state::decide(&r2, key, &c.sha.to_hex()).await? {
+        Decision::Present => return present(&r2, key, &c, length, &metas).await,
+        Decision::Write { only_if, tomb } => (only_if, tomb),
     };
-    let sha_hex = c.sha.to_hex();
-    let kind = c.kind;
-    let opts = store_options(key, &meta)?;
-    js_sys::Reflect::set(
-        &opts,
-        &JsValue::from_str("sha256"),
-        &JsValue::from_str(&sha_hex),
-    )?;
-    let body: JsValue = match req.body() {
-        Some(b) => b.into(),
-        None if length == 0 => JsValue::from_str(""),
-        None => return Err(Error::BadRequest("the request has no body".into())),
+    let Some(stored) = store_body(req, &r2, key, &c, length, only_if).await? else {
+        // Another writer got there between the look and the write.
+        return match state::decide(&r2, key, &c.sha.to_hex()).await? {
+            Decision::Present => present(&r2, key, &c, length, &metas).await,
+            Decision::Write { .. } => Err(Error::Unavailable(format!(
+                "/{key} changed while this upload ran (removed, purged or restored by another \
+                 request); nothing was stored: send it again"
+            ))),
+        };
     };
-    let stored = match r2.put(key, &body, &opts).await {
-        Ok(Some(o)) => o,
-        Ok(None) => return Err(Error::Internal("R2 refused the put".into())),
-        Err(e) => {
-            let msg = super::js_message(&e);
-            let low = msg.to_ascii_lowercase();
-            return Err(
-                if low.contains("digest") || low.contains("sha-256") || low.contains("checksum") {
-                    Error::BadRequest(format!(
-                        "/{key}: the body's sha256 is not {sha_hex} (X-Ssgen-Sha256); nothing was stored"
-                    ))
-                } else if low.contains("length") || low.contains("size") {
-                    Error::BadRequest(format!(
-                        "/{key}: the body does not match Content-Length: {msg}"
-                    ))
-                } else {
-                    Error::Internal(msg)
-                },
-            );
-        }
-    };
-    check_magic(&r2, key, &kind).await?;
-    // A multipart upload of this key whose check never finished left a
-    // marker; this body was verified by R2 itself.
-    r2.delete(&format!("{VERIFYING}{key}")).await?;
-    Ok(Reply::json(
+    state::restored(&r2, key, tomb).await?;
+    let combined = just_stored(&r2, key, &c.kind, &c.sha, &c.combined, &metas, Vec::new()).await?;
+    Ok(file_reply(
         201,
-        &serde_json::json!({"path": key, "sha256": sha_hex, "size": stored.size(), "stored": true}),
+        key,
+        &c.sha,
+        stored.size(),
+        true,
+        combined.as_ref(),
     ))
+}
+
+/// The combined fingerprints of a file just stored, for every metadata
+/// file beside it; `None` unless it is a root file.
+async fn just_stored(
+    r2: &R2Bucket,
+    key: &str,
+    kind: &Kind,
+    sha: &Sha256,
+    claims: &[(String, Sha256)],
+    metas: &[Meta],
+    fresh: Vec<Fresh>,
+) -> Result<Option<BTreeMap<String, String>>> {
+    if !matches!(kind, Kind::Root(_)) {
+        return Ok(None);
+    }
+    let sha = sha.to_hex();
+    let at = RootFile {
+        key,
+        sha: &sha,
+        metas,
+    };
+    let file = "the file was stored (its sha256 is right)";
+    Ok(Some(
+        fingerprints(r2, &at, claims, true, fresh, file).await?,
+    ))
+}
+
+/// The answer when the path already holds the file: its combined
+/// fingerprints are settled for the claims, nothing else changes.
+async fn present(r2: &R2Bucket, key: &str, c: &Claims, size: u64, metas: &[Meta]) -> Result<Reply> {
+    if !matches!(c.kind, Kind::Root(_)) {
+        return Ok(file_reply(200, key, &c.sha, size, false, None));
+    }
+    let (sha, file) = (c.sha.to_hex(), "the file was already there");
+    let have = fingerprints(
+        r2,
+        &RootFile {
+            key,
+            sha: &sha,
+            metas,
+        },
+        &c.combined,
+        false,
+        Vec::new(),
+        file,
+    )
+    .await?;
+    Ok(file_reply(200, key, &c.sha, size, false, Some(&have)))
+}
+
+/// `POST /images/<root>?combined` with `X-Ssgen-Combined`: computes the
+/// claimed combined fingerprints of a stored root file from the stored
+/// bytes, records them and checks the claims. For a metadata file that
+/// arrives after its root, and to repair a fingerprint.
+pub async fn combined(req: &Request, env: &Env, key: &str) -> Result<Reply> {
+    authorize(req, env)?;
+    let (_, r2) = stores(env)?;
+    let (kind, claims) = combined_claims(req, key)?;
+    if !matches!(kind, Kind::Root(_)) || claims.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "/{key}: ?combined takes a root file and X-Ssgen-Combined: <metadata file>=<sha256(metadata ‖ root)>"
+        )));
+    }
+    let obj = r2
+        .head(key)
+        .await?
+        .filter(|o| !state::is_placeholder(o))
+        .ok_or_else(|| Error::NotFound(format!("/{key}: no such file")))?;
+    let root_sha = obj.meta(SHA256).unwrap_or_default();
+    let metas = metas_beside(&r2, key).await?;
+    claimed_metas_present(key, &claims, &metas)?;
+    let file = "the right one is recorded";
+    let have = fingerprints(
+        &r2,
+        &RootFile {
+            key,
+            sha: &root_sha,
+            metas: &metas,
+        },
+        &claims,
+        false,
+        Vec::new(),
+        file,
+    )
+    .await?;
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({"path": key, "sha256": root_sha, "size": obj.size(), "combined": have}),
+    ))
+}
+
+/// A multipart upload in progress (`uploads/<id>`).
+struct Upload {
+    id: String,
+    key: String,
+    sha: Sha256,
+    size: u64,
+    claims: Vec<(String, Sha256)>,
+    r2_id: String,
+}
+
+impl Upload {
+    fn staging(&self) -> String {
+        format!("{STAGING}{}", self.id)
+    }
+
+    fn record(&self) -> String {
+        format!("{UPLOADS}{}", self.id)
+    }
+}
+
+/// The upload `id` of `key`, or a 404 when there is none (finished, given
+/// up, never started, or started for another path).
+async fn upload_of(r2: &R2Bucket, key: &str, id: &str) -> Result<Upload> {
+    let unknown = || {
+        Error::NotFound(format!(
+            "/{key}: no multipart upload {id:?} in progress for this path (completed, aborted or never started)"
+        ))
+    };
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(unknown());
+    }
+    let obj = r2
+        .head(&format!("{UPLOADS}{id}"))
+        .await?
+        .ok_or_else(unknown)?;
+    if obj.meta("key").as_deref() != Some(key) {
+        return Err(unknown());
+    }
+    let sha = obj
+        .meta(SHA256)
+        .and_then(|s| Sha256::from_hex(&s).ok())
+        .ok_or_else(|| Error::Internal(format!("{UPLOADS}{id} lacks its sha256")))?;
+    let claims = obj
+        .meta_pairs()
+        .into_iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.strip_prefix("claim.")?.to_owned(),
+                Sha256::from_hex(&v).ok()?,
+            ))
+        })
+        .collect();
+    Ok(Upload {
+        id: id.to_owned(),
+        key: key.to_owned(),
+        sha,
+        size: obj.meta("size").and_then(|s| s.parse().ok()).unwrap_or(0),
+        claims,
+        r2_id: obj.meta("upload").unwrap_or_default(),
+    })
 }
 
 /// `POST /images/…?uploads`: starts a multipart upload, for files larger
 /// than one request body may be (100 MB on Cloudflare's Free and Pro
 /// plans). Same headers as a `PUT`, plus `X-Ssgen-Size` (the whole file's
-/// size) instead of `Content-Length`.
+/// size) instead of `Content-Length`. Answers the upload id, or, when the
+/// path already holds the file, what a `PUT` would.
 pub async fn multipart_start(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     authorize(req, env)?;
     http::upload_layout_ok(key).map_err(|why| Error::BadRequest(format!("/{key}: {why}")))?;
@@ -214,16 +577,35 @@ pub async fn multipart_start(req: &Request, env: &Env, key: &str) -> Result<Repl
     let size: u64 = header(req, "x-ssgen-size")
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| Error::BadRequest("X-Ssgen-Size (the file's size) is required".into()))?;
-    let Some(mut meta) = prepare(&r2, key, &c).await? else {
-        return Ok(already_present(key, &c.sha));
-    };
-    meta.push(("size".into(), size.to_string()));
+    let metas = metas_for(&r2, key, &c.kind).await?;
+    claimed_metas_present(key, &c.combined, &metas)?;
+    if let Decision::Present = state::decide(&r2, key, &c.sha.to_hex()).await? {
+        return present(&r2, key, &c, size, &metas).await;
+    }
+    let id = js::random_uuid().replace('-', "");
+    let staging = format!("{STAGING}{id}");
     let upload = r2
-        .create_multipart(key, &store_options(key, &meta)?)
+        .create_multipart(&staging, &store_options(key, &c.sha, None)?)
+        .await?;
+    let (sha_hex, size_text, r2_id) = (c.sha.to_hex(), size.to_string(), upload.upload_id());
+    let claims: Vec<(String, String)> = c
+        .combined
+        .iter()
+        .map(|(m, d)| (format!("claim.{m}"), d.to_hex()))
+        .collect();
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("key", key),
+        (SHA256, &sha_hex),
+        ("size", &size_text),
+        ("upload", &r2_id),
+    ];
+    pairs.extend(claims.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let opts = js::obj(&[("customMetadata", js::str_obj(pairs)?.into())])?;
+    r2.put(&format!("{UPLOADS}{id}"), &JsValue::from_str(""), &opts)
         .await?;
     Ok(Reply::json(
         200,
-        &serde_json::json!({"path": key, "upload_id": upload.upload_id()}),
+        &serde_json::json!({"path": key, "upload_id": id}),
     ))
 }
 
@@ -241,12 +623,13 @@ pub async fn multipart_part(
     header(req, "content-length")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .ok_or(Error::LengthRequired)?;
+    let up = upload_of(&r2, key, upload_id).await?;
     let body: JsValue = req
         .body()
         .ok_or_else(|| Error::BadRequest("a part needs a body".into()))?
         .into();
-    let upload = r2.resume_multipart(key, upload_id)?;
-    let uploaded = upload
+    let uploaded = r2
+        .resume_multipart(&up.staging(), &up.r2_id)?
         .upload_part(part, &body)
         .await
         .map_err(|e| Error::BadRequest(format!("/{key} part {part}: {}", super::js_message(&e))))?;
@@ -267,11 +650,18 @@ struct Parts {
     parts: Vec<Part>,
 }
 
+/// Drops what an upload left (its own keys only).
+async fn discard(r2: &R2Bucket, up: &Upload) -> Result<()> {
+    r2.delete(&up.staging()).await?;
+    r2.delete(&up.record()).await?;
+    Ok(())
+}
+
 /// `POST /images/…?upload_id=ID` with `{"parts": [{"part": N, "etag": …}]}`:
-/// joins the parts, then reads the object once through the runtime's
-/// native SHA-256 (R2 checks no digest of a multipart object) and keeps it
-/// only if it is the file the publisher announced. Until then a marker
-/// keeps it out of any publish.
+/// joins the parts into the upload's own object, reads it once through
+/// the runtime's native SHA-256 (its own digest and the combined
+/// fingerprints with the metadata files beside it), and only if it is the
+/// file announced, copies it to its path with a conditional put.
 pub async fn multipart_complete(
     req: &Request,
     env: &Env,
@@ -280,6 +670,7 @@ pub async fn multipart_complete(
 ) -> Result<Reply> {
     authorize(req, env)?;
     let (_, r2) = stores(env)?;
+    let up = upload_of(&r2, key, upload_id).await?;
     let text = wasm_bindgen_futures::JsFuture::from(req.text()?)
         .await?
         .as_string()
@@ -299,48 +690,84 @@ pub async fn multipart_complete(
             .into(),
         );
     }
-    let marker = format!("{VERIFYING}{key}");
-    r2.put(&marker, &JsValue::from_str(""), &js_sys::Object::new())
-        .await?;
-    let upload = r2.resume_multipart(key, upload_id)?;
-    let obj = match upload.complete(&list).await {
-        Ok(o) => o,
-        Err(e) => {
-            r2.delete(&marker).await?;
-            return Err(Error::BadRequest(format!(
+    let joined = r2
+        .resume_multipart(&up.staging(), &up.r2_id)?
+        .complete(&list)
+        .await
+        .map_err(|e| {
+            Error::BadRequest(format!(
                 "/{key}: the parts do not join: {}",
                 super::js_message(&e)
-            )));
-        }
-    };
-    let claimed = obj.meta("sha256").unwrap_or_default();
-    let size_ok = obj.meta("size").and_then(|s| s.parse::<u64>().ok()) == Some(obj.size());
-    let body = r2
-        .get(key, None)
-        .await?
-        .and_then(|o| o.body())
-        .ok_or_else(|| Error::Internal("the joined object vanished".into()))?;
-    let digest = Sha256(
-        js::sha256_of_stream(&body)
-            .await?
-            .try_into()
-            .map_err(|_| Error::Internal("DigestStream gave no SHA-256".into()))?,
-    );
-    if !size_ok || digest.to_hex() != claimed {
-        r2.delete(key).await?;
-        r2.delete(&marker).await?;
+            ))
+        })?;
+    let kind = classify::by_name(name_of(key));
+    let metas = metas_for(&r2, key, &kind).await?;
+    // One read: the file's own digest, and one combined fingerprint per
+    // metadata file beside it.
+    let (digest, fresh) =
+        read_digests(&r2, &up.staging(), &metas.iter().collect::<Vec<_>>(), true).await?;
+    let digest = digest.ok_or_else(|| Error::Internal("no digest of the joined object".into()))?;
+    if joined.size() != up.size || digest != up.sha {
+        discard(&r2, &up).await?;
         return Err(Error::BadRequest(format!(
             "/{key}: the joined parts are {} bytes with sha256 {digest}, not the announced file \
-             (sha256 {claimed}); nothing was stored",
-            obj.size()
+             ({} bytes, sha256 {}); nothing was stored",
+            joined.size(),
+            up.size,
+            up.sha
         )));
     }
-    check_magic(&r2, key, &classify::by_name(name_of(key))).await?;
-    r2.delete(&marker).await?;
-    Ok(Reply::json(
-        201,
-        &serde_json::json!({"path": key, "sha256": claimed, "size": obj.size(), "stored": true}),
+    if has_magic(&kind) {
+        let head = match r2
+            .get(&up.staging(), Some((0, ssgen_core::HEAD_LEN as u64)))
+            .await?
+        {
+            Some(o) => o.read_bytes().await?,
+            None => Vec::new(),
+        };
+        if let Err(why) = classify::check_magic(&kind, Some(&head)) {
+            discard(&r2, &up).await?;
+            return Err(bad_magic(key, &why, "nothing was stored"));
+        }
+    }
+    let stored = commit_staged(&r2, &up).await;
+    discard(&r2, &up).await?;
+    let stored = stored?;
+    let combined = just_stored(&r2, key, &kind, &up.sha, &up.claims, &metas, fresh).await?;
+    Ok(file_reply(
+        if stored { 201 } else { 200 },
+        key,
+        &up.sha,
+        up.size,
+        stored,
+        combined.as_ref(),
     ))
+}
+
+/// Copies a checked upload to its path: `true` when written, `false` when
+/// the path already held the file. Other bytes there are a 409, and
+/// another writer in between makes it look again.
+async fn commit_staged(r2: &R2Bucket, up: &Upload) -> Result<bool> {
+    for _ in 0..4 {
+        let (only_if, tomb) = match state::decide(r2, &up.key, &up.sha.to_hex()).await? {
+            Decision::Present => return Ok(false),
+            Decision::Write { only_if, tomb } => (only_if, tomb),
+        };
+        let body = r2
+            .get(&up.staging(), None)
+            .await?
+            .and_then(|o| o.body())
+            .ok_or_else(|| Error::Internal("the joined object vanished".into()))?;
+        let opts = store_options(&up.key, &up.sha, Some(only_if))?;
+        if r2.put(&up.key, &body.into(), &opts).await?.is_some() {
+            state::restored(r2, &up.key, tomb).await?;
+            return Ok(true);
+        }
+    }
+    Err(Error::Unavailable(format!(
+        "/{}: other requests kept changing the path; upload it again",
+        up.key
+    )))
 }
 
 /// `DELETE /images/…?upload_id=ID`: gives a multipart upload up.
@@ -352,88 +779,98 @@ pub async fn multipart_abort(
 ) -> Result<Reply> {
     authorize(req, env)?;
     let (_, r2) = stores(env)?;
-    r2.resume_multipart(key, upload_id)?.abort().await?;
+    let up = upload_of(&r2, key, upload_id).await?;
+    // R2 forgets an upload it has completed or aborted: nothing to undo then.
+    if let Ok(u) = r2.resume_multipart(&up.staging(), &up.r2_id) {
+        drop(u.abort().await);
+    }
+    discard(&r2, &up).await?;
     Ok(Reply::new(204))
 }
 
-/// The core's magic-byte check, after the put: a file whose first bytes
-/// contradict its name (an xz tarball named rootfs.squashfs) is deleted
-/// again, so every stored file passed it and the catalog build can skip it
-/// exactly as `ssgen build` skips nothing on a valid tree.
-async fn check_magic(r2: &R2Bucket, key: &str, kind: &Kind) -> Result<()> {
-    if !matches!(kind, Kind::Meta(_) | Kind::Root(_) | Kind::Unified) {
-        return Ok(());
-    }
-    let head = match r2.get(key, Some((0, ssgen_core::HEAD_LEN as u64))).await? {
-        Some(o) => o.read_bytes().await?,
-        None => return Ok(()),
-    };
-    if let Err(why) = classify::check_magic(kind, Some(&head)) {
-        r2.delete(key).await?;
-        return Err(Error::Unprocessable(serde_json::json!({
-            "error": format!("{} {why}; nothing was stored", name_of(key)),
-            "path": key,
-        })));
-    }
-    Ok(())
-}
-
 /// `DELETE /images/…`: the file leaves the catalog at the next publish and
-/// stays downloadable for the grace period (clients keep the catalog for
-/// an hour, spec §11.6), after which a publish deletes it.
+/// stays downloadable for the grace period after that publish (clients
+/// keep a catalog for an hour), after which a publish purges it.
 pub async fn delete(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     authorize(req, env)?;
     let (_, r2) = stores(env)?;
     let obj = r2
         .head(key)
         .await?
+        .filter(|o| !state::is_placeholder(o))
         .ok_or_else(|| Error::NotFound(format!("/{key}: no such file")))?;
-    let now = now_secs();
-    let now_text = now.to_string();
-    let sha = obj.meta("sha256").unwrap_or_default();
-    let custom = js::str_obj([("deleted", now_text.as_str()), ("sha256", sha.as_str())])?;
-    let opts = js::obj(&[("customMetadata", custom.into())])?;
-    r2.put(&format!("{DELETED}{key}"), &JsValue::from_str(""), &opts)
-        .await?;
+    let sha = obj.meta(SHA256).unwrap_or_default();
+    let t = state::remove(&r2, key, &sha, now_secs()).await?;
     let grace = super::publish::grace_seconds(env);
     Ok(Reply::json(
         202,
-        &serde_json::json!({"path": key, "removed_at": now, "purge_after": now + grace,
-            "note": "removed from the catalog at the next POST /publish"}),
+        &serde_json::json!({"path": key, "removed_at": t.deleted, "withdrawn_at": t.withdrawn,
+            "grace_seconds": grace,
+            "note": "leaves the catalog at the next POST /publish, and is purged no sooner than the grace period after it"}),
     ))
 }
 
-/// `GET /api/v1/files`: what the edge holds, for `ssgen push` to skip.
-pub async fn list(req: &Request, env: &Env) -> Result<Reply> {
+/// The prefixes `GET /api/v1/files` pages through, in order, with the
+/// field each page's objects go to.
+const LISTED: [(&str, &str); 3] = [
+    ("images/", "files"),
+    ("deleted/images/", "removed"),
+    ("combined/images/", "combined"),
+];
+
+/// `GET /api/v1/files[?cursor=C]`: what the edge holds, one R2 page per
+/// request: files (`purged` for a purged path's placeholder), tombstones
+/// (`removed`) and computed combined fingerprints (`combined`). `next`,
+/// when present, is the cursor of the following page.
+pub async fn list(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> {
     authorize(req, env)?;
     let (_, r2) = stores(env)?;
-    let removed: std::collections::BTreeSet<String> = r2
-        .list_all(&format!("{DELETED}images/"))
-        .await?
-        .iter()
-        .filter_map(|o| o.key().strip_prefix(DELETED).map(str::to_owned))
-        .collect();
-    let verifying: std::collections::BTreeSet<String> = r2
-        .list_all(&format!("{VERIFYING}images/"))
-        .await?
-        .iter()
-        .filter_map(|o| o.key().strip_prefix(VERIFYING).map(str::to_owned))
-        .collect();
-    let files: Vec<serde_json::Value> = r2
-        .list_all("images/")
-        .await?
-        .iter()
-        .map(|o| {
-            let key = o.key();
-            serde_json::json!({
-                "path": key,
-                "size": o.size(),
-                "sha256": o.meta("sha256"),
-                "combined": stored_combined(o),
-                "removed": removed.contains(&key),
-                "verified": !verifying.contains(&key),
+    let bad = |c: &str| Error::BadRequest(format!("cursor {c:?} is not one this listing gave"));
+    let (index, cursor) = match url.search_params().get("cursor") {
+        None => (0, None),
+        Some(c) => {
+            let (i, rest) = c.split_once(':').ok_or_else(|| bad(&c))?;
+            let i: usize = i
+                .parse()
+                .ok()
+                .filter(|i| *i < LISTED.len())
+                .ok_or_else(|| bad(&c))?;
+            (i, Some(rest.to_owned()).filter(|r| !r.is_empty()))
+        }
+    };
+    let (prefix, field) = LISTED[index];
+    let (objects, next) = r2.list_page(prefix, cursor.as_deref()).await?;
+    let entries: Vec<serde_json::Value> = match field {
+        "files" => objects
+            .iter()
+            .map(|o| {
+                serde_json::json!({"path": o.key(), "size": o.size(), "sha256": o.meta(SHA256),
+                    "purged": state::is_placeholder(o)})
             })
-        })
-        .collect();
-    Ok(Reply::json(200, &serde_json::json!({ "files": files })))
+            .collect(),
+        "removed" => objects
+            .iter()
+            .filter_map(Tomb::of)
+            .map(|t| {
+                serde_json::json!({"path": t.key, "sha256": t.sha, "removed_at": t.deleted,
+                    "withdrawn_at": t.withdrawn})
+            })
+            .collect(),
+        _ => objects
+            .iter()
+            .filter_map(Record::of)
+            .map(|r| {
+                serde_json::json!({"path": r.root, "meta": r.meta, "sha256": r.sha,
+                    "meta_sha256": r.meta_sha, "root_sha256": r.root_sha})
+            })
+            .collect(),
+    };
+    let next = match next {
+        Some(c) => Some(format!("{index}:{c}")),
+        None if index + 1 < LISTED.len() => Some(format!("{}:", index + 1)),
+        None => None,
+    };
+    let mut body = serde_json::json!({"files": [], "removed": [], "combined": [], "next": next});
+    body[field] = entries.into();
+    Ok(Reply::json(200, &body))
 }
