@@ -59,6 +59,7 @@ pub mod metadata;
 pub mod render;
 pub mod requirements;
 pub mod time;
+pub mod vcdiff;
 pub mod withdrawn;
 
 pub use catalog::{IMAGES_JSON, INDEX_JSON, Output, build};
