@@ -335,8 +335,8 @@ enum Outcome {
     /// The delta decodes to the target.
     Good,
     /// Encoding stopped past the size limit, after `at_least` bytes, with
-    /// the encoder [`ENCODER`] names (0: before there was one of the
-    /// project's own, so its finding is tried again).
+    /// the encoder [`ENCODER`] names (0 where a record names none: another
+    /// encoder, whose finding is tried again).
     TooLarge {
         at_least: u64,
         #[serde(default)]
@@ -473,7 +473,13 @@ impl vcdiff::Base for BaseFile<'_> {
     type Error = std::io::Error;
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.0.read_exact_at(buf, offset)
+        self.0.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == ErrorKind::UnexpectedEof {
+                std::io::Error::new(e.kind(), "it is shorter than when it was indexed")
+            } else {
+                e
+            }
+        })
     }
 }
 

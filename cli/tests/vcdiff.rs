@@ -11,6 +11,7 @@ use std::process::Command;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use ssgen_core::vcdiff;
+use ssgen_tests::deltas::noise;
 
 /// Shared runs at least this long must be found whatever the hash table
 /// lost: each holds about 30 indexed blocks.
@@ -18,20 +19,6 @@ const LONG: usize = 1024;
 /// What a window boundary may cost: a run that starts just before it is
 /// found only from the next window on.
 const PER_WINDOW: usize = 2 * vcdiff::HASH_LEN;
-
-/// Bytes that match nothing (xorshift64*).
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// A base: noise, with some runs of one byte and some stretches repeated
 /// elsewhere in it (so that the same bytes are in the base twice).
