@@ -20,12 +20,13 @@
 //! part of the current window it has already passed (a hashed position
 //! every 32 bytes of it), and writes runs of one byte as such.
 //!
-//! Memory, all of it fixed before the first byte: the index holds 8 bytes
-//! per block ([`Index::memory`]: a quarter of the base up to 1 GiB of base,
-//! 256 MiB at most); the encoder holds one target window, a table of it of a
-//! quarter of its size, and one read buffer of at most 1 MiB
-//! ([`Encoder::memory`]). What it produces per window (at most a window
-//! and a few bytes) is the caller's to write and clear.
+//! Memory, bounded before the first byte: the index holds 8 bytes per
+//! block ([`Index::memory`]: a quarter of the base up to 1 GiB of base,
+//! 256 MiB at most); the encoder holds one target window, a table of it of
+//! a quarter of its size, one read buffer of at most 1 MiB, and the
+//! instructions of one window ([`Encoder::memory`]). What it produces per
+//! window (at most the window and its instructions) is the caller's to
+//! write and clear.
 //!
 //! The output: target windows of [`WINDOW`] bytes (the last one shorter),
 //! each naming the span of the base its copies read; the default code table
@@ -289,26 +290,33 @@ pub struct Stats {
     pub added: u64,
 }
 
+/// One instruction of a window: positions and lengths in it are below
+/// [`MAX_WINDOW`], so 32 bits hold them (16 bytes an instruction).
 #[derive(Clone, Copy, Debug)]
 enum Inst {
     /// The window's bytes at `at..at + len`, as they are.
     Add {
-        at: usize,
-        len: usize,
+        at: u32,
+        len: u32,
     },
     Run {
         byte: u8,
-        len: usize,
+        len: u32,
     },
     FromBase {
         addr: u64,
-        len: usize,
+        len: u32,
     },
     /// The window's own bytes from `at` (which may overlap what it makes).
     FromTarget {
-        at: usize,
-        len: usize,
+        at: u32,
+        len: u32,
     },
+}
+
+/// A position or length in a window, which is at most [`MAX_WINDOW`].
+fn small(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// A match found at a target position: `back` bytes before it and `ahead`
@@ -539,12 +547,15 @@ impl<'i> Encoder<'i> {
     }
 
     /// The bytes an encoder with windows of `window_size` bytes holds, at
-    /// most (the window, its table, the read buffer); the instructions of
-    /// a window come on top, a few bytes per copy.
+    /// most: the window, its table, the read buffer, and a window's
+    /// instructions, in the worst case (a copy of [`MIN_COPY`] bytes and an
+    /// add of one, over and over: 16 bytes each, and 11 encoded; a few
+    /// thousand of them in a squashfs window).
     #[must_use]
     pub fn memory(window_size: usize) -> u64 {
         let w = window_size.clamp(1, MAX_WINDOW) as u64;
-        w + (w / TARGET_STEP as u64).max(1) * 8 + MAX_READ as u64
+        let pairs = w / (MIN_COPY as u64 + 1) + 1;
+        w + (w / TARGET_STEP as u64).max(1) * 8 + MAX_READ as u64 + pairs * (2 * 16 + 11)
     }
 
     /// Encodes the next bytes of the target, appending to `out` each
@@ -700,15 +711,18 @@ impl<'i> Encoder<'i> {
             Source::Base(addr) => {
                 let from = addr - f.back as u64;
                 span.include(from, from + len as u64);
-                self.insts.push(Inst::FromBase { addr: from, len });
+                self.insts.push(Inst::FromBase {
+                    addr: from,
+                    len: small(len),
+                });
                 self.stats.from_base += len as u64;
                 let end = self.done + (start + len) as u64;
                 self.last = Some((end, from + len as u64));
             }
             Source::Target(at) => {
                 self.insts.push(Inst::FromTarget {
-                    at: at - f.back,
-                    len,
+                    at: small(at - f.back),
+                    len: small(len),
                 });
                 self.stats.from_target += len as u64;
             }
@@ -731,12 +745,15 @@ impl<'i> Encoder<'i> {
             if j - i >= MIN_RUN {
                 if i > start {
                     self.insts.push(Inst::Add {
-                        at: start,
-                        len: i - start,
+                        at: small(start),
+                        len: small(i - start),
                     });
                     self.stats.added += (i - start) as u64;
                 }
-                self.insts.push(Inst::Run { byte, len: j - i });
+                self.insts.push(Inst::Run {
+                    byte,
+                    len: small(j - i),
+                });
                 self.stats.runs += (j - i) as u64;
                 start = j;
             }
@@ -744,8 +761,8 @@ impl<'i> Encoder<'i> {
         }
         if start < to {
             self.insts.push(Inst::Add {
-                at: start,
-                len: to - start,
+                at: small(start),
+                len: small(to - start),
             });
             self.stats.added += (to - start) as u64;
         }
@@ -841,7 +858,7 @@ impl<'i> Encoder<'i> {
         let mut seg = Span::default();
         for inst in &self.insts {
             if let Inst::FromBase { addr, len } = *inst {
-                seg.include(addr, addr + len as u64);
+                seg.include(addr, addr + u64::from(len));
             }
         }
         let (seg_pos, seg_len) = seg.bounds();
@@ -857,27 +874,27 @@ impl<'i> Encoder<'i> {
                         self.inst_buf.push(1 + len as u8);
                     } else {
                         self.inst_buf.push(1);
-                        varint(len as u64, &mut self.inst_buf);
+                        varint(u64::from(len), &mut self.inst_buf);
                     }
-                    data_len += len as u64;
-                    here += len as u64;
+                    data_len += u64::from(len);
+                    here += u64::from(len);
                 }
                 Inst::Run { len, .. } => {
                     self.inst_buf.push(0);
-                    varint(len as u64, &mut self.inst_buf);
+                    varint(u64::from(len), &mut self.inst_buf);
                     data_len += 1;
-                    here += len as u64;
+                    here += u64::from(len);
                 }
                 Inst::FromBase { addr, len } => {
                     let mode = self.caches.encode(addr - seg_pos, here, &mut self.addr_buf);
                     copy_code(mode, len, &mut self.inst_buf);
-                    here += len as u64;
+                    here += u64::from(len);
                 }
                 Inst::FromTarget { at, len } => {
-                    let addr = seg_len + at as u64;
+                    let addr = seg_len + u64::from(at);
                     let mode = self.caches.encode(addr, here, &mut self.addr_buf);
                     copy_code(mode, len, &mut self.inst_buf);
-                    here += len as u64;
+                    here += u64::from(len);
                 }
             }
         }
@@ -911,7 +928,10 @@ impl<'i> Encoder<'i> {
         out.extend_from_slice(&adler32(&self.window).to_be_bytes());
         for inst in &self.insts {
             match *inst {
-                Inst::Add { at, len } => out.extend_from_slice(&self.window[at..at + len]),
+                Inst::Add { at, len } => {
+                    let (at, len) = (at as usize, len as usize);
+                    out.extend_from_slice(&self.window[at..at + len]);
+                }
                 Inst::Run { byte, .. } => out.push(byte),
                 Inst::FromBase { .. } | Inst::FromTarget { .. } => {}
             }
@@ -925,13 +945,13 @@ impl<'i> Encoder<'i> {
 /// to 18 are in the code itself; copies are never shorter than
 /// [`MIN_COPY`], so the table's paired codes (copies of 4 to 6 bytes
 /// beside a short add) never apply.
-fn copy_code(mode: u8, len: usize, inst: &mut Vec<u8>) {
+fn copy_code(mode: u8, len: u32, inst: &mut Vec<u8>) {
     let first = 19 + 16 * mode;
     if (4..=18).contains(&len) {
         inst.push(first + (len - 3) as u8);
     } else {
         inst.push(first);
-        varint(len as u64, inst);
+        varint(u64::from(len), inst);
     }
 }
 
@@ -1044,6 +1064,16 @@ mod tests {
         // residue's low byte.
         assert_eq!(c.encode(1000, 100_000, &mut out), 6);
         assert_eq!(out, [(1000 % 768) as u8]);
+    }
+
+    #[test]
+    fn the_memory_bound_counts_what_is_held() {
+        // Encoder::memory counts 16 bytes an instruction.
+        assert_eq!(std::mem::size_of::<Inst>(), 16);
+        let w = WINDOW as u64;
+        let bound = Encoder::memory(WINDOW);
+        assert!(bound > w + w / 4 + MAX_READ as u64);
+        assert!(bound < 4 * w, "{bound}");
     }
 
     #[test]
