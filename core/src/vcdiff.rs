@@ -548,9 +548,9 @@ impl<'i> Encoder<'i> {
 
     /// The bytes an encoder with windows of `window_size` bytes holds, at
     /// most: the window, its table, the read buffer, and a window's
-    /// instructions, in the worst case (a copy of [`MIN_COPY`] bytes and an
-    /// add of one, over and over: 16 bytes each, and 11 encoded; a few
-    /// thousand of them in a squashfs window).
+    /// instructions in the worst case (the shortest copy, 16 bytes, and an
+    /// add of one, over and over: 16 bytes each, 11 encoded; a squashfs
+    /// window has a few thousand).
     #[must_use]
     pub fn memory(window_size: usize) -> u64 {
         let w = window_size.clamp(1, MAX_WINDOW) as u64;
