@@ -66,6 +66,7 @@ pub mod requirements;
 pub mod rules;
 pub mod side;
 pub mod time;
+pub mod vcdiff;
 pub mod view;
 pub mod vocab;
 pub mod withdrawn;
