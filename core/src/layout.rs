@@ -331,14 +331,14 @@ pub fn scan(entries: &[Entry], config: &Config) -> Scan {
         if dirs.iter().any(|d| d.starts_with('.')) {
             continue;
         }
-        if name == ".requirements" || name == ".lxd_requirements" {
+        if name == requirements::FILE_NAME || name == requirements::LXD_FILE_NAME {
             if dirs.len() <= 4 {
                 let dir = std::iter::once(IMAGES)
                     .chain(dirs.iter().copied())
                     .collect::<Vec<_>>()
                     .join("/");
                 let slot = side.entry(dir).or_default();
-                if name == ".requirements" {
+                if name == requirements::FILE_NAME {
                     slot.0 = Some(entry);
                 } else {
                     slot.1 = Some(entry);
