@@ -102,6 +102,14 @@ pub struct Product {
     pub versions: Vec<Version>,
 }
 
+impl Product {
+    /// Where the product is in the tree.
+    #[must_use]
+    pub fn path(&self) -> ProductPath {
+        ProductPath::new(&self.os, &self.release, &self.arch, &self.variant)
+    }
+}
+
 /// The result of laying out a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scan {
