@@ -1,5 +1,5 @@
-//! TEST-ONLY: a catalog written by hand from a [`TreeSpec`], following spec
-//! the example catalog of the protocol, without ssgen.
+//! TEST-ONLY: a catalog written by hand from a [`TreeSpec`], following the
+//! protocol's example catalog (`docs/protocol.md`), without ssgen.
 //!
 //! It exists to prove the harness itself: the real clients must accept this
 //! catalog, so when they reject ssgen's catalog for the same tree the fault
