@@ -35,9 +35,11 @@ use oxidelta::vcdiff::decoder::{DecodeError, SourceProvider};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use ssgen_core::delta::{self, Job, Published, Settings};
+use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Config, Diagnostic, Digests, Entry, HEAD_LEN, Level, Scan, Sha256, vcdiff};
 
 use crate::cache::Stamp;
+use crate::confine::Root;
 use crate::exit::Invalid;
 use crate::fsx;
 use crate::walk::{Listed, Listing};
@@ -283,6 +285,44 @@ impl Step<'_> {
         }
         Ok(scan)
     }
+}
+
+/// Withdraws the deltas `gone` names with `.withdrawn` markers in their
+/// version directories, since `now`, merged with a marker already there
+/// (which may list other files): they leave the catalog at once, and
+/// `ssgen prune` deletes them after the grace period, like any withdrawn
+/// file. A version a marker already withdraws whole needs nothing.
+pub fn withdraw(root: &Root, gone: &[Published], now: i64) -> Result<()> {
+    let mut by_dir: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for p in gone {
+        let (dir, name) = p.path.rsplit_once('/').unwrap_or(("", &p.path));
+        by_dir.entry(dir).or_default().push(name);
+    }
+    for (dir, names) in by_dir {
+        let rel = format!("{dir}/{}", withdrawn::FILE_NAME);
+        let mut files = match std::fs::read(root.join(&rel)) {
+            // One that cannot be parsed withdraws its whole version too.
+            Ok(bytes) => match Withdrawn::parse(&bytes) {
+                Ok(Withdrawn { files: Some(f), .. }) => f,
+                Ok(Withdrawn { files: None, .. }) | Err(_) => continue,
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read {}", root.join(&rel).display()));
+            }
+        };
+        files.extend(names.iter().map(|n| (*n).to_owned()));
+        files.sort();
+        files.dedup();
+        let marker = Withdrawn {
+            since: now,
+            files: Some(files),
+        };
+        root.place(&rel, false)?
+            .write_atomic(marker.to_text().as_bytes())?;
+    }
+    Ok(())
 }
 
 fn warn(path: &str, message: &str, help: &str) {

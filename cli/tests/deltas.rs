@@ -501,3 +501,138 @@ fn a_full_disk_while_writing_a_delta_leaves_the_catalog_as_it_was() {
             .is_some()
     );
 }
+
+/// A root with three versions, each the one before with a few files
+/// changed, built as it grew with `--deltas 2`: V2 holds the delta from
+/// V1, V3 those from V2 and V1.
+fn three_versions() -> (tempfile::TempDir, PathBuf) {
+    let (tmp, root, tree) = two_versions();
+    build(&root, &["--deltas", "2"]);
+    for i in [3usize, 90] {
+        let path = tree.join(format!("usr/lib/ssgen/lib{i:03}.so"));
+        let mut bytes = fs::read(&path).expect("read");
+        bytes[200..300].fill(9);
+        fs::write(&path, bytes).expect("write");
+    }
+    add_version(&root, &tree, V3);
+    build(&root, &["--deltas", "2"]);
+    for (v, b) in [(V2, V1), (V3, V2), (V3, V1)] {
+        assert!(delta_path(&root, v, b).is_file(), "no delta {v} from {b}");
+    }
+    (tmp, root)
+}
+
+/// The names a version's `.withdrawn` marker lists (`None`: no marker).
+fn withdrawn_names(root: &Path, version: &str) -> Option<Vec<String>> {
+    let text = fs::read_to_string(vdir(root, version).join(".withdrawn")).ok()?;
+    let v: Value = serde_json::from_str(&text).expect("marker json");
+    Some(
+        v["files"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    )
+}
+
+fn vcdiff_items(root: &Path, version: &str) -> Vec<String> {
+    items(root, version)
+        .as_object()
+        .map(|o| {
+            o.keys()
+                .filter(|k| k.ends_with(".vcdiff"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn prune_withdraws_the_deltas_of_a_withdrawn_base_then_deletes_them() {
+    let (_tmp, root) = three_versions();
+    let t0 = "1785556800";
+    let dry = ssgen(
+        &["prune", "--keep", "2", "--dry-run", "--timestamp", t0],
+        &root,
+    );
+    let said = String::from_utf8_lossy(&dry.stdout).into_owned();
+    for v in [V2, V3] {
+        assert!(
+            said.contains(&format!("withdraw {PRODUCT}/{v}/delta-{V1}.vcdiff")),
+            "the dry run does not name {v}'s delta from {V1}:\n{said}"
+        );
+    }
+    assert_eq!(withdrawn_names(&root, V2), None, "a dry run wrote a marker");
+
+    let out = ssgen(&["prune", "--keep", "2", "--timestamp", t0], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // No build warns of a delta left without its base: the deltas left
+    // with it, quietly, and a --strict build passes.
+    assert!(!stderr(&out).contains("delta left out"), "{}", stderr(&out));
+    assert_eq!(
+        withdrawn_names(&root, V2),
+        Some(vec![format!("delta-{V1}.vcdiff")])
+    );
+    assert_eq!(
+        withdrawn_names(&root, V3),
+        Some(vec![format!("delta-{V1}.vcdiff")])
+    );
+    assert!(
+        vcdiff_items(&root, V2).is_empty(),
+        "{:?}",
+        vcdiff_items(&root, V2)
+    );
+    assert_eq!(vcdiff_items(&root, V3), [format!("squashfs.{V2}.vcdiff")]);
+    let strict = ssgen(&["build", "--strict", "--timestamp", t0], &root);
+    assert!(strict.status.success(), "{}", stderr(&strict));
+    // Kept for the grace period (a client's cached catalog still lists
+    // them), deleted after it with their base.
+    assert!(delta_path(&root, V2, V1).is_file());
+    let later = (1_785_556_800 + 7 * 3600).to_string();
+    let out = ssgen(&["prune", "--timestamp", &later], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!vdir(&root, V1).exists());
+    assert!(!delta_path(&root, V2, V1).exists());
+    assert!(!delta_path(&root, V3, V1).exists());
+    assert!(delta_path(&root, V3, V2).is_file());
+    assert_eq!(vcdiff_items(&root, V3), [format!("squashfs.{V2}.vcdiff")]);
+}
+
+#[test]
+fn remove_withdraws_the_deltas_whose_base_or_target_it_removes() {
+    let (_tmp, root) = three_versions();
+    let fingerprint = |v: &str| {
+        ssgen_tests::sha256_files(&[
+            &vdir(&root, v).join("incus.tar.xz"),
+            &vdir(&root, v).join("rootfs.squashfs"),
+        ])
+        .expect("fingerprint")
+    };
+    // The middle version: its own delta goes with its directory, the one
+    // from it in V3 is withdrawn beside V3's files.
+    let out = ssgen(&["remove", &fingerprint(V2)], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains(&format!("delta-{V2}.vcdiff")), "{said}");
+    assert!(!stderr(&out).contains("delta left out"), "{}", stderr(&out));
+    assert_eq!(
+        withdrawn_names(&root, V3),
+        Some(vec![format!("delta-{V2}.vcdiff")])
+    );
+    assert_eq!(vcdiff_items(&root, V3), [format!("squashfs.{V1}.vcdiff")]);
+    // The newest: its directory goes whole, deltas and all; nothing else
+    // hangs on it.
+    let out = ssgen(&["remove", &fingerprint(V3)], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        withdrawn_names(&root, V3),
+        Some(vec![]),
+        "V3 is withdrawn whole"
+    );
+    // The base: the delta it leaves behind in V2 was withdrawn with V2.
+    let strict = ssgen(&["build", "--strict", "--timestamp", "1785556800"], &root);
+    assert!(strict.status.success(), "{}", stderr(&strict));
+}

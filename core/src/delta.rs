@@ -182,6 +182,21 @@ pub fn published(scan: &Scan) -> Vec<Published> {
     out
 }
 
+/// The deltas of `scan` that must leave the catalog with the files for
+/// which `leaves` is true: those whose base or target root leaves, unless
+/// the delta leaves too (its version directory goes with it). Without its
+/// base a delta is no use, and without its target it names a download no
+/// catalog lists any more; either way the build would leave it out with a
+/// warning on every run, so a writer that withdraws files withdraws these
+/// with them.
+#[must_use]
+pub fn orphaned_by(scan: &Scan, leaves: impl Fn(&str) -> bool) -> Vec<Published> {
+    published(scan)
+        .into_iter()
+        .filter(|p| !leaves(&p.path) && (leaves(&p.base) || leaves(&p.target)))
+        .collect()
+}
+
 /// Leaves the delta at `path` out of the catalog, with a warning saying
 /// `why` (it failed its check, so publishing it would break the download
 /// of its version on every host that holds the base).
@@ -288,6 +303,43 @@ mod tests {
                 .iter()
                 .any(|d| d.path == p[0].path && d.message.contains("other bytes"))
         );
+    }
+
+    #[test]
+    fn deltas_leave_with_their_base_or_target() {
+        let mut paths = Vec::new();
+        for v in ["20260801_0000", "20260802_0000", "20260803_0000"] {
+            paths.push(format!("{P}/{v}/incus.tar.xz"));
+            paths.push(format!("{P}/{v}/rootfs.squashfs"));
+        }
+        paths.push(format!("{P}/20260803_0000/disk.qcow2"));
+        paths.push(format!("{P}/20260803_0000/delta-20260801_0000.vcdiff"));
+        paths.push(format!("{P}/20260803_0000/delta-20260802_0000.vcdiff"));
+        paths.push(format!("{P}/20260802_0000/delta-20260801_0000.vcdiff"));
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let s = scan(&tree(&refs), &Config::new(0));
+        let under = |dir: &'static str| move |p: &str| p.starts_with(&format!("{P}/{dir}/"));
+        let names = |v: Vec<Published>| -> Vec<String> { v.into_iter().map(|p| p.path).collect() };
+        // The base version goes: every delta from it, not the one beside it.
+        assert_eq!(
+            names(orphaned_by(&s, under("20260801_0000"))),
+            [
+                format!("{P}/20260802_0000/delta-20260801_0000.vcdiff"),
+                format!("{P}/20260803_0000/delta-20260801_0000.vcdiff"),
+            ]
+        );
+        // A middle version goes: its own delta goes with it, the one from
+        // it stays behind and must be withdrawn.
+        assert_eq!(
+            names(orphaned_by(&s, under("20260802_0000"))),
+            [format!("{P}/20260803_0000/delta-20260802_0000.vcdiff")]
+        );
+        // Only the target's squashfs goes (the VM stays): its deltas go.
+        let root = format!("{P}/20260803_0000/rootfs.squashfs");
+        assert_eq!(orphaned_by(&s, |p| p == root).len(), 2);
+        // A file deltas do not hang on changes nothing.
+        let vm = format!("{P}/20260803_0000/disk.qcow2");
+        assert!(orphaned_by(&s, |p| p == vm).is_empty());
     }
 
     #[test]
