@@ -870,7 +870,8 @@ impl SourceProvider for FileSource<'_> {
 }
 
 /// What checking a delta on disk found.
-enum Verdict {
+pub enum Verdict {
+    /// It decodes to its target.
     Good,
     /// It must not be published, for this reason.
     Wrong(String),
@@ -891,31 +892,44 @@ fn has_secondary(delta: &Path) -> bool {
 
 /// Checks a delta on disk against the files the catalog names.
 fn check_on_disk(root: &Path, p: &Published, record: &Record) -> Verdict {
-    let delta = root.join(&p.path);
-    let base_path = root.join(&p.base);
     let checked = (|| -> Result<Verdict, String> {
         let want = Sha256::from_hex(&record.target).map_err(|e| e.to_string())?;
         let target_size = std::fs::metadata(root.join(&p.target))
             .map_err(|e| format!("cannot stat {}: {e}", p.target))?
             .len();
-        if has_secondary(&delta) {
-            return Ok(with_xdelta3(&base_path, &delta, target_size, want));
-        }
+        Ok(decodes(root, &p.path, &p.base, target_size, want))
+    })();
+    checked.unwrap_or_else(|why| Verdict::Wrong(format!("against {}, {why}", p.base)))
+}
+
+/// Whether the delta `delta` decodes, against the base root file `base`
+/// (both relative to `root`), to `size` bytes with the sha256 `want`: with
+/// oxidelta's decoder, or with `xdelta3 -d` (the daemons' decoder) for a
+/// delta with secondary compression. Holds one window and its copies.
+pub fn decodes(root: &Path, delta: &str, base: &str, size: u64, want: Sha256) -> Verdict {
+    let delta_path = root.join(delta);
+    let base_path = root.join(base);
+    if has_secondary(&delta_path) {
+        return with_xdelta3(&base_path, &delta_path, size, want);
+    }
+    let checked = (|| -> Result<(), String> {
         let open = |path: &Path| {
             File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
         };
-        let base = open(&base_path)?;
-        let len = base
+        let base_file = open(&base_path)?;
+        let len = base_file
             .metadata()
-            .map_err(|e| format!("cannot stat {}: {e}", p.base))?
+            .map_err(|e| format!("cannot stat {base}: {e}"))?
             .len();
-        let mut source = FileSource { file: &base, len };
-        decodes_to(open(&delta)?, &mut source, target_size, want)?;
-        Ok(Verdict::Good)
+        let mut source = FileSource {
+            file: &base_file,
+            len,
+        };
+        decodes_to(open(&delta_path)?, &mut source, size, want)
     })();
     match checked {
-        Ok(v) => v,
-        Err(why) => Verdict::Wrong(format!("against {}, {why}", p.base)),
+        Ok(()) => Verdict::Good,
+        Err(why) => Verdict::Wrong(format!("against {base}, {why}")),
     }
 }
 

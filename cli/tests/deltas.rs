@@ -636,3 +636,104 @@ fn remove_withdraws_the_deltas_whose_base_or_target_it_removes() {
     let strict = ssgen(&["build", "--strict", "--timestamp", "1785556800"], &root);
     assert!(strict.status.success(), "{}", stderr(&strict));
 }
+
+/// `ssgen verify --json ARGS ROOT`: the problems it prints, and its exit
+/// code.
+fn verify(root: &Path, extra: &[&str]) -> (Vec<Value>, Option<i32>) {
+    let mut args = vec!["verify", "--json"];
+    args.extend_from_slice(extra);
+    let out = ssgen(&args, root);
+    let problems: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("verify printed no JSON ({e}): {}", stderr(&out)));
+    (
+        problems.as_array().cloned().unwrap_or_default(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn verify_names_a_corrupted_delta_and_deep_decodes_each_one() {
+    let (tmp, root, _tree) = two_versions();
+    build(&root, &[]);
+    let delta = delta_path(&root, V2, V1);
+    let rel = format!("{PRODUCT}/{V2}/delta-{V1}.vcdiff");
+    assert_eq!(verify(&root, &["--deep"]), (vec![], Some(0)));
+
+    // Bytes changed on disk, the size kept: the sha256 names it.
+    let good = fs::read(&delta).expect("read");
+    let mut bad = good.clone();
+    let at = bad.len() - 3;
+    bad[at] ^= 0x55;
+    fs::write(&delta, &bad).expect("write");
+    let (problems, code) = verify(&root, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["path"] == rel.as_str() && p["kind"] == "sha256"),
+        "{problems:?}"
+    );
+    // Cut short: the size names it.
+    fs::write(&delta, &good[..good.len() / 2]).expect("write");
+    let (problems, _) = verify(&root, &[]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["path"] == rel.as_str() && p["kind"] == "size"),
+        "{problems:?}"
+    );
+
+    // A valid delta to other bytes, with a catalog that matches it (a
+    // publisher that put it there by hand): only decoding finds it.
+    let base = vdir(&root, V1).join("rootfs.squashfs");
+    let mut other = fs::read(vdir(&root, V2).join("rootfs.squashfs")).expect("read");
+    other[4000..4100].fill(3);
+    let other_path = tmp.path().join("other.squashfs");
+    fs::write(&other_path, &other).expect("write");
+    xdelta3_encode(&base, &other_path, &delta);
+    let images_path = root.join("streams/v1/images.json");
+    let mut images: Value =
+        serde_json::from_slice(&fs::read(&images_path).expect("read")).expect("json");
+    let item = &mut images["products"]["ssgen:1:amd64:default"]["versions"][V2]["items"]
+        [format!("squashfs.{V1}.vcdiff")];
+    item["sha256"] = Value::from(ssgen_tests::sha256_files(&[&delta]).expect("sha"));
+    item["size"] = Value::from(fs::metadata(&delta).expect("stat").len());
+    fs::write(
+        &images_path,
+        serde_json::to_vec_pretty(&images).expect("json"),
+    )
+    .expect("write");
+    assert_eq!(verify(&root, &[]), (vec![], Some(0)), "without --deep");
+    let (problems, code) = verify(&root, &["--deep"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["path"], rel.as_str());
+    assert_eq!(problems[0]["kind"], "delta");
+    let message = problems[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "does not decode to {PRODUCT}/{V2}/rootfs.squashfs"
+        )) && message.contains("not to the target's"),
+        "{message}"
+    );
+    // Not a VCDIFF at all (digests again matching).
+    fs::write(&delta, b"no delta here").expect("write");
+    let item = &mut images["products"]["ssgen:1:amd64:default"]["versions"][V2]["items"]
+        [format!("squashfs.{V1}.vcdiff")];
+    item["sha256"] = Value::from(ssgen_tests::sha256_files(&[&delta]).expect("sha"));
+    item["size"] = Value::from(13);
+    fs::write(
+        &images_path,
+        serde_json::to_vec_pretty(&images).expect("json"),
+    )
+    .expect("write");
+    let (problems, _) = verify(&root, &["--deep"]);
+    assert!(
+        problems.iter().any(|p| p["path"] == rel.as_str()
+            && p["kind"] == "delta"
+            && p["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("does not decode"))),
+        "{problems:?}"
+    );
+}

@@ -197,6 +197,65 @@ pub fn orphaned_by(scan: &Scan, leaves: impl Fn(&str) -> bool) -> Vec<Published>
         .collect()
 }
 
+/// A delta a catalog names, with the files it decodes from and to, as a
+/// client resolves them: the base version's root item of the ftype the
+/// delta patches, and its own version's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// The delta file, relative to the root.
+    pub path: String,
+    /// The base root file, relative to the root.
+    pub base: String,
+    /// The root file it must decode to, relative to the root.
+    pub target: String,
+    /// The target's size, as the catalog gives it.
+    pub target_size: u64,
+    /// The target's sha256, as the catalog gives it (hex).
+    pub target_sha256: String,
+}
+
+/// Every delta item of `remote` whose base and target root items exist;
+/// the lint reports the others.
+#[must_use]
+pub fn claimed(remote: &crate::remote::Remote) -> Vec<Claimed> {
+    let clean = crate::remote::clean_path;
+    let mut out = Vec::new();
+    for file in &remote.files {
+        for product in file.products.values() {
+            for version in product.versions.values() {
+                for item in version.items.values() {
+                    let Some(root_ftype) = item.ftype.strip_suffix(".vcdiff") else {
+                        continue;
+                    };
+                    let root_of = |v: &crate::remote::Version| {
+                        v.items
+                            .values()
+                            .find(|i| i.ftype == root_ftype && !i.path.is_empty())
+                            .cloned()
+                    };
+                    let base = product.versions.get(&item.delta_base).and_then(root_of);
+                    let (Some(base), Some(target)) = (base, root_of(version)) else {
+                        continue;
+                    };
+                    let Ok(target_size) = u64::try_from(target.size) else {
+                        continue;
+                    };
+                    out.push(Claimed {
+                        path: clean(&item.path),
+                        base: clean(&base.path),
+                        target: clean(&target.path),
+                        target_size,
+                        target_sha256: target.sha256.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    out
+}
+
 /// Leaves the delta at `path` out of the catalog, with a warning saying
 /// `why` (it failed its check, so publishing it would break the download
 /// of its version on every host that holds the base).
