@@ -737,3 +737,91 @@ fn verify_names_a_corrupted_delta_and_deep_decodes_each_one() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn mirror_copies_a_delta_only_with_its_base() {
+    let (tmp, src, _tree) = two_versions();
+    // The source's own delta, made by xdelta3: other bytes than ssgen's
+    // encoder gives, so a copy is told from a delta the mirror's build made.
+    let theirs = delta_path(&src, V2, V1);
+    xdelta3_encode(
+        &vdir(&src, V1).join("rootfs.squashfs"),
+        &vdir(&src, V2).join("rootfs.squashfs"),
+        &theirs,
+    );
+    build(&src, &[]);
+    assert!(
+        items(&src, V2)
+            .get(format!("squashfs.{V1}.vcdiff"))
+            .is_some()
+    );
+    let source = src.display().to_string();
+
+    // Both versions copied: the delta comes along, and is published.
+    let both = tmp.path().join("both");
+    fs::create_dir_all(&both).expect("mkdir");
+    let out = ssgen(
+        &[
+            "mirror",
+            &source,
+            "--keep",
+            "2",
+            "--timestamp",
+            "1785556800",
+        ],
+        &both,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        fs::read(delta_path(&both, V2, V1)).expect("the delta was not copied")
+            == fs::read(&theirs).expect("read"),
+        "the mirror made its own delta instead of copying the source's"
+    );
+    assert_eq!(
+        items(&both, V2)[format!("squashfs.{V1}.vcdiff")]["sha256"],
+        items(&src, V2)[format!("squashfs.{V1}.vcdiff")]["sha256"]
+    );
+
+    // Only the newest: its delta would have no base here, and is not copied.
+    let newest = tmp.path().join("newest");
+    fs::create_dir_all(&newest).expect("mkdir");
+    let dry = ssgen(&["mirror", &source, "--keep", "1", "--dry-run"], &newest);
+    assert!(
+        !String::from_utf8_lossy(&dry.stdout).contains("vcdiff"),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+    let out = ssgen(
+        &[
+            "mirror",
+            &source,
+            "--keep",
+            "1",
+            "--timestamp",
+            "1785556800",
+        ],
+        &newest,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(vdir(&newest, V2).join("rootfs.squashfs").is_file());
+    assert!(
+        !delta_path(&newest, V2, V1).exists(),
+        "copied without its base"
+    );
+    assert!(vcdiff_items(&newest, V2).is_empty());
+    // A later run that copies the base as well leaves the version as it
+    // is (complete without deltas); the build makes the delta itself.
+    let out = ssgen(
+        &[
+            "mirror",
+            &source,
+            "--keep",
+            "2",
+            "--timestamp",
+            "1785556800",
+        ],
+        &newest,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(vcdiff_items(&newest, V2), [format!("squashfs.{V1}.vcdiff")]);
+}
