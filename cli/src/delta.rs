@@ -4,10 +4,12 @@
 //! decoder (oxidelta's) and comparing the result's sha256 with its
 //! target's, before the catalog names it.
 //!
-//! - Written like every other file: into a hidden temporary file in the
-//!   target's version directory, flushed, decoded and checked, then renamed
-//!   into place where no file of that name exists (a delta is never
-//!   replaced). A write that fails (a full disk) fails the build, so the
+//! - Written like every other file, through the root's confinement
+//!   ([`Root::place`]: no link on the way leads out of the root): into a
+//!   hidden temporary file in the target's version directory (one a killed
+//!   build leaves is cleaned up by the next, under the root lock), flushed,
+//!   decoded and checked, then renamed into place where no file of that
+//!   name exists (a delta is never replaced). A write that fails (a full disk) fails the build, so the
 //!   published catalog stays as it was.
 //! - Cached: what was made, found too large or found wrong is recorded in
 //!   `ROOT/.ssgen/deltas.json` against the sha256 of its base and target
@@ -39,9 +41,8 @@ use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Config, Diagnostic, Digests, Entry, HEAD_LEN, Level, Scan, Sha256, vcdiff};
 
 use crate::cache::Stamp;
-use crate::confine::Root;
+use crate::confine::{self, Place, Renamed, Root};
 use crate::exit::Invalid;
-use crate::fsx;
 use crate::walk::{Listed, Listing};
 
 /// The deltas options of every command that rebuilds the catalog. Unset,
@@ -110,8 +111,8 @@ pub fn settings(root: &Path, options: &DeltaOptions) -> Result<Settings> {
 
 /// The deltas step of a rebuild, between hashing and the catalog.
 pub struct Step<'a> {
-    /// The server root.
-    pub root: &'a Path,
+    /// The server root, where deltas are written.
+    pub root: &'a Root,
     /// The command line's delta options.
     pub options: &'a DeltaOptions,
     /// The build's configuration (the scan is redone with it when deltas
@@ -132,8 +133,8 @@ impl Step<'_> {
         mut scan: Scan,
         digests: &mut Digests,
     ) -> Result<Scan> {
-        let settings = settings(self.root, self.options)?;
-        let mut records = Records::load(self.root);
+        let settings = settings(self.root.path(), self.options)?;
+        let mut records = Records::load(self.root.path());
         let before = records.clone();
         let mut seen = BTreeSet::new();
 
@@ -256,7 +257,7 @@ impl Step<'_> {
             &unproved,
             |_| 0,
             0,
-            |(p, record)| check_on_disk(self.root, p, record),
+            |(p, record)| check_on_disk(self.root.path(), p, record),
         );
         for ((p, mut record), verdict) in unproved.into_iter().zip(verdicts) {
             match verdict {
@@ -398,11 +399,11 @@ impl Records {
             })
     }
 
-    fn save(&self, root: &Path) -> Result<()> {
-        let path = Self::path(root);
+    fn save(&self, root: &Root) -> Result<()> {
         let text = serde_json::to_vec(self).context("cannot serialise the delta record")?;
-        fsx::write_atomic(&path, &text)
-            .with_context(|| format!("cannot write the delta record {}", path.display()))
+        root.place(".ssgen/deltas.json", true)?
+            .write_atomic(&text)
+            .context("cannot write the delta record")
     }
 }
 
@@ -552,7 +553,7 @@ fn index_base(file: &File, path: &Path, want: Sha256) -> Result<vcdiff::Index, S
 /// Makes one delta. `Err` only for a failure to write (the build stops);
 /// a base or target that cannot be read is a warning.
 fn make(
-    root: &Path,
+    root: &Root,
     job: &Job,
     base_sha: Sha256,
     target_sha: Sha256,
@@ -593,16 +594,23 @@ fn make(
             )));
         }
     };
-    let path = root.join(&job.path);
-    let dir = path.parent().context("a delta path has a directory")?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("a delta path has a file name")?;
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Written through the root's confinement: no link on the way can
+    // take the delta (or its temporary file) outside the root.
+    let (dir, name) = job
+        .path
+        .rsplit_once('/')
+        .context("a delta path has a directory")?;
+    let places = root.place(&job.path, false).and_then(|place| {
+        let tmp = root.place(&format!("{dir}/{}", confine::temp_name(name)), false)?;
+        Ok((place, tmp))
+    });
+    let (place, tmp) = match places {
+        Ok(p) => p,
+        Err(e) => return Ok(Made::Skipped(format!("{e:#}"))),
+    };
     let files = Files {
         tmp: &tmp,
-        path: &path,
+        place: &place,
         base: &base,
         base_path: &base_path,
         target: &mut target,
@@ -610,20 +618,15 @@ fn make(
     };
     let result = encode_and_publish(files, index, &before, target_sha, job, settings);
     if !matches!(result, Ok(Made::Written { .. })) {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = tmp.remove();
     }
-    let made = result?;
-    if let Made::Written { listed, sha256 } = made {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-        return Ok(Made::Written { listed, sha256 });
-    }
-    Ok(made)
+    result
 }
 
 /// The files one delta is made from and written to.
 struct Files<'a> {
-    tmp: &'a Path,
-    path: &'a Path,
+    tmp: &'a Place,
+    place: &'a Place,
     base: &'a File,
     base_path: &'a Path,
     target: &'a mut File,
@@ -647,13 +650,13 @@ fn encode_and_publish(
 ) -> Result<Made> {
     let Files {
         tmp,
-        path,
+        place,
         base,
         base_path,
         target,
         target_path,
     } = files;
-    let file = File::create(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let file = tmp.create_new()?;
     let mut sink = Sink {
         inner: std::io::BufWriter::with_capacity(CHUNK, file),
         sha: sha2::Sha256::new(),
@@ -710,7 +713,7 @@ fn encode_and_publish(
             )));
         }
         Err(Stop::Write(e)) => {
-            return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+            return Err(e).with_context(|| format!("cannot write {}", tmp.path().display()));
         }
     }
     if read != job.target_size || Sha256(target_hash.finalize().into()) != target_sha {
@@ -725,9 +728,9 @@ fn encode_and_publish(
     let file = inner
         .into_inner()
         .map_err(std::io::IntoInnerError::into_error)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
     file.sync_all()
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
     drop(file);
     let sha256 = Sha256(sha.finalize().into());
 
@@ -735,7 +738,7 @@ fn encode_and_publish(
     // same base file, the result must be the target, byte for byte; and
     // the base must not have changed meanwhile (its digest was checked as
     // it was indexed).
-    let delta = File::open(tmp).with_context(|| format!("cannot read back {}", tmp.display()))?;
+    let delta = tmp.open_read()?;
     let mut source = FileSource {
         file: base,
         len: job.base_size,
@@ -756,37 +759,15 @@ fn encode_and_publish(
         }
     }
 
-    match rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        tmp,
-        rustix::fs::CWD,
-        path,
-        rustix::fs::RenameFlags::NOREPLACE,
-    ) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::EXIST) => return Ok(Made::Exists),
-        // A filesystem without RENAME_NOREPLACE: a hard link also fails
-        // when the name exists.
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
-            match std::fs::hard_link(tmp, path) {
-                Ok(()) => {
-                    let _ = std::fs::remove_file(tmp);
-                }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(Made::Exists),
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("cannot rename {} to {}", tmp.display(), path.display())
-                    });
-                }
-            }
-        }
-        Err(e) => {
-            return Err(std::io::Error::from(e))
-                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()));
-        }
+    // Never over a file of that name: another writer's, or a hand-made
+    // one, is kept.
+    if tmp.rename_noreplace(place)? == Renamed::Exists {
+        return Ok(Made::Exists);
     }
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
+    let meta = place
+        .open_read()?
+        .metadata()
+        .with_context(|| format!("cannot stat {}", place.path().display()))?;
     let mut entry = Entry::file(job.path.clone(), meta.len());
     entry.head = Some(head);
     Ok(Made::Written {

@@ -380,7 +380,7 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
         // without making new ones, and the catalog is built without
         // writing it.
         let checked = delta::Step {
-            root: root.path(),
+            root,
             options: &settings.deltas,
             config: &config,
             dry_run: true,
@@ -391,7 +391,7 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
     // Deltas are made (and checked) only under the lock; a dry run checks
     // the ones on disk and makes none.
     let scan = delta::Step {
-        root: root.path(),
+        root,
         options: &settings.deltas,
         config: &config,
         dry_run: lock.is_none(),

@@ -825,3 +825,32 @@ fn mirror_copies_a_delta_only_with_its_base() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(vcdiff_items(&newest, V2), [format!("squashfs.{V1}.vcdiff")]);
 }
+
+#[test]
+fn a_delta_is_written_only_where_the_root_confines_it() {
+    let (_tmp, root, _tree) = two_versions();
+    // The newest version's directory is a link into a hidden directory of
+    // the root (the walk follows links that stay inside the root): a
+    // delta written there would land in ssgen's own hidden space, where
+    // no writer may put anything it did not name.
+    let hidden = root.join(".stash");
+    fs::create_dir_all(&hidden).expect("mkdir");
+    let moved = hidden.join(V2);
+    fs::rename(vdir(&root, V2), &moved).expect("move");
+    std::os::unix::fs::symlink(&moved, vdir(&root, V2)).expect("symlink");
+    let err = build(&root, &[]);
+    let written: Vec<String> = fs::read_dir(&moved)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("vcdiff"))
+        .collect();
+    assert!(
+        written.is_empty(),
+        "written through the link: {written:?}\n{err}"
+    );
+    assert!(
+        err.contains(&format!("delta-{V1}.vcdiff")) && err.contains("hidden directory"),
+        "{err}"
+    );
+    assert!(vcdiff_items(&root, V2).is_empty(), "{err}");
+}
