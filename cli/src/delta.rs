@@ -120,6 +120,8 @@ pub struct Step<'a> {
     pub config: &'a Config,
     /// Write nothing: no delta is made, and the record is not saved.
     pub dry_run: bool,
+    /// In a dry run, say on stderr which deltas a build would make.
+    pub announce: bool,
 }
 
 impl Step<'_> {
@@ -138,7 +140,7 @@ impl Step<'_> {
         let before = records.clone();
         let mut seen = BTreeSet::new();
 
-        if !self.dry_run && settings.count > 0 {
+        if settings.count > 0 {
             let mut todo = Vec::new();
             for job in delta::plan(&scan, &listing.entries(), settings) {
                 let (Some(base), Some(target)) =
@@ -162,6 +164,17 @@ impl Step<'_> {
                 if !skip {
                     todo.push((job, *base, *target));
                 }
+            }
+            if self.dry_run {
+                if self.announce {
+                    for (job, ..) in &todo {
+                        eprintln!(
+                            "note: {}: a build would make this delta from {}, and publish it if under {} % of the {} bytes of its target; a dry run makes none, so the catalog printed lacks it",
+                            job.path, job.base_version, settings.max_percent, job.target_size
+                        );
+                    }
+                }
+                return self.check(scan, digests, (before, records), seen);
             }
             let budget = budget();
             let outcomes = parallel(
@@ -225,7 +238,19 @@ impl Step<'_> {
                 scan = ssgen_core::scan(&listing.entries(), self.config);
             }
         }
+        self.check(scan, digests, (before, records), seen)
+    }
 
+    /// Checks every delta of `scan` (made here or not), withholds those
+    /// that do not decode to their target, and saves what was learnt
+    /// (unless a dry run) when it differs from what was loaded.
+    fn check(
+        &self,
+        mut scan: Scan,
+        digests: &Digests,
+        (before, mut records): (Records, Records),
+        mut seen: BTreeSet<String>,
+    ) -> Result<Scan> {
         // Every delta the catalog would name is proved, made here or not.
         let mut unproved = Vec::new();
         for p in delta::published(&scan) {

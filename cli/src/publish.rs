@@ -384,6 +384,7 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
             options: &settings.deltas,
             config: &config,
             dry_run: true,
+            announce: false,
         }
         .run(&mut listing, scan.clone(), &mut digests)?;
         refuse_catalog_warnings(&checked, &digests, &config, &listing)?;
@@ -395,6 +396,7 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
         options: &settings.deltas,
         config: &config,
         dry_run: lock.is_none(),
+        announce: lock.is_none(),
     }
     .run(&mut listing, scan, &mut digests)?;
 

@@ -854,3 +854,33 @@ fn a_delta_is_written_only_where_the_root_confines_it() {
     );
     assert!(vcdiff_items(&root, V2).is_empty(), "{err}");
 }
+
+#[test]
+fn a_dry_run_names_the_deltas_a_build_would_make_and_makes_none() {
+    let (_tmp, root, _tree) = two_versions();
+    let rel = format!("{PRODUCT}/{V2}/delta-{V1}.vcdiff");
+    let dry = ssgen(&["build", "--dry-run", "--timestamp", "1785556800"], &root);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let err = stderr(&dry);
+    assert!(
+        err.contains(&rel) && err.contains("a build would make this delta"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&dry.stdout).contains("vcdiff"));
+    assert!(
+        !delta_path(&root, V2, V1).exists(),
+        "a dry run made a delta"
+    );
+    assert!(
+        !root.join(".ssgen/deltas.json").exists(),
+        "a dry run wrote the record"
+    );
+    // Once made, a dry run prints the catalog with it and announces nothing.
+    build(&root, &[]);
+    let dry = ssgen(&["build", "--dry-run", "--timestamp", "1785556800"], &root);
+    assert!(!stderr(&dry).contains("would make"), "{}", stderr(&dry));
+    assert!(String::from_utf8_lossy(&dry.stdout).contains(&format!("squashfs.{V1}.vcdiff")));
+    // --deltas 0: nothing to announce.
+    let dry = ssgen(&["build", "--dry-run", "--deltas", "0"], &root);
+    assert!(!stderr(&dry).contains("would make"), "{}", stderr(&dry));
+}
