@@ -351,6 +351,27 @@ pub fn withdraw(root: &Root, gone: &[Published], now: i64) -> Result<()> {
     Ok(())
 }
 
+/// The deltas of `scan` proved as a build proves them (by decoding, or
+/// by what the root's record learnt of the same files), those that do not
+/// decode to their target withheld with a warning: for a push, which sends
+/// the tree as it is, makes no delta and writes nothing to the root.
+pub fn proved(
+    root: &Root,
+    listing: &mut Listing,
+    scan: Scan,
+    digests: &mut Digests,
+    config: &Config,
+) -> Result<Scan> {
+    Step {
+        root,
+        options: &DeltaOptions::default(),
+        config,
+        dry_run: true,
+        announce: false,
+    }
+    .run(listing, scan, digests)
+}
+
 fn warn(path: &str, message: &str, help: &str) {
     eprintln!("{}", Diagnostic::new(Level::Warning, path, message, help));
 }

@@ -339,7 +339,16 @@ pub fn scan_to_push(root: &Path, settings: &Settings) -> Result<Scanned> {
         ))
         .into());
     }
-    let mut tree = scan_tree(&Root::open(root)?, settings, None)?;
+    let confined = Root::open(root)?;
+    let mut tree = scan_tree(&confined, settings, None)?;
+    // A push names no delta a build would withhold.
+    tree.scan = delta::proved(
+        &confined,
+        &mut tree.listing,
+        tree.scan,
+        &mut tree.digests,
+        &settings.config(),
+    )?;
     if settings.strict {
         refuse_catalog_warnings(&tree.scan, &tree.digests, &settings.config(), &tree.listing)?;
     }
