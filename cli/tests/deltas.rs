@@ -884,3 +884,69 @@ fn a_dry_run_names_the_deltas_a_build_would_make_and_makes_none() {
     let dry = ssgen(&["build", "--dry-run", "--deltas", "0"], &root);
     assert!(!stderr(&dry).contains("would make"), "{}", stderr(&dry));
 }
+
+#[test]
+fn no_vm_delta_is_ever_made_or_published() {
+    // Two versions each holding a container and a VM: Incus looks the base
+    // of a disk-kvm.img delta up by the base's squashfs fingerprint, so on
+    // a host holding the container it would patch the wrong file. The one
+    // catalog serves LXD and Incus alike, so no VM delta is offered at all.
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("srv");
+    let tree = tmp.path().join("tree");
+    rootfs(&tree).expect("rootfs");
+    add_version(&root, &tree, V1);
+    images::qcow2(&vdir(&root, V1), "disk.qcow2", "vm one").expect("qcow2");
+    change_a_few(&tree).expect("change");
+    add_version(&root, &tree, V2);
+    images::qcow2(&vdir(&root, V2), "disk.qcow2", "vm two").expect("qcow2");
+    // A hand-made VM delta, as imagebuilder names them.
+    xdelta3_encode(
+        &vdir(&root, V1).join("disk.qcow2"),
+        &vdir(&root, V2).join("disk.qcow2"),
+        &vdir(&root, V2).join(format!("disk.{V1}.qcow2.vcdiff")),
+    );
+    let err = build(&root, &["--deltas", "2", "--delta-max-percent", "100"]);
+    assert!(
+        err.contains(&format!("disk.{V1}.qcow2.vcdiff")) && err.contains("wrong base"),
+        "{err}"
+    );
+    // ssgen made the squashfs delta and no VM one.
+    let mut made: Vec<String> = fs::read_dir(vdir(&root, V2))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".vcdiff"))
+        .collect();
+    made.sort();
+    assert_eq!(
+        made,
+        [
+            format!("delta-{V1}.vcdiff"),
+            format!("disk.{V1}.qcow2.vcdiff")
+        ]
+    );
+    // The squashfs delta is published, no VM delta under any ftype.
+    let items = items(&root, V2);
+    let ftypes: Vec<&str> = items
+        .as_object()
+        .expect("items")
+        .values()
+        .filter_map(|i| i["ftype"].as_str())
+        .filter(|f| f.ends_with(".vcdiff"))
+        .collect();
+    assert_eq!(ftypes, ["squashfs.vcdiff"], "{items}");
+}
+
+#[test]
+fn a_base_whose_root_is_missing_gets_no_delta_and_the_build_goes_on() {
+    let (_tmp, root, _tree) = two_versions();
+    fs::remove_file(vdir(&root, V1).join("rootfs.squashfs")).expect("rm");
+    let err = build(&root, &[]);
+    assert!(
+        err.contains(V1),
+        "the half-gone base is not reported: {err}"
+    );
+    assert!(!delta_path(&root, V2, V1).exists(), "{err}");
+    assert!(items(&root, V2).get("squashfs").is_some(), "{err}");
+    assert!(vcdiff_items(&root, V2).is_empty());
+}
