@@ -38,7 +38,10 @@ use crate::source::{Catalog, Location, host_arch};
 /// appears only once all its files are there, so an interrupted mirror
 /// publishes nothing half-copied and the next run resumes where it stopped.
 /// The product's os, release title and aliases go into its metadata.json
-/// and its requirements into .requirements, unless those files exist.
+/// and its requirements into .requirements, unless those files exist. A
+/// version's squashfs deltas are copied when their base version is copied
+/// in the same run (and checked by decoding, as the build checks every
+/// delta).
 ///
 /// After the build, the fingerprints the source advertises are compared
 /// with those of the copied files: a source that advertises a wrong one is
