@@ -352,6 +352,19 @@ impl Place {
         Ok(File::from(fd))
     }
 
+    /// Opens the file for reading (never through a link).
+    pub fn open_read(&self) -> Result<File> {
+        let fd = rustix::fs::openat(
+            &self.dir,
+            self.name.as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("cannot read {}", self.shown.display()))?;
+        Ok(File::from(fd))
+    }
+
     /// Opens the file for reading and writing, creating it if needed (never
     /// through a link).
     pub fn open_or_create(&self) -> Result<File> {

@@ -4,10 +4,12 @@
 //! decoder (oxidelta's) and comparing the result's sha256 with its
 //! target's, before the catalog names it.
 //!
-//! - Written like every other file: into a hidden temporary file in the
-//!   target's version directory, flushed, decoded and checked, then renamed
-//!   into place where no file of that name exists (a delta is never
-//!   replaced). A write that fails (a full disk) fails the build, so the
+//! - Written like every other file, through the root's confinement
+//!   ([`Root::place`]: no link on the way leads out of the root): into a
+//!   hidden temporary file in the target's version directory (one a killed
+//!   build leaves is cleaned up by the next, under the root lock), flushed,
+//!   decoded and checked, then renamed into place where no file of that
+//!   name exists (a delta is never replaced). A write that fails (a full disk) fails the build, so the
 //!   published catalog stays as it was.
 //! - Cached: what was made, found too large or found wrong is recorded in
 //!   `ROOT/.ssgen/deltas.json` against the sha256 of its base and target
@@ -35,11 +37,12 @@ use oxidelta::vcdiff::decoder::{DecodeError, SourceProvider};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use ssgen_core::delta::{self, Job, Published, Settings};
+use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Config, Diagnostic, Digests, Entry, HEAD_LEN, Level, Scan, Sha256, vcdiff};
 
 use crate::cache::Stamp;
+use crate::confine::{self, Place, Renamed, Root};
 use crate::exit::Invalid;
-use crate::fsx;
 use crate::walk::{Listed, Listing};
 
 /// The deltas options of every command that rebuilds the catalog. Unset,
@@ -108,8 +111,8 @@ pub fn settings(root: &Path, options: &DeltaOptions) -> Result<Settings> {
 
 /// The deltas step of a rebuild, between hashing and the catalog.
 pub struct Step<'a> {
-    /// The server root.
-    pub root: &'a Path,
+    /// The server root, where deltas are written.
+    pub root: &'a Root,
     /// The command line's delta options.
     pub options: &'a DeltaOptions,
     /// The build's configuration (the scan is redone with it when deltas
@@ -117,6 +120,8 @@ pub struct Step<'a> {
     pub config: &'a Config,
     /// Write nothing: no delta is made, and the record is not saved.
     pub dry_run: bool,
+    /// In a dry run, say on stderr which deltas a build would make.
+    pub announce: bool,
 }
 
 impl Step<'_> {
@@ -130,12 +135,12 @@ impl Step<'_> {
         mut scan: Scan,
         digests: &mut Digests,
     ) -> Result<Scan> {
-        let settings = settings(self.root, self.options)?;
-        let mut records = Records::load(self.root);
+        let settings = settings(self.root.path(), self.options)?;
+        let mut records = Records::load(self.root.path());
         let before = records.clone();
         let mut seen = BTreeSet::new();
 
-        if !self.dry_run && settings.count > 0 {
+        if settings.count > 0 {
             let mut todo = Vec::new();
             for job in delta::plan(&scan, &listing.entries(), settings) {
                 let (Some(base), Some(target)) =
@@ -159,6 +164,17 @@ impl Step<'_> {
                 if !skip {
                     todo.push((job, *base, *target));
                 }
+            }
+            if self.dry_run {
+                if self.announce {
+                    for (job, ..) in &todo {
+                        eprintln!(
+                            "note: {}: a build would make this delta from {}, and publish it if under {} % of the {} bytes of its target; a dry run makes none, so the catalog printed lacks it",
+                            job.path, job.base_version, settings.max_percent, job.target_size
+                        );
+                    }
+                }
+                return self.check(scan, digests, (before, records), seen);
             }
             let budget = budget();
             let outcomes = parallel(
@@ -222,7 +238,19 @@ impl Step<'_> {
                 scan = ssgen_core::scan(&listing.entries(), self.config);
             }
         }
+        self.check(scan, digests, (before, records), seen)
+    }
 
+    /// Checks every delta of `scan` (made here or not), withholds those
+    /// that do not decode to their target, and saves what was learnt
+    /// (unless a dry run) when it differs from what was loaded.
+    fn check(
+        &self,
+        mut scan: Scan,
+        digests: &Digests,
+        (before, mut records): (Records, Records),
+        mut seen: BTreeSet<String>,
+    ) -> Result<Scan> {
         // Every delta the catalog would name is proved, made here or not.
         let mut unproved = Vec::new();
         for p in delta::published(&scan) {
@@ -254,7 +282,7 @@ impl Step<'_> {
             &unproved,
             |_| 0,
             0,
-            |(p, record)| check_on_disk(self.root, p, record),
+            |(p, record)| check_on_disk(self.root.path(), p, record),
         );
         for ((p, mut record), verdict) in unproved.into_iter().zip(verdicts) {
             match verdict {
@@ -283,6 +311,65 @@ impl Step<'_> {
         }
         Ok(scan)
     }
+}
+
+/// Withdraws the deltas `gone` names with `.withdrawn` markers in their
+/// version directories, since `now`, merged with a marker already there
+/// (which may list other files): they leave the catalog at once, and
+/// `ssgen prune` deletes them after the grace period, like any withdrawn
+/// file. A version a marker already withdraws whole needs nothing.
+pub fn withdraw(root: &Root, gone: &[Published], now: i64) -> Result<()> {
+    let mut by_dir: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for p in gone {
+        let (dir, name) = p.path.rsplit_once('/').unwrap_or(("", &p.path));
+        by_dir.entry(dir).or_default().push(name);
+    }
+    for (dir, names) in by_dir {
+        let rel = format!("{dir}/{}", withdrawn::FILE_NAME);
+        let mut files = match std::fs::read(root.join(&rel)) {
+            // One that cannot be parsed withdraws its whole version too.
+            Ok(bytes) => match Withdrawn::parse(&bytes) {
+                Ok(Withdrawn { files: Some(f), .. }) => f,
+                Ok(Withdrawn { files: None, .. }) | Err(_) => continue,
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read {}", root.join(&rel).display()));
+            }
+        };
+        files.extend(names.iter().map(|n| (*n).to_owned()));
+        files.sort();
+        files.dedup();
+        let marker = Withdrawn {
+            since: now,
+            files: Some(files),
+        };
+        root.place(&rel, false)?
+            .write_atomic(marker.to_text().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The deltas of `scan` proved as a build proves them (by decoding, or
+/// by what the root's record learnt of the same files), those that do not
+/// decode to their target withheld with a warning: for a push, which sends
+/// the tree as it is, makes no delta and writes nothing to the root.
+pub fn proved(
+    root: &Root,
+    listing: &mut Listing,
+    scan: Scan,
+    digests: &mut Digests,
+    config: &Config,
+) -> Result<Scan> {
+    Step {
+        root,
+        options: &DeltaOptions::default(),
+        config,
+        dry_run: true,
+        announce: false,
+    }
+    .run(listing, scan, digests)
 }
 
 fn warn(path: &str, message: &str, help: &str) {
@@ -358,11 +445,11 @@ impl Records {
             })
     }
 
-    fn save(&self, root: &Path) -> Result<()> {
-        let path = Self::path(root);
+    fn save(&self, root: &Root) -> Result<()> {
         let text = serde_json::to_vec(self).context("cannot serialise the delta record")?;
-        fsx::write_atomic(&path, &text)
-            .with_context(|| format!("cannot write the delta record {}", path.display()))
+        root.place(".ssgen/deltas.json", true)?
+            .write_atomic(&text)
+            .context("cannot write the delta record")
     }
 }
 
@@ -512,7 +599,7 @@ fn index_base(file: &File, path: &Path, want: Sha256) -> Result<vcdiff::Index, S
 /// Makes one delta. `Err` only for a failure to write (the build stops);
 /// a base or target that cannot be read is a warning.
 fn make(
-    root: &Path,
+    root: &Root,
     job: &Job,
     base_sha: Sha256,
     target_sha: Sha256,
@@ -553,16 +640,23 @@ fn make(
             )));
         }
     };
-    let path = root.join(&job.path);
-    let dir = path.parent().context("a delta path has a directory")?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("a delta path has a file name")?;
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Written through the root's confinement: no link on the way can
+    // take the delta (or its temporary file) outside the root.
+    let (dir, name) = job
+        .path
+        .rsplit_once('/')
+        .context("a delta path has a directory")?;
+    let places = root.place(&job.path, false).and_then(|place| {
+        let tmp = root.place(&format!("{dir}/{}", confine::temp_name(name)), false)?;
+        Ok((place, tmp))
+    });
+    let (place, tmp) = match places {
+        Ok(p) => p,
+        Err(e) => return Ok(Made::Skipped(format!("{e:#}"))),
+    };
     let files = Files {
         tmp: &tmp,
-        path: &path,
+        place: &place,
         base: &base,
         base_path: &base_path,
         target: &mut target,
@@ -570,20 +664,15 @@ fn make(
     };
     let result = encode_and_publish(files, index, &before, target_sha, job, settings);
     if !matches!(result, Ok(Made::Written { .. })) {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = tmp.remove();
     }
-    let made = result?;
-    if let Made::Written { listed, sha256 } = made {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-        return Ok(Made::Written { listed, sha256 });
-    }
-    Ok(made)
+    result
 }
 
 /// The files one delta is made from and written to.
 struct Files<'a> {
-    tmp: &'a Path,
-    path: &'a Path,
+    tmp: &'a Place,
+    place: &'a Place,
     base: &'a File,
     base_path: &'a Path,
     target: &'a mut File,
@@ -607,13 +696,13 @@ fn encode_and_publish(
 ) -> Result<Made> {
     let Files {
         tmp,
-        path,
+        place,
         base,
         base_path,
         target,
         target_path,
     } = files;
-    let file = File::create(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let file = tmp.create_new()?;
     let mut sink = Sink {
         inner: std::io::BufWriter::with_capacity(CHUNK, file),
         sha: sha2::Sha256::new(),
@@ -670,7 +759,7 @@ fn encode_and_publish(
             )));
         }
         Err(Stop::Write(e)) => {
-            return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+            return Err(e).with_context(|| format!("cannot write {}", tmp.path().display()));
         }
     }
     if read != job.target_size || Sha256(target_hash.finalize().into()) != target_sha {
@@ -685,9 +774,9 @@ fn encode_and_publish(
     let file = inner
         .into_inner()
         .map_err(std::io::IntoInnerError::into_error)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
     file.sync_all()
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
     drop(file);
     let sha256 = Sha256(sha.finalize().into());
 
@@ -695,7 +784,7 @@ fn encode_and_publish(
     // same base file, the result must be the target, byte for byte; and
     // the base must not have changed meanwhile (its digest was checked as
     // it was indexed).
-    let delta = File::open(tmp).with_context(|| format!("cannot read back {}", tmp.display()))?;
+    let delta = tmp.open_read()?;
     let mut source = FileSource {
         file: base,
         len: job.base_size,
@@ -716,37 +805,15 @@ fn encode_and_publish(
         }
     }
 
-    match rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        tmp,
-        rustix::fs::CWD,
-        path,
-        rustix::fs::RenameFlags::NOREPLACE,
-    ) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::EXIST) => return Ok(Made::Exists),
-        // A filesystem without RENAME_NOREPLACE: a hard link also fails
-        // when the name exists.
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
-            match std::fs::hard_link(tmp, path) {
-                Ok(()) => {
-                    let _ = std::fs::remove_file(tmp);
-                }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(Made::Exists),
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("cannot rename {} to {}", tmp.display(), path.display())
-                    });
-                }
-            }
-        }
-        Err(e) => {
-            return Err(std::io::Error::from(e))
-                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()));
-        }
+    // Never over a file of that name: another writer's, or a hand-made
+    // one, is kept.
+    if tmp.rename_noreplace(place)? == Renamed::Exists {
+        return Ok(Made::Exists);
     }
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
+    let meta = place
+        .open_read()?
+        .metadata()
+        .with_context(|| format!("cannot stat {}", place.path().display()))?;
     let mut entry = Entry::file(job.path.clone(), meta.len());
     entry.head = Some(head);
     Ok(Made::Written {
@@ -830,7 +897,8 @@ impl SourceProvider for FileSource<'_> {
 }
 
 /// What checking a delta on disk found.
-enum Verdict {
+pub enum Verdict {
+    /// It decodes to its target.
     Good,
     /// It must not be published, for this reason.
     Wrong(String),
@@ -851,31 +919,44 @@ fn has_secondary(delta: &Path) -> bool {
 
 /// Checks a delta on disk against the files the catalog names.
 fn check_on_disk(root: &Path, p: &Published, record: &Record) -> Verdict {
-    let delta = root.join(&p.path);
-    let base_path = root.join(&p.base);
     let checked = (|| -> Result<Verdict, String> {
         let want = Sha256::from_hex(&record.target).map_err(|e| e.to_string())?;
         let target_size = std::fs::metadata(root.join(&p.target))
             .map_err(|e| format!("cannot stat {}: {e}", p.target))?
             .len();
-        if has_secondary(&delta) {
-            return Ok(with_xdelta3(&base_path, &delta, target_size, want));
-        }
+        Ok(decodes(root, &p.path, &p.base, target_size, want))
+    })();
+    checked.unwrap_or_else(|why| Verdict::Wrong(format!("against {}, {why}", p.base)))
+}
+
+/// Whether the delta `delta` decodes, against the base root file `base`
+/// (both relative to `root`), to `size` bytes with the sha256 `want`: with
+/// oxidelta's decoder, or with `xdelta3 -d` (the daemons' decoder) for a
+/// delta with secondary compression. Holds one window and its copies.
+pub fn decodes(root: &Path, delta: &str, base: &str, size: u64, want: Sha256) -> Verdict {
+    let delta_path = root.join(delta);
+    let base_path = root.join(base);
+    if has_secondary(&delta_path) {
+        return with_xdelta3(&base_path, &delta_path, size, want);
+    }
+    let checked = (|| -> Result<(), String> {
         let open = |path: &Path| {
             File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
         };
-        let base = open(&base_path)?;
-        let len = base
+        let base_file = open(&base_path)?;
+        let len = base_file
             .metadata()
-            .map_err(|e| format!("cannot stat {}: {e}", p.base))?
+            .map_err(|e| format!("cannot stat {base}: {e}"))?
             .len();
-        let mut source = FileSource { file: &base, len };
-        decodes_to(open(&delta)?, &mut source, target_size, want)?;
-        Ok(Verdict::Good)
+        let mut source = FileSource {
+            file: &base_file,
+            len,
+        };
+        decodes_to(open(&delta_path)?, &mut source, size, want)
     })();
     match checked {
-        Ok(v) => v,
-        Err(why) => Verdict::Wrong(format!("against {}, {why}", p.base)),
+        Ok(()) => Verdict::Good,
+        Err(why) => Verdict::Wrong(format!("against {base}, {why}")),
     }
 }
 

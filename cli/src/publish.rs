@@ -339,7 +339,16 @@ pub fn scan_to_push(root: &Path, settings: &Settings) -> Result<Scanned> {
         ))
         .into());
     }
-    let mut tree = scan_tree(&Root::open(root)?, settings, None)?;
+    let confined = Root::open(root)?;
+    let mut tree = scan_tree(&confined, settings, None)?;
+    // A push names no delta a build would withhold.
+    tree.scan = delta::proved(
+        &confined,
+        &mut tree.listing,
+        tree.scan,
+        &mut tree.digests,
+        &settings.config(),
+    )?;
     if settings.strict {
         refuse_catalog_warnings(&tree.scan, &tree.digests, &settings.config(), &tree.listing)?;
     }
@@ -380,10 +389,11 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
         // without making new ones, and the catalog is built without
         // writing it.
         let checked = delta::Step {
-            root: root.path(),
+            root,
             options: &settings.deltas,
             config: &config,
             dry_run: true,
+            announce: false,
         }
         .run(&mut listing, scan.clone(), &mut digests)?;
         refuse_catalog_warnings(&checked, &digests, &config, &listing)?;
@@ -391,10 +401,11 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
     // Deltas are made (and checked) only under the lock; a dry run checks
     // the ones on disk and makes none.
     let scan = delta::Step {
-        root: root.path(),
+        root,
         options: &settings.deltas,
         config: &config,
         dry_run: lock.is_none(),
+        announce: lock.is_none(),
     }
     .run(&mut listing, scan, &mut digests)?;
 

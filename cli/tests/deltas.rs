@@ -501,3 +501,452 @@ fn a_full_disk_while_writing_a_delta_leaves_the_catalog_as_it_was() {
             .is_some()
     );
 }
+
+/// A root with three versions, each the one before with a few files
+/// changed, built as it grew with `--deltas 2`: V2 holds the delta from
+/// V1, V3 those from V2 and V1.
+fn three_versions() -> (tempfile::TempDir, PathBuf) {
+    let (tmp, root, tree) = two_versions();
+    build(&root, &["--deltas", "2"]);
+    for i in [3usize, 90] {
+        let path = tree.join(format!("usr/lib/ssgen/lib{i:03}.so"));
+        let mut bytes = fs::read(&path).expect("read");
+        bytes[200..300].fill(9);
+        fs::write(&path, bytes).expect("write");
+    }
+    add_version(&root, &tree, V3);
+    build(&root, &["--deltas", "2"]);
+    for (v, b) in [(V2, V1), (V3, V2), (V3, V1)] {
+        assert!(delta_path(&root, v, b).is_file(), "no delta {v} from {b}");
+    }
+    (tmp, root)
+}
+
+/// The names a version's `.withdrawn` marker lists (`None`: no marker).
+fn withdrawn_names(root: &Path, version: &str) -> Option<Vec<String>> {
+    let text = fs::read_to_string(vdir(root, version).join(".withdrawn")).ok()?;
+    let v: Value = serde_json::from_str(&text).expect("marker json");
+    Some(
+        v["files"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    )
+}
+
+fn vcdiff_items(root: &Path, version: &str) -> Vec<String> {
+    items(root, version)
+        .as_object()
+        .map(|o| {
+            o.keys()
+                .filter(|k| k.ends_with(".vcdiff"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn prune_withdraws_the_deltas_of_a_withdrawn_base_then_deletes_them() {
+    let (_tmp, root) = three_versions();
+    let t0 = "1785556800";
+    let dry = ssgen(
+        &["prune", "--keep", "2", "--dry-run", "--timestamp", t0],
+        &root,
+    );
+    let said = String::from_utf8_lossy(&dry.stdout).into_owned();
+    for v in [V2, V3] {
+        assert!(
+            said.contains(&format!("withdraw {PRODUCT}/{v}/delta-{V1}.vcdiff")),
+            "the dry run does not name {v}'s delta from {V1}:\n{said}"
+        );
+    }
+    assert_eq!(withdrawn_names(&root, V2), None, "a dry run wrote a marker");
+
+    let out = ssgen(&["prune", "--keep", "2", "--timestamp", t0], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // No build warns of a delta left without its base: the deltas left
+    // with it, quietly, and a --strict build passes.
+    assert!(!stderr(&out).contains("delta left out"), "{}", stderr(&out));
+    assert_eq!(
+        withdrawn_names(&root, V2),
+        Some(vec![format!("delta-{V1}.vcdiff")])
+    );
+    assert_eq!(
+        withdrawn_names(&root, V3),
+        Some(vec![format!("delta-{V1}.vcdiff")])
+    );
+    assert!(
+        vcdiff_items(&root, V2).is_empty(),
+        "{:?}",
+        vcdiff_items(&root, V2)
+    );
+    assert_eq!(vcdiff_items(&root, V3), [format!("squashfs.{V2}.vcdiff")]);
+    let strict = ssgen(&["build", "--strict", "--timestamp", t0], &root);
+    assert!(strict.status.success(), "{}", stderr(&strict));
+    // Kept for the grace period (a client's cached catalog still lists
+    // them), deleted after it with their base.
+    assert!(delta_path(&root, V2, V1).is_file());
+    let later = (1_785_556_800 + 7 * 3600).to_string();
+    let out = ssgen(&["prune", "--timestamp", &later], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!vdir(&root, V1).exists());
+    assert!(!delta_path(&root, V2, V1).exists());
+    assert!(!delta_path(&root, V3, V1).exists());
+    assert!(delta_path(&root, V3, V2).is_file());
+    assert_eq!(vcdiff_items(&root, V3), [format!("squashfs.{V2}.vcdiff")]);
+}
+
+#[test]
+fn remove_withdraws_the_deltas_whose_base_or_target_it_removes() {
+    let (_tmp, root) = three_versions();
+    let fingerprint = |v: &str| {
+        ssgen_tests::sha256_files(&[
+            &vdir(&root, v).join("incus.tar.xz"),
+            &vdir(&root, v).join("rootfs.squashfs"),
+        ])
+        .expect("fingerprint")
+    };
+    // The middle version: its own delta goes with its directory, the one
+    // from it in V3 is withdrawn beside V3's files.
+    let out = ssgen(&["remove", &fingerprint(V2)], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains(&format!("delta-{V2}.vcdiff")), "{said}");
+    assert!(!stderr(&out).contains("delta left out"), "{}", stderr(&out));
+    assert_eq!(
+        withdrawn_names(&root, V3),
+        Some(vec![format!("delta-{V2}.vcdiff")])
+    );
+    assert_eq!(vcdiff_items(&root, V3), [format!("squashfs.{V1}.vcdiff")]);
+    // The newest: its directory goes whole, deltas and all; nothing else
+    // hangs on it.
+    let out = ssgen(&["remove", &fingerprint(V3)], &root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        withdrawn_names(&root, V3),
+        Some(vec![]),
+        "V3 is withdrawn whole"
+    );
+    // The base: the delta it leaves behind in V2 was withdrawn with V2.
+    let strict = ssgen(&["build", "--strict", "--timestamp", "1785556800"], &root);
+    assert!(strict.status.success(), "{}", stderr(&strict));
+}
+
+/// `ssgen verify --json ARGS ROOT`: the problems it prints, and its exit
+/// code.
+fn verify(root: &Path, extra: &[&str]) -> (Vec<Value>, Option<i32>) {
+    let mut args = vec!["verify", "--json"];
+    args.extend_from_slice(extra);
+    let out = ssgen(&args, root);
+    let problems: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("verify printed no JSON ({e}): {}", stderr(&out)));
+    (
+        problems.as_array().cloned().unwrap_or_default(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn verify_names_a_corrupted_delta_and_deep_decodes_each_one() {
+    let (tmp, root, _tree) = two_versions();
+    build(&root, &[]);
+    let delta = delta_path(&root, V2, V1);
+    let rel = format!("{PRODUCT}/{V2}/delta-{V1}.vcdiff");
+    assert_eq!(verify(&root, &["--deep"]), (vec![], Some(0)));
+
+    // Bytes changed on disk, the size kept: the sha256 names it.
+    let good = fs::read(&delta).expect("read");
+    let mut bad = good.clone();
+    let at = bad.len() - 3;
+    bad[at] ^= 0x55;
+    fs::write(&delta, &bad).expect("write");
+    let (problems, code) = verify(&root, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["path"] == rel.as_str() && p["kind"] == "sha256"),
+        "{problems:?}"
+    );
+    // Cut short: the size names it.
+    fs::write(&delta, &good[..good.len() / 2]).expect("write");
+    let (problems, _) = verify(&root, &[]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["path"] == rel.as_str() && p["kind"] == "size"),
+        "{problems:?}"
+    );
+
+    // A valid delta to other bytes, with a catalog that matches it (a
+    // publisher that put it there by hand): only decoding finds it.
+    let base = vdir(&root, V1).join("rootfs.squashfs");
+    let mut other = fs::read(vdir(&root, V2).join("rootfs.squashfs")).expect("read");
+    other[4000..4100].fill(3);
+    let other_path = tmp.path().join("other.squashfs");
+    fs::write(&other_path, &other).expect("write");
+    xdelta3_encode(&base, &other_path, &delta);
+    let images_path = root.join("streams/v1/images.json");
+    let mut images: Value =
+        serde_json::from_slice(&fs::read(&images_path).expect("read")).expect("json");
+    let item = &mut images["products"]["ssgen:1:amd64:default"]["versions"][V2]["items"]
+        [format!("squashfs.{V1}.vcdiff")];
+    item["sha256"] = Value::from(ssgen_tests::sha256_files(&[&delta]).expect("sha"));
+    item["size"] = Value::from(fs::metadata(&delta).expect("stat").len());
+    fs::write(
+        &images_path,
+        serde_json::to_vec_pretty(&images).expect("json"),
+    )
+    .expect("write");
+    assert_eq!(verify(&root, &[]), (vec![], Some(0)), "without --deep");
+    let (problems, code) = verify(&root, &["--deep"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["path"], rel.as_str());
+    assert_eq!(problems[0]["kind"], "delta");
+    let message = problems[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "does not decode to {PRODUCT}/{V2}/rootfs.squashfs"
+        )) && message.contains("not to the target's"),
+        "{message}"
+    );
+    // Not a VCDIFF at all (digests again matching).
+    fs::write(&delta, b"no delta here").expect("write");
+    let item = &mut images["products"]["ssgen:1:amd64:default"]["versions"][V2]["items"]
+        [format!("squashfs.{V1}.vcdiff")];
+    item["sha256"] = Value::from(ssgen_tests::sha256_files(&[&delta]).expect("sha"));
+    item["size"] = Value::from(13);
+    fs::write(
+        &images_path,
+        serde_json::to_vec_pretty(&images).expect("json"),
+    )
+    .expect("write");
+    let (problems, _) = verify(&root, &["--deep"]);
+    assert!(
+        problems.iter().any(|p| p["path"] == rel.as_str()
+            && p["kind"] == "delta"
+            && p["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("does not decode"))),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn mirror_copies_a_delta_only_with_its_base() {
+    let (tmp, src, _tree) = two_versions();
+    // The source's own delta, made by xdelta3: other bytes than ssgen's
+    // encoder gives, so a copy is told from a delta the mirror's build made.
+    let theirs = delta_path(&src, V2, V1);
+    xdelta3_encode(
+        &vdir(&src, V1).join("rootfs.squashfs"),
+        &vdir(&src, V2).join("rootfs.squashfs"),
+        &theirs,
+    );
+    build(&src, &[]);
+    assert!(
+        items(&src, V2)
+            .get(format!("squashfs.{V1}.vcdiff"))
+            .is_some()
+    );
+    let source = src.display().to_string();
+
+    // Both versions copied: the delta comes along, and is published.
+    let both = tmp.path().join("both");
+    fs::create_dir_all(&both).expect("mkdir");
+    let out = ssgen(
+        &[
+            "mirror",
+            &source,
+            "--keep",
+            "2",
+            "--timestamp",
+            "1785556800",
+        ],
+        &both,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        fs::read(delta_path(&both, V2, V1)).expect("the delta was not copied")
+            == fs::read(&theirs).expect("read"),
+        "the mirror made its own delta instead of copying the source's"
+    );
+    assert_eq!(
+        items(&both, V2)[format!("squashfs.{V1}.vcdiff")]["sha256"],
+        items(&src, V2)[format!("squashfs.{V1}.vcdiff")]["sha256"]
+    );
+
+    // Only the newest: its delta would have no base here, and is not copied.
+    let newest = tmp.path().join("newest");
+    fs::create_dir_all(&newest).expect("mkdir");
+    let dry = ssgen(&["mirror", &source, "--keep", "1", "--dry-run"], &newest);
+    assert!(
+        !String::from_utf8_lossy(&dry.stdout).contains("vcdiff"),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+    let out = ssgen(
+        &[
+            "mirror",
+            &source,
+            "--keep",
+            "1",
+            "--timestamp",
+            "1785556800",
+        ],
+        &newest,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(vdir(&newest, V2).join("rootfs.squashfs").is_file());
+    assert!(
+        !delta_path(&newest, V2, V1).exists(),
+        "copied without its base"
+    );
+    assert!(vcdiff_items(&newest, V2).is_empty());
+    // A later run that copies the base as well leaves the version as it
+    // is (complete without deltas); the build makes the delta itself.
+    let out = ssgen(
+        &[
+            "mirror",
+            &source,
+            "--keep",
+            "2",
+            "--timestamp",
+            "1785556800",
+        ],
+        &newest,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(vcdiff_items(&newest, V2), [format!("squashfs.{V1}.vcdiff")]);
+}
+
+#[test]
+fn a_delta_is_written_only_where_the_root_confines_it() {
+    let (_tmp, root, _tree) = two_versions();
+    // The newest version's directory is a link into a hidden directory of
+    // the root (the walk follows links that stay inside the root): a
+    // delta written there would land in ssgen's own hidden space, where
+    // no writer may put anything it did not name.
+    let hidden = root.join(".stash");
+    fs::create_dir_all(&hidden).expect("mkdir");
+    let moved = hidden.join(V2);
+    fs::rename(vdir(&root, V2), &moved).expect("move");
+    std::os::unix::fs::symlink(&moved, vdir(&root, V2)).expect("symlink");
+    let err = build(&root, &[]);
+    let written: Vec<String> = fs::read_dir(&moved)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("vcdiff"))
+        .collect();
+    assert!(
+        written.is_empty(),
+        "written through the link: {written:?}\n{err}"
+    );
+    assert!(
+        err.contains(&format!("delta-{V1}.vcdiff")) && err.contains("hidden directory"),
+        "{err}"
+    );
+    assert!(vcdiff_items(&root, V2).is_empty(), "{err}");
+}
+
+#[test]
+fn a_dry_run_names_the_deltas_a_build_would_make_and_makes_none() {
+    let (_tmp, root, _tree) = two_versions();
+    let rel = format!("{PRODUCT}/{V2}/delta-{V1}.vcdiff");
+    let dry = ssgen(&["build", "--dry-run", "--timestamp", "1785556800"], &root);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let err = stderr(&dry);
+    assert!(
+        err.contains(&rel) && err.contains("a build would make this delta"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&dry.stdout).contains("vcdiff"));
+    assert!(
+        !delta_path(&root, V2, V1).exists(),
+        "a dry run made a delta"
+    );
+    assert!(
+        !root.join(".ssgen/deltas.json").exists(),
+        "a dry run wrote the record"
+    );
+    // Once made, a dry run prints the catalog with it and announces nothing.
+    build(&root, &[]);
+    let dry = ssgen(&["build", "--dry-run", "--timestamp", "1785556800"], &root);
+    assert!(!stderr(&dry).contains("would make"), "{}", stderr(&dry));
+    assert!(String::from_utf8_lossy(&dry.stdout).contains(&format!("squashfs.{V1}.vcdiff")));
+    // --deltas 0: nothing to announce.
+    let dry = ssgen(&["build", "--dry-run", "--deltas", "0"], &root);
+    assert!(!stderr(&dry).contains("would make"), "{}", stderr(&dry));
+}
+
+#[test]
+fn no_vm_delta_is_ever_made_or_published() {
+    // Two versions each holding a container and a VM: Incus looks the base
+    // of a disk-kvm.img delta up by the base's squashfs fingerprint, so on
+    // a host holding the container it would patch the wrong file. The one
+    // catalog serves LXD and Incus alike, so no VM delta is offered at all.
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("srv");
+    let tree = tmp.path().join("tree");
+    rootfs(&tree).expect("rootfs");
+    add_version(&root, &tree, V1);
+    images::qcow2(&vdir(&root, V1), "disk.qcow2", "vm one").expect("qcow2");
+    change_a_few(&tree).expect("change");
+    add_version(&root, &tree, V2);
+    images::qcow2(&vdir(&root, V2), "disk.qcow2", "vm two").expect("qcow2");
+    // A hand-made VM delta, as imagebuilder names them.
+    xdelta3_encode(
+        &vdir(&root, V1).join("disk.qcow2"),
+        &vdir(&root, V2).join("disk.qcow2"),
+        &vdir(&root, V2).join(format!("disk.{V1}.qcow2.vcdiff")),
+    );
+    let err = build(&root, &["--deltas", "2", "--delta-max-percent", "100"]);
+    assert!(
+        err.contains(&format!("disk.{V1}.qcow2.vcdiff")) && err.contains("wrong base"),
+        "{err}"
+    );
+    // ssgen made the squashfs delta and no VM one.
+    let mut made: Vec<String> = fs::read_dir(vdir(&root, V2))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".vcdiff"))
+        .collect();
+    made.sort();
+    assert_eq!(
+        made,
+        [
+            format!("delta-{V1}.vcdiff"),
+            format!("disk.{V1}.qcow2.vcdiff")
+        ]
+    );
+    // The squashfs delta is published, no VM delta under any ftype.
+    let items = items(&root, V2);
+    let ftypes: Vec<&str> = items
+        .as_object()
+        .expect("items")
+        .values()
+        .filter_map(|i| i["ftype"].as_str())
+        .filter(|f| f.ends_with(".vcdiff"))
+        .collect();
+    assert_eq!(ftypes, ["squashfs.vcdiff"], "{items}");
+}
+
+#[test]
+fn a_base_whose_root_is_missing_gets_no_delta_and_the_build_goes_on() {
+    let (_tmp, root, _tree) = two_versions();
+    fs::remove_file(vdir(&root, V1).join("rootfs.squashfs")).expect("rm");
+    let err = build(&root, &[]);
+    assert!(
+        err.contains(V1),
+        "the half-gone base is not reported: {err}"
+    );
+    assert!(!delta_path(&root, V2, V1).exists(), "{err}");
+    assert!(items(&root, V2).get("squashfs").is_some(), "{err}");
+    assert!(vcdiff_items(&root, V2).is_empty());
+}

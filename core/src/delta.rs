@@ -182,6 +182,80 @@ pub fn published(scan: &Scan) -> Vec<Published> {
     out
 }
 
+/// The deltas of `scan` that must leave the catalog with the files for
+/// which `leaves` is true: those whose base or target root leaves, unless
+/// the delta leaves too (its version directory goes with it). Without its
+/// base a delta is no use, and without its target it names a download no
+/// catalog lists any more; either way the build would leave it out with a
+/// warning on every run, so a writer that withdraws files withdraws these
+/// with them.
+#[must_use]
+pub fn orphaned_by(scan: &Scan, leaves: impl Fn(&str) -> bool) -> Vec<Published> {
+    published(scan)
+        .into_iter()
+        .filter(|p| !leaves(&p.path) && (leaves(&p.base) || leaves(&p.target)))
+        .collect()
+}
+
+/// A delta a catalog names, with the files it decodes from and to, as a
+/// client resolves them: the base version's root item of the ftype the
+/// delta patches, and its own version's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// The delta file, relative to the root.
+    pub path: String,
+    /// The base root file, relative to the root.
+    pub base: String,
+    /// The root file it must decode to, relative to the root.
+    pub target: String,
+    /// The target's size, as the catalog gives it.
+    pub target_size: u64,
+    /// The target's sha256, as the catalog gives it (hex).
+    pub target_sha256: String,
+}
+
+/// Every delta item of `remote` whose base and target root items exist;
+/// the lint reports the others.
+#[must_use]
+pub fn claimed(remote: &crate::remote::Remote) -> Vec<Claimed> {
+    let clean = crate::remote::clean_path;
+    let mut out = Vec::new();
+    for file in &remote.files {
+        for product in file.products.values() {
+            for version in product.versions.values() {
+                for item in version.items.values() {
+                    let Some(root_ftype) = item.ftype.strip_suffix(".vcdiff") else {
+                        continue;
+                    };
+                    let root_of = |v: &crate::remote::Version| {
+                        v.items
+                            .values()
+                            .find(|i| i.ftype == root_ftype && !i.path.is_empty())
+                            .cloned()
+                    };
+                    let base = product.versions.get(&item.delta_base).and_then(root_of);
+                    let (Some(base), Some(target)) = (base, root_of(version)) else {
+                        continue;
+                    };
+                    let Ok(target_size) = u64::try_from(target.size) else {
+                        continue;
+                    };
+                    out.push(Claimed {
+                        path: clean(&item.path),
+                        base: clean(&base.path),
+                        target: clean(&target.path),
+                        target_size,
+                        target_sha256: target.sha256.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    out
+}
+
 /// Leaves the delta at `path` out of the catalog, with a warning saying
 /// `why` (it failed its check, so publishing it would break the download
 /// of its version on every host that holds the base).
@@ -288,6 +362,43 @@ mod tests {
                 .iter()
                 .any(|d| d.path == p[0].path && d.message.contains("other bytes"))
         );
+    }
+
+    #[test]
+    fn deltas_leave_with_their_base_or_target() {
+        let mut paths = Vec::new();
+        for v in ["20260801_0000", "20260802_0000", "20260803_0000"] {
+            paths.push(format!("{P}/{v}/incus.tar.xz"));
+            paths.push(format!("{P}/{v}/rootfs.squashfs"));
+        }
+        paths.push(format!("{P}/20260803_0000/disk.qcow2"));
+        paths.push(format!("{P}/20260803_0000/delta-20260801_0000.vcdiff"));
+        paths.push(format!("{P}/20260803_0000/delta-20260802_0000.vcdiff"));
+        paths.push(format!("{P}/20260802_0000/delta-20260801_0000.vcdiff"));
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let s = scan(&tree(&refs), &Config::new(0));
+        let under = |dir: &'static str| move |p: &str| p.starts_with(&format!("{P}/{dir}/"));
+        let names = |v: Vec<Published>| -> Vec<String> { v.into_iter().map(|p| p.path).collect() };
+        // The base version goes: every delta from it, not the one beside it.
+        assert_eq!(
+            names(orphaned_by(&s, under("20260801_0000"))),
+            [
+                format!("{P}/20260802_0000/delta-20260801_0000.vcdiff"),
+                format!("{P}/20260803_0000/delta-20260801_0000.vcdiff"),
+            ]
+        );
+        // A middle version goes: its own delta goes with it, the one from
+        // it stays behind and must be withdrawn.
+        assert_eq!(
+            names(orphaned_by(&s, under("20260802_0000"))),
+            [format!("{P}/20260803_0000/delta-20260802_0000.vcdiff")]
+        );
+        // Only the target's squashfs goes (the VM stays): its deltas go.
+        let root = format!("{P}/20260803_0000/rootfs.squashfs");
+        assert_eq!(orphaned_by(&s, |p| p == root).len(), 2);
+        // A file deltas do not hang on changes nothing.
+        let vm = format!("{P}/20260803_0000/disk.qcow2");
+        assert!(orphaned_by(&s, |p| p == vm).is_empty());
     }
 
     #[test]

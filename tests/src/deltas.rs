@@ -14,9 +14,9 @@ use std::process::{Command, Output};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
+use crate::client::Client;
 use crate::https::StaticHttpsServer;
 use crate::images::{ImageMeta, metadata_tarball};
-use crate::lxd::LxdDaemon;
 use crate::{run, sha256_files, ssgen_bin};
 
 /// What the proof needs of a daemon and its client.
@@ -38,9 +38,12 @@ pub trait Daemon {
     fn wrong_delta_message(&self) -> &'static str;
 }
 
-impl Daemon for LxdDaemon {
+impl Daemon for crate::client::Daemon {
     fn name(&self) -> &'static str {
-        "LXD"
+        match self.client() {
+            Client::Lxd => "LXD",
+            Client::Incus => "Incus",
+        }
     }
 
     fn remote_add(&self, name: &str, url: &str) -> Result<()> {
@@ -48,12 +51,12 @@ impl Daemon for LxdDaemon {
     }
 
     fn copy(&self, source: &str) -> Result<Output> {
-        self.env().lxc_output(&["image", "copy", source, "local:"])
+        self.env().cli_output(&["image", "copy", source, "local:"])
     }
 
     fn delete(&self, fingerprint: &str) -> Result<()> {
         self.env()
-            .lxc(&["image", "delete", &format!("local:{fingerprint}")])
+            .cli(&["image", "delete", &format!("local:{fingerprint}")])
             .map(drop)
     }
 
@@ -62,11 +65,12 @@ impl Daemon for LxdDaemon {
     }
 
     fn log_tail(&self) -> String {
-        LxdDaemon::log_tail(self)
+        crate::client::Daemon::log_tail(self)
     }
 
-    /// LXD 5.0.2 checks the patched root only through the fingerprint
-    /// (`lxd/daemon_images.go`), and has no fallback to the full file.
+    /// LXD 5.0.2 and Incus 6.0 check the patched root only through the
+    /// fingerprint (`lxd/daemon_images.go`, `internal/server/daemon_images.go`),
+    /// and neither falls back to the full file.
     fn wrong_delta_message(&self) -> &'static str {
         "Image fingerprint doesn't match"
     }

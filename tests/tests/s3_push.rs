@@ -623,3 +623,87 @@ fn delete_mirrors_withdrawals_after_the_grace_period() {
         problems.join("\n  ")
     );
 }
+
+/// A root with two versions of one product, the second the first's tree
+/// with a few files changed, built with its delta; returns the root and
+/// the delta's path.
+fn tree_with_a_delta(dir: &Path) -> (PathBuf, PathBuf) {
+    use ssgen_tests::deltas::{change_a_few, rootfs, squashfs_of};
+    let root = dir.join("root");
+    let files = dir.join("rootfs");
+    rootfs(&files).expect("rootfs");
+    for (i, v) in ["20260101_0000", "20260102_0000"].iter().enumerate() {
+        if i == 1 {
+            change_a_few(&files).expect("change");
+        }
+        let vdir = root.join(format!("images/ssgen/1/amd64/default/{v}"));
+        let meta = ImageMeta::new("amd64", "ssgen", "1", "default", 1_767_225_600);
+        metadata_tarball(&vdir, "incus.tar.xz", &meta).expect("metadata");
+        squashfs_of(&files, &vdir.join("rootfs.squashfs")).expect("squashfs");
+    }
+    run(std::process::Command::new(ssgen_bin())
+        .args(["build", "--timestamp", T])
+        .arg(&root))
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let delta = root.join("images/ssgen/1/amd64/default/20260102_0000/delta-20260101_0000.vcdiff");
+    assert!(delta.is_file(), "ssgen build made no delta");
+    (root, delta)
+}
+
+const DELTA_KEY: &str = "images/ssgen/1/amd64/default/20260102_0000/delta-20260101_0000.vcdiff";
+
+/// The bucket's catalog, parsed.
+fn bucket_images(b: &Bench, prefix: &str) -> serde_json::Value {
+    let dump = b.run.path().join(format!("dump-{}", rand_suffix()));
+    b.moto.dump(&format!("{prefix}/"), &dump).expect("dump");
+    serde_json::from_slice(&std::fs::read(dump.join("streams/v1/images.json")).expect("read"))
+        .expect("json")
+}
+
+/// Deltas go up with their versions and the bucket's catalog names them
+/// as the build does; a delta that decodes to other bytes (put there by
+/// hand after the build) is not sent, and the catalog does not name it.
+#[test]
+fn deltas_go_up_and_a_wrong_one_is_held_back() {
+    let b = Bench::new("deltas");
+    let (root, delta) = tree_with_a_delta(b.run.path());
+    b.push_ok(&root, "d", &[]);
+    let problems = compare_with_tree(&b, "d", &root);
+    assert!(
+        problems.is_empty(),
+        "bucket vs tree:\n  {}",
+        problems.join("\n  ")
+    );
+    let item = &bucket_images(&b, "d")["products"]["ssgen:1:amd64:default"]["versions"]["20260102_0000"]
+        ["items"]["squashfs.20260101_0000.vcdiff"];
+    assert_eq!(item["delta_base"], "20260101_0000", "{item}");
+    assert_eq!(item["path"], DELTA_KEY);
+
+    // A valid VCDIFF from version 1 to other bytes, in place of the delta.
+    let v = root.join("images/ssgen/1/amd64/default");
+    let mut other = std::fs::read(v.join("20260102_0000/rootfs.squashfs")).expect("read");
+    other[3000..3100].fill(7);
+    let other_path = b.run.path().join("other.squashfs");
+    std::fs::write(&other_path, &other).expect("write");
+    run(std::process::Command::new("xdelta3")
+        .args(["-e", "-f", "-S", "none", "-s"])
+        .arg(v.join("20260101_0000/rootfs.squashfs"))
+        .arg(&other_path)
+        .arg(&delta))
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let err = b.push_ok(&root, "wrong", &[]);
+    assert!(err.contains("delta left out"), "{err}");
+    let items = &bucket_images(&b, "wrong")["products"]["ssgen:1:amd64:default"]["versions"]["20260102_0000"]
+        ["items"];
+    assert!(
+        items.get("squashfs.20260101_0000.vcdiff").is_none(),
+        "the bucket's catalog names a delta that decodes to other bytes: {items}"
+    );
+    assert!(
+        b.moto
+            .head(&format!("wrong/{DELTA_KEY}"))
+            .expect("head")
+            .is_none(),
+        "the wrong delta was uploaded"
+    );
+}

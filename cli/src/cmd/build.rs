@@ -16,6 +16,11 @@ use crate::publish::{BuildOptions, Settings, rebuild};
 /// root.tar.xz or disk.qcow2. `.requirements` files (JSON objects of
 /// strings) apply to everything below them. Versions still being uploaded
 /// are reported and skipped; hidden directories are never read.
+///
+/// Each product's newest squashfs gets a VCDIFF delta from the previous
+/// --deltas versions (`delta-<base>.vcdiff` in its version directory),
+/// published only when it decodes to its target and saves enough
+/// (--delta-max-percent); defaults from ROOT/.ssgen/config.json.
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   ssgen build /var/www/html
@@ -31,7 +36,9 @@ pub struct BuildArgs {
     #[arg(default_value = ".")]
     pub root: PathBuf,
 
-    /// Print images.json on stdout and write nothing, not even the cache.
+    /// Print images.json on stdout and write nothing, not even the cache
+    /// or a delta: the deltas a build would make are named on stderr, and
+    /// those already there are checked.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
 

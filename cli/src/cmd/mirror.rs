@@ -38,7 +38,10 @@ use crate::source::{Catalog, Location, host_arch};
 /// appears only once all its files are there, so an interrupted mirror
 /// publishes nothing half-copied and the next run resumes where it stopped.
 /// The product's os, release title and aliases go into its metadata.json
-/// and its requirements into .requirements, unless those files exist.
+/// and its requirements into .requirements, unless those files exist. A
+/// version's squashfs deltas are copied when their base version is copied
+/// in the same run (and checked by decoding, as the build checks every
+/// delta).
 ///
 /// After the build, the fingerprints the source advertises are compared
 /// with those of the copied files: a source that advertises a wrong one is
@@ -108,10 +111,24 @@ struct Plan {
     path: ProductPath,
     /// Local file name → the item that fills it.
     files: BTreeMap<&'static str, Item>,
+    /// The source's deltas to this version's squashfs from versions this
+    /// run copies too (`delta-<base>.vcdiff` → its item): a delta is of use
+    /// only beside its base, and a version is complete without them.
+    deltas: BTreeMap<String, Item>,
     /// The source's product, for metadata.json and .requirements.
     source: Product,
     /// (client, fingerprint) the source advertises for this version.
     advertised: BTreeSet<(Client, String)>,
+}
+
+impl Plan {
+    /// Every file to copy, deltas last.
+    fn all_files(&self) -> impl Iterator<Item = (&str, &Item)> {
+        self.files
+            .iter()
+            .map(|(n, i)| (*n, i))
+            .chain(self.deltas.iter().map(|(n, i)| (n.as_str(), i)))
+    }
 }
 
 pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
@@ -151,18 +168,18 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
 
     let total: u64 = plans
         .iter()
-        .flat_map(|p| p.files.values())
-        .map(|i| u64::try_from(i.size).unwrap_or(0))
+        .flat_map(Plan::all_files)
+        .map(|(_, i)| u64::try_from(i.size).unwrap_or(0))
         .sum();
     if args.dry_run {
         for p in &plans {
-            let size: i64 = p.files.values().map(|i| i.size).sum();
+            let size: i64 = p.all_files().map(|(_, i)| i.size).sum();
             println!(
                 "copy {} {} -> {} ({}, {} bytes)",
                 p.product,
                 p.version,
                 args.root.join(p.path.version_dir(&p.version)).display(),
-                p.files.keys().copied().collect::<Vec<_>>().join(", "),
+                p.all_files().map(|(n, _)| n).collect::<Vec<_>>().join(", "),
                 size
             );
         }
@@ -348,6 +365,7 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
                 product.os, product.release, product.arch, product.variant
             )));
         };
+        let first = plans.len();
         for version in versions {
             // The name becomes a directory: nothing that could leave it.
             if !ssgen_core::is_dir_name(&version) {
@@ -362,6 +380,7 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
                 plans.push(plan);
             }
         }
+        add_deltas(&mut plans[first..]);
     }
     Ok(plans)
 }
@@ -436,7 +455,39 @@ fn plan(
         files,
         source: product.clone(),
         advertised,
+        deltas: BTreeMap::new(),
     })
+}
+
+/// Adds to each of `plans` (the versions of one product this run copies)
+/// the source's squashfs deltas whose base is another of them: named as
+/// the build names its own, they are proved by decoding like any delta
+/// before the catalog names them. VM deltas are never copied: the build
+/// does not publish them.
+fn add_deltas(plans: &mut [Plan]) {
+    let squashfs = Ftype::Squashfs.file_name().unwrap_or("rootfs.squashfs");
+    let copied: BTreeSet<String> = plans
+        .iter()
+        .filter(|p| p.files.contains_key(squashfs))
+        .map(|p| p.version.clone())
+        .collect();
+    for plan in plans.iter_mut() {
+        if !plan.files.contains_key(squashfs) {
+            continue;
+        }
+        let Some(version) = plan.source.versions.get(&plan.version) else {
+            continue;
+        };
+        for item in version.items.values() {
+            if Ftype::parse(&item.ftype) == Some(Ftype::SquashfsDelta)
+                && item.delta_base < plan.version
+                && copied.contains(&item.delta_base)
+            {
+                plan.deltas
+                    .insert(ssgen_core::delta::file_name(&item.delta_base), item.clone());
+            }
+        }
+    }
 }
 
 enum Stage {
@@ -479,9 +530,8 @@ fn stage_version(
             )));
         }
         bar.inc(
-            plan.files
-                .values()
-                .map(|i| u64::try_from(i.size).unwrap_or(0))
+            plan.all_files()
+                .map(|(_, i)| u64::try_from(i.size).unwrap_or(0))
                 .sum(),
         );
         return Ok(Stage::Present);
@@ -506,11 +556,11 @@ fn stage_version(
     {
         let entry = entry.with_context(|| format!("cannot read {}", staging.path().display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !plan.files.keys().any(|n| name == *n) {
+        if !plan.all_files().any(|(n, _)| name == n) {
             staging.child(&name)?.remove()?;
         }
     }
-    for (name, item) in &plan.files {
+    for (name, item) in plan.all_files() {
         let dest = staging.child(name)?;
         // A file is renamed into the staging directory only once checked
         // (and only by the run holding its lock), so one of the right size

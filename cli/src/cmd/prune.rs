@@ -100,6 +100,14 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
         }
     }
 
+    // 1b. Deltas from a withdrawn version to one that stays.
+    let orphans = ssgen_core::delta::orphaned_by(&scan, |path| {
+        withdraw.iter().any(|(dir, _)| {
+            path.strip_prefix(dir.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        })
+    });
+
     // 2. Withdrawn versions (or files) whose grace period is over.
     let grace = i64::from(args.grace) * 3600;
     let mut delete: Vec<(String, String)> = Vec::new();
@@ -171,6 +179,12 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
     for (dir, why) in &withdraw {
         out.push_str(&format!("withdraw {dir} ({why})\n"));
     }
+    for p in &orphans {
+        out.push_str(&format!(
+            "withdraw {} (its base {} is withdrawn)\n",
+            p.path, p.base
+        ));
+    }
     for (path, why) in &delete {
         out.push_str(&format!("delete   {path} ({why})\n"));
     }
@@ -194,14 +208,16 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
         root.place(&format!("{dir}/{}", withdrawn::FILE_NAME), false)?
             .write_atomic(marker.as_bytes())?;
     }
+    crate::delta::withdraw(&root, &orphans, now)?;
     rebuild_locked(&root, &lock, &settings)?;
     for (path, _) in &delete {
         root.place(path, false)?.remove()?;
     }
-    if !withdraw.is_empty() || !delete.is_empty() {
+    if !withdraw.is_empty() || !orphans.is_empty() || !delete.is_empty() {
         eprintln!(
-            "withdrew {} version(s); deleted {} path(s)",
+            "withdrew {} version(s) and {} delta(s); deleted {} path(s)",
             withdraw.len(),
+            orphans.len(),
             delete.len()
         );
     }

@@ -365,6 +365,15 @@ fn local_files(root: &Path, timestamp: Option<i64>, strict: bool) -> Result<Loca
     let mut digests: Digests = cache.known(&listing);
     let plan = scan.plan(&digests);
     hashing::run(root, &plan, &mut digests, hashing::Check::Whole)?;
+    // A push sends no delta a build would withhold.
+    let mut listing = listing;
+    let scan = crate::delta::proved(
+        &crate::confine::Root::open(root)?,
+        &mut listing,
+        scan,
+        &mut digests,
+        &config,
+    )?;
     if strict {
         crate::publish::refuse_catalog_warnings(&scan, &digests, &config, &listing)?;
     }

@@ -13,11 +13,13 @@ use ssgen_core::vocab::ImageType;
 use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Client, INDEX_JSON};
 
+use crate::cache::Cache;
 use crate::confine::Root;
 use crate::exit::Invalid;
 use crate::publish::{BuildOptions, Settings, rebuild_locked};
 use crate::show::TypeArg;
 use crate::source::{Catalog, host_arch};
+use crate::walk;
 
 /// Remove one image from the catalog, by fingerprint (or a unique prefix)
 /// or by alias, and rebuild.
@@ -229,12 +231,23 @@ pub fn run(args: &RemoveArgs) -> Result<ExitCode> {
         format!("{}/{}", target.version_dir, target.file)
     };
     println!("withdraw {what} ({})", target.describe);
+    // The deltas that hang on what leaves go with it.
+    let listing = walk::list(root, &Cache::load(root))?;
+    let scan = ssgen_core::scan(&listing.entries(), &ssgen_core::Config::new(now));
+    let orphans = ssgen_core::delta::orphaned_by(&scan, |path| {
+        path.strip_prefix(what.as_str())
+            .is_some_and(|rest| rest.is_empty() || (others.is_empty() && rest.starts_with('/')))
+    });
+    for p in &orphans {
+        println!("withdraw {} (a delta of {what})", p.path);
+    }
     let Some(lock) = lock else {
         return Ok(ExitCode::SUCCESS);
     };
     confined
         .place(&marker_rel, false)?
         .write_atomic(marker.to_text().as_bytes())?;
+    crate::delta::withdraw(&confined, &orphans, now)?;
     rebuild_locked(&confined, &lock, &settings)?;
     Ok(ExitCode::SUCCESS)
 }

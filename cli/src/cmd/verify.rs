@@ -38,6 +38,11 @@ use crate::{hashing, net, walk};
 /// the catalog are fetched and every file is checked by a HEAD request
 /// (its size); --deep downloads every file and checks all digests.
 ///
+/// Deltas (`.vcdiff`) are checked like any file. With a ROOT folder,
+/// --deep also decodes each delta against its base root file and checks
+/// that the result is the root file of its version, byte for byte, as a
+/// daemon that holds the base would.
+///
 /// Every problem is reported (one line each on stdout), not just the first.
 /// Exit status: 0 all good, 1 problems found or the catalog is invalid,
 /// 2 the files or the server could not be read. For a server with a private
@@ -54,7 +59,8 @@ pub struct VerifyArgs {
     pub target: String,
 
     /// For a URL: download every file and check its sha256 and the
-    /// combined digests, not only its size.
+    /// combined digests, not only its size. For a ROOT folder: also decode
+    /// every delta and check that it gives its target.
     #[arg(long)]
     pub deep: bool,
 
@@ -79,6 +85,7 @@ fn kind(d: &Diagnostic) -> &'static str {
         Some(Code::CombinedMismatch) => "combined",
         Some(Code::FileMissing) => "missing",
         Some(Code::FileUnreferenced) => "unreferenced",
+        Some(Code::DeltaWrong) => "delta",
         _ => "catalog",
     }
 }
@@ -87,12 +94,7 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
     let problems = if args.target.starts_with("https://") || args.target.starts_with("http://") {
         verify_url(&args.target, args.deep)?
     } else {
-        if args.deep {
-            eprintln!(
-                "note: --deep only matters for a URL; a local verify always checks every digest"
-            );
-        }
-        verify_root(Path::new(&args.target))?
+        verify_root(Path::new(&args.target), args.deep)?
     };
     report(&problems, args.json)?;
     Ok(if problems.is_empty() {
@@ -161,7 +163,7 @@ fn read_text(path: &Path) -> Result<String> {
     })
 }
 
-fn verify_root(root: &Path) -> Result<Vec<Diagnostic>> {
+fn verify_root(root: &Path, deep: bool) -> Result<Vec<Diagnostic>> {
     if !root.is_dir() {
         bail!(Invalid(format!(
             "{}: not a directory; give the server root or its https:// URL",
@@ -201,7 +203,38 @@ fn verify_root(root: &Path) -> Result<Vec<Diagnostic>> {
     hashing::run(root, &plan, &mut digests, hashing::Check::None)?;
     problems.extend(claims.compare(&digests, &sizes));
     problems.extend(unreferenced(root, &claims)?);
+    if deep {
+        problems.extend(decode_deltas(root, &remote, &sizes));
+    }
     Ok(problems)
+}
+
+/// Decodes every delta the catalog names whose files are there, as a
+/// daemon holding its base would, and names each that does not give the
+/// root file of its version.
+fn decode_deltas(root: &Path, remote: &Remote, present: &BTreeMap<String, u64>) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for d in ssgen_core::delta::claimed(remote) {
+        if !present.contains_key(&d.path) || !present.contains_key(&d.base) {
+            continue;
+        }
+        let Ok(want) = ssgen_core::Sha256::from_hex(&d.target_sha256) else {
+            continue;
+        };
+        match crate::delta::decodes(root, &d.path, &d.base, d.target_size, want) {
+            crate::delta::Verdict::Good => {}
+            crate::delta::Verdict::Wrong(why) => problems.push(Diagnostic::coded(
+                Code::DeltaWrong,
+                &[],
+                &d.path,
+                format!("does not decode to {}: {why}", d.target),
+            )),
+            crate::delta::Verdict::Unchecked(why) => {
+                eprintln!("note: {}: not decoded: {why}", d.path);
+            }
+        }
+    }
+    problems
 }
 
 /// The image files under `images/` that no item references, judged by the

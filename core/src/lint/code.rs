@@ -241,6 +241,9 @@ codes! {
     /// A pair's fingerprint differs from the catalog's.
     CombinedMismatch = "combined-mismatch", Error,
         "rebuild the catalog: clients refuse the download";
+    /// A delta that does not decode to the root it patches to.
+    DeltaWrong = "delta-wrong", Error,
+        "delete the delta and run `ssgen build`, which makes a correct one: a delta that fails to apply aborts the download of its version on every host that holds the base";
     /// An image file no item references.
     FileUnreferenced = "file-unreferenced", Warning,
         "run `ssgen build` to publish it, or remove it";
