@@ -142,7 +142,7 @@ pub fn print(
     })
 }
 
-/// What [`print`] prints of `remote` (read from `source`) on stdout, and
+/// What [`print()`] prints of `remote` (read from `source`) on stdout, and
 /// whether a client refuses it; the notes go to stderr.
 fn render(
     remote: &Remote,
