@@ -27,7 +27,7 @@
 //! A publish that stops anywhere before step 4 leaves the old pointer, and
 //! so the old catalog, in place; an unreferenced snapshot is harmless.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use ssgen_core::{Config, Digests, Entry, Sha256, direct};
