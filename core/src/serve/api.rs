@@ -36,7 +36,10 @@ pub struct ListPage {
     pub whole_files: bool,
 }
 
-#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde passes a reference")]
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde passes a reference"
+)]
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -156,7 +159,9 @@ pub fn unmet(
         match digests.files.get(path).map(Sha256::to_hex) {
             None => out.push(format!("{path}: not on the {server}, or removed")),
             Some(have) if have != *sha => {
-                out.push(format!("{path}: the {server} holds sha256 {have}, not {sha}"));
+                out.push(format!(
+                    "{path}: the {server} holds sha256 {have}, not {sha}"
+                ));
             }
             Some(_) if !crate::needs_contents(path) && !in_catalog.contains(path.as_str()) => {
                 out.push(format!(
@@ -184,7 +189,9 @@ pub fn timestamp(text: &str) -> Result<i64, String> {
         .ok()
         .filter(|t| (0..=MAX_TIMESTAMP).contains(t))
         .ok_or_else(|| {
-            format!("timestamp {text:?} is not Unix seconds between 0 and {MAX_TIMESTAMP} (year 9999)")
+            format!(
+                "timestamp {text:?} is not Unix seconds between 0 and {MAX_TIMESTAMP} (year 9999)"
+            )
         })
 }
 
@@ -277,9 +284,10 @@ mod tests {
         let text = serde_json::to_string(&page).expect("json");
         assert!(!text.contains("whole_files"), "{text}");
         assert_eq!(serde_json::from_str::<ListPage>(&text).expect("back"), page);
-        let old: ListPage =
-            serde_json::from_str(r#"{"files": [{"path": "images/a", "size": 1, "sha256": null}], "next": null}"#)
-                .expect("an answer without the newer fields");
+        let old: ListPage = serde_json::from_str(
+            r#"{"files": [{"path": "images/a", "size": 1, "sha256": null}], "next": null}"#,
+        )
+        .expect("an answer without the newer fields");
         assert!(!old.whole_files && old.removed.is_empty());
         let published: Published = serde_json::from_value(serde_json::json!({
             "changed": true, "generation": 3, "products": 1, "images": 2,

@@ -56,8 +56,14 @@ pub fn bearer<'a>(values: &[&'a str]) -> Result<&'a str, String> {
 /// taken. An empty expected token matches nothing.
 #[must_use]
 pub fn token_ok(given: &str, expected: &str) -> bool {
-    let (a, b) = (Sha256::of(given.as_bytes()).0, Sha256::of(expected.as_bytes()).0);
-    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let (a, b) = (
+        Sha256::of(given.as_bytes()).0,
+        Sha256::of(expected.as_bytes()).0,
+    );
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
     diff == 0 && !expected.is_empty()
 }
 
@@ -199,14 +205,28 @@ mod tests {
         assert_eq!(bearer(&["BEARER   abc "]), Ok("abc"));
         assert_eq!(bearer(&["bEaReR\tabc"]).ok(), None, "a tab is no separator");
         let refused = bearer(&["Basic dXNlcjpzZWNyZXQ="]).expect_err("basic");
-        assert!(refused.contains("\"Basic\"") && !refused.contains("dXNlcj"), "{refused}");
-        assert!(bearer(&[]).expect_err("none").contains("no Authorization header"));
+        assert!(
+            refused.contains("\"Basic\"") && !refused.contains("dXNlcj"),
+            "{refused}"
+        );
+        assert!(
+            bearer(&[])
+                .expect_err("none")
+                .contains("no Authorization header")
+        );
         assert!(bearer(&["Bearer"]).expect_err("empty").contains("no token"));
-        assert!(bearer(&["Bearer "]).expect_err("empty").contains("no token"));
+        assert!(
+            bearer(&["Bearer "])
+                .expect_err("empty")
+                .contains("no token")
+        );
         assert!(bearer(&["Bearer a", "Bearer b"]).is_err());
         assert!(bearer(&["Bearerabc"]).is_err());
         let bare = bearer(&["secret-token-0123456789"]).expect_err("no scheme");
-        assert!(bare.contains("does not start with a scheme") && !bare.contains("secret"), "{bare}");
+        assert!(
+            bare.contains("does not start with a scheme") && !bare.contains("secret"),
+            "{bare}"
+        );
     }
 
     #[test]
@@ -222,19 +242,31 @@ mod tests {
 
     #[test]
     fn read_tokens_open_their_prefix_only() {
-        let t = ReadTokens::parse("# readers\nfeed-token-0123456789\n\n other-token-0123456789 , feed-token-0123456789\n")
-            .expect("tokens");
+        let t = ReadTokens::parse(
+            "# readers\nfeed-token-0123456789\n\n other-token-0123456789 , feed-token-0123456789\n",
+        )
+        .expect("tokens");
         assert_eq!(t.len(), 2);
         assert_eq!(
             t.strip("feed-token-0123456789/streams/v1/index.json"),
             Some(("feed-token-0123456789", "streams/v1/index.json"))
         );
-        assert_eq!(t.strip("other-token-0123456789"), Some(("other-token-0123456789", "")));
-        assert_eq!(t.strip("feed-token-0123456789/"), Some(("feed-token-0123456789", "")));
+        assert_eq!(
+            t.strip("other-token-0123456789"),
+            Some(("other-token-0123456789", ""))
+        );
+        assert_eq!(
+            t.strip("feed-token-0123456789/"),
+            Some(("feed-token-0123456789", ""))
+        );
         assert_eq!(t.strip("streams/v1/index.json"), None);
         assert_eq!(t.strip("feed-token-012345678/streams"), None);
         assert_eq!(t.strip(""), None);
-        assert!(ReadTokens::parse("short").expect_err("short").contains("read token 1"));
+        assert!(
+            ReadTokens::parse("short")
+                .expect_err("short")
+                .contains("read token 1")
+        );
         assert!(ReadTokens::parse("has/slash-0123456789").is_err());
         assert!(ReadTokens::parse("").expect("none").is_empty());
         assert_eq!(

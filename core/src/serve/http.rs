@@ -315,7 +315,11 @@ pub enum Precondition {
 fn etag_list_matches(list: &str, etag: &str, weak: bool) -> bool {
     fn bare(t: &str, weak: bool) -> &str {
         let t = t.trim();
-        if weak { t.strip_prefix("W/").unwrap_or(t) } else { t }
+        if weak {
+            t.strip_prefix("W/").unwrap_or(t)
+        } else {
+            t
+        }
     }
     let target = bare(etag, weak);
     list.split(',').any(|t| {
@@ -428,30 +432,56 @@ mod tests {
 
     #[test]
     fn cache_policy_follows_what_may_change() {
-        for f in ["rootfs.squashfs", "incus.tar.xz", "disk.qcow2", "x_combined.tar.gz"] {
+        for f in [
+            "rootfs.squashfs",
+            "incus.tar.xz",
+            "disk.qcow2",
+            "x_combined.tar.gz",
+        ] {
             assert_eq!(cache_control(&format!("{V}/{f}")), IMMUTABLE, "{f}");
         }
-        assert_eq!(cache_control(&format!("{V}/delta-20260701_0312.vcdiff")), IMMUTABLE);
+        assert_eq!(
+            cache_control(&format!("{V}/delta-20260701_0312.vcdiff")),
+            IMMUTABLE
+        );
         assert_eq!(cache_control(&format!("{V}/SHA256SUMS")), IMMUTABLE);
         // Side files may be replaced; other files are the operator's.
-        assert_eq!(cache_control("images/debian/12/amd64/default/metadata.json"), SHORT);
+        assert_eq!(
+            cache_control("images/debian/12/amd64/default/metadata.json"),
+            SHORT
+        );
         assert_eq!(cache_control("images/debian/.requirements"), SHORT);
         assert_eq!(cache_control(&format!("{V}/notes.txt")), SHORT);
-        assert_eq!(cache_control("images/debian/12/amd64/default/latest/rootfs.squashfs"), SHORT);
+        assert_eq!(
+            cache_control("images/debian/12/amd64/default/latest/rootfs.squashfs"),
+            SHORT
+        );
         assert_eq!(cache_control("streams/v1/index.json"), CATALOG);
         assert_eq!(cache_control(""), CATALOG);
         assert_eq!(cache_control("index.html"), CATALOG);
         assert_eq!(cache_control("aliases/debian/12"), CATALOG);
-        assert_eq!(cache_control(&format!("streams/v1/snapshots/{}.json", "a".repeat(64))), IMMUTABLE);
+        assert_eq!(
+            cache_control(&format!("streams/v1/snapshots/{}.json", "a".repeat(64))),
+            IMMUTABLE
+        );
         assert_eq!(cache_control("app.js"), SHORT);
     }
 
     #[test]
     fn content_types() {
         assert_eq!(content_type("images/a/incus.tar.xz"), "application/x-xz");
-        assert_eq!(content_type("images/a/x_combined.tar.gz"), "application/gzip");
-        assert_eq!(content_type("images/a/rootfs.squashfs"), "application/octet-stream");
-        assert_eq!(content_type("images/a/.requirements"), "text/plain; charset=utf-8");
+        assert_eq!(
+            content_type("images/a/x_combined.tar.gz"),
+            "application/gzip"
+        );
+        assert_eq!(
+            content_type("images/a/rootfs.squashfs"),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            content_type("images/a/.requirements"),
+            "text/plain; charset=utf-8"
+        );
         assert_eq!(content_type("streams/v1/index.json"), "application/json");
         assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
         assert_eq!(content_type("pkg/x.wasm"), "application/wasm");
@@ -494,7 +524,10 @@ mod tests {
         ] {
             assert_eq!(r(ignored), RangeAsk::Whole, "{ignored}");
         }
-        assert_eq!(ByteRange { start: 10, end: 19 }.content_range(100), "bytes 10-19/100");
+        assert_eq!(
+            ByteRange { start: 10, end: 19 }.content_range(100),
+            "bytes 10-19/100"
+        );
         assert_eq!(unsatisfied_range(100), "bytes */100");
     }
 
@@ -504,11 +537,17 @@ mod tests {
         assert_eq!(range_spec(Some("bytes=0-1,4-5")), Some(RangeSpec::Whole));
         assert_eq!(
             range_spec(Some("bytes=10-19")),
-            Some(RangeSpec::From { offset: 10, length: Some(10) })
+            Some(RangeSpec::From {
+                offset: 10,
+                length: Some(10)
+            })
         );
         assert_eq!(
             range_spec(Some("BYTES=10-")),
-            Some(RangeSpec::From { offset: 10, length: None })
+            Some(RangeSpec::From {
+                offset: 10,
+                length: None
+            })
         );
         assert_eq!(range_spec(Some("bytes=-5")), Some(RangeSpec::Suffix(5)));
         assert_eq!(range_spec(Some("bytes=-0")), None);
@@ -520,7 +559,9 @@ mod tests {
         let etag = "\"abc\"";
         let t = 1_000_000;
         let serve = Precondition::Serve { honour_range: true };
-        let whole = Precondition::Serve { honour_range: false };
+        let whole = Precondition::Serve {
+            honour_range: false,
+        };
         let c = |f: &dyn Fn(&mut Conditions)| {
             let mut c = Conditions::default();
             f(&mut c);
@@ -528,14 +569,26 @@ mod tests {
         };
         let s = |v: &str| Some(v.to_owned());
         assert_eq!(c(&|_| {}), serve);
-        assert_eq!(c(&|c| c.if_none_match = s("\"abc\"")), Precondition::NotModified);
-        assert_eq!(c(&|c| c.if_none_match = s("W/\"abc\"")), Precondition::NotModified);
-        assert_eq!(c(&|c| c.if_none_match = s("\"x\", *")), Precondition::NotModified);
+        assert_eq!(
+            c(&|c| c.if_none_match = s("\"abc\"")),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            c(&|c| c.if_none_match = s("W/\"abc\"")),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            c(&|c| c.if_none_match = s("\"x\", *")),
+            Precondition::NotModified
+        );
         assert_eq!(c(&|c| c.if_none_match = s("\"x\"")), serve);
         assert_eq!(c(&|c| c.if_match = s("\"x\"")), Precondition::Failed);
         assert_eq!(c(&|c| c.if_match = s("W/\"abc\"")), Precondition::Failed);
         assert_eq!(c(&|c| c.if_match = s("\"abc\"")), serve);
-        assert_eq!(c(&|c| c.if_modified_since = Some(t)), Precondition::NotModified);
+        assert_eq!(
+            c(&|c| c.if_modified_since = Some(t)),
+            Precondition::NotModified
+        );
         assert_eq!(c(&|c| c.if_modified_since = Some(t - 5)), serve);
         // If-None-Match wins over If-Modified-Since.
         assert_eq!(
@@ -545,16 +598,30 @@ mod tests {
             }),
             serve
         );
-        assert_eq!(c(&|c| c.if_unmodified_since = Some(t - 5)), Precondition::Failed);
-        assert_eq!(c(&|c| c.if_range = Some(IfRange::Etag("\"old\"".into()))), whole);
-        assert_eq!(c(&|c| c.if_range = Some(IfRange::Etag("\"abc\"".into()))), serve);
-        assert_eq!(c(&|c| c.if_range = Some(IfRange::Etag("W/\"abc\"".into()))), whole);
+        assert_eq!(
+            c(&|c| c.if_unmodified_since = Some(t - 5)),
+            Precondition::Failed
+        );
+        assert_eq!(
+            c(&|c| c.if_range = Some(IfRange::Etag("\"old\"".into()))),
+            whole
+        );
+        assert_eq!(
+            c(&|c| c.if_range = Some(IfRange::Etag("\"abc\"".into()))),
+            serve
+        );
+        assert_eq!(
+            c(&|c| c.if_range = Some(IfRange::Etag("W/\"abc\"".into()))),
+            whole
+        );
         assert_eq!(c(&|c| c.if_range = Some(IfRange::Invalid)), whole);
         assert_eq!(c(&|c| c.if_range = Some(IfRange::Date(t))), serve);
         assert_eq!(c(&|c| c.if_range = Some(IfRange::Date(t - 5))), whole);
         // No known time: date conditions say nothing, a dated If-Range fails.
-        let mut dated = Conditions::default();
-        dated.if_modified_since = Some(t);
+        let mut dated = Conditions {
+            if_modified_since: Some(t),
+            ..Default::default()
+        };
         assert_eq!(evaluate(&dated, etag, None), serve);
         dated.if_range = Some(IfRange::Date(t));
         assert_eq!(evaluate(&dated, etag, None), whole);
@@ -565,7 +632,9 @@ mod tests {
             IfRange::parse("Sun, 06 Nov 1994 08:49:37 GMT"),
             IfRange::Date(784_111_777)
         );
-        let read = Conditions::read(|h| (h == "if-modified-since").then(|| "Sun, 06 Nov 1994 08:49:37 GMT".into()));
+        let read = Conditions::read(|h| {
+            (h == "if-modified-since").then(|| "Sun, 06 Nov 1994 08:49:37 GMT".into())
+        });
         assert_eq!(read.if_modified_since, Some(784_111_777));
         assert!(read.any() && !Conditions::default().any());
     }
@@ -577,7 +646,10 @@ mod tests {
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
         assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
         assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(t));
-        assert_eq!(parse_http_date(&http_date(1_785_556_800)), Some(1_785_556_800));
+        assert_eq!(
+            parse_http_date(&http_date(1_785_556_800)),
+            Some(1_785_556_800)
+        );
         for bad in [
             "",
             "yesterday",

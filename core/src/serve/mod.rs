@@ -82,7 +82,10 @@ mod tests {
 
     #[test]
     fn empty_architecture_headers_say_nothing() {
-        assert_eq!(daemon_arches(Some("x86_64"), Some("aarch64")), Some("x86_64"));
+        assert_eq!(
+            daemon_arches(Some("x86_64"), Some("aarch64")),
+            Some("x86_64")
+        );
         assert_eq!(daemon_arches(Some(""), Some("aarch64")), Some("aarch64"));
         assert_eq!(daemon_arches(Some(" , "), Some("aarch64")), Some("aarch64"));
         assert_eq!(daemon_arches(None, Some("aarch64")), Some("aarch64"));

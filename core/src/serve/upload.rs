@@ -103,10 +103,16 @@ pub fn check_path(path: &str) -> Result<Target, String> {
     let name = parts[parts.len() - 1];
     let side = REQUIREMENTS.contains(&name) || name == side::METADATA_JSON;
     if side {
-        let levels = if name == side::METADATA_JSON { 6..=6 } else { 2..=6 };
+        let levels = if name == side::METADATA_JSON {
+            6..=6
+        } else {
+            2..=6
+        };
         if !levels.contains(&parts.len()) {
             return Err(if name == side::METADATA_JSON {
-                format!("{name} belongs in a variant directory, {IMAGES}/<os>/<release>/<arch>/<variant>/")
+                format!(
+                    "{name} belongs in a variant directory, {IMAGES}/<os>/<release>/<arch>/<variant>/"
+                )
             } else {
                 format!("{name} belongs in {IMAGES}/ or a directory below it down to the variant")
             });
@@ -141,7 +147,10 @@ pub fn replaceable(path: &str) -> bool {
 ///
 /// # Errors
 /// A value that is no digest, or two that differ.
-pub fn claimed_sha256(ssgen: Option<&str>, checksum: Option<&str>) -> Result<Option<Sha256>, String> {
+pub fn claimed_sha256(
+    ssgen: Option<&str>,
+    checksum: Option<&str>,
+) -> Result<Option<Sha256>, String> {
     let read = |name: &str, v: &str| {
         Sha256::from_hex(&v.trim().to_ascii_lowercase())
             .map_err(|_| format!("{name} must be the file's sha256 as 64 hex digits"))
@@ -257,20 +266,44 @@ mod tests {
 
     #[test]
     fn files_go_where_a_build_publishes_them() {
-        assert!(matches!(check_path(&format!("{V}/rootfs.squashfs")), Ok(Target::File(Kind::Root(_)))));
-        assert!(matches!(check_path(&format!("{V}/incus.tar.xz")), Ok(Target::File(Kind::Meta(_)))));
+        assert!(matches!(
+            check_path(&format!("{V}/rootfs.squashfs")),
+            Ok(Target::File(Kind::Root(_)))
+        ));
+        assert!(matches!(
+            check_path(&format!("{V}/incus.tar.xz")),
+            Ok(Target::File(Kind::Meta(_)))
+        ));
         assert!(check_path(&format!("{V}/SHA256SUMS")).is_ok());
         assert_eq!(check_path("images/.requirements"), Ok(Target::Side));
-        assert_eq!(check_path("images/debian/.lxd_requirements"), Ok(Target::Side));
-        assert_eq!(check_path("images/debian/12/amd64/default/.requirements"), Ok(Target::Side));
-        assert_eq!(check_path("images/debian/12/amd64/default/metadata.json"), Ok(Target::Side));
+        assert_eq!(
+            check_path("images/debian/.lxd_requirements"),
+            Ok(Target::Side)
+        );
+        assert_eq!(
+            check_path("images/debian/12/amd64/default/.requirements"),
+            Ok(Target::Side)
+        );
+        assert_eq!(
+            check_path("images/debian/12/amd64/default/metadata.json"),
+            Ok(Target::Side)
+        );
         for (bad, why) in [
             (format!("{V}/.requirements"), "belongs in"),
-            ("images/debian/metadata.json".to_owned(), "variant directory"),
-            ("images/debian/12/bogus/default/metadata.json".to_owned(), "unknown"),
+            (
+                "images/debian/metadata.json".to_owned(),
+                "variant directory",
+            ),
+            (
+                "images/debian/12/bogus/default/metadata.json".to_owned(),
+                "unknown",
+            ),
             (format!("{V}/.withdrawn"), "hidden"),
             (format!("{V}/.hidden/rootfs.squashfs"), "hidden"),
-            ("images/debian/12/amd64/default/latest/lxd.tar.xz".to_owned(), "YYYYMMDD"),
+            (
+                "images/debian/12/amd64/default/latest/lxd.tar.xz".to_owned(),
+                "YYYYMMDD",
+            ),
             (format!("{V}/notes.txt"), "never publishes"),
             (format!("{V}/../x"), "`..`"),
             (format!("{V}//x"), "empty"),
@@ -302,18 +335,33 @@ mod tests {
         let h = "ab".repeat(32);
         let d = Sha256::from_hex(&h).expect("hex");
         assert_eq!(claimed_sha256(Some(&h), None), Ok(Some(d)));
-        assert_eq!(claimed_sha256(None, Some(&h.to_ascii_uppercase())), Ok(Some(d)));
-        assert_eq!(claimed_sha256(Some(&h), Some(&format!(" {h} "))), Ok(Some(d)));
+        assert_eq!(
+            claimed_sha256(None, Some(&h.to_ascii_uppercase())),
+            Ok(Some(d))
+        );
+        assert_eq!(
+            claimed_sha256(Some(&h), Some(&format!(" {h} "))),
+            Ok(Some(d))
+        );
         assert_eq!(claimed_sha256(None, None), Ok(None));
-        assert!(claimed_sha256(Some(&h), Some(&"cd".repeat(32))).expect_err("two").contains("send one"));
-        assert!(claimed_sha256(None, Some("abc")).expect_err("short").contains("X-Checksum-Sha256"));
+        assert!(
+            claimed_sha256(Some(&h), Some(&"cd".repeat(32)))
+                .expect_err("two")
+                .contains("send one")
+        );
+        assert!(
+            claimed_sha256(None, Some("abc"))
+                .expect_err("short")
+                .contains("X-Checksum-Sha256")
+        );
     }
 
     #[test]
     fn combined_claims() {
         let h = "a".repeat(64);
         let root = format!("{V}/rootfs.squashfs");
-        let ok = parse_combined(&root, &format!("incus.tar.xz={h}, lxd.tar.xz={h}")).expect("valid");
+        let ok =
+            parse_combined(&root, &format!("incus.tar.xz={h}, lxd.tar.xz={h}")).expect("valid");
         assert_eq!(ok.len(), 2);
         assert_eq!(
             combined_header(ok.iter().map(|(m, d)| (m.as_str(), d))),
@@ -322,22 +370,40 @@ mod tests {
         assert!(parse_combined(&root, "incus.tar.xz=ABC").is_err());
         assert!(parse_combined(&root, &format!("../x={h}")).is_err());
         assert!(parse_combined(&root, &format!("rootfs.squashfs={h}")).is_err());
-        assert!(parse_combined(&root, &format!("lxd.tar.xz={h},lxd.tar.xz={}", "b".repeat(64))).is_err());
+        assert!(
+            parse_combined(
+                &root,
+                &format!("lxd.tar.xz={h},lxd.tar.xz={}", "b".repeat(64))
+            )
+            .is_err()
+        );
         assert!(parse_combined(&format!("{V}/incus.tar.xz"), &format!("lxd.tar.xz={h}")).is_err());
-        assert_eq!(parse_combined(&format!("{V}/incus.tar.xz"), " "), Ok(Vec::new()));
+        assert_eq!(
+            parse_combined(&format!("{V}/incus.tar.xz"), " "),
+            Ok(Vec::new())
+        );
     }
 
     #[test]
     fn bytes_are_what_the_name_says() {
         let xz = [0xFD, b'7', b'z', b'X', b'Z', 0x00, 0, 0];
         assert!(check_head(&format!("{V}/incus.tar.xz"), &xz).is_ok());
-        assert!(check_head(&format!("{V}/rootfs.squashfs"), &xz).expect_err("xz").contains("squashfs"));
-        assert_eq!(check_head(&format!("{V}/lxd.tar.xz"), b""), Err("is empty".into()));
+        assert!(
+            check_head(&format!("{V}/rootfs.squashfs"), &xz)
+                .expect_err("xz")
+                .contains("squashfs")
+        );
+        assert_eq!(
+            check_head(&format!("{V}/lxd.tar.xz"), b""),
+            Err("is empty".into())
+        );
         assert!(check_head(&format!("{V}/SHA256SUMS"), b"").is_ok());
         assert!(body_check(&format!("{V}/SHA256SUMS")).is_none());
         let mut meta = body_check(&format!("{V}/incus.tar.xz")).expect("checked");
         meta.update(&xz);
         assert!(meta.finish(8).is_err(), "an xz stream without its end");
-        assert!(is_metadata(&format!("{V}/lxd.tar.xz")) && !is_metadata(&format!("{V}/disk.qcow2")));
+        assert!(
+            is_metadata(&format!("{V}/lxd.tar.xz")) && !is_metadata(&format!("{V}/disk.qcow2"))
+        );
     }
 }
