@@ -157,7 +157,7 @@ describe("racing multipart and PUT", () => {
       const a = files("20260801_0312", "a");
       const b = files("20260801_0312", "b");
       for (let round = 0; round < 6; round++) {
-        const key = `${PRODUCT}/2026090${round}_0000/rootfs.squashfs`;
+        const key = `${PRODUCT}/2026092${round}_0000/rootfs.squashfs`;
         const [ra, rb] = await Promise.all([putFile(edge.url, key, a.root), putFile(edge.url, key, b.root)]);
         const statuses = [ra.status, rb.status].sort();
         assert.deepEqual(statuses, [201, 409], `round ${round}: ${statuses}`);
@@ -243,7 +243,7 @@ describe("re-upload racing purge", () => {
     withEdge({ grace: "2" }, async (edge) => {
       const v = files("20260801_0312");
       const N = 120;
-      const paths = Array.from({ length: N }, (_, i) => `${PRODUCT}/20261${String(i).padStart(3, "0")}_0000/incus.tar.xz`);
+      const paths = Array.from({ length: N }, (_, i) => `${PRODUCT}/20261001_${String(Math.floor(i / 60)).padStart(2, "0")}${String(i % 60).padStart(2, "0")}/incus.tar.xz`);
       const inBatches = async (items, fn, width = 8, before = () => {}) => {
         const out = [];
         for (let i = 0; i < items.length; i += width) {
@@ -746,7 +746,7 @@ describe("client mistakes", () => {
             body: method === "PUT" ? v.meta : undefined,
           });
           assert.equal(r.status, 400, `${method} of a ${n}-byte name: ${r.status} ${r.body}`);
-          assert.match(r.body.toString(), /path too long/);
+          assert.match(r.body.toString(), /longer than 960 bytes/);
         }
       }
       // Upload ids that are not (or no longer) in progress.

@@ -142,7 +142,7 @@ describe("a pushed tree", () => {
 
     assert.equal((await fetch(`${edge.url}/${V1}/missing.squashfs`)).status, 404);
     assert.equal((await fetch(`${edge.url}/nope`)).status, 404);
-    assert.equal((await fetch(`${edge.url}/`)).status, 404);
+    assert.equal((await fetch(`${edge.url}/index.htm`)).status, 404);
     const post = await fetch(url, { method: "POST" });
     assert.equal(post.status, 405);
     assert.match(post.headers.get("allow"), /PUT/);

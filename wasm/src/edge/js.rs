@@ -241,7 +241,8 @@ pub async fn each_chunk(
         if Reflect::get(&step, &JsValue::from_str("done"))?.is_truthy() {
             break;
         }
-        let chunk: js_sys::Uint8Array = Reflect::get(&step, &JsValue::from_str("value"))?.unchecked_into();
+        let chunk: js_sys::Uint8Array =
+            Reflect::get(&step, &JsValue::from_str("value"))?.unchecked_into();
         f(&chunk.to_vec());
     }
     reader.release_lock()

@@ -416,7 +416,9 @@ pub async fn put(req: &Request, env: &Env, key: &str) -> Result<Reply> {
         let staged = format!("{STAGING}{}", js::random_uuid().replace('-', ""));
         store_body(req, &r2, (key, &staged), &c, length, None)
             .await?
-            .ok_or_else(|| Error::Internal(format!("{staged}: an unconditional put did not happen")))?;
+            .ok_or_else(|| {
+                Error::Internal(format!("{staged}: an unconditional put did not happen"))
+            })?;
         let checked = check_metadata(&r2, &staged, key, length).await;
         let committed = match checked {
             Ok(()) => commit_staged(&r2, &staged, key, &c.sha).await,
@@ -852,7 +854,10 @@ pub async fn delete(req: &Request, env: &Env, key: &str) -> Result<Reply> {
         grace_seconds: super::publish::grace_seconds(env),
         note: "leaves the catalog at the next POST /publish, and is purged no sooner than the grace period after it".into(),
     };
-    Ok(Reply::json(202, &serde_json::to_value(&answer).unwrap_or_default()))
+    Ok(Reply::json(
+        202,
+        &serde_json::to_value(&answer).unwrap_or_default(),
+    ))
 }
 
 /// The prefixes `GET /api/v1/files` pages through, in order, with the
@@ -932,5 +937,8 @@ pub async fn list(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply>
                 .collect();
         }
     }
-    Ok(Reply::json(200, &serde_json::to_value(&page).unwrap_or_default()))
+    Ok(Reply::json(
+        200,
+        &serde_json::to_value(&page).unwrap_or_default(),
+    ))
 }
