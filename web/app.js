@@ -12,7 +12,7 @@
 
 import init, * as ssgen from "./pkg/ssgen_wasm.js";
 import { Cancelled, Pool } from "./pool.js";
-import { filesFromDrop, filesFromFolderInput, head, mapLimit, rootTree } from "./files.js";
+import { filesFromDrop, filesFromFolderInput, head, mapLimit } from "./files.js";
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, props = {}, ...children) => {
@@ -21,15 +21,16 @@ const el = (tag, props = {}, ...children) => {
   return node;
 };
 
-// Where loose files are hashed: their digests do not depend on the
-// directory, so the user can edit os/release/… afterwards without hashing
-// again. The layout must be valid for the core to plan the pairs.
-const STAGING_DIR = "images/staging/staging/amd64/default/20000101_0000";
+// The fields of the export form that place the image (the core checks
+// each: ssgen.fieldProblem).
+const PLACE_FIELDS = ["os", "release", "arch", "variant", "version"];
 
 // The fixed ?timestamp=, or null: each run then takes the time it starts.
 const fixedTimestamp = readTimestamp();
 let pool = null;
 let run = null; // the current Run
+// The server root's paths, from the core (ssgen.vocabulary()).
+let vocab = null;
 const started = start();
 
 function readTimestamp() {
@@ -55,7 +56,8 @@ function showUpdated(out = null) {
   if (!out) {
     text = fixed ? `updated: ${new Date(fixedTimestamp * 1000).toUTCString()} (${source})` : "updated: the time of the build (now)";
   } else if (out.updatedKept) {
-    const whose = out.merged ? "the server's images.json: nothing added to it" : "the published images.json: nothing else changed";
+    const catalog = baseName(vocab.imagesJson);
+    const whose = out.merged ? `the server's ${catalog}: nothing added to it` : `the published ${catalog}: nothing else changed`;
     text = `updated: ${out.updated} (kept from ${whose})`;
   } else {
     text = `updated: ${out.updated} (${source})`;
@@ -91,6 +93,7 @@ async function start() {
     // nothing more is fetched, so the page works offline once loaded.
     const module = await WebAssembly.compile(await response.arrayBuffer());
     await init({ module_or_path: module });
+    vocab = ssgen.vocabulary();
     const size = Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 4));
     pool = new Pool(module, size);
     await pool.ready();
@@ -153,8 +156,8 @@ function wireInputs() {
   $("#merge-off").addEventListener("click", () => {
     if (run instanceof LooseRun) run.mergeFrom(null).catch(failed);
   });
-  $("#download-index").addEventListener("click", () => download("index.json", $("#index-json").textContent));
-  $("#download-images").addEventListener("click", () => download("images.json", $("#images-json").textContent));
+  $("#download-index").addEventListener("click", () => download(baseName(vocab.indexJson), $("#index-json").textContent));
+  $("#download-images").addEventListener("click", () => download(baseName(vocab.imagesJson), $("#images-json").textContent));
 }
 
 // Starts a new run once the page is up, after stopping the previous one.
@@ -186,7 +189,7 @@ function failed(e) {
 }
 
 function resetView() {
-  for (const id of ["#loose", "#progress", "#findings", "#output", "#merge"]) $(id).hidden = true;
+  for (const id of ["#loose", "#progress", "#findings", "#deltas", "#output", "#merge"]) $(id).hidden = true;
   $("#files").replaceChildren();
   $("#diagnostics").replaceChildren();
   $("#index-json").textContent = "";
@@ -195,14 +198,17 @@ function resetView() {
 
 // ------------------------------------------------------------- tree mode
 
-// A folder laid out as images/…: list it, hash what the plan asks, build.
+// A folder laid out as the server root's images directory (or the root
+// above it): list it, hash what the plan asks, build.
 async function treeRun(items) {
-  const { files, previous } = rootTree(items);
+  // The core says which files are the tree's, relative to the root.
+  const tree = ssgen.treeFiles(items.map((it) => it.path));
+  const files = tree.files.map(([i, path]) => ({ path, file: items[i].file }));
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const builder = new ssgen.Builder(runTimestamp());
   const current = new Run(builder);
   run = current;
-  if (previous) builder.setPrevious(await previous.text());
+  if (tree.previous !== null) builder.setPrevious(await items[tree.previous].file.text());
   const n = ssgen.headLength();
   // Heads and side files are tiny; read them a few at a time.
   const read = await mapLimit(files, 16, async ({ path, file }) =>
@@ -222,25 +228,33 @@ async function treeRun(items) {
 
 // ------------------------------------------------------------ loose mode
 
+// The files of one export: the workers say what each is (from its first
+// bytes and, for a tarball, its metadata.yaml), and the core places them
+// as `ssgen import` does.
 async function looseRun(list) {
-  const n = ssgen.headLength();
-  const described = await mapLimit(list, 8, async (file) => ({
-    name: file.name,
-    size: file.size,
-    head: [...(await head(file, n))],
-  }));
-  const placements = ssgen.placeLooseFiles(described);
-  const placed = placements
-    .map((p, i) => ({ ...p, file: list[i], head: new Uint8Array(described[i].head) }))
-    .filter((p) => p.target);
-  if (placed.length === 0) {
+  const described = await Promise.all(
+    list.map(async (file) => {
+      try {
+        return { name: file.name, size: file.size, ...(await pool.identify(file)) };
+      } catch (e) {
+        if (e instanceof Cancelled) throw e;
+        throw new Error(`${file.name}: ${e.message}`);
+      }
+    }),
+  );
+  const exp = new ssgen.Export(described.map(({ name, size, head, identified }) => ({ name, size, head, identified })));
+  const placements = exp.placements();
+  if (!placements.some((p) => p.target)) {
+    exp.free();
     throw new Error(
       `none of these files is an image file: ${placements.map((p) => `${p.name} (${p.reason})`).join(", ")}`,
     );
   }
-  const current = new LooseRun(placed, placements);
+  // The metadata.yaml that names the image: that of the first tarball placed.
+  const source = described.find((d, i) => d.metadata && placements[i].target) ?? null;
+  const current = new LooseRun(exp, list, placements, source);
   run = current;
-  await current.propose();
+  current.propose();
   $("#loose").hidden = false;
   await current.rebuild();
 }
@@ -278,6 +292,7 @@ class Run {
       this.builder.setClients($("#clients").value);
       const scan = this.builder.scan();
       showDiagnostics(scan.diagnostics);
+      drawDeltas(scan.deltas);
       if (scan.hasErrors) {
         throw new Error("The files have problems that block publishing; see the findings above.");
       }
@@ -306,24 +321,26 @@ class Run {
   }
 }
 
-// Loose export files: hashed once under a staging directory, then placed
-// where the form says, as often as the user edits it.
+// Loose export files: hashed once where the core stages them (their
+// digests do not depend on the directory), then placed where the form
+// says, as often as the user edits it.
 class LooseRun extends Run {
-  constructor(placed, placements) {
-    const timestamp = runTimestamp();
-    const builder = new ssgen.Builder(timestamp);
-    super(builder);
-    this.timestamp = timestamp;
+  constructor(exp, list, placements, source) {
+    super(null);
+    this.exp = exp;
+    this.timestamp = runTimestamp();
+    // The file whose metadata.yaml names the image ({name, metadata}), or null.
+    this.source = source;
     // The server's images.json to merge into ({text, source}), or null.
     this.server = null;
-    this.placed = placed;
-    this.placements = placements;
-    this.results = null;
-    for (const p of placed) {
-      const path = `${STAGING_DIR}/${p.target}`;
-      builder.addFile(path, p.file.size, p.head);
-      this.files.set(path, p.file);
-    }
+    this.hashed = false;
+    this.proposedVersion = null;
+    this.names = new Map();
+    placements.forEach((p, i) => {
+      if (!p.staged) return;
+      this.files.set(p.staged, list[i]);
+      this.names.set(p.staged, p.name);
+    });
     this.form = $("#loose-form");
     this.onInput = () => this.scheduleRebuild();
     this.form.addEventListener("input", this.onInput);
@@ -332,30 +349,33 @@ class LooseRun extends Run {
   async stop() {
     this.form.removeEventListener("input", this.onInput);
     await super.stop();
+    this.exp?.free();
+    this.exp = null;
   }
 
-  // Fills the form from metadata.yaml.
-  async propose() {
-    const meta = this.placed.find((p) => p.role === "metadata" || p.role === "unified");
+  // Fills the form from metadata.yaml, as `ssgen import` files the image.
+  propose() {
     const note = $("#metadata-note");
-    let proposal = {};
+    const meta = this.source?.metadata;
     if (!meta) {
       note.textContent = "No metadata tarball among these files: fill in the fields.";
-    } else if (!ssgen.readMetadata) {
-      note.textContent = "This build cannot read metadata.yaml: fill in the fields.";
     } else {
-      try {
-        const read = await pool.readMetadata(meta.file);
-        proposal = read.proposal;
-        note.textContent = `Proposed from metadata.yaml in ${meta.name}${read.description ? ` (“${read.description}”)` : ""}. Edit as needed.`;
-      } catch (e) {
-        throw new Error(`cannot read metadata.yaml from ${meta.name}: ${e.message}`);
-      }
+      note.textContent = `Proposed from metadata.yaml in ${this.source.name}${meta.description ? ` (“${meta.description}”)` : ""}. Edit as needed.`;
     }
-    for (const key of ["os", "release", "arch", "variant", "version"]) {
-      this.form.elements[key].value = proposal[key] ?? "";
-    }
-    drawRequirements(proposal.requirements ?? {});
+    for (const key of PLACE_FIELDS) this.form.elements[key].value = meta?.proposal[key] ?? "";
+    this.proposedVersion = meta?.proposal.version ?? null;
+    drawRequirements({});
+  }
+
+  // The version name the core gives the image in the product the form
+  // names, beside the versions the server lists (when merging), for as
+  // long as the user has not changed it.
+  proposeVersion() {
+    const meta = this.source?.metadata;
+    const field = this.form.elements.version;
+    if (!meta || field.value.trim() !== this.proposedVersion) return;
+    this.proposedVersion = ssgen.proposeVersion(meta.creationDate, this.fields(), this.server?.text ?? null);
+    field.value = this.proposedVersion;
   }
 
   // Merges into the server's catalog that `get()` reads (null: stop
@@ -378,8 +398,7 @@ class LooseRun extends Run {
     const f = this.form.elements;
     const value = (k) => f[k].value.trim();
     return {
-      dir: `images/${value("os")}/${value("release")}/${value("arch")}/${value("variant")}`,
-      version: value("version"),
+      ...Object.fromEntries(PLACE_FIELDS.map((k) => [k, value(k)])),
       osTitle: value("osTitle"),
       releaseTitle: value("releaseTitle"),
       aliases: value("aliases").split(",").map((a) => a.trim()).filter(Boolean),
@@ -387,49 +406,51 @@ class LooseRun extends Run {
     };
   }
 
+  // What the core says of each field that places the image; marks the
+  // fields it refuses.
+  fieldProblems(fields) {
+    const problems = [];
+    for (const key of PLACE_FIELDS) {
+      const problem = ssgen.fieldProblem(key, fields[key]);
+      this.form.elements[key].setCustomValidity(problem ?? "");
+      if (problem) problems.push(`${key}${fields[key] ? ` “${fields[key]}”` : ""}: ${problem}`);
+    }
+    return problems;
+  }
+
   async rebuild() {
     // Edits while the files are hashed are read once hashing is over.
     if (this.stopped || this.hashing) return;
     clearError();
-    if (!this.results) {
-      // Hash first (once), under the staging directory.
-      this.builder.setClients("both");
-      const scan = this.builder.scan();
-      const results = [];
-      const names = new Map(this.placed.map((p) => [`${STAGING_DIR}/${p.target}`, p.name]));
+    if (!this.hashed) {
       this.hashing = hashPlan(
-        scan.plan,
+        this.exp.plan(),
         (path) => this.files.get(path),
-        (r) => results.push(r),
-        (path) => names.get(path) ?? path,
+        (r) => this.exp.record(r),
+        (path) => this.names.get(path) ?? path,
       );
       try {
         await this.hashing;
       } finally {
         this.hashing = null;
       }
-      this.results = results;
+      this.hashed = true;
     }
-    if (!this.form.reportValidity()) {
+    this.proposeVersion();
+    const fields = this.fields();
+    const problems = this.fieldProblems(fields);
+    if (problems.length) {
       $("#output").hidden = true;
-      showError("Fill in os, release, arch, variant and version (YYYYMMDD…) to build the catalog.");
+      showError(`To build the catalog, fix ${problems.join("; ")}.`);
       return;
     }
-    const fields = this.fields();
-    const versionDir = `${fields.dir}/${fields.version}`;
-    const move = (path) => `${versionDir}/${path.slice(STAGING_DIR.length + 1)}`;
-    const builder = new ssgen.Builder(this.timestamp);
+    const layout = this.exp.layout(fields);
+    const builder = this.exp.builder(fields, this.timestamp);
     try {
       builder.setClients($("#clients").value);
       builder.mergeInto(this.server?.text ?? null);
-      for (const p of this.placed) builder.addFile(`${versionDir}/${p.target}`, p.file.size, p.head);
-      const side = sideFiles(fields);
-      for (const s of side) builder.addSideFile(s.path, new TextEncoder().encode(s.text));
-      for (const r of this.results) {
-        builder.record({ ...r, path: move(r.path), combined: r.combined.map(([m, d]) => [move(m), d]) });
-      }
       const scan = builder.scan();
-      drawPlacements(this.placements, versionDir, side, scan.products[0]);
+      drawPlacements(layout, scan.products[0]);
       showDiagnostics(scan.diagnostics);
       if (scan.hasErrors) throw new Error("The fields have problems that block publishing; see the findings above.");
       let out;
@@ -474,21 +495,17 @@ async function fetchServerCatalog(input) {
   } catch {
     throw new Error(`${input} is not a URL (e.g. https://images.example.org/)`);
   }
-  if (!url.pathname.endsWith(".json")) url = new URL("streams/v1/index.json", url.href.endsWith("/") ? url.href : `${url.href}/`);
+  if (!url.pathname.endsWith(".json")) url = new URL(vocab.indexJson, url.href.endsWith("/") ? url.href : `${url.href}/`);
   let text = await fetchText(url);
-  let doc;
+  // An index: the core says where its products file is, from the index.
+  let catalog;
   try {
-    doc = JSON.parse(text);
-  } catch {
-    throw new Error(`${url.href} is not JSON: give the server's URL, or its streams/v1/images.json`);
+    catalog = ssgen.catalogInIndex(text);
+  } catch (e) {
+    throw new Error(`${url.href} ${e.message}`);
   }
-  if (doc?.format === "index:1.0") {
-    const catalogs = Object.values(doc.index ?? {}).filter((e) => e?.datatype === "image-downloads" && typeof e.path === "string");
-    if (catalogs.length !== 1) {
-      throw new Error(`${url.href} lists ${catalogs.length} image catalogs, not one: download the one to merge into and choose it as a file`);
-    }
-    // Paths in an index are relative to the server root, two levels up.
-    url = new URL(catalogs[0].path, new URL("../../", url));
+  if (catalog !== null) {
+    url = new URL(catalog, url);
     text = await fetchText(url);
   }
   return { text, source: url.href };
@@ -500,7 +517,7 @@ async function fetchText(url) {
     response = await fetch(url, { cache: "no-store" });
   } catch {
     throw new Error(
-      `cannot read ${url.href}: the server does not answer, or does not let other pages read its files (it sends no Access-Control-Allow-Origin header); download its streams/v1/images.json and choose it as a file instead`,
+      `cannot read ${url.href}: the server does not answer, or does not let other pages read its files (it sends no Access-Control-Allow-Origin header); download its ${vocab.imagesJson} and choose it as a file instead`,
     );
   }
   if (!response.ok) throw new Error(`cannot read ${url.href}: HTTP ${response.status}`);
@@ -678,43 +695,29 @@ function readRequirements(form) {
   return out;
 }
 
-// The side files the form implies, as `ssgen build` reads them from disk.
-function sideFiles(fields) {
-  const out = [];
-  const meta = {};
-  if (fields.osTitle) meta.os = fields.osTitle;
-  if (fields.releaseTitle) meta.release_title = fields.releaseTitle;
-  if (fields.aliases.length) meta.aliases = fields.aliases;
-  if (Object.keys(meta).length) {
-    out.push({ path: `${fields.dir}/metadata.json`, text: `${JSON.stringify(meta, null, 2)}\n` });
-  }
-  if (Object.keys(fields.requirements).length) {
-    const sorted = Object.fromEntries(Object.entries(fields.requirements).sort());
-    out.push({ path: `${fields.dir}/.requirements`, text: `${JSON.stringify(sorted, null, 2)}\n` });
-  }
-  return out;
-}
-
-function drawPlacements(placements, versionDir, side, product) {
+// Where each file goes for the form's fields, the small side files the
+// form implies (written by the core as a build reads them), and how the
+// clients will show the product.
+function drawPlacements(layout, product) {
   const body = $("#placements tbody");
   body.replaceChildren(
-    ...placements.map((p) =>
+    ...layout.files.map((p) =>
       el(
         "tr",
         {},
         el("td", {}, el("code", { textContent: p.name })),
-        p.target ? el("td", {}, el("code", { textContent: `${versionDir}/${p.target}` })) : el("td", { textContent: `left out: ${p.reason}` }),
-        el("td", { textContent: p.role }),
+        p.path ? el("td", {}, el("code", { textContent: p.path })) : el("td", { textContent: `left out: ${p.reason}` }),
+        el("td", { textContent: p.ftype ?? "" }),
       ),
     ),
   );
   const box = $("#side-files");
   box.replaceChildren();
-  if (side.length) {
+  if (layout.sideFiles.length) {
     box.append("Also put these small files there (ssgen build reads them): ");
-    for (const s of side) {
+    for (const s of layout.sideFiles) {
       const button = el("button", { type: "button", textContent: s.path });
-      button.addEventListener("click", () => download(s.path.split("/").pop(), s.text));
+      button.addEventListener("click", () => download(s.name, s.text));
       box.append(button, " ");
     }
   }
@@ -722,6 +725,24 @@ function drawPlacements(placements, versionDir, side, product) {
     $("#default-aliases").textContent =
       `Clients will show “${product.osTitle} ${product.releaseTitle}”, with aliases ${product.aliases.join(", ") || "(none)"}.`;
   }
+}
+
+// The deltas of a dropped tree, as the catalog names them: a daemon that
+// holds the base version downloads the delta instead of the whole root.
+function drawDeltas(deltas) {
+  $("#deltas").hidden = deltas.length === 0;
+  $("#deltas-table tbody").replaceChildren(
+    ...deltas.map((d) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, el("code", { textContent: d.product })),
+        el("td", {}, el("code", { textContent: d.version })),
+        el("td", {}, el("code", { textContent: d.base })),
+        el("td", { textContent: formatBytes(d.size), title: `${d.path}, ${d.size} bytes` }),
+      ),
+    ),
+  );
 }
 
 // ------------------------------------------------------------------ misc
@@ -733,6 +754,11 @@ function download(name, text) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+// The last component of a path.
+function baseName(path) {
+  return path.slice(path.lastIndexOf("/") + 1);
 }
 
 function formatBytes(n) {

@@ -70,11 +70,13 @@ export class Pool {
     return Promise.all(this.slots.map((s) => s.ready));
   }
 
-  // Reads metadata.yaml from a tarball (decompressed in a worker).
-  async readMetadata(file) {
+  // What a file of an export is, and what its metadata.yaml says (read in
+  // the least busy worker): {head, identified, metadata}.
+  async identify(file) {
     await this.ready();
-    const reply = await this.slots[0].request({ type: "metadata", file });
-    return reply.metadata;
+    const slot = this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const reply = await slot.request({ type: "identify", file });
+    return reply.identified;
   }
 
   cancel() {

@@ -9,11 +9,11 @@
 //   {type: "hash", id, job, file, prefixes: [{job, file}]}
 //        prefixes: metadata files this worker must hash first (their
 //        finished SHA-256 state cannot be sent from another worker)
-//   {type: "metadata", id, file}                  read metadata.yaml from a tarball
+//   {type: "identify", id, file}                  what a file of an export is
 //   {type: "cancel"}                               stop the current job
 // Messages out:
 //   {type: "ready"} | {type: "progress", id, path, done}
-//   {type: "result", id, result, hashMs} | {type: "metadata", id, metadata}
+//   {type: "result", id, result, hashMs} | {type: "identified", id, identified}
 //        hashMs: time spent inside the hasher (the rest was reading)
 //   {type: "error", id, message} | {type: "cancelled", id}
 
@@ -23,8 +23,9 @@ import init, * as ssgen from "./pkg/ssgen_wasm.js";
 // vanishes, small enough that memory stays flat.
 const CHUNK = 4 * 1024 * 1024;
 
-// Metadata tarballs are read in smaller pieces: reading stops early.
-const METADATA_CHUNK = 256 * 1024;
+// Files of an export are identified from smaller pieces: reading stops at
+// the first bytes, or once a tarball's metadata.yaml is known.
+const IDENTIFY_CHUNK = 256 * 1024;
 
 let store = null;
 // Bumped by "cancel": a job started under an older generation stops.
@@ -130,19 +131,20 @@ async function handle(msg) {
         }
       }, gen);
       postMessage({ type: "result", id, result, hashMs: inHasher.ms });
-    } else if (msg.type === "metadata") {
-      // Streamed: the reader stops once metadata.yaml is known, so a
-      // multi-GB unified tarball is not read to its end.
+    } else if (msg.type === "identify") {
+      // Streamed: the core reads the first bytes, and a tarball only until
+      // its metadata.yaml is known, so a multi-GB unified tarball is not
+      // read to its end.
       const { file } = msg;
       const reader = new FileReaderSync();
       let offset = 0;
-      const metadata = ssgen.readMetadataFrom(() => {
-        const end = Math.min(offset + METADATA_CHUNK, file.size);
+      const identified = ssgen.identifyExport(() => {
+        const end = Math.min(offset + IDENTIFY_CHUNK, file.size);
         const piece = offset < end ? reader.readAsArrayBuffer(file.slice(offset, end)) : new ArrayBuffer(0);
         offset = end;
         return new Uint8Array(piece);
       });
-      postMessage({ type: "metadata", id, metadata });
+      postMessage({ type: "identified", id, identified });
     } else {
       throw new Error(`unknown message ${msg.type}`);
     }

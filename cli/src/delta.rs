@@ -1,7 +1,8 @@
-//! Image diffs in the build: makes the VCDIFF deltas the core plans, with a
-//! pure-Rust encoder, and proves every delta the catalog would name
-//! (made here or by hand) by decoding it and comparing the result's sha256
-//! with its target's, before the catalog names it.
+//! Image diffs in the build: makes the VCDIFF deltas the core plans, with
+//! the core's encoder ([`ssgen_core::vcdiff`]), and proves every delta the
+//! catalog would name (made here or by hand) by decoding it with another
+//! decoder (oxidelta's) and comparing the result's sha256 with its
+//! target's, before the catalog names it.
 //!
 //! - Written like every other file: into a hidden temporary file in the
 //!   target's version directory, flushed, decoded and checked, then renamed
@@ -11,13 +12,14 @@
 //! - Cached: what was made, found too large or found wrong is recorded in
 //!   `ROOT/.ssgen/deltas.json` against the sha256 of its base and target
 //!   (and of the delta), so an unchanged tree encodes and decodes nothing.
-//! - Parallel across products, in memory bounded by [`budget`]: the encoder
-//!   holds the whole base image and an index of it (see [`encode_cost`];
-//!   2.5 times the base for 80 MiB, nearer 1.5 times for GiBs), so deltas run side by side only
-//!   while their sum fits in half the memory available; one that does not
-//!   fit in all of it is skipped with a warning. Checking a delta already
-//!   on disk reads the base from the file and holds one window (at most
-//!   16 MiB).
+//! - Parallel across products, in memory bounded by [`budget`]: a delta
+//!   holds an index of its base (a quarter of the base, 256 MiB at most)
+//!   and about 40 MiB of windows and buffers (see [`encode_cost`]); the
+//!   base is read from its file where the encoder and the check need it,
+//!   and its digest is checked as it is indexed. Deltas run side by side
+//!   only while their sum fits in half the memory available; one that does
+//!   not fit in all of it is skipped with a warning. Checking a delta
+//!   already on disk holds one window (at most 16 MiB) and its copies.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -29,12 +31,11 @@ use std::sync::{Condvar, Mutex};
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use oxidelta::compress::decoder::DeltaDecoder;
-use oxidelta::compress::encoder::{CompressOptions, DeltaEncoder};
 use oxidelta::vcdiff::decoder::{DecodeError, SourceProvider};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use ssgen_core::delta::{self, Job, Published, Settings};
-use ssgen_core::{Config, Diagnostic, Digests, Entry, HEAD_LEN, Level, Scan, Sha256};
+use ssgen_core::{Config, Diagnostic, Digests, Entry, HEAD_LEN, Level, Scan, Sha256, vcdiff};
 
 use crate::cache::Stamp;
 use crate::exit::Invalid;
@@ -147,12 +148,13 @@ impl Step<'_> {
                     .deltas
                     .get(&job.path)
                     .filter(|r| r.base == base.to_hex() && r.target == target.to_hex());
+                // A delta found wrong was a file on disk, now gone (a
+                // listed file is never planned over): make the right one.
                 let skip = match tried.map(|r| &r.outcome) {
-                    Some(Outcome::TooLarge { at_least }) => {
-                        !settings.keeps(*at_least, job.target_size)
+                    Some(Outcome::TooLarge { at_least, encoder }) => {
+                        *encoder == ENCODER && !settings.keeps(*at_least, job.target_size)
                     }
-                    Some(Outcome::Wrong { .. }) => true,
-                    Some(Outcome::Good) | None => false,
+                    Some(Outcome::Good | Outcome::Wrong { .. }) | None => false,
                 };
                 if !skip {
                     todo.push((job, *base, *target));
@@ -192,9 +194,13 @@ impl Step<'_> {
                             "note: {}: no delta from {}: it would be at least {at_least} bytes, not under {} % of the {} bytes it saves",
                             job.path, job.base_version, settings.max_percent, job.target_size
                         );
-                        records
-                            .deltas
-                            .insert(job.path.clone(), record(Outcome::TooLarge { at_least }));
+                        records.deltas.insert(
+                            job.path.clone(),
+                            record(Outcome::TooLarge {
+                                at_least,
+                                encoder: ENCODER,
+                            }),
+                        );
                     }
                     Ok(Made::Skipped(why)) => warn(
                         &job.path,
@@ -320,8 +326,14 @@ impl Record {
 enum Outcome {
     /// The delta decodes to the target.
     Good,
-    /// Encoding stopped past the size limit, after `at_least` bytes.
-    TooLarge { at_least: u64 },
+    /// Encoding stopped past the size limit, after `at_least` bytes, with
+    /// the encoder [`ENCODER`] names (0 where a record names none: another
+    /// encoder, whose finding is tried again).
+    TooLarge {
+        at_least: u64,
+        #[serde(default)]
+        encoder: u32,
+    },
     /// The delta does not decode to the target.
     Wrong { why: String },
 }
@@ -379,23 +391,27 @@ fn budget() -> Budget {
     }
 }
 
-/// Memory one encoding holds, at most: the base image; the encoder's index
-/// of it (an 8-byte slot per 26 bytes of the base rounded up to a power of
-/// two, the slots rounded up again); its per-window tables (32 MiB for an
-/// 8 MiB window) and the read, write and decode buffers here.
+/// Memory one delta takes, at most: while it is encoded, the index of the
+/// base ([`vcdiff::Index::memory`]: a quarter of the base, 256 MiB at most),
+/// the encoder's window and tables, what it writes of one window, and the
+/// read and write buffers here; then, while it is checked, the decoder's
+/// window, its sections and its largest copy (a window each). The base
+/// itself is read where needed, never held.
 fn encode_cost(base_size: u64) -> u64 {
-    base_size + base_size.next_power_of_two() / 26 * 16 + (80 << 20)
+    let window = vcdiff::WINDOW as u64;
+    let buffers = 2 * CHUNK as u64;
+    let encode =
+        vcdiff::Index::memory(base_size) + vcdiff::Encoder::memory(vcdiff::WINDOW) + window;
+    let check = 3 * window;
+    encode.max(check) + buffers
 }
 
-/// The encoder's target window: xdelta3's default, well under the 16 MiB
-/// its decoder accepts.
-const WINDOW: usize = 8 << 20;
-/// oxidelta's "fastest" profile: on an 81 MiB squashfs pair its delta was
-/// 0.15 % larger than the slowest profile's, in a third of the CPU time,
-/// and its source index (one slot per 26 bytes) is the smallest.
-const LEVEL: u32 = 1;
-/// Read size for the files the encoder and the checks stream.
-const CHUNK: usize = 4 << 20;
+/// Which encoder made a record's finding: one that found a delta too
+/// large says nothing of what another would make. Raised whenever the
+/// encoder finds other matches.
+const ENCODER: u32 = 1;
+/// Read and write size for the files the encoder and the checks stream.
+const CHUNK: usize = 1 << 20;
 
 /// What became of one planned delta.
 enum Made {
@@ -442,18 +458,55 @@ impl<W: Write> Write for Sink<W> {
     }
 }
 
-/// Reads `path` whole, checking that it still has the digest it was
-/// hashed with.
-fn read_checked(path: &Path, want: Sha256) -> Result<Vec<u8>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read the base {}: {e}", path.display()))?;
-    if Sha256::of(&bytes) != want {
+/// A base file, read where the encoder asks.
+struct BaseFile<'a>(&'a File);
+
+impl vcdiff::Base for BaseFile<'_> {
+    type Error = std::io::Error;
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == ErrorKind::UnexpectedEof {
+                std::io::Error::new(e.kind(), "it is shorter than when it was indexed")
+            } else {
+                e
+            }
+        })
+    }
+}
+
+/// What identifies the bytes of an open file: any write to it changes its
+/// ctime.
+fn identity(file: &File) -> std::io::Result<Stamp> {
+    Ok(Stamp::of(&file.metadata()?))
+}
+
+/// Indexes the base, read once in order, checking that it still has the
+/// digest it was hashed with.
+fn index_base(file: &File, path: &Path, want: Sha256) -> Result<vcdiff::Index, String> {
+    let cannot = |e: std::io::Error| format!("cannot read the base {}: {e}", path.display());
+    let len = file.metadata().map_err(cannot)?.len();
+    let mut builder = vcdiff::IndexBuilder::new(len);
+    let mut sha = sha2::Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut reader = file;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(cannot(e)),
+        };
+        sha.update(&buf[..n]);
+        builder.push(&buf[..n]);
+    }
+    if Sha256(sha.finalize().into()) != want {
         return Err(format!(
             "the base {} changed since it was hashed; the next build makes the delta",
             path.display()
         ));
     }
-    Ok(bytes)
+    Ok(builder.finish())
 }
 
 /// Makes one delta. `Err` only for a failure to write (the build stops);
@@ -475,8 +528,19 @@ fn make(
             all >> 20
         )));
     }
-    let base = match read_checked(&root.join(&job.base), base_sha) {
-        Ok(b) => b,
+    let base_path = root.join(&job.base);
+    let base = match File::open(&base_path) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(Made::Skipped(format!(
+                "cannot read the base {}: {e}",
+                base_path.display()
+            )));
+        }
+    };
+    let before = identity(&base);
+    let index = match index_base(&base, &base_path, base_sha) {
+        Ok(index) => index,
         Err(why) => return Ok(Made::Skipped(why)),
     };
     let target_path = root.join(&job.target);
@@ -496,7 +560,15 @@ fn make(
         .and_then(|n| n.to_str())
         .context("a delta path has a file name")?;
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = encode_and_publish(&tmp, &path, &base, &mut target, target_sha, job, settings);
+    let files = Files {
+        tmp: &tmp,
+        path: &path,
+        base: &base,
+        base_path: &base_path,
+        target: &mut target,
+        target_path: &target_path,
+    };
+    let result = encode_and_publish(files, index, &before, target_sha, job, settings);
     if !matches!(result, Ok(Made::Written { .. })) {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -508,54 +580,99 @@ fn make(
     Ok(made)
 }
 
+/// The files one delta is made from and written to.
+struct Files<'a> {
+    tmp: &'a Path,
+    path: &'a Path,
+    base: &'a File,
+    base_path: &'a Path,
+    target: &'a mut File,
+    target_path: &'a Path,
+}
+
+/// Why an encoding stopped.
+enum Stop {
+    Base(std::io::Error),
+    Target(std::io::Error),
+    Write(std::io::Error),
+}
+
 fn encode_and_publish(
-    tmp: &Path,
-    path: &Path,
-    base: &[u8],
-    target: &mut File,
+    files: Files<'_>,
+    index: vcdiff::Index,
+    before: &std::io::Result<Stamp>,
     target_sha: Sha256,
     job: &Job,
     settings: Settings,
 ) -> Result<Made> {
+    let Files {
+        tmp,
+        path,
+        base,
+        base_path,
+        target,
+        target_path,
+    } = files;
     let file = File::create(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut sink = Sink {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        inner: std::io::BufWriter::with_capacity(CHUNK, file),
         sha: sha2::Sha256::new(),
         written: 0,
         limit: settings.size_limit(job.target_size),
         over: false,
         head: Vec::new(),
     };
-    let options = CompressOptions {
-        level: LEVEL,
-        window_size: WINDOW,
-        checksum: true,
-        secondary: oxidelta::compress::secondary::SecondaryCompression::None,
-    };
-    let mut encoder = DeltaEncoder::new(&mut sink, base, options);
     let mut target_hash = sha2::Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
     let mut read = 0u64;
-    let encoded: Result<(), oxidelta::compress::encoder::EncodeError> = (|| {
+    let encoded: Result<vcdiff::Stats, Stop> = (|| {
+        let mut encoder = vcdiff::Encoder::new(&index);
+        let mut source = BaseFile(base);
+        let mut buf = vec![0u8; CHUNK];
+        let mut out = Vec::new();
         loop {
             let n = match target.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Stop::Target(e)),
             };
             target_hash.update(&buf[..n]);
             read += n as u64;
-            encoder.write_target(&buf[..n])?;
+            encoder
+                .push(&buf[..n], &mut source, &mut out)
+                .map_err(Stop::Base)?;
+            sink.write_all(&out).map_err(Stop::Write)?;
+            out.clear();
         }
-        encoder.finish().map(|_| ())
+        let stats = encoder.finish(&mut source, &mut out).map_err(Stop::Base)?;
+        sink.write_all(&out).map_err(Stop::Write)?;
+        sink.flush().map_err(Stop::Write)?;
+        Ok(stats)
     })();
+    drop(index);
     if sink.over {
         return Ok(Made::TooLarge {
             at_least: sink.limit.saturating_add(1),
         });
     }
-    encoded.with_context(|| format!("cannot write {}", tmp.display()))?;
+    match encoded {
+        Ok(_) => {}
+        Err(Stop::Base(e)) => {
+            return Ok(Made::Skipped(format!(
+                "cannot read the base {}: {e}",
+                base_path.display()
+            )));
+        }
+        Err(Stop::Target(e)) => {
+            return Ok(Made::Skipped(format!(
+                "cannot read the target {}: {e}",
+                target_path.display()
+            )));
+        }
+        Err(Stop::Write(e)) => {
+            return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+        }
+    }
     if read != job.target_size || Sha256(target_hash.finalize().into()) != target_sha {
         return Ok(Made::Skipped(format!(
             "the target {} changed since it was hashed; the next build makes the delta",
@@ -574,15 +691,29 @@ fn encode_and_publish(
     drop(file);
     let sha256 = Sha256(sha.finalize().into());
 
-    // Proved before it is named: decoded against the same base bytes, the
-    // result must be the target, byte for byte.
+    // Proved before it is named: decoded by another decoder against the
+    // same base file, the result must be the target, byte for byte; and
+    // the base must not have changed meanwhile (its digest was checked as
+    // it was indexed).
     let delta = File::open(tmp).with_context(|| format!("cannot read back {}", tmp.display()))?;
-    let mut source: &[u8] = base;
+    let mut source = FileSource {
+        file: base,
+        len: job.base_size,
+    };
     if let Err(why) = decodes_to(delta, &mut source, job.target_size, target_sha) {
         return Ok(Made::Skipped(format!(
             "the delta made from {} does not decode to its target ({why}); it is not published",
             job.base
         )));
+    }
+    match (before, identity(base)) {
+        (Ok(a), Ok(b)) if *a == b => {}
+        _ => {
+            return Ok(Made::Skipped(format!(
+                "the base {} changed while the delta was made; the next build makes it",
+                job.base
+            )));
+        }
     }
 
     match rustix::fs::renameat_with(
@@ -671,12 +802,12 @@ fn decodes_to<S: SourceProvider>(
 }
 
 /// A base read from its file where the decoder asks, not held in memory.
-struct FileSource {
-    file: File,
+struct FileSource<'a> {
+    file: &'a File,
     len: u64,
 }
 
-impl SourceProvider for FileSource {
+impl SourceProvider for FileSource<'_> {
     fn read_source(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, DecodeError> {
         let mut filled = 0;
         while filled < buf.len() {
@@ -738,7 +869,7 @@ fn check_on_disk(root: &Path, p: &Published, record: &Record) -> Verdict {
             .metadata()
             .map_err(|e| format!("cannot stat {}: {e}", p.base))?
             .len();
-        let mut source = FileSource { file: base, len };
+        let mut source = FileSource { file: &base, len };
         decodes_to(open(&delta)?, &mut source, target_size, want)?;
         Ok(Verdict::Good)
     })();
@@ -892,27 +1023,32 @@ mod tests {
         let base: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let mut target = base.clone();
         target[1000..1100].fill(7);
-        let mut delta = Vec::new();
-        oxidelta::compress::encoder::encode_all(
-            &mut delta,
-            &base,
-            &target,
-            CompressOptions::default(),
-        )
-        .expect("encodes");
+        let delta = vcdiff::encode(&base, &target);
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("d.vcdiff");
         std::fs::write(&path, &delta).expect("write");
         let open = || File::open(&path).expect("open");
         let n = target.len() as u64;
-        let mut src: &[u8] = &base;
-        assert!(decodes_to(open(), &mut src, n, Sha256::of(&target)).is_ok());
-        let mut src: &[u8] = &base;
-        let err = decodes_to(open(), &mut src, n, Sha256::of(&base)).expect_err("other bytes");
+        let file_of = |bytes: &[u8]| {
+            let path = dir.path().join("base");
+            std::fs::write(&path, bytes).expect("write");
+            File::open(&path).expect("open")
+        };
+        let base_file = file_of(&base);
+        let source = || FileSource {
+            file: &base_file,
+            len: base.len() as u64,
+        };
+        assert!(decodes_to(open(), &mut source(), n, Sha256::of(&target)).is_ok());
+        let err = decodes_to(open(), &mut source(), n, Sha256::of(&base)).expect_err("other bytes");
         assert!(err.contains("not to the target"), "{err}");
         // Another base: the window checksums no longer match.
-        let other = vec![1u8; base.len()];
-        let mut src: &[u8] = &other;
-        assert!(decodes_to(open(), &mut src, n, Sha256::of(&target)).is_err());
+        let other = file_of(&vec![1u8; base.len()]);
+        let mut src = FileSource {
+            file: &other,
+            len: base.len() as u64,
+        };
+        let err = decodes_to(open(), &mut src, n, Sha256::of(&target)).expect_err("other base");
+        assert!(err.contains("does not decode"), "{err}");
     }
 }

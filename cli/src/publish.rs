@@ -1,16 +1,19 @@
 //! Publishing a root's catalog: the rebuild every writer runs (build,
 //! watch, serve, import, mirror, prune, remove), the options they share,
-//! resolved once into [`Settings`], and the root lock they take.
+//! resolved once into [`Settings`], the root lock they take, and the one
+//! scan of a tree that the rebuild and a push both start with
+//! ([`scan_tree`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use clap::{Args, ValueEnum};
-use ssgen_core::withdrawn;
+use ssgen_core::vocab::IMAGES;
+use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{
-    Client, Clients, Config, Diagnostic, Digests, IMAGES_JSON, INDEX_JSON, Level, Scan,
+    Client, Clients, Config, Diagnostic, Digests, IMAGES_JSON, INDEX_JSON, Level, Scan, Sha256,
 };
 
 use crate::cache::Cache;
@@ -193,21 +196,125 @@ pub fn rebuild_locked(root: &Root, lock: &RootLock, settings: &Settings) -> Resu
     build(root, settings, Some(lock))
 }
 
-fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Built> {
-    let config = settings.config();
-    let mut cache = Cache::load(root.path());
-    let mut listing = walk::list(root.path(), &cache)?;
+/// A tree listed, laid out and hashed: what a rebuild or a push publishes.
+pub struct Scanned {
+    /// The files under `images/`.
+    pub listing: walk::Listing,
+    /// Its layout: products, versions, and what is left out.
+    pub scan: Scan,
+    /// The digests of every file the catalog lists.
+    pub digests: Digests,
+    /// How many files were read to hash them, and their bytes (the cache
+    /// knew the others).
+    pub read: (usize, u64),
+    cache: Cache,
+}
+
+/// One file a catalog of the tree lists, with its digests.
+#[derive(Clone, Debug)]
+pub struct TreeFile {
+    /// Relative to the root (`images/…`).
+    pub path: String,
+    pub size: u64,
+    pub sha256: Sha256,
+    /// For a root: the name of each metadata file it pairs with → the
+    /// pair's fingerprint, `sha256(metadata ‖ this file)`.
+    pub combined: BTreeMap<String, Sha256>,
+}
+
+impl Scanned {
+    /// Records the digests in the cache (for the listing as it is now,
+    /// deltas made since the scan included) and writes the cache when it
+    /// changed.
+    pub fn save_cache(&mut self) -> Result<()> {
+        save_cache(&mut self.cache, &self.listing, &self.digests)
+    }
+
+    /// Every file of a published version, with its digests.
+    pub fn files(&self) -> Result<Vec<TreeFile>> {
+        let mut combined: BTreeMap<&str, BTreeMap<String, Sha256>> = BTreeMap::new();
+        for ((meta, root), digest) in &self.digests.combined {
+            combined
+                .entry(root.as_str())
+                .or_default()
+                .insert(file_name(meta).to_owned(), *digest);
+        }
+        self.scan
+            .files()
+            .map(|f| {
+                let sha256 = *self
+                    .digests
+                    .files
+                    .get(&f.path)
+                    .ok_or_else(|| anyhow!("{}: not hashed", f.path))?;
+                Ok(TreeFile {
+                    path: f.path.clone(),
+                    size: f.size,
+                    sha256,
+                    combined: combined.remove(f.path.as_str()).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// The files of the listing that `.withdrawn` markers take out of the
+    /// catalog (the markers aside), as the build reads the markers: one it
+    /// cannot parse withdraws its whole version.
+    pub fn withdrawn(&self) -> BTreeSet<String> {
+        let files = &self.listing.files;
+        let mut out = BTreeSet::new();
+        for (path, listed) in files {
+            if file_name(path) != withdrawn::FILE_NAME {
+                continue;
+            }
+            let dir = dir_of(path);
+            let marker =
+                Withdrawn::parse(listed.entry.contents.as_deref().unwrap_or_default()).ok();
+            out.extend(
+                files
+                    .keys()
+                    .filter(|p| dir_of(p) == dir)
+                    .filter(|p| {
+                        let name = file_name(p);
+                        name != withdrawn::FILE_NAME
+                            && marker.as_ref().is_none_or(|m| m.covers(name))
+                    })
+                    .cloned(),
+            );
+        }
+        out
+    }
+}
+
+fn save_cache(cache: &mut Cache, listing: &walk::Listing, digests: &Digests) -> Result<()> {
+    if cache.update(listing, digests) {
+        cache.save()?;
+    }
+    Ok(())
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn dir_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(d, _)| d)
+}
+
+/// The one scan of a tree every writer and a push start with: lists
+/// `root` (taking the first bytes and digests the cache still has), lays
+/// it out, prints what the layout reports, refuses an error (and, with
+/// `--strict`, a warning), and hashes what the cache does not know,
+/// checking each file as a build does. Under the root `lock`, what killed
+/// writers left is deleted first. The cache is the caller's to save
+/// ([`Scanned::save_cache`]), once what it publishes is written.
+pub fn scan_tree(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Scanned> {
+    let cache = Cache::load(root.path());
+    let listing = walk::list(root.path(), &cache)?;
     if lock.is_some() {
         clean_leftovers(root, &listing.leftovers)?;
     }
-    let scan = ssgen_core::scan(&listing.entries(), &config);
-    let no_images = !root.join("images").is_dir();
-    if no_images {
-        eprintln!(
-            "warning: {}: has no images/ directory, so there is nothing to publish (fix: give the server root, the directory holding images/, or put the images in ROOT/images/<os>/<release>/<arch>/<variant>/<version>/)",
-            root.path().display()
-        );
-    }
+    let scan = ssgen_core::scan(&listing.entries(), &settings.config());
     report(&scan.diagnostics, &listing);
     if scan.has_errors() {
         let n = scan
@@ -220,17 +327,64 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
         ))
         .into());
     }
-    if settings.strict && no_images {
-        return Err(Invalid(format!(
-            "--strict: a warning above; nothing was written (give the server root, or create {})",
-            root.join("images").display()
-        ))
-        .into());
-    }
     refuse_warnings(settings.strict, &scan.diagnostics)?;
     let mut digests = cache.known(&listing);
     let plan = scan.plan(&digests);
     hashing::run(root.path(), &plan, &mut digests, hashing::Check::Whole)?;
+    Ok(Scanned {
+        listing,
+        scan,
+        digests,
+        read: (plan.jobs().count(), plan.total_bytes()),
+        cache,
+    })
+}
+
+/// [`scan_tree`] for a push, which sends the tree as it is (to a bucket or
+/// an edge): a root without `images/` is refused, with `--strict` so is
+/// a warning the catalog would give, and the cache is saved at once (a
+/// failure to save it is only a warning: it saves work, nothing more).
+pub fn scan_to_push(root: &Path, settings: &Settings) -> Result<Scanned> {
+    if !root.join(IMAGES).is_dir() {
+        return Err(Invalid(format!(
+            "{}: no {IMAGES}/ directory; give the server root",
+            root.display()
+        ))
+        .into());
+    }
+    let mut tree = scan_tree(&Root::open(root)?, settings, None)?;
+    if settings.strict {
+        refuse_catalog_warnings(&tree.scan, &tree.digests, &settings.config(), &tree.listing)?;
+    }
+    if let Err(e) = tree.save_cache() {
+        eprintln!("warning: {e:#}");
+    }
+    Ok(tree)
+}
+
+fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Built> {
+    let config = settings.config();
+    let no_images = !root.join(IMAGES).is_dir();
+    if no_images {
+        eprintln!(
+            "warning: {}: has no images/ directory, so there is nothing to publish (fix: give the server root, the directory holding images/, or put the images in ROOT/images/<os>/<release>/<arch>/<variant>/<version>/)",
+            root.path().display()
+        );
+    }
+    let Scanned {
+        mut listing,
+        scan,
+        mut digests,
+        read,
+        mut cache,
+    } = scan_tree(root, settings, lock)?;
+    if settings.strict && no_images {
+        return Err(Invalid(format!(
+            "--strict: a warning above; nothing was written (give the server root, or create {})",
+            root.join(IMAGES).display()
+        ))
+        .into());
+    }
     let images_path = root.join(IMAGES_JSON);
     let previous = std::fs::read_to_string(&images_path).ok();
     if settings.strict && lock.is_some() {
@@ -285,7 +439,7 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
             return Err(Invalid(format!(
                 "{}: the new catalog would list no image, but the published one lists {published} product(s); nothing was written. If {} was moved away or its volume is not mounted, put it back; to publish an empty catalog, run again with --allow-empty",
                 root.path().display(),
-                root.join("images").display()
+                root.join(IMAGES).display()
             ))
             .into());
         }
@@ -312,9 +466,7 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
                     .write_atomic(page.as_bytes())?;
             }
         }
-        if cache.update(&listing, &digests) {
-            cache.save()?;
-        }
+        save_cache(&mut cache, &listing, &digests)?;
         eprintln!(
             "{}: {} product(s), {} image(s) in {}{}; read {} file(s), {} byte(s)",
             root.path().display(),
@@ -322,8 +474,8 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
             out.images,
             streams.display(),
             if changed { "" } else { " (unchanged)" },
-            plan.jobs().count(),
-            plan.total_bytes(),
+            read.0,
+            read.1,
         );
     }
     Ok(Built {
@@ -457,6 +609,58 @@ mod tests {
     use clap::Parser as _;
 
     use super::*;
+
+    /// The scan gives each published file with its digests and pairs, and
+    /// the files markers withdraw: all of a version whose marker does not
+    /// parse, only the listed ones of another.
+    #[test]
+    fn a_scan_gives_the_published_and_the_withdrawn_files() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        let product = ssgen_core::ProductPath::new("d", "12", "amd64", "default");
+        let yaml = b"architecture: x86_64\ncreation_date: 1785556800\nproperties:\n  os: d\n";
+        let meta = crate::tarball::tar_xz(&[("metadata.yaml", yaml)], 0).expect("tarball");
+        let version = |name: &str, root_bytes: &[u8], marker: Option<&str>| {
+            let dir = root.join(product.version_dir(name));
+            std::fs::create_dir_all(&dir).expect("dir");
+            std::fs::write(dir.join("incus.tar.xz"), &meta).expect("meta");
+            std::fs::write(dir.join("rootfs.squashfs"), root_bytes).expect("root");
+            if let Some(text) = marker {
+                std::fs::write(dir.join(withdrawn::FILE_NAME), text).expect("marker");
+            }
+            product.version_dir(name)
+        };
+        let new = version("20260801_0000", b"hsqs new", None);
+        let old = version("20260701_0000", b"hsqs old", Some("not a marker"));
+        let part = version(
+            "20260601_0000",
+            b"hsqs part",
+            Some(r#"{"since": 1, "files": ["rootfs.squashfs"]}"#),
+        );
+        let settings = Settings::new(&BuildOptions::default()).expect("settings");
+        let tree = scan_tree(&Root::open(root).expect("root"), &settings, None).expect("scan");
+
+        let files = tree.files().expect("hashed");
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        let meta_path = format!("{new}/incus.tar.xz");
+        let root_path = format!("{new}/rootfs.squashfs");
+        assert_eq!(paths, [meta_path.as_str(), root_path.as_str()]);
+        assert_eq!(files[0].sha256, Sha256::of(&meta));
+        assert!(files[0].combined.is_empty());
+        let pair = tree.digests.combined[&(meta_path.clone(), root_path.clone())];
+        assert_eq!(
+            files[1].combined,
+            BTreeMap::from([("incus.tar.xz".to_owned(), pair)])
+        );
+        assert_eq!(
+            tree.withdrawn(),
+            BTreeSet::from([
+                format!("{old}/incus.tar.xz"),
+                format!("{old}/rootfs.squashfs"),
+                format!("{part}/rootfs.squashfs"),
+            ])
+        );
+    }
 
     #[derive(clap::Parser)]
     struct Line {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ssgen_core::client::{self, Remote};
 use ssgen_core::lint::{self, Report};
+use ssgen_core::remote::{self, Remote};
 
 use crate::exit::Invalid;
 use crate::net;
@@ -62,7 +62,7 @@ impl Catalog {
             ))
         })?;
         if meta.is_dir() {
-            let index_path = path.join(client::INDEX_PATH);
+            let index_path = path.join(remote::INDEX_PATH);
             let index = read_text(&index_path).map_err(|e| {
                 Invalid(format!(
                     "{}: {e}; is {source} a server root? (run `ssgen build` to write the catalog)",
@@ -132,7 +132,7 @@ impl Catalog {
         }
         let agent = agent()?;
         // The URL of a products file (not the index): check it on its own.
-        if trimmed.ends_with(".json") && !trimmed.ends_with(client::INDEX_PATH) {
+        if trimmed.ends_with(".json") && !trimmed.ends_with(remote::INDEX_PATH) {
             let text = net::fetch_catalog(&agent, trimmed)?;
             let name = trimmed.rsplit('/').next().unwrap_or(trimmed).to_owned();
             return Ok(Catalog {
@@ -147,10 +147,10 @@ impl Catalog {
             });
         }
         let base = trimmed
-            .strip_suffix(client::INDEX_PATH)
+            .strip_suffix(remote::INDEX_PATH)
             .map_or(trimmed, |b| b.trim_end_matches('/'))
             .to_owned();
-        let url = format!("{base}/{}", client::INDEX_PATH);
+        let url = format!("{base}/{}", remote::INDEX_PATH);
         let index = net::fetch_catalog(&agent, &url)?;
         Ok(Catalog {
             origin: base.clone(),
@@ -196,7 +196,7 @@ impl Catalog {
     fn index_text(&self) -> String {
         match (&self.index, &self.lone) {
             (Some(index), _) => index.clone(),
-            (None, Some((name, text))) => client::index_for_products(name, text),
+            (None, Some((name, text))) => remote::index_for_products(name, text),
             (None, None) => String::new(),
         }
     }
@@ -204,7 +204,7 @@ impl Catalog {
     /// The products fetcher the core calls.
     fn fetcher(&self) -> impl Fn(&str) -> Option<String> + '_ {
         move |path: &str| match &self.lone {
-            Some((name, text)) if client::clean_path(name) == path => Some(text.clone()),
+            Some((name, text)) if remote::clean_path(name) == path => Some(text.clone()),
             Some(_) => None,
             None => self.products(path),
         }
@@ -228,7 +228,7 @@ impl Catalog {
     /// Where the file an item's `path` names is, joined to the base as the
     /// clients join it (docs/protocol.md#paths).
     pub fn locate(&self, path: &str) -> Location {
-        let clean = client::clean_path(path);
+        let clean = remote::clean_path(path);
         match &self.fetch {
             Fetch::Dir { root, .. } => Location::File(root.join(clean)),
             Fetch::Url { base, .. } => Location::Url(format!("{base}/{clean}")),

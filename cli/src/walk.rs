@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use ssgen_core::vocab::IMAGES;
 use ssgen_core::{Entry, HEAD_LEN, needs_contents};
 
 use crate::cache::{Cache, Stamp};
@@ -43,14 +44,14 @@ impl Listing {
 /// Walks `root/images`. Hidden directories (staging areas) are skipped;
 /// a symlink is followed only when it stays inside the root.
 pub fn list(root: &Path, cache: &Cache) -> Result<Listing> {
-    let images = root.join("images");
+    let images = root.join(IMAGES);
     let mut listing = Listing::default();
     if !images.exists() {
         return Ok(listing);
     }
     let canon_root = fs::canonicalize(root)
         .with_context(|| format!("cannot resolve the root {}", root.display()))?;
-    walk_dir(&images, "images", &canon_root, cache, &mut listing)?;
+    walk_dir(&images, IMAGES, &canon_root, cache, &mut listing)?;
     Ok(listing)
 }
 

@@ -273,6 +273,46 @@ fn a_handmade_delta_is_kept_and_checked_by_decoding() {
             .get("squashfs.20260801_0000.vcdiff")
             .is_none()
     );
+    // Deleted, as the warning says: the next build makes a correct one.
+    fs::remove_file(&delta).expect("rm");
+    build(&root, &[]);
+    assert_restores(&base, &delta, &target);
+    assert!(
+        items(&root, V2)
+            .get("squashfs.20260801_0000.vcdiff")
+            .is_some()
+    );
+}
+
+#[test]
+fn a_finding_of_an_earlier_encoder_is_tried_again() {
+    let (_tmp, root, _tree) = two_versions();
+    build(&root, &["--deltas", "0"]);
+    let base = vdir(&root, V1).join("rootfs.squashfs");
+    let target = vdir(&root, V2).join("rootfs.squashfs");
+    // What a build with the encoder before found of this very pair: a
+    // delta too large to keep (at least the whole target). Another encoder
+    // may find more to copy, so the finding is not trusted.
+    let size = fs::metadata(&target).expect("stat").len();
+    let path = format!("{PRODUCT}/{V2}/delta-{V1}.vcdiff");
+    let record = serde_json::json!({
+        "format": 1,
+        "deltas": {
+            path.clone(): {
+                "base": ssgen_tests::sha256_files(&[&base]).expect("sha"),
+                "target": ssgen_tests::sha256_files(&[&target]).expect("sha"),
+                "outcome": {"kind": "too_large", "at_least": size},
+            }
+        }
+    });
+    let records = root.join(".ssgen/deltas.json");
+    fs::write(&records, record.to_string()).expect("write");
+    build(&root, &[]);
+    let delta = delta_path(&root, V2, V1);
+    assert!(delta.is_file(), "the earlier encoder's finding was trusted");
+    assert_restores(&base, &delta, &target);
+    let now: Value = serde_json::from_slice(&fs::read(&records).expect("read")).expect("json");
+    assert_eq!(now["deltas"][&path]["outcome"]["kind"], "good", "{now}");
 }
 
 #[test]

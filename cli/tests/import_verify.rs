@@ -238,6 +238,50 @@ fn imports_a_unified_tarball_alone() {
     assert_eq!(item["sha256"], sha(&[&tarball]));
 }
 
+/// A seeds' folder with both clients' metadata tarballs keeps both names,
+/// each client's item pointing at its own file; another pair of names is
+/// two tarballs for one image, refused.
+#[test]
+fn a_seed_folder_with_both_metadata_tarballs_keeps_both() {
+    let (_tmp, export, root) = setup();
+    let src = export.join("seed");
+    let mut lxd_meta = ImageMeta::new("amd64", "debian", "12", "default", DATE);
+    lxd_meta.description = "for LXD".into();
+    let lxd = images::metadata_tarball(&src, "lxd.tar.xz", &lxd_meta).expect("meta");
+    let incus = images::metadata_tarball(
+        &src,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", DATE),
+    )
+    .expect("meta");
+    assert_ne!(sha(&[&lxd]), sha(&[&incus]));
+    let sqfs = images::squashfs(&src, "rootfs.squashfs", "s1").expect("squashfs");
+
+    let out = ssgen(&["import", s(&src), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = root.join(format!("images/debian/12/amd64/default/{VERSION}"));
+    assert_eq!(sha(&[&dir.join("lxd.tar.xz")]), sha(&[&lxd]));
+    assert_eq!(sha(&[&dir.join("incus.tar.xz")]), sha(&[&incus]));
+    assert_eq!(sha(&[&dir.join("rootfs.squashfs")]), sha(&[&sqfs]));
+    let items = items(&root, "debian:12:amd64:default", VERSION);
+    assert_eq!(items["lxd.tar.xz"]["sha256"], sha(&[&lxd]));
+    assert_eq!(items["incus.tar.xz"]["sha256"], sha(&[&incus]));
+
+    let other = export.join("other");
+    fs::create_dir_all(&other).expect("mkdir");
+    for name in ["a.tar.xz", "b.tar.xz"] {
+        fs::copy(&incus, other.join(name)).expect("copy");
+    }
+    fs::copy(&sqfs, other.join("rootfs.squashfs")).expect("copy");
+    let out = ssgen(&["import", "--variant", "two", s(&other), s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("a.tar.xz and ") && text(&out).contains("metadata tarball"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn imports_a_seed_folder_with_move_overrides_and_aliases() {
     let (_tmp, export, root) = setup();
@@ -301,6 +345,7 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
     let bad = export.join("bad");
     fs::create_dir_all(&bad).expect("mkdir");
     let other_sqfs = images::squashfs(&bad, "other.squashfs", "c2").expect("squashfs");
+    let third_sqfs = images::squashfs(&bad, "third.squashfs", "c3").expect("squashfs");
     let truncated = bad.join("meta-trunc.tar.xz");
     let whole = fs::read(&meta).expect("read");
     fs::write(&truncated, &whole[..whole.len() / 2]).expect("write");
@@ -349,6 +394,8 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
         (vec![&text_file, &other_sqfs], "not an image file"),
         (vec![&other_sqfs], "without its metadata tarball"),
         (vec![&meta], "without a root file"),
+        // Two roots of one type for one metadata tarball: both named.
+        (vec![&meta, &other_sqfs, &third_sqfs], "other.squashfs and "),
         // Same metadata (same version), another root: a clash.
         (vec![&meta, &other_sqfs], "already exists with other files"),
     ];

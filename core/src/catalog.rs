@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::diag::{Diagnostic, Level};
 use crate::digest::{Digests, Sha256};
 use crate::layout::{FileRole, Product, Scan, Version, VersionFile};
-use crate::remote::IMAGE_DOWNLOADS;
+use crate::remote::{IMAGE_DOWNLOADS, INDEX_FORMAT, PRODUCTS_FORMAT};
 use crate::render::{Node, to_text};
 use crate::vocab::{Client, CombinedKey, Ftype, ImageType};
 use crate::{Clients, Config, Error, arch, time};
@@ -147,7 +147,7 @@ pub fn build(
     images_doc
         .set("content_id", "images")
         .set("datatype", IMAGE_DOWNLOADS)
-        .set("format", "products:1.0")
+        .set("format", PRODUCTS_FORMAT)
         .set("products", Node::Map(products));
     let mut render = |updated: &str| {
         images_doc.set("updated", updated);
@@ -184,7 +184,7 @@ pub fn index_json(product_ids: &[String], updated: &str) -> String {
         let mut entry = Node::map();
         entry
             .set("datatype", IMAGE_DOWNLOADS)
-            .set("format", "products:1.0")
+            .set("format", PRODUCTS_FORMAT)
             .set("path", IMAGES_JSON)
             .set("products", Node::List(product_ids.to_vec()))
             .set("updated", updated);
@@ -192,7 +192,7 @@ pub fn index_json(product_ids: &[String], updated: &str) -> String {
         map.set("images", entry);
         index.set("index", map);
     }
-    index.set("format", "index:1.0").set("updated", updated);
+    index.set("format", INDEX_FORMAT).set("updated", updated);
     to_text(&index)
 }
 

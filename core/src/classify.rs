@@ -74,11 +74,6 @@ impl RootType {
     }
 }
 
-/// Which metadata flavour a file name claims (both are the same format).
-#[doc(hidden)]
-// The client whose ftype the name is; goes when callers say `Client`.
-pub type MetaName = Client;
-
 /// What one file of a version directory is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -138,14 +133,6 @@ pub fn by_name(name: &str) -> Kind {
         }
     }
     Kind::Other
-}
-
-/// [`Ftype::file_name`] of an ftype given as text.
-#[doc(hidden)]
-// Goes when the mirror parses the ftype with `Ftype::parse`.
-#[must_use]
-pub fn file_name_for(ftype: &str) -> Option<&'static str> {
-    Ftype::parse(ftype).and_then(Ftype::file_name)
 }
 
 fn delta(root: RootType, base: &str) -> Kind {
@@ -412,6 +399,7 @@ mod tests {
 
     #[test]
     fn file_names_for_ftypes_classify_back() {
+        let file_name_for = |ftype: &str| Ftype::parse(ftype).and_then(Ftype::file_name);
         for root in [RootType::Squashfs, RootType::RootTarXz, RootType::DiskKvm] {
             let name = file_name_for(root.ftype()).expect("a root ftype");
             assert_eq!(by_name(name), Kind::Root(root), "{name}");

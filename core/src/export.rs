@@ -254,6 +254,41 @@ pub fn version_name(creation_date: i64, existing: &[&str]) -> String {
     form.format(creation_date)
 }
 
+/// The product directory names an image's `metadata.yaml` gives, the
+/// ones `ssgen import` and the page file it under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductNames {
+    /// `properties.os` as written, `None` when absent.
+    pub os: Option<String>,
+    /// `properties.release` as written, `None` when absent.
+    pub release: Option<String>,
+    /// The architecture in Debian's naming (`x86_64` → `amd64`), `None`
+    /// when no client knows it.
+    pub arch: Option<&'static str>,
+    /// `properties.variant` as written, `default` when absent.
+    pub variant: String,
+}
+
+/// Where `metadata.yaml` files an image: its properties os, release and
+/// variant as written (no case is changed: the directory names are the
+/// image's own), and its architecture ([`ImageMetadata::image_arch`]) in
+/// Debian's naming, as the clients' aliases use it. Whether each name can
+/// be a directory is for the caller to check ([`rules::is_dir_name`]), so
+/// that it can say which flag or field fixes it.
+#[must_use]
+pub fn product_names(meta: &ImageMetadata) -> ProductNames {
+    let own = |key: &str| meta.property(key).map(str::to_owned);
+    ProductNames {
+        os: own("os"),
+        release: own("release"),
+        arch: crate::arch::debian_name(meta.image_arch()),
+        variant: own("variant").unwrap_or_else(|| DEFAULT_VARIANT.to_owned()),
+    }
+}
+
+/// The variant of an image whose `metadata.yaml` names none.
+pub const DEFAULT_VARIANT: &str = "default";
+
 /// Where a file of `ftype` of `product`'s `version` is, relative to the
 /// root: `images/<os>/<release>/<arch>/<variant>/<version>/<name>`. `None`
 /// for an ftype the core never writes a file of (deltas, legacy disks).
@@ -309,12 +344,12 @@ pub fn mirror_side_files(product: &remote::Product) -> Vec<(&'static str, String
     let mut out = vec![(METADATA_JSON, fields.to_text())];
     let common = product.requirements_for(Client::Incus);
     if let Some(req) = common.filter(|r| !r.is_empty()) {
-        out.push((".requirements", requirements::to_text(req)));
+        out.push((requirements::FILE_NAME, requirements::to_text(req)));
     }
     if let Some(lxd) = product.lxd_requirements.as_ref().filter(|r| !r.is_empty())
         && Some(lxd) != common
     {
-        out.push((".lxd_requirements", requirements::to_text(lxd)));
+        out.push((requirements::LXD_FILE_NAME, requirements::to_text(lxd)));
     }
     out
 }
@@ -440,6 +475,28 @@ mod tests {
                 .is_some_and(|r| r.contains("second squashfs"))
         );
         assert_eq!(placed[2].reason.as_deref(), Some("text"));
+    }
+
+    #[test]
+    fn metadata_names_the_product_as_written() {
+        let yaml = "architecture: x86_64\ncreation_date: 1785556320\nproperties:\n  os: Debian\n  release: bookworm\n";
+        let meta = crate::metadata::parse_yaml(yaml.as_bytes()).expect("valid yaml");
+        assert_eq!(
+            product_names(&meta),
+            ProductNames {
+                os: Some("Debian".into()),
+                release: Some("bookworm".into()),
+                arch: Some("amd64"),
+                variant: "default".into(),
+            }
+        );
+        // The property names the image's architecture, even one no client knows.
+        let yaml = "architecture: x86_64\ncreation_date: 1\nproperties:\n  architecture: sparc\n  variant: cloud\n";
+        let names = product_names(&crate::metadata::parse_yaml(yaml.as_bytes()).expect("valid"));
+        assert_eq!(
+            (names.os, names.arch, names.variant.as_str()),
+            (None, None, "cloud")
+        );
     }
 
     #[test]

@@ -31,7 +31,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::client::{self, Client, ImageType, Remote};
+use crate::remote::Remote;
+use crate::view;
+use crate::vocab::{Client, ImageType};
 
 /// The page's file name, beside `streams/`.
 pub const FILE_NAME: &str = "index.html";
@@ -111,7 +113,7 @@ impl Page {
             // The host architecture only decides each image's own short
             // aliases, which the page does not use: it lists the alias
             // registrations, which hold for every architecture.
-            let view = client::view(remote, client, "x86_64");
+            let view = view::view(remote, client, "x86_64");
             if let Some(error) = &view.error {
                 refused.push((client, error.to_string()));
                 continue;
@@ -181,7 +183,7 @@ impl Page {
 
     /// The page of a catalog: `index_json` and a way to read the products
     /// files it lists (by their path relative to the base URL), as for
-    /// [`client::load_remote`]. A catalog both clients refuse gives a page
+    /// [`crate::remote::load_remote`]. A catalog both clients refuse gives a page
     /// that says so.
     #[must_use]
     pub fn from_catalog(index_json: &str, products: &dyn Fn(&str) -> Option<String>) -> Self {

@@ -102,6 +102,14 @@ pub struct Product {
     pub versions: Vec<Version>,
 }
 
+impl Product {
+    /// Where the product is in the tree.
+    #[must_use]
+    pub fn path(&self) -> ProductPath {
+        ProductPath::new(&self.os, &self.release, &self.arch, &self.variant)
+    }
+}
+
 /// The result of laying out a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scan {
@@ -331,14 +339,14 @@ pub fn scan(entries: &[Entry], config: &Config) -> Scan {
         if dirs.iter().any(|d| d.starts_with('.')) {
             continue;
         }
-        if name == ".requirements" || name == ".lxd_requirements" {
+        if name == requirements::FILE_NAME || name == requirements::LXD_FILE_NAME {
             if dirs.len() <= 4 {
                 let dir = std::iter::once(IMAGES)
                     .chain(dirs.iter().copied())
                     .collect::<Vec<_>>()
                     .join("/");
                 let slot = side.entry(dir).or_default();
-                if name == ".requirements" {
+                if name == requirements::FILE_NAME {
                     slot.0 = Some(entry);
                 } else {
                     slot.1 = Some(entry);

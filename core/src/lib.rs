@@ -67,6 +67,7 @@ pub mod rules;
 pub mod serve;
 pub mod side;
 pub mod time;
+pub mod vcdiff;
 pub mod view;
 pub mod vocab;
 pub mod withdrawn;

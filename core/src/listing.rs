@@ -57,8 +57,8 @@ pub fn needs_contents(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     matches!(
         name,
-        ".requirements"
-            | ".lxd_requirements"
+        crate::requirements::FILE_NAME
+            | crate::requirements::LXD_FILE_NAME
             | crate::side::METADATA_JSON
             | crate::withdrawn::FILE_NAME
             | crate::checksums::FILE_NAME

@@ -289,7 +289,14 @@ pub fn read_prefix(prefix: &[u8]) -> Result<Option<ImageMetadata>, MetadataError
 ///
 /// # Errors
 /// A [`MetadataError`] naming the problem and its fix.
-pub fn read_from<R: Read>(reader: R) -> Result<ImageMetadata, MetadataError> {
+pub fn read_from<R: Read>(mut reader: R) -> Result<ImageMetadata, MetadataError> {
+    read_any(&mut reader)
+}
+
+/// [`read_from`] for any reader, in one copy of the decoders whatever the
+/// callers' reader types (the page ships every copy; one call through a
+/// vtable per buffer fill costs nothing).
+fn read_any(reader: &mut dyn Read) -> Result<ImageMetadata, MetadataError> {
     let mut input = BufReader::with_capacity(64 << 10, reader);
     let head = input.fill_buf().map_err(MetadataError::Read)?.to_vec();
     let mut walker = TarWalker::default();

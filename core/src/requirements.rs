@@ -8,6 +8,14 @@ use std::collections::BTreeMap;
 
 use crate::diag::{Diagnostic, Level};
 
+/// The side file whose requirements both clients read, in `images/` or
+/// any directory below it down to a variant's.
+pub const FILE_NAME: &str = ".requirements";
+
+/// The side file whose requirements only LXD reads, layered on
+/// [`FILE_NAME`]'s.
+pub const LXD_FILE_NAME: &str = ".lxd_requirements";
+
 /// Requirement keys the clients act on (`docs/protocol.md#requirements`); others are published but a
 /// note says no client reads them.
 pub const KNOWN_KEYS: &[&str] = &[

@@ -2,7 +2,7 @@
 // against native `sha2` on the same machine, in one run, interleaved, best
 // of RUNS. Prints a table and writes tests/artifacts/browser/bench.json.
 //
-// Usage: node bench.mjs [GIB=1] [RUNS=3]
+// Usage: [SSGEN_WEB=DIR] node bench.mjs [GIB=1] [RUNS=3]
 //
 // - native soft:   sha2 with force-soft, the portable code the wasm build runs
 // - native:        sha2 as `ssgen build` uses it (SHA-NI when the CPU has it)
@@ -21,7 +21,7 @@
 // other work, the CPU-time rates are the ones to compare.
 
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import {
   ARTIFACTS,
   REPO,
@@ -117,7 +117,9 @@ mkdirSync(ARTIFACTS, { recursive: true });
 const bins = nativeBinaries();
 const one = tree(1);
 const two = tree(2);
-const server = await serve();
+// SSGEN_WEB: another build of the page (a copy of web/ with its pkg/), to
+// compare two builds in one session.
+const server = await serve(process.env.SSGEN_WEB ? resolve(process.env.SSGEN_WEB) : undefined);
 const browser = await launch();
 const best = { soft: 0, native: 0, page: 0, hasher: 0, page2: 0, softCpu: 0, nativeCpu: 0, pageCpu: 0, page2Cpu: 0 };
 const mb = (bytes, ms) => bytes / (ms / 1000) / 1e6;

@@ -2,8 +2,9 @@
 // byte for byte what `ssgen build` gives; a broken tarball is reported.
 
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import {
   ARTIFACTS,
@@ -93,7 +94,7 @@ test("a folder through the folder input gives exactly ssgen build's documents", 
   await page.close();
 });
 
-test("loose export files are placed from metadata.yaml and give ssgen build's documents", async () => {
+test("loose export files are placed from metadata.yaml, as written, and give ssgen build's documents", async () => {
   const exported = tempDir("export");
   const created = 1785556320; // 2026-08-01 03:52:00 UTC
   const meta = join(exported, "meta-0f3c.tar.xz");
@@ -107,17 +108,17 @@ test("loose export files are placed from metadata.yaml and give ssgen build's do
   const field = (name) => page.inputValue(`#loose-form [name="${name}"]`);
   assert.deepEqual(
     [await field("os"), await field("release"), await field("arch"), await field("variant"), await field("version")],
-    ["debian", "bookworm", "amd64", "default", "20260801_0352"],
+    ["Debian", "bookworm", "amd64", "default", "20260801_0352"],
   );
 
   // The same files where the page says they go, built by the CLI.
   const tree = tempDir("placed");
-  const dir = join(tree, "images/debian/bookworm/amd64/default/20260801_0352");
+  const dir = join(tree, "images/Debian/bookworm/amd64/default/20260801_0352");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "incus.tar.xz"), readFileSync(meta));
   writeFileSync(join(dir, "rootfs.squashfs"), readFileSync(root));
   const placements = await page.textContent("#placements");
-  assert.match(placements, /images\/debian\/bookworm\/amd64\/default\/20260801_0352\/incus\.tar\.xz/);
+  assert.match(placements, /images\/Debian\/bookworm\/amd64\/default\/20260801_0352\/incus\.tar\.xz/);
   assert.deepEqual(await documents(page), ssgenBuild(tree, TIMESTAMP));
 
   // Editing the fields rebuilds without hashing again: a requirement and
@@ -126,8 +127,11 @@ test("loose export files are placed from metadata.yaml and give ssgen build's do
   await page.fill('#loose-form [name="aliases"]', "debian/stable");
   await page.waitForFunction(() => document.querySelector('[data-testid="images-json"]').textContent.includes('"nesting"'));
   await waitDone(page);
-  writeFileSync(join(tree, "images/debian/bookworm/amd64/default/.requirements"), '{\n  "nesting": "true"\n}\n');
-  writeFileSync(join(tree, "images/debian/bookworm/amd64/default/metadata.json"), '{\n  "aliases": [\n    "debian/stable"\n  ]\n}\n');
+  // The side files the page offers, byte for byte, are what the tree needs.
+  const side = await page.locator("#side-files button").allTextContents();
+  assert.deepEqual(side, ["images/Debian/bookworm/amd64/default/metadata.json", "images/Debian/bookworm/amd64/default/.requirements"]);
+  writeFileSync(join(tree, "images/Debian/bookworm/amd64/default/.requirements"), '{\n  "nesting": "true"\n}\n');
+  writeFileSync(join(tree, "images/Debian/bookworm/amd64/default/metadata.json"), '{\n  "aliases": [\n    "debian/stable"\n  ]\n}\n');
   const edited = await documents(page);
   assert.match(edited.imagesJson, /debian\/stable/);
   assert.deepEqual(edited, ssgenBuild(tree, TIMESTAMP));
@@ -154,6 +158,95 @@ test("a broken metadata tarball shows a readable error", async () => {
   assert.equal(await page.isVisible("#error"), true);
   assert.equal(await page.textContent('[data-testid="images-json"]'), "");
   await page.screenshot({ path: join(ARTIFACTS, "broken.png"), fullPage: true });
+  await page.close();
+});
+
+// What `ssgen build` says when it refuses a tree: the message of its one
+// error, with the root's path taken out (the page names paths from it).
+function buildRefusal(root) {
+  const r = spawnSync(SSGEN, ["build", "--deltas", "0", "--timestamp", String(TIMESTAMP), root], { encoding: "utf8" });
+  assert.notEqual(r.status, 0, `ssgen build accepted ${root}`);
+  const m = /^error: (.*)$/m.exec(r.stderr);
+  assert.ok(m, r.stderr);
+  return m[1].replaceAll(`${root}/`, "");
+}
+
+test("a tree with a metadata tarball the daemons would refuse is refused by name, as ssgen build refuses it", async () => {
+  const { page, problems } = await openPage(suite.browser, pageUrl());
+  const cases = [
+    // A valid xz tarball without metadata.yaml.
+    ["no metadata.yaml", /has no metadata\.yaml/, (dir) => {
+      const src = tempDir("no-yaml");
+      mkdirSync(join(src, "templates"));
+      writeFileSync(join(src, "templates/hostname.tpl"), "{{ container.name }}\n");
+      run("tar", ["-cJf", join(dir, "incus.tar.xz"), "-C", src, "templates"]);
+    }],
+    // A metadata.yaml without the creation date the daemons require.
+    ["no creation_date", /creation_date/, (dir) => {
+      const src = tempDir("no-date");
+      writeFileSync(join(src, "metadata.yaml"), "architecture: x86_64\nproperties:\n  os: debian\n");
+      run("tar", ["-cJf", join(dir, "incus.tar.xz"), "-C", src, "metadata.yaml"]);
+    }],
+  ];
+  let runNumber = 0;
+  for (const [what, says, make] of cases) {
+    const root = makeTree();
+    // Beside a good version: the one bad tarball refuses the whole build.
+    const dir = join(root, "images/debian/12/amd64/default/20260802_0312");
+    mkdirSync(dir, { recursive: true });
+    make(dir);
+    squashfs(join(dir, "rootfs.squashfs"), "refused");
+    const expected = buildRefusal(root);
+    assert.match(expected, says, what);
+    assert.ok(expected.startsWith("images/debian/12/amd64/default/20260802_0312/incus.tar.xz: "), expected);
+
+    await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
+    runNumber += 1;
+    await page.waitForSelector(`body[data-run="${runNumber}"][data-state="error"], body[data-run="${runNumber}"][data-state="done"]`, { timeout: 60_000 });
+    assert.equal(await page.getAttribute("body", "data-state"), "error", `${what}: the page refuses the tree`);
+    assert.equal(await page.textContent("#error"), expected, what);
+    assert.equal(await page.isVisible("#output"), false);
+  }
+  await page.screenshot({ path: join(ARTIFACTS, "refused.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("a tree with a delta lists it and gives ssgen build --deltas 0's documents, delta included", async () => {
+  const root = tempDir("deltas");
+  const product = join(root, "images/debian/12/amd64/default");
+  const base = join(product, "20260731_0312");
+  const target = join(product, "20260801_0312");
+  metadataTarball(join(base, "incus.tar.xz"), { created: 1785467520, os: "debian", release: "12", serial: "20260731_03:12" });
+  squashfs(join(base, "rootfs.squashfs"), "debian-1");
+  metadataTarball(join(target, "incus.tar.xz"), { created: 1785553920, os: "debian", release: "12", serial: "20260801_03:12" });
+  squashfs(join(target, "rootfs.squashfs"), "debian-2");
+  // A real VCDIFF delta from the base's root to the target's.
+  const delta = join(target, "delta-20260731_0312.vcdiff");
+  run("xdelta3", ["-e", "-S", "none", "-f", "-s", join(base, "rootfs.squashfs"), join(target, "rootfs.squashfs"), delta]);
+  const expected = ssgenBuild(root, TIMESTAMP);
+  const item = JSON.parse(expected.imagesJson).products["debian:12:amd64:default"].versions["20260801_0312"].items;
+  const published = Object.values(item).find((i) => i.path.endsWith("/delta-20260731_0312.vcdiff"));
+  assert.equal(published?.delta_base, "20260731_0312", "ssgen build --deltas 0 keeps the delta on disk");
+
+  const { page, problems } = await openPage(suite.browser, pageUrl());
+  await page.setInputFiles('[data-testid="folder-input"]', join(root, "images"));
+  await waitDone(page);
+  assert.deepEqual(await documents(page), expected);
+  assert.equal(await page.isVisible("#deltas"), true);
+  const rows = await page.locator("#deltas-table tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  const size = statSync(delta).size;
+  assert.deepEqual(
+    rows.map((r) => r.slice(0, 3)),
+    [["debian:12:amd64:default", "20260801_0312", "20260731_0312"]],
+  );
+  assert.match(rows[0][3], /^\d+(\.\d)? (B|KB|MB)$/);
+  assert.equal(
+    await page.getAttribute("#deltas-table tbody td:last-child", "title"),
+    `images/debian/12/amd64/default/20260801_0312/delta-20260731_0312.vcdiff, ${size} bytes`,
+  );
+  await page.screenshot({ path: join(ARTIFACTS, "deltas.png"), fullPage: true });
+  assert.deepEqual(problems, []);
   await page.close();
 });
 
@@ -209,7 +302,7 @@ test("export files dropped on the page are placed like chosen ones", async () =>
   }, files);
   await waitDone(page);
   const tree = tempDir("dropped");
-  const dir = join(tree, "images/alpine/3.20/arm64/cloud/20260731_2205");
+  const dir = join(tree, "images/Alpine/3.20/arm64/cloud/20260731_2205");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "incus.tar.xz"), readFileSync(meta));
   writeFileSync(join(dir, "rootfs.squashfs"), readFileSync(root));
@@ -301,12 +394,14 @@ function makeServer() {
   return root;
 }
 
-// The files of an export of a newer debian/bookworm, made 2026-08-01 03:52.
+// The files of an export of a newer debian/bookworm, made 2026-08-01 03:52
+// (its metadata.yaml names the os in lower case, as the server's directory
+// does, so that the page files it in the same product).
 function newerBookworm(name) {
   const exported = tempDir(name);
   const meta = join(exported, "meta-77aa.tar.xz");
   const root = join(exported, "77aa.squashfs");
-  metadataTarball(meta, { created: 1785556320, os: "Debian", release: "bookworm", serial: "20260801_03:52" });
+  metadataTarball(meta, { created: 1785556320, os: "debian", release: "bookworm", serial: "20260801_03:52" });
   squashfs(root, `bookworm-${name}`);
   return { meta, root };
 }

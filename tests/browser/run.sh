@@ -18,7 +18,7 @@ cargo test --locked -p ssgen-wasm --lib --manifest-path "$ROOT/Cargo.toml"
 
 cd "$HERE"
 if [ "$#" -eq 0 ]; then
-    set -- wasm.test.mjs page.test.mjs many.test.mjs large.test.mjs
+    set -- wasm.test.mjs page.test.mjs export.test.mjs many.test.mjs large.test.mjs
 fi
 # One file at a time: each drives a browser, and the machine has 2 cores.
 exec node --test --test-concurrency=1 "$@"

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { WEB, ensureBuilt, metadataTarball, removeTemps, tempDir } from "./lib.mjs";
+import { WEB, ensureBuilt, metadataTarball, removeTemps, run, tempDir } from "./lib.mjs";
 
 let ssgen;
 
@@ -35,9 +35,29 @@ function hash(job, store, bytes) {
   return h.finish(store);
 }
 
+// A real metadata tarball's bytes.
+function realMetadata(options = {}) {
+  const path = join(tempDir("wasm-meta"), "meta.tar.xz");
+  metadataTarball(path, { created: 1785556320, os: "debian", release: "12", serial: "s", ...options });
+  return readFileSync(path);
+}
+
+// `pull()` over `bytes` in pieces of `size`, as the worker reads a File with
+// FileReaderSync; `reads` counts the pieces handed out.
+function puller(bytes, size = 100) {
+  let offset = 0;
+  const pull = () => {
+    pull.reads += 1;
+    const piece = bytes.subarray(offset, offset + size);
+    offset += piece.length;
+    return new Uint8Array(piece);
+  };
+  pull.reads = 0;
+  return pull;
+}
+
 test("plan, hash in two workers, record, build: the digests are Node's", () => {
-  // An xz stream's first bytes and its footer's last two (YZ).
-  const meta = Buffer.concat([XZ_HEAD, randomBytes(10_000), Buffer.from("YZ")]);
+  const meta = realMetadata();
   const squash = Buffer.concat([SQUASHFS_HEAD, randomBytes(300_000)]);
   const builder = new ssgen.Builder(1785556800);
   builder.addFile(`${DIR}/incus.tar.xz`, meta.length, meta.subarray(0, 8));
@@ -112,49 +132,90 @@ test("a build with problems that block publishing says which file and why", () =
   assert.equal(ssgen.needsContents(`${DIR}/rootfs.squashfs`), false);
 });
 
-test("metadata.yaml is read from real xz and gzip tarballs, in memory and streamed", () => {
-  const dir = tempDir("wasm-meta");
+test("a metadata tarball without a readable metadata.yaml is refused as ssgen build refuses it", () => {
+  const dir = tempDir("wasm-nometa");
+  run("mkdir", ["-p", join(dir, "templates")]);
+  run("sh", ["-c", `echo x > ${join(dir, "templates/a.tpl")}`]);
+  run("tar", ["-cJf", join(dir, "t.tar.xz"), "-C", dir, "templates"]);
+  const bytes = readFileSync(join(dir, "t.tar.xz"));
+  const job = { path: `${DIR}/incus.tar.xz`, size: bytes.length, isPrefix: true, prefixes: [] };
+  const store = new ssgen.PrefixStore();
+  assert.throws(() => hash(job, store, bytes), /incus\.tar\.xz: has no metadata\.yaml.*LXD and Incus would refuse to import this image/);
+  assert.equal(store.has(job.path), false);
+});
+
+test("the files of an export are identified from real tarballs, streamed, and placed by the core", () => {
   for (const compress of ["xz", "gz"]) {
-    const path = join(dir, `meta.tar.${compress}`);
-    metadataTarball(path, { arch: "aarch64", created: 1785556320, os: "Ubuntu", release: "noble", variant: "cloud", serial: "s", compress });
-    const bytes = readFileSync(path);
-    const inMemory = ssgen.readMetadata(bytes);
-    assert.equal(inMemory.compression, compress === "xz" ? "xz" : "gzip");
-    assert.deepEqual(inMemory.proposal, { os: "ubuntu", release: "noble", arch: "arm64", variant: "cloud", version: "20260801_0352" });
-    assert.equal(inMemory.unified, null);
-    // Streamed through pull() in 100-byte pieces, as the worker does with
-    // FileReaderSync: the same answer.
-    let offset = 0;
-    const streamed = ssgen.readMetadataFrom(() => {
-      const piece = bytes.subarray(offset, offset + 100);
-      offset += piece.length;
-      return new Uint8Array(piece);
-    });
-    assert.deepEqual(streamed, inMemory);
+    const bytes = realMetadata({ arch: "aarch64", os: "Ubuntu", release: "noble", variant: "cloud", compress });
+    const pull = puller(bytes);
+    const got = ssgen.identifyExport(pull);
+    assert.deepEqual(got.identified, { is: "metadata" });
+    assert.equal(got.metadata.compression, compress === "xz" ? "xz" : "gzip");
+    // As `ssgen import` files it: the names as metadata.yaml writes them.
+    assert.deepEqual(got.metadata.proposal, { os: "Ubuntu", release: "noble", arch: "arm64", variant: "cloud", version: "20260801_0352" });
+    assert.equal(got.metadata.creationDate, 1785556320);
+    assert.equal(got.head.length, ssgen.headLength());
   }
-  const broken = readFileSync(join(dir, "meta.tar.xz"));
-  assert.throws(() => ssgen.readMetadata(broken.subarray(0, broken.length >> 1)), /truncated|corrupt/);
-  assert.throws(() => ssgen.readMetadata(new TextEncoder().encode("hello, world")), /not a tarball/);
+  // A squashfs is known from its first bytes: nothing more is read.
+  const squash = Buffer.concat([SQUASHFS_HEAD, randomBytes(300_000)]);
+  const pull = puller(squash, 1024);
+  assert.deepEqual(ssgen.identifyExport(pull).identified, { is: "root", ftype: "squashfs" });
+  assert.equal(pull.reads, 1);
+  // A root filesystem tarball is a root.tar.xz.
+  const dir = tempDir("wasm-roottar");
+  run("tar", ["-cJf", join(dir, "r.tar.xz"), "-C", "/etc", "hostname"]);
+  const rootTar = ssgen.identifyExport(puller(readFileSync(join(dir, "r.tar.xz"))));
+  assert.deepEqual(rootTar.identified, { is: "root", ftype: "root.tar.xz" });
+  assert.equal(rootTar.metadata, null);
+
+  const broken = realMetadata();
+  assert.throws(() => ssgen.identifyExport(puller(broken.subarray(0, broken.length >> 1))), /truncated|corrupt/);
+  assert.deepEqual(ssgen.identifyExport(puller(new TextEncoder().encode("hello, world"))).identified.is, "not");
   assert.throws(
     () =>
-      ssgen.readMetadataFrom(() => {
+      ssgen.identifyExport(() => {
         throw new Error("disk on fire");
       }),
     /disk on fire/,
   );
-});
 
-test("loose export files are placed by their magic bytes", () => {
-  const placed = ssgen.placeLooseFiles([
-    { name: "meta-0f3c.tar.xz", size: 900, head: [...XZ_HEAD] },
-    { name: "0f3c.squashfs", size: 90_000, head: [...SQUASHFS_HEAD] },
-    { name: "README", size: 10, head: [...new TextEncoder().encode("hello wo")] },
+  const meta = ssgen.identifyExport(puller(realMetadata()));
+  const root = ssgen.identifyExport(puller(squash));
+  const exp = new ssgen.Export([
+    { name: "meta-0f3c.tar.xz", size: 900, ...meta },
+    { name: "0f3c.squashfs", size: squash.length, ...root },
+    { name: "README", size: 12, ...ssgen.identifyExport(puller(new TextEncoder().encode("hello, world"))) },
   ]);
+  const placed = exp.placements();
   assert.deepEqual(
-    placed.map((p) => [p.target, p.role]),
-    [["incus.tar.xz", "metadata"], ["rootfs.squashfs", "squashfs"], [null, "ignored"]],
+    placed.map((p) => [p.target, p.ftype]),
+    [["incus.tar.xz", "incus.tar.xz"], ["rootfs.squashfs", "squashfs"], [null, null]],
   );
   assert.match(placed[2].reason, /not an image file/);
+  const fields = { os: "debian", release: "12", arch: "amd64", variant: "default", version: "20260801_0352", aliases: ["debian/stable"] };
+  const layout = exp.layout(fields);
+  assert.equal(layout.versionDir, "images/debian/12/amd64/default/20260801_0352");
+  assert.deepEqual(layout.files.map((f) => f.path), [`${layout.versionDir}/incus.tar.xz`, `${layout.versionDir}/rootfs.squashfs`, null]);
+  assert.deepEqual(layout.sideFiles, [
+    { path: "images/debian/12/amd64/default/metadata.json", name: "metadata.json", text: '{\n  "aliases": [\n    "debian/stable"\n  ]\n}\n' },
+  ]);
+  assert.throws(() => exp.layout({ ...fields, os: "de bian" }), /os "de bian"/);
+  assert.equal(ssgen.fieldProblem("version", "latest")?.includes("YYYYMMDD"), true);
+  assert.equal(ssgen.fieldProblem("os", "debian"), undefined);
+  exp.free();
+});
+
+test("the version the page proposes takes the form of the server's versions of the product", () => {
+  const fields = { os: "debian", release: "12", arch: "amd64", variant: "default" };
+  const server = (versions) =>
+    JSON.stringify({
+      format: "products:1.0",
+      products: { "debian:12:amd64:default": { versions: Object.fromEntries(versions.map((v) => [v, { items: {} }])) } },
+    });
+  assert.equal(ssgen.proposeVersion(1785556320, fields, null), "20260801_0352");
+  assert.equal(ssgen.proposeVersion(1785556320, fields, server(["20260731_03:52"])), "20260801_03:52");
+  assert.equal(ssgen.proposeVersion(1785556320, fields, server(["202607310352"])), "202608010352");
+  assert.equal(ssgen.proposeVersion(1785556320, { ...fields, release: "13" }, server(["20260731_03:52"])), "20260801_0352");
 });
 
 test("the lint reads any catalog and says what the clients hide", () => {

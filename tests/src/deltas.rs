@@ -74,7 +74,7 @@ impl Daemon for LxdDaemon {
 
 /// A small PRNG (xorshift64*), so the files are the same on every run and
 /// do not compress: a delta must save by matching, not by compression.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {

@@ -1,6 +1,7 @@
 //! The browser page's exports: the core's listing → scan → hash plan →
-//! documents, the per-file hashing state machine, and what the page needs
-//! to place the loose files of an export.
+//! documents, the per-file hashing state machine (which checks each file
+//! as `ssgen build` does, on the same read), the layout names the page's
+//! scripts need, and ([`export`]) the files of one image export.
 //!
 //! Two kinds of value cross the boundary. Plain data (hash jobs, hash
 //! results, the scan and build summaries) goes out as ordinary JavaScript
@@ -13,7 +14,8 @@
 //! ```js
 //! // main thread
 //! const b = new Builder(1785556800);
-//! b.addFile("images/debian/12/amd64/default/20260801_0312/incus.tar.xz", size, head);
+//! const { files } = treeFiles(paths);      // which dropped files are the tree's
+//! b.addFile(path, size, head);
 //! const { plan } = b.scan();               // plan.prefixes, then plan.bodies
 //! // worker, for each job: prefixes first, then bodies
 //! const h = new Hasher(job, store);
@@ -24,19 +26,23 @@
 //! const { indexJson, imagesJson } = b.build();
 //! ```
 
+mod export;
+
 use std::collections::BTreeMap;
-use std::io::{self, Read};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use ssgen_core::classify::{self, Magic, RootType};
+use ssgen_core::check::Checked;
 use ssgen_core::lint::{Finding, Report};
-use ssgen_core::metadata::{self, Compression, ImageMetadata, UnifiedKind};
+use ssgen_core::remote::{IMAGE_DOWNLOADS, PRODUCTS_FORMAT, Remote, clean_path};
+use ssgen_core::vocab::IMAGES;
 use ssgen_core::{
-    Client, Clients, Config, Diagnostic, Digests, Entry, FileHasher, FileRole, HEAD_LEN, HashJob,
-    IMAGES_JSON, Prefixes, Scan, Sha256, arch, time,
+    Client, Clients, Config, Diagnostic, Digests, Entry, FileHasher, FileRole, Ftype, HEAD_LEN,
+    HashJob, HashPlan, IMAGES_JSON, INDEX_JSON, Prefixes, Scan, Sha256, time,
 };
 use wasm_bindgen::prelude::*;
+
+pub use export::{Export, field_problem, identify_export, propose_version};
 
 /// Converts serialisable data into a plain JavaScript object.
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
@@ -52,6 +58,15 @@ fn from_js<T: DeserializeOwned>(value: &JsValue, what: &str) -> Result<T, JsErro
         .and_then(|s| s.as_string())
         .ok_or_else(|| JsError::new(&format!("{what}: not a plain object")))?;
     serde_json::from_str(&text).map_err(|e| JsError::new(&format!("{what}: {e}")))
+}
+
+/// Unix seconds from JavaScript: a whole number well inside `i64`.
+fn whole_seconds(value: f64) -> Result<i64, String> {
+    if !value.is_finite() || value.fract() != 0.0 || value.abs() > 1e15 {
+        return Err("timestamp must be whole Unix seconds".to_owned());
+    }
+    // A whole number well inside i64: checked above.
+    Ok(value as i64)
 }
 
 /// A byte count from JavaScript: a whole number of at most 2^53.
@@ -114,6 +129,23 @@ pub struct Hashed {
     pub combined: Vec<(String, String)>,
 }
 
+/// Combined digests keyed by (metadata path, root path), as [`Digests`]
+/// holds them.
+type Combined = Vec<((String, String), Sha256)>;
+
+impl Hashed {
+    /// The digests, checked: the file's own, and each combined one keyed
+    /// by (metadata path, this path).
+    fn digests(&self) -> Result<(Sha256, Combined), String> {
+        let digest = |hex: &str| Sha256::from_hex(hex).map_err(|e| format!("{}: {e}", self.path));
+        let mut combined = Vec::with_capacity(self.combined.len());
+        for (meta, hex) in &self.combined {
+            combined.push(((meta.clone(), self.path.clone()), digest(hex)?));
+        }
+        Ok((digest(&self.sha256)?, combined))
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PlanView {
@@ -122,14 +154,39 @@ struct PlanView {
     total_bytes: u64,
 }
 
+impl PlanView {
+    fn of(plan: &HashPlan) -> Self {
+        PlanView {
+            total_bytes: plan.total_bytes(),
+            prefixes: plan.prefixes.iter().map(Job::from).collect(),
+            bodies: plan.bodies.iter().map(Job::from).collect(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct FileView {
     path: String,
     size: u64,
-    /// The item ftype (`squashfs`, `disk-kvm.img`, …), `metadata`,
-    /// `unified` or `delta`.
-    role: &'static str,
+    /// The item's ftype; null for a unified tarball, whose ftype is each
+    /// client's own.
+    ftype: Option<&'static str>,
+    /// For a delta, the version it patches.
+    delta_base: Option<String>,
+}
+
+/// A delta found in the tree, as the catalog publishes it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeltaView {
+    product: String,
+    /// The version whose root it makes.
+    version: String,
+    /// The older version whose root it patches.
+    base: String,
+    path: String,
+    size: u64,
 }
 
 #[derive(Serialize)]
@@ -158,6 +215,8 @@ struct ProductView {
 #[serde(rename_all = "camelCase")]
 struct ScanView {
     products: Vec<ProductView>,
+    /// Every delta the catalog names, by product and version.
+    deltas: Vec<DeltaView>,
     diagnostics: Vec<Diagnostic>,
     has_errors: bool,
     plan: PlanView,
@@ -213,18 +272,40 @@ fn lint_documents(index_json: &str, images_json: &str) -> Report {
     })
 }
 
-fn role_name(role: &FileRole) -> &'static str {
+fn ftype_of(role: &FileRole) -> Option<Ftype> {
     match role {
-        FileRole::Meta(_) => "metadata",
-        FileRole::Root(root) => root.ftype(),
-        FileRole::Unified => "unified",
-        FileRole::Delta { .. } => "delta",
+        FileRole::Meta(client) => Some(client.meta()),
+        FileRole::Root(root) => Some(root.kind()),
+        FileRole::Unified => None,
+        // The layout publishes squashfs deltas only.
+        FileRole::Delta { .. } => Ftype::Squashfs.delta(),
     }
+}
+
+fn deltas(scan: &Scan) -> Vec<DeltaView> {
+    let mut out = Vec::new();
+    for p in &scan.products {
+        for v in &p.versions {
+            for f in &v.files {
+                if let FileRole::Delta { base } = &f.role {
+                    out.push(DeltaView {
+                        product: p.id.clone(),
+                        version: v.name.clone(),
+                        base: base.clone(),
+                        path: f.path.clone(),
+                        size: f.size,
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 fn scan_view(scan: &Scan, digests: &Digests) -> ScanView {
     let plan = scan.plan(digests);
     ScanView {
+        deltas: deltas(scan),
         products: scan
             .products
             .iter()
@@ -250,7 +331,11 @@ fn scan_view(scan: &Scan, digests: &Digests) -> ScanView {
                             .map(|f| FileView {
                                 path: f.path.clone(),
                                 size: f.size,
-                                role: role_name(&f.role),
+                                ftype: ftype_of(&f.role).map(Ftype::as_str),
+                                delta_base: match &f.role {
+                                    FileRole::Delta { base } => Some(base.clone()),
+                                    _ => None,
+                                },
                             })
                             .collect(),
                     })
@@ -259,11 +344,7 @@ fn scan_view(scan: &Scan, digests: &Digests) -> ScanView {
             .collect(),
         diagnostics: scan.diagnostics.clone(),
         has_errors: scan.has_errors(),
-        plan: PlanView {
-            total_bytes: plan.total_bytes(),
-            prefixes: plan.prefixes.iter().map(Job::from).collect(),
-            bodies: plan.bodies.iter().map(Job::from).collect(),
-        },
+        plan: PlanView::of(&plan),
     }
 }
 
@@ -287,11 +368,7 @@ impl Builder {
     /// When `timestamp` is not a whole number.
     #[wasm_bindgen(constructor)]
     pub fn new(timestamp: f64) -> Result<Builder, JsError> {
-        if !timestamp.is_finite() || timestamp.fract() != 0.0 || timestamp.abs() > 1e15 {
-            return Err(JsError::new("timestamp must be whole Unix seconds"));
-        }
-        // A whole number well inside i64: checked above.
-        let seconds = timestamp as i64;
+        let seconds = whole_seconds(timestamp).map_err(|e| JsError::new(&e))?;
         Ok(Builder {
             entries: Vec::new(),
             config: Config::new(seconds),
@@ -307,13 +384,14 @@ impl Builder {
     /// For any other word.
     #[wasm_bindgen(js_name = setClients)]
     pub fn set_clients(&mut self, which: &str) -> Result<(), JsError> {
-        self.config.clients = match which {
-            "both" => Clients::Both,
-            "lxd" => Clients::Only(Client::Lxd),
-            "incus" => Clients::Only(Client::Incus),
-            other => {
+        self.config.clients = match (which, Client::parse(which)) {
+            ("both", _) => Clients::Both,
+            (_, Some(client)) => Clients::Only(client),
+            (other, None) => {
                 return Err(JsError::new(&format!(
-                    "clients must be both, lxd or incus, not {other:?}"
+                    "clients must be both, {} or {}, not {other:?}",
+                    Client::Lxd.id(),
+                    Client::Incus.id()
                 )));
             }
         };
@@ -347,21 +425,21 @@ impl Builder {
         Ok(())
     }
 
-    /// Adds a small side file with its contents (`.requirements`,
-    /// `.lxd_requirements`, `metadata.json`: see [`needsContents`]).
+    /// Adds a small side file with its contents (the requirements files, a
+    /// product's fields: see [`needsContents`]).
     #[wasm_bindgen(js_name = addSideFile)]
     pub fn add_side_file(&mut self, path: String, contents: Vec<u8>) {
         self.entries.push(Entry::side(path, contents));
     }
 
-    /// The `streams/v1/images.json` now published, if any: when nothing but
+    /// The products file ([`IMAGES_JSON`]) now published, if any: when nothing but
     /// the time changed, its `updated` is kept (as `ssgen build` does).
     #[wasm_bindgen(js_name = setPrevious)]
     pub fn set_previous(&mut self, images_json: Option<String>) {
         self.previous = images_json;
     }
 
-    /// The `streams/v1/images.json` a server publishes now, for a listing
+    /// The products file ([`IMAGES_JSON`]) a server publishes now, for a listing
     /// of only some of its images (the files of one export): the built
     /// catalog is that one with the listed versions added, so that
     /// publishing it loses none of the server's images. A version the
@@ -412,13 +490,8 @@ impl Builder {
 
 impl Builder {
     fn record_hashed(&mut self, hashed: Hashed) -> Result<(), String> {
-        let digest = |hex: &str| Sha256::from_hex(hex).map_err(|e| format!("{}: {e}", hashed.path));
-        let own = digest(&hashed.sha256)?;
-        let mut combined = Vec::with_capacity(hashed.combined.len());
-        for (meta, hex) in &hashed.combined {
-            combined.push(((meta.clone(), hashed.path.clone()), digest(hex)?));
-        }
-        self.digests.files.insert(hashed.path.clone(), own);
+        let (own, combined) = hashed.digests()?;
+        self.digests.files.insert(hashed.path, own);
         self.digests.combined.extend(combined);
         Ok(())
     }
@@ -432,7 +505,7 @@ impl Builder {
         let mut merged = None;
         if let Some(server) = &self.server {
             let m = merge(server, &out.images_json, &now)
-                .map_err(|e| format!("the server's images.json: {e}"))?;
+                .map_err(|e| format!("the server's {IMAGES_JSON}: {e}"))?;
             refuse_new_errors(server, &m)?;
             out.index_json = m.index_json;
             out.images_json = m.images_json;
@@ -481,13 +554,12 @@ struct Merged {
 /// was added.
 fn merge(server: &str, ours: &str, now: &str) -> Result<Merged, String> {
     use serde_json::Value;
-    let mut doc: Value = serde_json::from_str(server).map_err(|e| {
-        format!("is not JSON ({e}); give the streams/v1/images.json the server publishes")
-    })?;
+    let mut doc: Value = serde_json::from_str(server)
+        .map_err(|e| format!("is not JSON ({e}); give the {IMAGES_JSON} the server publishes"))?;
     let format = doc.get("format").and_then(Value::as_str).unwrap_or("");
-    if format != "products:1.0" {
+    if format != PRODUCTS_FORMAT {
         return Err(format!(
-            "is not a simplestreams products file (format {format:?}, not \"products:1.0\"); give the streams/v1/images.json the server publishes, not its index.json"
+            "is not a simplestreams products file (format {format:?}, not {PRODUCTS_FORMAT:?}); give the {IMAGES_JSON} the server publishes, not its {INDEX_JSON}"
         ));
     }
     let ours: Value =
@@ -500,9 +572,9 @@ fn merge(server: &str, ours: &str, now: &str) -> Result<Merged, String> {
     let products = doc
         .get_mut("products")
         .and_then(Value::as_object_mut)
-        .ok_or(
-            "has no \"products\" object; give the streams/v1/images.json the server publishes",
-        )?;
+        .ok_or_else(|| {
+            format!("has no \"products\" object; give the {IMAGES_JSON} the server publishes")
+        })?;
     let mut added = Vec::new();
     let mut notes = Vec::new();
     for (id, mut product) in ours {
@@ -554,7 +626,11 @@ fn merge(server: &str, ours: &str, now: &str) -> Result<Merged, String> {
                 ssgen_core::Level::Note,
                 IMAGES_JSON,
                 format!("product {id} is on the server already: its titles, aliases and requirements stay as the server publishes them"),
-                "change them on the server (metadata.json, .requirements) if they should change",
+                format!(
+                    "change them on the server ({}, {}) if they should change",
+                    ssgen_core::side::METADATA_JSON,
+                    ssgen_core::requirements::FILE_NAME
+                ),
             ));
         }
     }
@@ -604,7 +680,7 @@ fn refuse_new_errors(server: &str, merged: &Merged) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "merged with the server's images.json, this image would break the catalog for LXD or Incus ({}); nothing was merged: check that the server does not publish this image already, under another version name",
+            "merged with the server's {IMAGES_JSON}, this image would break the catalog for LXD or Incus ({}); nothing was merged: check that the server does not publish this image already, under another version name",
             new.join("; ")
         ))
     }
@@ -641,8 +717,8 @@ impl Serialize for Sorted<'_> {
 }
 
 /// Lints a catalog (ours or anyone's): `{findings: [{severity, code,
-/// clients, location, message, help}], summary}` for an `index.json` and
-/// the `streams/v1/images.json` it points at.
+/// clients, location, message, help}], summary}` for an index and the
+/// products file ([`IMAGES_JSON`]) it points at.
 ///
 /// # Errors
 /// Only if the report cannot be passed to JavaScript.
@@ -664,6 +740,125 @@ pub fn needs_contents(path: &str) -> bool {
 #[must_use]
 pub fn head_length() -> usize {
     HEAD_LEN
+}
+
+/// The paths of the server root the page's scripts name: `{images,
+/// indexJson, imagesJson}` (the images directory, the index, the products
+/// file).
+///
+/// # Errors
+/// Only if the result cannot be passed to JavaScript.
+#[wasm_bindgen]
+pub fn vocabulary() -> Result<JsValue, JsError> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Vocabulary {
+        images: &'static str,
+        index_json: &'static str,
+        images_json: &'static str,
+    }
+    to_js(&Vocabulary {
+        images: IMAGES,
+        index_json: INDEX_JSON,
+        images_json: IMAGES_JSON,
+    })
+}
+
+/// Which files of a dropped or chosen folder are the server root's.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+struct TreeView {
+    /// `[index in the input, path relative to the root]`, for the files
+    /// under the images directory.
+    files: Vec<(usize, String)>,
+    /// The index of the published products file, if the folder holds it.
+    previous: Option<usize>,
+}
+
+/// Maps the paths of a dropped or chosen folder onto the server root: the
+/// folder may be the images directory itself or the root that holds it
+/// (with, perhaps, the published products file).
+fn tree_view(paths: &[String]) -> Result<TreeView, String> {
+    let split: Vec<Vec<&str>> = paths.iter().map(|p| p.split('/').collect()).collect();
+    // The shallowest images directory: 0 when the folder is it, 1 when it
+    // is the root above it.
+    let Some(cut) = split
+        .iter()
+        .filter_map(|parts| parts.iter().position(|p| *p == IMAGES))
+        .filter(|d| *d <= 1)
+        .min()
+    else {
+        return Err(format!(
+            "no {IMAGES}/ folder found: choose the folder laid out as {IMAGES}/<os>/<release>/<arch>/<variant>/<version>/ (or the folder that holds it)"
+        ));
+    };
+    let mut out = TreeView {
+        files: Vec::new(),
+        previous: None,
+    };
+    for (i, parts) in split.iter().enumerate() {
+        if parts.len() <= cut || (cut == 0 && parts[0] != IMAGES) {
+            continue;
+        }
+        let rel = parts[cut..].join("/");
+        if rel.strip_prefix(IMAGES).is_some_and(|r| r.starts_with('/')) {
+            out.files.push((i, rel));
+        } else if rel == IMAGES_JSON {
+            out.previous = Some(i);
+        }
+    }
+    Ok(out)
+}
+
+/// [`tree_view`] for JavaScript: `paths` relative to the folder dropped
+/// or chosen; returns `{files: [[index, path]], previous}`.
+///
+/// # Errors
+/// When the folder holds no images directory (the message says what to
+/// choose).
+#[wasm_bindgen(js_name = treeFiles)]
+pub fn tree_files(paths: Vec<String>) -> Result<JsValue, JsError> {
+    to_js(&tree_view(&paths).map_err(|e| JsError::new(&e))?)
+}
+
+/// Where the products file an index lists is, relative to the index's
+/// own URL; `None` when `text` is no index (a products file, say).
+fn catalog_in(text: &str) -> Result<Option<String>, String> {
+    if serde_json::from_str::<serde_json::Value>(text).is_err() {
+        return Err(format!(
+            "is not JSON: give the server's URL, or its {IMAGES_JSON}"
+        ));
+    }
+    let remote = Remote::parse(text, &|_| None);
+    if remote.entries.is_empty() {
+        return Ok(None);
+    }
+    let catalogs: Vec<String> = remote
+        .entries
+        .iter()
+        .filter(|e| e.datatype == IMAGE_DOWNLOADS && !e.path.is_empty())
+        .map(|e| clean_path(&e.path))
+        .collect();
+    let [path] = catalogs.as_slice() else {
+        return Err(format!(
+            "lists {} image catalogs, not one: download the one to merge into and choose it as a file",
+            catalogs.len()
+        ));
+    };
+    // Paths in an index are relative to the server root, which is as many
+    // levels above the index as its path has directories.
+    let up = "../".repeat(INDEX_JSON.matches('/').count());
+    Ok(Some(format!("{up}{path}")))
+}
+
+/// [`catalog_in`] for JavaScript: the products file's path relative to
+/// the index's URL, or `null` when `text` is no index.
+///
+/// # Errors
+/// When `text` is not JSON, or an index that does not list exactly one
+/// image catalog.
+#[wasm_bindgen(js_name = catalogInIndex)]
+pub fn catalog_in_index(text: &str) -> Result<Option<String>, JsError> {
+    catalog_in(text).map_err(|e| JsError::new(&e))
 }
 
 /// The finished SHA-256 states of the metadata files one worker hashed,
@@ -695,14 +890,15 @@ impl PrefixStore {
 
 /// Hashes one file from chunks the page reads in order: its own digest and,
 /// from the same bytes, every combined digest it takes part in. On the same
-/// bytes it checks that the file was not cut short (as `ssgen build` does).
+/// bytes it makes `ssgen build`'s check ([`Checked`]): no file cut short,
+/// and no metadata tarball whose `metadata.yaml` the daemons would refuse.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Hasher {
     inner: FileHasher,
     is_prefix: bool,
     path: String,
-    ends: classify::Ends,
+    check: Checked,
 }
 
 #[wasm_bindgen]
@@ -722,7 +918,7 @@ impl Hasher {
     /// Feeds the next chunk of the file.
     pub fn update(&mut self, chunk: &[u8]) {
         self.inner.update(chunk);
-        self.ends.update(chunk);
+        self.check.update(chunk);
     }
 
     /// Bytes fed so far.
@@ -738,9 +934,11 @@ impl Hasher {
     /// paired with it. The hasher cannot be used afterwards.
     ///
     /// # Errors
-    /// When the number of bytes fed differs from the job's size (the file
-    /// changed while it was read), or the file was cut short (an xz stream
-    /// without its end, a squashfs shorter than its superblock says).
+    /// As `ssgen build` refuses it, with the path: the file was cut short
+    /// (an xz stream without its end, a squashfs shorter than its
+    /// superblock says), a metadata tarball has no `metadata.yaml` the
+    /// daemons would import, or the number of bytes fed differs from the
+    /// job's size (the file changed while it was read).
     pub fn finish(self, store: &mut PrefixStore) -> Result<JsValue, JsError> {
         let hashed = self
             .finish_into(store)
@@ -758,19 +956,21 @@ impl Hasher {
             inner,
             is_prefix,
             path,
-            ends: classify::Ends::default(),
+            // A prefix job is a metadata tarball: the build reads its
+            // metadata.yaml too.
+            check: Checked::new(is_prefix),
         })
     }
 
     fn finish_into(self, store: &mut PrefixStore) -> Result<Hashed, FinishError> {
-        let size = self.inner.bytes_seen();
+        // In the build's order: the check, then the size.
+        self.check
+            .finish(self.inner.bytes_seen())
+            .map_err(|why| FinishError::Refused {
+                path: self.path.clone(),
+                why,
+            })?;
         let result = self.inner.finish().map_err(FinishError::Core)?;
-        if let Some(why) = self.ends.cut_short(size) {
-            return Err(FinishError::CutShort(format!(
-                "{}: {why}; copy or download the whole file and drop it again",
-                self.path
-            )));
-        }
         if self.is_prefix {
             store.prefixes.insert(&result);
             if !store.has(&result.path) {
@@ -793,255 +993,23 @@ impl Hasher {
 /// Why a file's hashing could not finish.
 #[derive(Debug)]
 enum FinishError {
-    /// The core refused it (the size changed while it was read).
+    /// The hasher refused it (the size changed while it was read); the
+    /// message names the file.
     Core(ssgen_core::Error),
-    /// The bytes end before the file's format says they do.
-    CutShort(String),
+    /// The build's check refused it: cut short, or a metadata tarball the
+    /// daemons would not import.
+    Refused {
+        path: String,
+        why: ssgen_core::Error,
+    },
 }
 
 impl std::fmt::Display for FinishError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Core(e) => e.fmt(f),
-            Self::CutShort(why) => f.write_str(why),
+            Self::Refused { path, why } => write!(f, "{path}: {why}"),
         }
-    }
-}
-
-/// One loose file of an export, as the page sees it before placing it.
-#[derive(Clone, Debug, Deserialize)]
-struct LooseFile {
-    name: String,
-    size: u64,
-    head: Vec<u8>,
-}
-
-/// Where a loose file goes in a version directory, or why it is left out.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-struct Placement {
-    name: String,
-    /// The file name in the version directory, or `None` when ignored.
-    target: Option<&'static str>,
-    /// `metadata`, a root ftype, `unified`, or `ignored`.
-    role: &'static str,
-    /// Why, for an ignored file.
-    reason: Option<String>,
-}
-
-/// Places the loose files of one image export (`lxc`/`incus image export`:
-/// any file names) in a version directory by their magic bytes: a squashfs
-/// becomes `rootfs.squashfs`, a qcow2 `disk.qcow2`; with such a root, a
-/// compressed tarball is the metadata (`incus.tar.xz`, which serves both
-/// clients); a tarball alone is a unified image (`incus_combined.tar.gz`);
-/// of two tarballs without another root, the smaller is the metadata and the
-/// larger an xz root (`rootfs.tar.xz`).
-fn place_loose(files: &[LooseFile]) -> Vec<Placement> {
-    let magic = |f: &LooseFile| Magic::detect(&f.head);
-    let is_tar = |f: &LooseFile| magic(f).is_some_and(Magic::is_tar_compression);
-    let has_image_root = files
-        .iter()
-        .any(|f| matches!(magic(f), Some(Magic::Squashfs | Magic::Qcow2)));
-    let tarballs: Vec<&LooseFile> = files.iter().filter(|f| is_tar(f)).collect();
-    // With no squashfs or qcow2, two tarballs are metadata + root.tar.xz.
-    let root_tar = match tarballs.as_slice() {
-        [a, b] if !has_image_root => {
-            let larger = if b.size > a.size { b } else { a };
-            (magic(larger) == Some(Magic::Xz)).then_some(larger.name.as_str())
-        }
-        _ => None,
-    };
-    let mut taken: Vec<&'static str> = Vec::new();
-    files
-        .iter()
-        .map(|f| {
-            let (target, role): (&'static str, &'static str) = match magic(f) {
-                Some(Magic::Squashfs) => ("rootfs.squashfs", RootType::Squashfs.ftype()),
-                Some(Magic::Qcow2) => ("disk.qcow2", RootType::DiskKvm.ftype()),
-                Some(m) if m.is_tar_compression() => {
-                    if root_tar == Some(f.name.as_str()) {
-                        ("rootfs.tar.xz", RootType::RootTarXz.ftype())
-                    } else if has_image_root || root_tar.is_some() {
-                        ("incus.tar.xz", "metadata")
-                    } else {
-                        ("incus_combined.tar.gz", "unified")
-                    }
-                }
-                found => {
-                    return Placement {
-                        name: f.name.clone(),
-                        target: None,
-                        role: "ignored",
-                        reason: Some(format!(
-                            "not an image file ({})",
-                            found.map_or("unrecognised bytes", Magic::name)
-                        )),
-                    };
-                }
-            };
-            if taken.contains(&target) {
-                return Placement {
-                    name: f.name.clone(),
-                    target: None,
-                    role: "ignored",
-                    reason: Some(format!(
-                        "a second {role} file; drop the files of one image at a time"
-                    )),
-                };
-            }
-            taken.push(target);
-            Placement {
-                name: f.name.clone(),
-                target: Some(target),
-                role,
-                reason: None,
-            }
-        })
-        .collect()
-}
-
-/// Places the loose files of an export: takes `[{name, size, head}]` (head:
-/// the first bytes, at least 8) and returns, in the same order, `[{name,
-/// target, role, reason}]`, where `target` is the file's name in the
-/// version directory, or `null` with a `reason` when it is left out.
-///
-/// # Errors
-/// When the input is malformed.
-#[wasm_bindgen(js_name = placeLooseFiles)]
-pub fn place_loose_files(files: &JsValue) -> Result<JsValue, JsError> {
-    let files: Vec<LooseFile> = from_js(files, "loose files")?;
-    to_js(&place_loose(&files))
-}
-
-/// What `metadata.yaml` says, and where the page proposes to file the
-/// image.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MetadataView {
-    architecture: String,
-    creation_date: i64,
-    expiry_date: Option<i64>,
-    properties: BTreeMap<String, String>,
-    /// `container` or `virtual-machine` for a unified tarball, else null.
-    unified: Option<String>,
-    compression: &'static str,
-    description: Option<String>,
-    proposal: Proposal,
-}
-
-/// The directory names proposed for an image: the user may edit them.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-struct Proposal {
-    os: String,
-    release: String,
-    arch: String,
-    variant: String,
-    version: String,
-}
-
-/// Directory names from `metadata.yaml`: os in lower case (directory
-/// names are, by convention, e.g. `debian`), the Debian-style architecture
-/// name the clients and aliases use (`x86_64` → `amd64`), `default` when no
-/// variant is given, and the version named after `creation_date` in UTC
-/// (`YYYYMMDD_HHMM`).
-fn propose(meta: &ImageMetadata) -> Proposal {
-    // ASCII only: directory names must be [A-Za-z0-9._~:-] anyway (and the
-    // Unicode case tables would weigh on the page's download).
-    let dir_name = |s: &str| s.trim().to_ascii_lowercase().replace(' ', "-");
-    let raw_arch = meta.image_arch();
-    Proposal {
-        os: meta.property("os").map(dir_name).unwrap_or_default(),
-        release: meta.property("release").map(dir_name).unwrap_or_default(),
-        arch: arch::debian_name(raw_arch).unwrap_or(raw_arch).to_owned(),
-        variant: meta
-            .property("variant")
-            .map_or_else(|| "default".to_owned(), dir_name),
-        version: time::version_name(meta.creation_date),
-    }
-}
-
-fn metadata_view(meta: &ImageMetadata) -> MetadataView {
-    MetadataView {
-        architecture: meta.architecture.clone(),
-        creation_date: meta.creation_date,
-        expiry_date: meta.expiry_date,
-        properties: meta.properties.clone(),
-        unified: meta.unified.map(|u| match u {
-            UnifiedKind::Container => "container".to_owned(),
-            UnifiedKind::VirtualMachine => "virtual-machine".to_owned(),
-        }),
-        compression: match meta.compression {
-            Compression::Xz => "xz",
-            Compression::Gzip => "gzip",
-            Compression::None => "none",
-        },
-        description: meta.property("description").map(str::to_owned),
-        proposal: propose(meta),
-    }
-}
-
-/// Reads `metadata.yaml` from an xz, gzip or plain image tarball held in
-/// memory: `{architecture, creationDate, expiryDate, properties, unified,
-/// compression, description, proposal: {os, release, arch, variant,
-/// version}}`.
-///
-/// # Errors
-/// A readable message when the tarball is damaged, truncated, not an image
-/// tarball, or its `metadata.yaml` is invalid.
-#[wasm_bindgen(js_name = readMetadata)]
-pub fn read_metadata(tarball: &[u8]) -> Result<JsValue, JsError> {
-    let meta = metadata::read(tarball).map_err(|e| JsError::new(&e.to_string()))?;
-    to_js(&metadata_view(&meta))
-}
-
-/// Like [`read_metadata`], streaming: `pull()` returns the next bytes of the
-/// tarball as a `Uint8Array` (empty at the end), e.g. read with
-/// `FileReaderSync` in a worker. Reading stops as soon as the metadata is
-/// known, so a multi-GB unified tarball is not read to its end.
-///
-/// # Errors
-/// As [`read_metadata`], and when `pull` throws or returns something else.
-#[wasm_bindgen(js_name = readMetadataFrom)]
-pub fn read_metadata_from(pull: &js_sys::Function) -> Result<JsValue, JsError> {
-    let reader = JsPull {
-        pull,
-        buf: Vec::new(),
-        pos: 0,
-    };
-    let meta = metadata::read_from(reader).map_err(|e| JsError::new(&e.to_string()))?;
-    to_js(&metadata_view(&meta))
-}
-
-/// A [`Read`] over a JavaScript function returning chunks.
-struct JsPull<'a> {
-    pull: &'a js_sys::Function,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for JsPull<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos >= self.buf.len() {
-            let value = self.pull.call0(&JsValue::NULL).map_err(|e| {
-                io::Error::other(
-                    e.as_string()
-                        .or_else(|| {
-                            e.dyn_ref::<js_sys::Error>()
-                                .map(|e| String::from(e.message()))
-                        })
-                        .unwrap_or_else(|| "the reader failed".to_owned()),
-                )
-            })?;
-            let chunk = value
-                .dyn_into::<js_sys::Uint8Array>()
-                .map_err(|_| io::Error::other("the reader did not return a Uint8Array"))?;
-            self.buf = chunk.to_vec();
-            self.pos = 0;
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 
@@ -1051,6 +1019,25 @@ mod tests {
 
     const META: &str = "images/debian/12/amd64/default/20260801_0312/incus.tar.xz";
     const ROOT: &str = "images/debian/12/amd64/default/20260801_0312/rootfs.squashfs";
+
+    /// A real metadata tarball (tar + gzip) holding `files`.
+    fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        for (name, bytes) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, name, *bytes)
+                .expect("in memory");
+        }
+        tar.into_inner()
+            .and_then(flate2::write::GzEncoder::finish)
+            .expect("in memory")
+    }
+
+    const YAML: &[u8] = b"architecture: x86_64\ncreation_date: 1785556320\nproperties:\n  os: debian\n  release: \"12\"\n";
 
     fn hash_all(store: &mut PrefixStore, job: &HashJob, bytes: &[u8]) -> Hashed {
         let mut h = Hasher::start(Job::from(job), store).expect("prefixes were hashed first");
@@ -1062,8 +1049,7 @@ mod tests {
 
     #[test]
     fn results_round_trip_through_plain_data_into_the_same_documents() {
-        // An xz stream's first and last bytes: its magic and its footer's.
-        let meta = b"\xFD7zXZ\0 metadataYZ".to_vec();
+        let meta = tarball(&[("metadata.yaml", YAML)]);
         let root = b"hsqs and the rest of a squashfs".to_vec();
         let mut b = Builder::new(1_785_556_800.0).expect("whole seconds");
         b.entries.push(Entry {
@@ -1154,12 +1140,109 @@ mod tests {
         let mut h = Hasher::start(job, &store).expect("no prefix needed");
         h.update(&cut);
         let err = h.finish_into(&mut store).expect_err("cut short");
-        assert!(matches!(err, FinishError::CutShort(_)));
+        assert!(matches!(
+            err,
+            FinishError::Refused {
+                why: ssgen_core::Error::CutShort(_),
+                ..
+            }
+        ));
         assert!(err.to_string().starts_with(META), "{err}");
         assert!(
             !store.has(META),
             "a cut file must not feed combined digests"
         );
+    }
+
+    /// The build reads every metadata tarball's metadata.yaml on the read
+    /// that hashes it, and refuses one the daemons would not import: so
+    /// does the page, in the build's words.
+    #[test]
+    fn a_metadata_tarball_the_daemons_refuse_is_refused_as_the_build_refuses_it() {
+        for (bytes, says) in [
+            (
+                tarball(&[("templates/a.tpl", b"x")]),
+                "has no metadata.yaml",
+            ),
+            (
+                tarball(&[("metadata.yaml", b"architecture: [1\n")]),
+                "is not valid YAML",
+            ),
+        ] {
+            let mut store = PrefixStore::default();
+            let job = Job {
+                path: META.into(),
+                size: bytes.len() as u64,
+                is_prefix: true,
+                prefixes: vec![],
+            };
+            let mut h = Hasher::start(job, &store).expect("no prefix needed");
+            for chunk in bytes.chunks(7) {
+                h.update(chunk);
+            }
+            let err = h.finish_into(&mut store).expect_err("refused");
+            let build = ssgen_core::check::check(&bytes, true).expect_err("the build refuses it");
+            assert_eq!(err.to_string(), format!("{META}: {build}"));
+            assert!(err.to_string().contains(says), "{err}");
+            assert!(!store.has(META));
+        }
+        // The same bytes as a body (a unified tarball, say) are not read.
+        let bytes = tarball(&[("templates/a.tpl", b"x")]);
+        let job = Job {
+            path: ROOT.into(),
+            size: bytes.len() as u64,
+            is_prefix: false,
+            prefixes: vec![],
+        };
+        let mut store = PrefixStore::default();
+        let mut h = Hasher::start(job, &store).expect("no prefix needed");
+        h.update(&bytes);
+        assert!(h.finish_into(&mut store).is_ok());
+    }
+
+    #[test]
+    fn a_dropped_folder_is_mapped_onto_the_server_root() {
+        let paths = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        // The root above images/, with its published catalog.
+        let view = tree_view(&paths(&[
+            "www/images/debian/12/amd64/default/v/incus.tar.xz",
+            "www/streams/v1/images.json",
+            "www/notes.txt",
+        ]))
+        .expect("a root");
+        assert_eq!(
+            view.files,
+            [(
+                0,
+                "images/debian/12/amd64/default/v/incus.tar.xz".to_owned()
+            )]
+        );
+        assert_eq!(view.previous, Some(1));
+        // images/ itself.
+        let view = tree_view(&paths(&[
+            "images/a/b/c/d/v/x",
+            "other/streams/v1/images.json",
+        ]))
+        .expect("images/");
+        assert_eq!(view.files, [(0, "images/a/b/c/d/v/x".to_owned())]);
+        assert_eq!(view.previous, None);
+        let err = tree_view(&paths(&["a/b/images/x", "imagesx/y"])).expect_err("none");
+        assert!(err.contains("no images/ folder"), "{err}");
+    }
+
+    #[test]
+    fn an_index_names_its_catalog_relative_to_itself() {
+        let index = ssgen_core::index_json(&["p".to_owned()], "now");
+        assert_eq!(
+            catalog_in(&index),
+            Ok(Some("../../streams/v1/images.json".to_owned()))
+        );
+        let products = r#"{"format": "products:1.0", "products": {}}"#;
+        assert_eq!(catalog_in(products), Ok(None));
+        assert!(catalog_in("not json").is_err_and(|e| e.contains("not JSON")));
+        let two = r#"{"index": {"a": {"datatype": "image-downloads", "path": "a.json", "products": ["p"]},
+            "b": {"datatype": "image-downloads", "path": "b.json", "products": ["q"]}}}"#;
+        assert!(catalog_in(two).is_err_and(|e| e.contains("2 image catalogs")));
     }
 
     /// What the core builds from real bytes: `(path, bytes)` of each file
@@ -1309,7 +1392,10 @@ mod tests {
 
         for (bad, says) in [
             ("[]", "not a simplestreams"),
-            ("{\"format\": \"index:1.0\"}", "not its index.json"),
+            (
+                "{\"format\": \"index:1.0\"}",
+                "not its streams/v1/index.json",
+            ),
             ("{\"format\": \"products:1.0\"}", "no \"products\""),
             ("not json", "not JSON"),
         ] {
@@ -1329,93 +1415,6 @@ mod tests {
         };
         assert!(b.record_hashed(bad).unwrap_err().contains(ROOT));
         assert!(b.digests.files.is_empty());
-    }
-
-    fn loose(name: &str, size: u64, head: &[u8]) -> LooseFile {
-        LooseFile {
-            name: name.into(),
-            size,
-            head: head.to_vec(),
-        }
-    }
-
-    fn targets(files: &[LooseFile]) -> Vec<Option<&'static str>> {
-        place_loose(files).into_iter().map(|p| p.target).collect()
-    }
-
-    #[test]
-    fn loose_files_are_placed_by_magic() {
-        let xz = b"\xFD7zXZ\0\0\x04";
-        let gz = b"\x1F\x8B\x08\0\0\0\0\0";
-        // A split container export with arbitrary names.
-        assert_eq!(
-            targets(&[
-                loose("meta-abc.tar.xz", 900, xz),
-                loose("abc.squashfs", 9000, b"hsqs\0\0\0\0")
-            ]),
-            [Some("incus.tar.xz"), Some("rootfs.squashfs")]
-        );
-        // A VM export, and a container root next to it: one metadata.
-        assert_eq!(
-            targets(&[
-                loose("a", 900, gz),
-                loose("b", 9000, b"QFI\xfb\0\0\0\x03"),
-                loose("c", 9000, b"hsqs\0\0\0\0"),
-            ]),
-            [
-                Some("incus.tar.xz"),
-                Some("disk.qcow2"),
-                Some("rootfs.squashfs")
-            ]
-        );
-        // A unified export.
-        assert_eq!(
-            targets(&[loose("abc.tar.gz", 9000, gz)]),
-            [Some("incus_combined.tar.gz")]
-        );
-        // Two tarballs: the smaller is the metadata, the larger an xz root.
-        assert_eq!(
-            targets(&[loose("big", 9000, xz), loose("small", 90, xz)]),
-            [Some("rootfs.tar.xz"), Some("incus.tar.xz")]
-        );
-        // Junk and duplicates are left out with a reason.
-        let placed = place_loose(&[
-            loose("notes.txt", 5, b"hello wo"),
-            loose("x.squashfs", 9, b"hsqs\0\0\0\0"),
-            loose("y.squashfs", 9, b"hsqs\0\0\0\0"),
-        ]);
-        assert_eq!(placed[0].target, None);
-        assert!(
-            placed[0]
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("unrecognised"))
-        );
-        assert_eq!(placed[2].target, None);
-        assert!(
-            placed[2]
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("second"))
-        );
-    }
-
-    #[test]
-    fn metadata_proposes_directory_names() {
-        let yaml = "architecture: x86_64\ncreation_date: 1785556320\nproperties:\n  os: Debian\n  release: bookworm\n  description: Debian bookworm\n";
-        let meta = metadata::parse_yaml(yaml.as_bytes()).expect("valid yaml");
-        let view = metadata_view(&meta);
-        assert_eq!(
-            view.proposal,
-            Proposal {
-                os: "debian".into(),
-                release: "bookworm".into(),
-                arch: "amd64".into(),
-                variant: "default".into(),
-                version: "20260801_0352".into(),
-            }
-        );
-        assert_eq!(view.description.as_deref(), Some("Debian bookworm"));
     }
 
     #[test]

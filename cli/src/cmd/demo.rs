@@ -8,6 +8,10 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use ssgen_core::requirements::{self, Requirements};
+use ssgen_core::vocab::IMAGES;
+use ssgen_core::{Ftype, ProductPath, export};
+
 use crate::publish::{BuildOptions, Settings, rebuild};
 
 /// Make a sample server root of small real images, build it, and show
@@ -33,7 +37,7 @@ const VERSION: &str = "20260801_0312";
 
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let root = &args.dir;
-    if root.exists() && !root.join("images").is_dir() {
+    if root.exists() && !root.join(IMAGES).is_dir() {
         bail!(crate::exit::Invalid(format!(
             "{}: exists and is not a server root; choose another directory",
             root.display()
@@ -59,38 +63,47 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
 /// Writes the sample tree (idempotent: files already there are kept, so a
 /// second run changes nothing).
 pub fn make_tree(root: &Path) -> Result<()> {
-    let container = root.join(format!("images/debian/12/amd64/default/{VERSION}"));
+    let file = |product: &ProductPath, ftype: Ftype| -> Result<PathBuf> {
+        let rel = export::file_path(product, VERSION, ftype)
+            .with_context(|| format!("no file of {ftype} is written"))?;
+        Ok(root.join(rel))
+    };
+    let container = ProductPath::new("debian", "12", "amd64", "default");
     write_new(
-        &container.join("incus.tar.xz"),
+        &file(&container, Ftype::IncusMeta)?,
         &metadata_tarball("x86_64", "debian", "12", "default")?,
     )?;
     // One root per version: two container roots would be two images with
     // the same aliases.
     if has_tool("mksquashfs") {
-        squashfs(&container.join("rootfs.squashfs"))?;
+        squashfs(&file(&container, Ftype::Squashfs)?)?;
     } else {
-        write_new(&container.join("root.tar.xz"), &rootfs_tarball("debian")?)?;
+        write_new(
+            &file(&container, Ftype::RootTarXz)?,
+            &rootfs_tarball("debian")?,
+        )?;
     }
 
     if has_tool("qemu-img") {
-        let vm = root.join(format!("images/debian/12/amd64/cloud/{VERSION}"));
+        let vm = ProductPath::new("debian", "12", "amd64", "cloud");
         write_new(
-            &vm.join("incus.tar.xz"),
+            &file(&vm, Ftype::IncusMeta)?,
             &metadata_tarball("x86_64", "debian", "12", "cloud")?,
         )?;
-        qcow2(&vm.join("disk.qcow2"))?;
+        qcow2(&file(&vm, Ftype::DiskKvm)?)?;
+        let secureboot: Requirements = [("secureboot".to_owned(), "false".to_owned())].into();
         write_new(
-            &root.join("images/debian/12/amd64/cloud/.requirements"),
-            b"{\n  \"secureboot\": \"false\"\n}\n",
+            &root.join(vm.dir()).join(requirements::FILE_NAME),
+            requirements::to_text(&secureboot).as_bytes(),
         )?;
     }
 
-    let arm = root.join(format!("images/alpine/3.22/arm64/default/{VERSION}"));
+    let arm = ProductPath::new("alpine", "3.22", "arm64", "default");
     write_new(
-        &arm.join("lxd.tar.xz"),
+        &file(&arm, Ftype::LxdMeta)?,
         &metadata_tarball("aarch64", "alpine", "3.22", "default")?,
     )?;
-    write_new(&arm.join("root.tar.xz"), &rootfs_tarball("alpine")?)?;
+    write_new(&file(&arm, Ftype::RootTarXz)?, &rootfs_tarball("alpine")?)?;
     Ok(())
 }
 

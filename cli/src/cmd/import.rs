@@ -15,9 +15,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use ssgen_core::Client;
-use ssgen_core::classify::{Magic, RootType};
+use ssgen_core::classify::RootType;
+use ssgen_core::export::{self, ExportFile, Identified};
 use ssgen_core::metadata::{self, ImageMetadata, MetadataError, UnifiedKind};
+use ssgen_core::side::{METADATA_JSON, ProductFields};
+use ssgen_core::vocab::{Class, IMAGES};
+use ssgen_core::{Ftype, ProductPath};
 
 use crate::confine::{Place, Renamed, Root};
 use crate::exit::Invalid;
@@ -128,13 +131,13 @@ struct Source {
 /// One image to import.
 #[derive(Debug)]
 struct Image {
-    /// (source, name in the version directory).
-    files: Vec<(PathBuf, &'static str)>,
-    product_dir: String,
+    /// (source, the ftype it is published under: its name in the version
+    /// directory is [`file_name`]'s).
+    files: Vec<(PathBuf, Ftype)>,
+    product: ProductPath,
     version: String,
     /// `creation_date`, which names the version.
     created: i64,
-    product_id: String,
     kind: String,
     /// The version directory already holds exactly these files.
     already: bool,
@@ -145,8 +148,14 @@ struct Image {
 
 impl Image {
     fn version_dir(&self) -> String {
-        format!("{}/{}", self.product_dir, self.version)
+        self.product.version_dir(&self.version)
     }
+}
+
+/// The name a file of `ftype` has in a version directory.
+fn file_name_of(ftype: Ftype) -> &'static str {
+    // Every ftype an export is placed under has one.
+    ftype.file_name().unwrap_or_else(|| ftype.as_str())
 }
 
 pub fn run(args: &ImportArgs) -> Result<ExitCode> {
@@ -194,7 +203,7 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
 /// lock and empty directories, never a file someone else put there.
 fn remove_new_root(root: &Path) {
     let _ = fs::remove_file(root.join(".ssgen/lock"));
-    for dir in [".ssgen", "streams/v1", "streams", "images", ""] {
+    for dir in [".ssgen", "streams/v1", "streams", IMAGES, ""] {
         let _ = fs::remove_dir(root.join(dir));
     }
 }
@@ -239,7 +248,7 @@ fn import(
             for image in &todo {
                 eprintln!(
                     "imported {} {} ({}) into {}",
-                    image.product_id,
+                    image.product.id(),
                     image.version,
                     image.kind,
                     root.join(image.version_dir()).display()
@@ -268,13 +277,13 @@ fn already_message(root: &Path, image: &Image) -> String {
     match &image.published_as {
         Some(vdir) => format!(
             "{} {}: already published as {} (the same image); nothing to do",
-            image.product_id,
+            image.product.id(),
             image.version,
             root.join(vdir).display()
         ),
         None => format!(
             "{} {}: already imported in {} (the same image); nothing to do{withdrawn}",
-            image.product_id,
+            image.product.id(),
             image.version,
             dir.display()
         ),
@@ -345,7 +354,7 @@ fn named_like_an_image_file(path: &Path) -> bool {
 /// not a server root).
 fn holds_images(dir: &Path) -> Result<bool> {
     for path in folder_files(dir)? {
-        if head(&path)?.0.is_some() || looks_like_tar(&path)? {
+        if !matches!(export::identify(&head(&path)?, None), Identified::Not(_)) {
             return Ok(true);
         }
     }
@@ -366,18 +375,16 @@ fn folder_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn head(path: &Path) -> Result<(Option<Magic>, Vec<u8>)> {
+/// The first bytes of a file, enough for [`export::identify`] to tell a
+/// tarball without compression.
+fn head(path: &Path) -> Result<Vec<u8>> {
     let mut file = File::open(path).map_err(|e| open_error(path, e))?;
     let mut head = Vec::with_capacity(512);
     Read::by_ref(&mut file)
         .take(512)
         .read_to_end(&mut head)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok((Magic::detect(&head), head))
-}
-
-fn looks_like_tar(path: &Path) -> Result<bool> {
-    Ok(head(path)?.1.get(257..262) == Some(b"ustar"))
+    Ok(head)
 }
 
 fn open_error(path: &Path, e: std::io::Error) -> anyhow::Error {
@@ -427,39 +434,38 @@ fn identify(sources: &[PathBuf]) -> Result<Vec<Source>> {
     Ok(out)
 }
 
+/// What one file is, by [`export::identify`]: `None` for a file that is
+/// no image file at all, an error for a tarball no client could use.
 fn identify_file(path: &Path, folder: Option<usize>) -> Result<Option<Source>> {
-    let (magic, head) = head(path)?;
-    let source = |role| {
-        Ok(Some(Source {
-            path: path.to_path_buf(),
-            role,
-            folder,
-        }))
+    let head = head(path)?;
+    let role = match export::identify(&head, None) {
+        Identified::Not(_) => return Ok(None),
+        Identified::Root(root) => Role::Root(root),
+        _ => {
+            let file = File::open(path).map_err(|e| open_error(path, e))?;
+            let read = metadata::read_from(file);
+            if let Err(MetadataError::Read(e)) = read {
+                return Err(anyhow!(e).context(format!("cannot read {}", path.display())));
+            }
+            match (export::identify(&head, Some(&read)), read) {
+                (Identified::Root(root), _) => Role::Root(root),
+                (Identified::Metadata, Ok(meta)) => Role::Meta(Box::new(meta)),
+                (Identified::Unified(_), Ok(meta)) => Role::Unified(Box::new(meta)),
+                (Identified::Not(why), _) => {
+                    bail!(Invalid(format!("{}: {why}", path.display())))
+                }
+                (other, _) => bail!(
+                    "internal error: {}: identified as {other:?} from its metadata",
+                    path.display()
+                ),
+            }
+        }
     };
-    match magic {
-        Some(Magic::Squashfs) => return source(Role::Root(RootType::Squashfs)),
-        Some(Magic::Qcow2) => return source(Role::Root(RootType::DiskKvm)),
-        Some(Magic::Xz | Magic::Gzip | Magic::Bzip2 | Magic::Zstd) => {}
-        None if head.get(257..262) == Some(b"ustar") => {}
-        None => return Ok(None),
-    }
-    let file = File::open(path).map_err(|e| open_error(path, e))?;
-    let bad = |e: MetadataError| anyhow!(Invalid(format!("{}: {e}", path.display())));
-    match metadata::read_from(file) {
-        Ok(meta) if meta.unified.is_some() => source(Role::Unified(Box::new(meta))),
-        Ok(meta) => source(Role::Meta(Box::new(meta))),
-        Err(MetadataError::NotImageTarball { .. }) if magic == Some(Magic::Xz) => {
-            source(Role::Root(RootType::RootTarXz))
-        }
-        Err(MetadataError::NotImageTarball { .. }) => Err(anyhow!(Invalid(format!(
-            "{}: a root filesystem tarball that is not xz-compressed; the clients take only root.tar.xz, so recompress it (e.g. `gzip -dc F | xz > root.tar.xz`)",
-            path.display()
-        )))),
-        Err(MetadataError::Read(e)) => {
-            Err(anyhow!(e).context(format!("cannot read {}", path.display())))
-        }
-        Err(e) => Err(bad(e)),
-    }
+    Ok(Some(Source {
+        path: path.to_path_buf(),
+        role,
+        folder,
+    }))
 }
 
 /// A folder of generated files, removed when dropped.
@@ -535,7 +541,7 @@ fn generate_metadata(
     ));
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let guard = Generated(dir);
-    let path = guard.0.join("incus.tar.xz");
+    let path = guard.0.join(file_name_of(Ftype::IncusMeta));
     fs::write(&path, &tarball).with_context(|| format!("cannot write {}", path.display()))?;
     let meta = metadata::read(&tarball)
         .map_err(|e| anyhow!("the generated metadata does not read back: {e}"))?;
@@ -557,7 +563,7 @@ fn group(sources: Vec<Source>, args: &ImportArgs) -> Result<Vec<Image>> {
     let mut images = Vec::new();
     for s in sources {
         if let Role::Unified(meta) = &s.role {
-            images.push(unified_image(&s.path, meta, args)?);
+            images.push(unified_image(&s, meta, args)?);
         } else {
             groups.entry(s.folder).or_default().push(s);
         }
@@ -625,30 +631,69 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn split_image(members: Vec<Source>, args: &ImportArgs) -> Result<Image> {
-    let mut metas: Vec<(&Path, &ImageMetadata)> = Vec::new();
-    let mut roots: BTreeMap<RootType, &Path> = BTreeMap::new();
-    for s in &members {
-        match &s.role {
-            Role::Meta(m) => metas.push((&s.path, m)),
-            Role::Root(r) => {
-                if let Some(other) = roots.insert(*r, &s.path) {
-                    bail!(Invalid(format!(
-                        "{} and {}: two {} root files for one image; import them separately",
-                        other.display(),
-                        s.path.display(),
-                        r.ftype()
-                    )));
+/// Where each of `members`, the files of one image, goes in the version
+/// directory ([`export::place`]), in a fixed order: metadata first (the
+/// tarball serving both clients before `lxd.tar.xz`), then the roots.
+fn place<'a>(members: &[&'a Source]) -> Result<Vec<(&'a Source, Ftype)>> {
+    let mut files = Vec::new();
+    for s in members {
+        let size = fs::metadata(&s.path)
+            .with_context(|| format!("cannot stat {}", s.path.display()))?
+            .len();
+        files.push(ExportFile {
+            name: file_name(&s.path),
+            size,
+            identified: match &s.role {
+                Role::Meta(_) => Identified::Metadata,
+                Role::Unified(meta) => {
+                    Identified::Unified(meta.unified.unwrap_or(UnifiedKind::Container))
                 }
+                Role::Root(root) => Identified::Root(*root),
+            },
+        });
+    }
+    let mut placed = Vec::new();
+    for (s, p) in members.iter().zip(export::place(&files)) {
+        match (p.target, p.reason) {
+            (Some(ftype), _) => placed.push((*s, ftype)),
+            (None, why) => {
+                // The file of the same kind it loses to, to name both.
+                let same_kind = |o: &&&Source| match (&o.role, &s.role) {
+                    (Role::Root(a), Role::Root(b)) => a == b,
+                    (Role::Meta(_), Role::Meta(_)) | (Role::Unified(_), Role::Unified(_)) => true,
+                    _ => false,
+                };
+                let both = match members.iter().find(same_kind) {
+                    Some(other) if other.path != s.path => {
+                        format!("{} and {}", other.path.display(), s.path.display())
+                    }
+                    _ => s.path.display().to_string(),
+                };
+                bail!(Invalid(format!("{both}: {}", why.unwrap_or_default())));
             }
-            Role::Unified(_) => {}
         }
     }
-    let Some(&(first_meta, _)) = metas.first() else {
-        let root = roots
-            .values()
-            .next()
-            .map_or_else(String::new, |p| p.display().to_string());
+    placed.sort_by_key(|&(_, ftype)| (ftype != Ftype::IncusMeta, ftype));
+    Ok(placed)
+}
+
+fn split_image(members: Vec<Source>, args: &ImportArgs) -> Result<Image> {
+    let members: Vec<&Source> = members.iter().collect();
+    let placed = place(&members)?;
+    let roots: Vec<Ftype> = placed
+        .iter()
+        .map(|&(_, f)| f)
+        .filter(|f| f.class() == Class::Root)
+        .collect();
+    // The tarball that serves both clients names the image (the seeds'
+    // `lxd.tar.xz` beside it is LXD's only).
+    let Some((meta_path, meta)) = placed.iter().find_map(|(s, f)| match &s.role {
+        Role::Meta(meta) if *f == Ftype::IncusMeta => Some((&s.path, meta.as_ref())),
+        _ => None,
+    }) else {
+        let root = placed
+            .first()
+            .map_or_else(String::new, |(s, _)| s.path.display().to_string());
         bail!(Invalid(format!(
             "{root}: a root file without its metadata tarball; give the meta-<hash>.tar.xz file of the same export too, or --os, --release and --arch to have ssgen write one"
         )));
@@ -656,62 +701,33 @@ fn split_image(members: Vec<Source>, args: &ImportArgs) -> Result<Image> {
     if roots.is_empty() {
         bail!(Invalid(format!(
             "{}: a metadata tarball without a root file; give the root file of the same export too (its <hash>.squashfs or qcow2 disk)",
-            first_meta.display()
+            meta_path.display()
         )));
     }
-    // The seeds' folders may hold both lxd.tar.xz and incus.tar.xz, one per
-    // client: keep both names. Anything else is one metadata tarball.
-    let mut files: Vec<(PathBuf, &'static str)> = Vec::new();
-    let primary = match metas.as_slice() {
-        [(path, meta)] => {
-            files.push((path.to_path_buf(), Client::Incus.meta_ftype()));
-            *meta
-        }
-        [a, b] => {
-            let names = [file_name(a.0), file_name(b.0)];
-            let (incus, lxd) = match (names[0].as_str(), names[1].as_str()) {
-                ("incus.tar.xz", "lxd.tar.xz") => (a, b),
-                ("lxd.tar.xz", "incus.tar.xz") => (b, a),
-                _ => bail!(Invalid(format!(
-                    "{} and {}: two metadata tarballs for one image; import them separately",
-                    a.0.display(),
-                    b.0.display()
-                ))),
-            };
-            files.push((incus.0.to_path_buf(), Client::Incus.meta_ftype()));
-            files.push((lxd.0.to_path_buf(), Client::Lxd.meta_ftype()));
-            incus.1
-        }
-        more => bail!(Invalid(format!(
-            "{}: {} metadata tarballs for one image; import them separately",
-            more[0].0.display(),
-            more.len()
-        ))),
-    };
-    let mut kinds = Vec::new();
-    for (root, path) in &roots {
-        files.push((path.to_path_buf(), root.file_name()));
-        kinds.push(if root.is_vm() {
-            "virtual-machine, qcow2".to_owned()
-        } else {
-            format!("container, {}", root.ftype())
-        });
-    }
-    image(first_meta, primary, files, kinds.join(" + "), args)
+    let kinds: Vec<String> = roots
+        .iter()
+        .map(|root| {
+            if root.is_vm() {
+                "virtual-machine, qcow2".to_owned()
+            } else {
+                format!("container, {root}")
+            }
+        })
+        .collect();
+    image(meta_path, meta, paths(&placed), kinds.join(" + "), args)
 }
 
-fn unified_image(path: &Path, meta: &ImageMetadata, args: &ImportArgs) -> Result<Image> {
+fn paths(placed: &[(&Source, Ftype)]) -> Vec<(PathBuf, Ftype)> {
+    placed.iter().map(|(s, f)| (s.path.clone(), *f)).collect()
+}
+
+fn unified_image(source: &Source, meta: &ImageMetadata, args: &ImportArgs) -> Result<Image> {
     let kind = match meta.unified {
         Some(UnifiedKind::VirtualMachine) => "virtual-machine, unified tarball",
         _ => "container, unified tarball",
     };
-    image(
-        path,
-        meta,
-        vec![(path.to_path_buf(), Client::Incus.combined_ftype())],
-        kind.to_owned(),
-        args,
-    )
+    let placed = place(&[source])?;
+    image(&source.path, meta, paths(&placed), kind.to_owned(), args)
 }
 
 fn field(
@@ -747,7 +763,7 @@ fn field(
 fn image(
     meta_path: &Path,
     meta: &ImageMetadata,
-    files: Vec<(PathBuf, &'static str)>,
+    files: Vec<(PathBuf, Ftype)>,
     kind: String,
     args: &ImportArgs,
 ) -> Result<Image> {
@@ -776,13 +792,11 @@ fn image(
             meta.architecture
         );
     }
-    let product = ssgen_core::ProductPath::new(os, release, arch, variant);
     Ok(Image {
         files,
-        product_dir: product.dir(),
-        version: ssgen_core::export::version_name(meta.creation_date, &[]),
+        product: ProductPath::new(os, release, arch, variant),
+        version: export::version_name(meta.creation_date, &[]),
         created: meta.creation_date,
-        product_id: product.id(),
         kind,
         already: false,
         published_as: None,
@@ -794,9 +808,9 @@ fn image(
 fn check_targets(root: &Path, images: &mut [Image]) -> Result<()> {
     let mut published = Published::scan(root)?;
     for image in images.iter_mut() {
-        let existing = version_names(&root.join(&image.product_dir))?;
+        let existing = version_names(&root.join(image.product.dir()))?;
         let existing: Vec<&str> = existing.iter().map(String::as_str).collect();
-        image.version = ssgen_core::export::version_name(image.created, &existing);
+        image.version = export::version_name(image.created, &existing);
         if let Some(vdir) = published.copy_of(root, image)? {
             if vdir != image.version_dir() {
                 image.published_as = Some(vdir);
@@ -809,11 +823,15 @@ fn check_targets(root: &Path, images: &mut [Image]) -> Result<()> {
             continue;
         }
         let existing: BTreeSet<String> = folder_files(&dir)?.iter().map(|p| file_name(p)).collect();
-        let wanted: BTreeSet<String> = image.files.iter().map(|(_, n)| (*n).to_owned()).collect();
+        let wanted: BTreeSet<String> = image
+            .files
+            .iter()
+            .map(|&(_, f)| file_name_of(f).to_owned())
+            .collect();
         let mut same = existing == wanted;
         if same {
-            for (src, name) in &image.files {
-                if !same_contents(src, &dir.join(name))? {
+            for (src, ftype) in &image.files {
+                if !same_contents(src, &dir.join(file_name_of(*ftype)))? {
                     same = false;
                     break;
                 }
@@ -847,13 +865,12 @@ type PublishedFile = (String, u64, bool, bool);
 impl Published {
     fn scan(root: &Path) -> Result<Self> {
         let mut versions = Vec::new();
-        if root.join("images").is_dir() {
+        if root.join(IMAGES).is_dir() {
             let listing = crate::walk::list(root, &crate::cache::Cache::load(root))?;
             let scan = ssgen_core::scan(&listing.entries(), &ssgen_core::Config::new(0));
             for p in &scan.products {
                 for v in &p.versions {
-                    let dir = ssgen_core::ProductPath::new(&p.os, &p.release, &p.arch, &p.variant)
-                        .version_dir(&v.name);
+                    let dir = p.path().version_dir(&v.name);
                     let files = v
                         .files
                         .iter()
@@ -898,11 +915,11 @@ impl Published {
     fn copy_of(&mut self, root: &Path, image: &Image) -> Result<Option<String>> {
         let mut metas = Vec::new();
         let mut others = Vec::new();
-        for (src, name) in &image.files {
+        for (src, ftype) in &image.files {
             let size = fs::metadata(src)
                 .with_context(|| format!("cannot stat {}", src.display()))?
                 .len();
-            if name.ends_with(".tar.xz") && *name != "root.tar.xz" {
+            if ftype.class() == Class::Metadata {
                 metas.push((src, size));
             } else {
                 others.push((src, size));
@@ -962,7 +979,7 @@ impl Published {
                 let dirs: Vec<&str> = found.keys().map(String::as_str).collect();
                 bail!(Invalid(format!(
                     "{} {}: part of this image is already published in {} (the same files); importing the rest beside it would publish one fingerprint twice, and clients could download neither: import only the files that are new, or withdraw that version first (`ssgen remove`)",
-                    image.product_id,
+                    image.product.id(),
                     image.version,
                     dirs.join(", ")
                 )))
@@ -1026,62 +1043,48 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// The product `metadata.json` files to write for `--alias`: (path, bytes).
+/// The product `metadata.json` files to write for `--alias`: (path,
+/// bytes), read and written by the core's [`ProductFields`] as a build
+/// reads them.
 fn alias_plan(root: &Path, images: &[Image], aliases: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
     if aliases.is_empty() {
         return Ok(Vec::new());
     }
     // An image published under another product gets the aliases there.
-    let products: BTreeSet<&str> = images
+    let products: BTreeSet<String> = images
         .iter()
         .map(|i| match &i.published_as {
-            Some(vdir) => vdir.rsplit_once('/').map_or(vdir.as_str(), |(p, _)| p),
-            None => i.product_dir.as_str(),
+            Some(vdir) => vdir
+                .rsplit_once('/')
+                .map_or(vdir.as_str(), |(p, _)| p)
+                .to_owned(),
+            None => i.product.dir(),
         })
         .collect();
     let mut out = Vec::new();
     for product in products {
-        let path = root.join(product).join("metadata.json");
-        let mut doc = match fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(serde_json::Value::Object(map)) => map,
-                _ => bail!(Invalid(format!(
-                    "{}: is not a JSON object; fix it before adding aliases",
-                    path.display()
-                ))),
+        let rel = format!("{product}/{METADATA_JSON}");
+        let path = root.join(&rel);
+        let mut fields = match fs::read(&path) {
+            Ok(bytes) => match ProductFields::parse(&path.display().to_string(), &bytes) {
+                Ok((fields, _notes)) => fields,
+                Err(errors) => {
+                    let why: Vec<String> = errors.iter().map(|d| d.message.clone()).collect();
+                    bail!(Invalid(format!(
+                        "{}: {}; fix it before adding aliases",
+                        path.display(),
+                        why.join("; ")
+                    )))
+                }
             },
-            Err(e) if e.kind() == ErrorKind::NotFound => serde_json::Map::new(),
+            Err(e) if e.kind() == ErrorKind::NotFound => ProductFields::default(),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let mut list: Vec<String> = match doc.get("aliases") {
-            None => Vec::new(),
-            Some(serde_json::Value::String(s)) => s
-                .split(',')
-                .map(|a| a.trim().to_owned())
-                .filter(|a| !a.is_empty())
-                .collect(),
-            Some(serde_json::Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(_) => bail!(Invalid(format!(
-                "{}: \"aliases\" is neither a list nor a string; fix it before adding aliases",
-                path.display()
-            ))),
-        };
-        let before = list.len();
-        for alias in aliases {
-            if !list.contains(alias) {
-                list.push(alias.clone());
-            }
-        }
-        if list.len() == before && doc.contains_key("aliases") {
+        fields.aliases.retain(|a| !a.is_empty());
+        if !fields.add_aliases(aliases.iter().map(String::as_str)) {
             continue;
         }
-        doc.insert("aliases".into(), list.into());
-        let mut bytes = serde_json::to_vec_pretty(&doc).context("cannot encode metadata.json")?;
-        bytes.push(b'\n');
-        out.push((format!("{product}/metadata.json"), bytes));
+        out.push((rel, fields.to_text().into_bytes()));
     }
     Ok(out)
 }
@@ -1097,9 +1100,12 @@ fn print_plan(root: &Path, images: &[Image], aliases: &[(String, Vec<u8>)]) -> R
         writeln!(
             out,
             "{} {} ({}){note}",
-            image.product_id, image.version, image.kind
+            image.product.id(),
+            image.version,
+            image.kind
         )?;
-        for (src, name) in &image.files {
+        for (src, ftype) in &image.files {
+            let name = file_name_of(*ftype);
             writeln!(out, "  {} -> {}/{name}", src.display(), image.version_dir())?;
         }
     }
@@ -1150,7 +1156,7 @@ impl Transaction {
     fn stage(&mut self, image: &Image) -> Result<()> {
         let staging_rel = format!(
             "{}/.staging-{}-{}",
-            image.product_dir,
+            image.product.dir(),
             std::process::id(),
             self.staged.len()
         );
@@ -1159,7 +1165,8 @@ impl Transaction {
         staging.make_dir()?;
         self.filled_dirs.push(staging_rel.clone());
         let final_dir = image.version_dir();
-        for (src, name) in &image.files {
+        for (src, ftype) in &image.files {
+            let name = file_name_of(*ftype);
             let dst = staging.child(name)?;
             if self.move_files {
                 match dst.rename_from(src) {

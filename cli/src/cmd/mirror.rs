@@ -13,8 +13,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::ProgressBar;
 use sha2::Digest as _;
-use ssgen_core::client::{self, Client, Image, Item, Product, Remote};
-use ssgen_core::{arch, classify};
+use ssgen_core::Client;
+use ssgen_core::remote::{Item, Product, Remote};
+use ssgen_core::view::{self, Image};
+use ssgen_core::vocab::IMAGES;
+use ssgen_core::{Ftype, ProductPath, arch, export};
 
 use crate::confine::{self, Place, Renamed, Root};
 use crate::exit::{self, Invalid};
@@ -101,8 +104,8 @@ pub struct MirrorArgs {
 struct Plan {
     product: String,
     version: String,
-    /// images/<os>/<release>/<arch>/<variant>, relative to the root.
-    variant_dir: String,
+    /// Where the product goes in the tree.
+    path: ProductPath,
     /// Local file name → the item that fills it.
     files: BTreeMap<&'static str, Item>,
     /// The source's product, for metadata.json and .requirements.
@@ -158,7 +161,7 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
                 "copy {} {} -> {} ({}, {} bytes)",
                 p.product,
                 p.version,
-                args.root.join(&p.variant_dir).join(&p.version).display(),
+                args.root.join(p.path.version_dir(&p.version)).display(),
                 p.files.keys().copied().collect::<Vec<_>>().join(", "),
                 size
             );
@@ -169,7 +172,7 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
 
     let settings = Settings::new(&args.options)?;
     let root = Root::open(&args.root)?;
-    if settings.strict && args.root.join("images").is_dir() {
+    if settings.strict && args.root.join(IMAGES).is_dir() {
         // A tree that warns already would fail the build after the copy:
         // say so before downloading anything.
         crate::publish::rebuild(&args.root, &settings, true)
@@ -292,7 +295,7 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
     let mut chosen: BTreeMap<(String, String, String), Vec<Image>> = BTreeMap::new();
     let mut refused = Vec::new();
     for c in Client::ALL {
-        let view = client::view(remote, c, &host);
+        let view = view::view(remote, c, &host);
         if let Some(err) = view.error {
             refused.push(format!("{} refuses it: {err}", c.name()));
             continue;
@@ -339,7 +342,12 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
         versions.truncate(args.keep);
         let product = find_product(remote, &file, &product_id)
             .context("a chosen product vanished from the catalog")?;
-        let variant_dir = variant_dir(&product_id, product)?;
+        let Some(path) = export::mirror_product_path(&product_id, product) else {
+            bail!(Invalid(format!(
+                "product {product_id}: its os {:?}, release {:?}, arch {:?} and variant {:?} cannot all be directory names; the source's product names are unusable",
+                product.os, product.release, product.arch, product.variant
+            )));
+        };
         for version in versions {
             // The name becomes a directory: nothing that could leave it.
             if !ssgen_core::is_dir_name(&version) {
@@ -349,7 +357,7 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
                 continue;
             }
             let images = &chosen[&(file.clone(), product_id.clone(), version.clone())];
-            let plan = plan(product, &product_id, &version, variant_dir.clone(), images)?;
+            let plan = plan(product, &product_id, &version, path.clone(), images)?;
             if !plan.files.is_empty() {
                 plans.push(plan);
             }
@@ -366,42 +374,11 @@ fn find_product<'r>(remote: &'r Remote, file: &str, id: &str) -> Option<&'r Prod
         .and_then(|f| f.products.get(id))
 }
 
-/// ROOT/images/<os>/<release>/<arch>/<variant> for a source product: the
-/// parts of its id when it has the usual `os:release:arch:variant` form,
-/// otherwise its fields.
-fn variant_dir(id: &str, product: &Product) -> Result<String> {
-    let from_id: Vec<&str> = id.split(':').collect();
-    let parts: Vec<String> = if from_id.len() == 4 && from_id[2] == product.arch {
-        from_id.iter().map(|p| (*p).to_owned()).collect()
-    } else {
-        [
-            &product.os,
-            &product.release,
-            &product.arch,
-            &product.variant,
-        ]
-        .iter()
-        .map(|p| p.to_lowercase().replace(' ', "-"))
-        .collect()
-    };
-    let mut dir = "images".to_owned();
-    for part in &parts {
-        if !ssgen_core::is_dir_name(part) {
-            bail!(Invalid(format!(
-                "product {id}: {part:?} cannot be a directory name; the source's product names are unusable"
-            )));
-        }
-        dir.push('/');
-        dir.push_str(part);
-    }
-    Ok(dir)
-}
-
 fn plan(
     product: &Product,
     id: &str,
     version: &str,
-    variant_dir: String,
+    path: ProductPath,
     images: &[Image],
 ) -> Result<Plan> {
     let items = &product
@@ -420,7 +397,7 @@ fn plan(
             let item = items
                 .get(key)
                 .with_context(|| format!("item {key} vanished from the catalog"))?;
-            match classify::file_name_for(&item.ftype) {
+            match Ftype::parse(&item.ftype).and_then(Ftype::file_name) {
                 Some(name) => mine.push((name, item)),
                 None => usable = false,
             }
@@ -455,7 +432,7 @@ fn plan(
     Ok(Plan {
         product: id.to_owned(),
         version: version.to_owned(),
-        variant_dir,
+        path,
         files,
         source: product.clone(),
         advertised,
@@ -489,8 +466,7 @@ fn stage_version(
     plan: &Plan,
     bar: &ProgressBar,
 ) -> Result<Stage> {
-    let target_rel = format!("{}/{}", plan.variant_dir, plan.version);
-    let target = root.join(&target_rel);
+    let target = root.join(&plan.path.version_dir(&plan.version));
     if target.exists() {
         let same = plan.files.iter().all(|(name, item)| {
             fs::metadata(target.join(name))
@@ -511,7 +487,7 @@ fn stage_version(
         return Ok(Stage::Present);
     }
     let staging = root.place(
-        &format!("{}/.mirror-{}", plan.variant_dir, plan.version),
+        &format!("{}/.mirror-{}", plan.path.dir(), plan.version),
         true,
     )?;
     staging.make_dir()?;
@@ -563,7 +539,7 @@ fn publish_version(
     staged: &Staged,
 ) -> Result<(Renamed, Place, Vec<Place>)> {
     let side_files = write_side_files(root, plan)?;
-    let target = root.place(&format!("{}/{}", plan.variant_dir, plan.version), false)?;
+    let target = root.place(&plan.path.version_dir(&plan.version), false)?;
     let renamed = staged.dir.rename_noreplace(&target)?;
     if renamed == Renamed::Exists {
         staged.dir.remove()?;
@@ -656,43 +632,15 @@ fn copy_file(
     result
 }
 
-/// metadata.json and .requirements for the product, unless present.
+/// The product's side files (its titles, aliases and requirements, as
+/// the core writes them for a mirrored product), unless present.
 fn write_side_files(root: &Root, plan: &Plan) -> Result<Vec<Place>> {
-    let p = &plan.source;
-    let mut meta = serde_json::Map::new();
-    if !p.os.is_empty() {
-        meta.insert("os".into(), p.os.clone().into());
-    }
-    if !p.release_title.is_empty() {
-        meta.insert("release_title".into(), p.release_title.clone().into());
-    }
-    let aliases: Vec<serde_json::Value> = p
-        .alias_entries()
-        .iter()
-        .map(|a| a.trim())
-        .filter(|a| !a.is_empty())
-        .map(|a| a.to_owned().into())
-        .collect();
-    if !aliases.is_empty() {
-        meta.insert("aliases".into(), aliases.into());
-    }
-    let mut files = vec![("metadata.json", serde_json::Value::Object(meta))];
-    if let Some(req) = p.requirements.as_ref().filter(|r| !r.is_empty()) {
-        files.push((".requirements", serde_json::to_value(req)?));
-    }
-    if let Some(lxd) = p.lxd_requirements.as_ref().filter(|r| !r.is_empty()) {
-        if Some(lxd) != p.requirements.as_ref() {
-            files.push((".lxd_requirements", serde_json::to_value(lxd)?));
-        }
-    }
     let mut written = Vec::new();
-    for (name, value) in files {
-        let place = root.place(&format!("{}/{name}", plan.variant_dir), true)?;
+    for (name, text) in export::mirror_side_files(&plan.source) {
+        let place = root.place(&format!("{}/{name}", plan.path.dir()), true)?;
         if place.stat()?.is_some() {
             continue;
         }
-        let mut text = serde_json::to_string_pretty(&value)?;
-        text.push('\n');
         place.write_atomic(text.as_bytes())?;
         written.push(place);
     }
@@ -707,7 +655,7 @@ fn compare_fingerprints(root: &Path, plans: &[&Plan], clients: &[Client]) -> Res
     let host = host_arch();
     let mut local = BTreeSet::new();
     for &c in clients {
-        for image in client::view(&remote, c, &host).images {
+        for image in view::view(&remote, c, &host).images {
             local.insert((c, image.fingerprint));
         }
     }

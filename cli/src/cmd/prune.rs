@@ -76,10 +76,7 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
     // 1. Versions to withdraw.
     let mut withdraw: Vec<(String, String)> = Vec::new();
     for product in &scan.products {
-        let dir = format!(
-            "images/{}/{}/{}/{}",
-            product.os, product.release, product.arch, product.variant
-        );
+        let dir = product.path().dir();
         let newest_first: Vec<&str> = product
             .versions
             .iter()

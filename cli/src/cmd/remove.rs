@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use clap::ValueEnum as _;
-use ssgen_core::client::{self, Image, ImageType};
+use ssgen_core::view::{self, Image, View};
+use ssgen_core::vocab::ImageType;
 use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Client, INDEX_JSON};
 
@@ -86,7 +87,7 @@ fn target_of(image: &Image) -> Option<Target> {
 }
 
 /// Every client's images and aliases, as they would list this root.
-fn load_views(root: &Path) -> Result<Vec<client::View>> {
+fn load_views(root: &Path) -> Result<Vec<View>> {
     if !root.join(INDEX_JSON).is_file() {
         return Err(Invalid(format!(
             "{}: no {INDEX_JSON}; run `ssgen build` first",
@@ -98,7 +99,7 @@ fn load_views(root: &Path) -> Result<Vec<client::View>> {
     let host = host_arch();
     Ok(Client::ALL
         .iter()
-        .map(|c| client::view(&remote, *c, &host))
+        .map(|c| view::view(&remote, *c, &host))
         .collect())
 }
 

@@ -82,7 +82,7 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
         watch::spawn_rebuilder(root.clone(), settings.clone(), rx, settle);
         eprintln!(
             "watching {} for changes (Ctrl-C stops)",
-            root.join("images").display()
+            root.join(ssgen_core::vocab::IMAGES).display()
         );
         tokio::signal::ctrl_c()
             .await

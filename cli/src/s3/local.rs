@@ -5,13 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use anyhow::{Result, anyhow};
-use ssgen_core::withdrawn::{self, Withdrawn};
-use ssgen_core::{Level, Sha256, checksums, needs_contents};
+use anyhow::Result;
+use ssgen_core::{Sha256, checksums, needs_contents, withdrawn};
 
-use crate::cache::Cache;
 use crate::exit::Invalid;
-use crate::{hashing, walk};
+use crate::publish::{self, Settings};
 
 /// One file the bucket should hold.
 #[derive(Clone, Debug)]
@@ -32,84 +30,26 @@ pub struct Local {
     pub withdrawn: BTreeSet<String>,
 }
 
-pub fn scan(root: &Path, strict: bool) -> Result<Local> {
-    if !root.join("images").is_dir() {
-        return Err(Invalid(format!(
-            "{}: no images/ directory; give the server root",
-            root.display()
-        ))
-        .into());
-    }
-    // The time only matters for `updated`, which the bucket's push decides.
-    let config = ssgen_core::Config::new(0);
-    let mut cache = Cache::load(root);
-    let listing = walk::list(root, &cache)?;
-    let scan = ssgen_core::scan(&listing.entries(), &config);
-    crate::publish::report(&scan.diagnostics, &listing);
-    if scan.has_errors() {
-        let n = scan
-            .diagnostics
-            .iter()
-            .filter(|d| d.level == Level::Error)
-            .count();
-        return Err(Invalid(format!(
-            "{n} error(s) above; nothing was pushed and the published catalog is unchanged"
-        ))
-        .into());
-    }
-    crate::publish::refuse_warnings(strict, &scan.diagnostics)?;
-    let mut digests = cache.known(&listing);
-    let plan = scan.plan(&digests);
-    hashing::run(root, &plan, &mut digests, hashing::Check::Whole)?;
-    if strict {
-        crate::publish::refuse_catalog_warnings(&scan, &digests, &config, &listing)?;
-    }
-    cache.update(&listing, &digests);
-    // The cache only saves work; failing to write it must not stop a push.
-    if let Err(e) = cache.save() {
-        eprintln!("warning: {e:#}");
-    }
-
+pub fn scan(root: &Path, settings: &Settings) -> Result<Local> {
+    let tree = publish::scan_to_push(root, settings)?;
     let mut files = Vec::new();
     let mut published_dirs = BTreeSet::new();
-    for f in scan.files() {
-        let sha256 = *digests
-            .files
-            .get(&f.path)
-            .ok_or_else(|| anyhow!("{}: not hashed", f.path))?;
-        let combined = digests
-            .combined
-            .iter()
-            .filter(|((_, r), _)| *r == f.path)
-            .map(|((m, _), d)| (m.rsplit('/').next().unwrap_or(m).to_owned(), *d))
-            .collect();
+    for f in tree.files()? {
         published_dirs.insert(dir_of(&f.path).to_owned());
         files.push(LocalFile {
-            path: f.path.clone(),
+            path: f.path,
             size: f.size,
-            sha256,
-            combined,
+            sha256: f.sha256,
+            combined: f.combined,
             contents: None,
         });
     }
-    let mut withdrawn_files = BTreeSet::new();
-    for listed in listing.files.values() {
+    for listed in tree.listing.files.values() {
         let e = &listed.entry;
         let name = e.name();
+        // Markers stay local: the bucket's catalog drops a withdrawn
+        // version through `--delete`, and readers never see a marker.
         if name == withdrawn::FILE_NAME {
-            // Markers stay local: the bucket's catalog drops a withdrawn
-            // version through `--delete`, and readers never see a marker.
-            let marker = Withdrawn::parse(e.contents.as_deref().unwrap_or_default()).ok();
-            let dir = dir_of(&e.path);
-            for other in listing.files.keys() {
-                let other_name = other.rsplit('/').next().unwrap_or(other);
-                if dir_of(other) == dir
-                    && other_name != withdrawn::FILE_NAME
-                    && marker.as_ref().is_none_or(|m| m.covers(other_name))
-                {
-                    withdrawn_files.insert(other.clone());
-                }
-            }
             continue;
         }
         let Some(contents) = e.contents.as_deref().filter(|_| needs_contents(&e.path)) else {
@@ -137,7 +77,7 @@ pub fn scan(root: &Path, strict: bool) -> Result<Local> {
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Local {
         files,
-        withdrawn: withdrawn_files,
+        withdrawn: tree.withdrawn(),
     })
 }
 

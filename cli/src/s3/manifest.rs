@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
+use ssgen_core::vocab::IMAGES;
 use ssgen_core::{Digests, Entry, Sha256, needs_contents};
 
 /// The manifest's key below the prefix.
@@ -136,7 +137,8 @@ impl Manifest {
 
 /// A relative path under `images/` with plain components only.
 pub fn is_image_path(path: &str) -> bool {
-    path.starts_with("images/")
+    path.strip_prefix(IMAGES)
+        .is_some_and(|rest| rest.starts_with('/'))
         && path
             .split('/')
             .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'))

@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
+use ssgen_core::vocab::IMAGES;
 use ssgen_core::{IMAGES_JSON, INDEX_JSON, Sha256};
 
 use self::client::{Answer, Body, Call, Endpoint, Store, xml_text};
@@ -189,16 +190,17 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
             "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws/credentials".into(),
         )
     })?;
-    let config = crate::publish::Settings::new(&crate::publish::BuildOptions {
+    let build = crate::publish::Settings::new(&crate::publish::BuildOptions {
         timestamp: args.timestamp,
+        strict: args.strict,
         ..Default::default()
-    })?
-    .config();
+    })?;
+    let config = build.config();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
 
-    let local = local::scan(&args.root, args.strict)?;
+    let local = local::scan(&args.root, &build)?;
     let store = Store::new(endpoint, creds, settings.source.clone())?;
     let push = Push {
         store: &store,
@@ -299,7 +301,7 @@ impl Push<'_> {
     /// wrong credentials, a missing bucket and a web page apart.
     fn list(&self) -> Result<Listing> {
         let mut out = Listing::new();
-        let prefix = self.key("images/");
+        let prefix = self.key(&format!("{IMAGES}/"));
         let mut token: Option<String> = None;
         loop {
             let mut call = Call::new("GET", None)

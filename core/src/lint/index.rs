@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{BOTH, Code, Level, Linter};
-use crate::remote::{self, INDEX_PATH, Remote, clean_path, quote};
+use crate::remote::{self, INDEX_FORMAT, INDEX_PATH, PRODUCTS_FORMAT, Remote, clean_path, quote};
 
 impl Linter {
     pub(super) fn index(&mut self, remote: &Remote) {
         if !remote.index_ok {
             return;
         }
-        if remote.index_format != "index:1.0" {
+        if remote.index_format != INDEX_FORMAT {
             self.push(
                 Code::IndexFormat,
                 BOTH,
@@ -69,7 +69,7 @@ impl Linter {
                 );
                 continue;
             }
-            if e.format != "products:1.0" {
+            if e.format != PRODUCTS_FORMAT {
                 self.push(
                     Code::IndexFormat,
                     BOTH,
@@ -146,7 +146,7 @@ impl Linter {
                     ),
                 );
             }
-            if file.format != "products:1.0" || file.content_id.is_empty() {
+            if file.format != PRODUCTS_FORMAT || file.content_id.is_empty() {
                 self.report(
                     Code::ProductsFormat,
                     BOTH,

@@ -39,13 +39,8 @@ use crate::vocab::Client;
 
 /// The lint's name for a finding.
 #[doc(hidden)]
-// Goes when the page and the CLI say `Diagnostic`.
+// Goes when the page (`wasm/src/page.rs`) says `Diagnostic`.
 pub type Finding = Diagnostic;
-
-/// The lint's name for a level.
-#[doc(hidden)]
-// Goes when callers say `Level`.
-pub type Severity = Level;
 
 /// All findings about a catalog, most serious first.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]

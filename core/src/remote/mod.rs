@@ -100,6 +100,14 @@ pub struct IndexEntry {
 /// The `datatype` of an index entry the clients load.
 pub const IMAGE_DOWNLOADS: &str = "image-downloads";
 
+/// The `format` of an index (the clients ignore it; python-simplestreams
+/// needs it).
+pub const INDEX_FORMAT: &str = "index:1.0";
+
+/// The `format` of a products file and of the index entries that list
+/// one (the clients ignore it; python-simplestreams needs it).
+pub const PRODUCTS_FORMAT: &str = "products:1.0";
+
 impl IndexEntry {
     /// Whether the clients fetch this entry's products file.
     #[must_use]
@@ -357,11 +365,11 @@ pub fn index_for_products(path: &str, products_json: &str) -> String {
         // Any non-empty list makes the clients fetch the file.
         .unwrap_or_else(|| vec![ANY_PRODUCT.to_owned()]);
     serde_json::json!({
-        "format": "index:1.0",
+        "format": INDEX_FORMAT,
         "index": {"images": {
             "datatype": IMAGE_DOWNLOADS,
             "path": path,
-            "format": "products:1.0",
+            "format": PRODUCTS_FORMAT,
             "products": ids,
         }}
     })
