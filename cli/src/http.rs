@@ -171,18 +171,26 @@ impl Server {
         // whether or not the feed is private.
         match (req.method().clone(), rel.as_str()) {
             (Method::GET, contract::FILES_API) => {
-                self.authorize(req.headers())?;
+                // A private feed does not even say that it lists files to
+                // one without the upload token.
+                self.authorize(req.headers()).map_err(|e| {
+                    if self.private.is_private() {
+                        not_found()
+                    } else {
+                        e
+                    }
+                })?;
                 return api::list(self).await;
             }
             (Method::POST, contract::PUBLISH) => {
                 self.authorize(req.headers())?;
                 return api::publish(self, &query, req).await;
             }
-            (Method::POST, "images" | "images/") => {
+            (Method::POST, _) if contract::is_images_dir(&rel) => {
                 self.authorize(req.headers())?;
                 return crate::upload::form(self, req).await;
             }
-            (Method::POST, _) if rel.starts_with("images/") && query == "combined" => {
+            (Method::POST, _) if contract::in_images(&rel) && query == "combined" => {
                 self.authorize(req.headers())?;
                 return crate::upload::combined(self, &rel, req.headers()).await;
             }

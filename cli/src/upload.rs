@@ -155,7 +155,7 @@ pub async fn form(server: &Server, req: Request<RequestBody>) -> Result<Response
         let Some(file_name) = field.file_name().map(str::to_owned) else {
             continue;
         };
-        let rel = format!("images/{}", file_name.trim_start_matches('/'));
+        let rel = ssgen_core::serve::in_images_dir(&file_name);
         let target = match target(&rel) {
             Ok(t) => t,
             Err(e) => return Err(with_stored(e, &stored)),

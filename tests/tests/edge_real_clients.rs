@@ -205,7 +205,6 @@ fn real_clients_read_a_private_worker_through_its_token_and_nothing_without() {
     require_tools(client::TOOLS).unwrap_or_else(|e| panic!("{e:#}"));
     let run = RunDir::new().expect("run dir");
     let tree = sample_tree(&run.path().join("tree")).expect("sample tree");
-    let tarball = add_unified(&tree.root);
     let tls = TestTls::create(run.path()).expect("throwaway CA");
     let (_edge, url) = start_edge(&run, &tls, Some(READ));
     push(&tree.root, &url, &tls.ca_cert);
@@ -248,6 +247,11 @@ fn real_clients_read_a_private_worker_through_its_token_and_nothing_without() {
         ) {
             problems.extend(p);
         }
+    }
+    // Direct-URL import needs a unified tarball: add one and push again.
+    let tarball = add_unified(&tree.root);
+    push(&tree.root, &url, &tls.ca_cert);
+    for daemon in &daemons {
         if let Err(p) = check_direct_import(daemon, &feed, "alpine/3.20", &tarball) {
             problems.push(p);
         }

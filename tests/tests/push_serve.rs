@@ -154,7 +154,6 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
         .unwrap_or_else(|e| panic!("{e:#}"));
     let run = RunDir::new().expect("run dir");
     let tree = sample_tree(&run.path().join("tree")).expect("sample tree");
-    let tarball = add_unified(&tree.root);
     let lxd = expected_images(&tree, Client::Lxd).expect("expected LXD images");
     let incus = expected_images(&tree, Client::Incus).expect("expected Incus images");
     let tls = TestTls::create(run.path()).expect("throwaway CA");
@@ -175,14 +174,13 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
     let feed = format!("{}/{READ}", server.url());
 
     // Nothing readable without the token: the catalogs, an image file, the
-    // page, direct-URL import.
+    // page, and the upload API's listing (to one without the upload token).
     let file = &lxd[0].root.rel;
     for rel in [
         "streams/v1/index.json",
         "streams/v1/images.json",
         file.as_str(),
         "",
-        "aliases/alpine/3.20",
     ] {
         let bare = server.get(rel).expect("GET");
         assert_eq!(
@@ -194,6 +192,15 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
         let through = server.curl(&format!("{feed}/{rel}"), &[]).expect("GET");
         assert_eq!(through.status, 200, "{feed}/{rel}: {}", through.text());
     }
+
+    let listing = server.get("api/v1/files").expect("GET");
+    assert_eq!(
+        listing.status,
+        404,
+        "the listing without the upload token: {}",
+        listing.text()
+    );
+    assert!(!listing.text().contains("images/"), "{}", listing.text());
 
     let envs = ClientEnv::for_all(&run.path().join("clients"), &tls.ca_cert).expect("client envs");
     let mut problems = Vec::new();
@@ -232,6 +239,28 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
         ) {
             problems.extend(p);
         }
+    }
+    // Direct-URL import needs a unified tarball: add one and push again.
+    // Its URL, as the image files', answers only under the token.
+    let tarball = add_unified(&tree.root);
+    push(&tree.root, server.url(), &tls.ca_cert);
+    let bare = server.get("aliases/alpine/3.20").expect("GET");
+    assert_eq!(
+        bare.status,
+        404,
+        "direct-URL import without the token: {}",
+        bare.text()
+    );
+    let through = server
+        .curl(&format!("{feed}/aliases/alpine/3.20"), &["-I"])
+        .expect("HEAD");
+    assert_eq!(
+        through.status,
+        200,
+        "{feed}/aliases/alpine/3.20: {}",
+        through.text()
+    );
+    for daemon in &daemons {
         if let Err(p) = check_direct_import(daemon, &feed, "alpine/3.20", &tarball) {
             problems.push(p);
         }
@@ -258,5 +287,55 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
     eprintln!(
         "{} daemon(s) listed, copied and imported through {feed}; nothing without the token",
         daemons.len()
+    );
+
+    // This server has no --allow-delete: a push that must withdraw an
+    // image is refused with the flag to add, and the catalog stays.
+    let before = server
+        .curl(&format!("{feed}/streams/v1/images.json"), &[])
+        .expect("GET");
+    let out = Command::new(ssgen_bin())
+        .arg("build")
+        .arg(&tree.root)
+        .args(["--deltas", "0", "--timestamp", TIMESTAMP])
+        .output()
+        .expect("run ssgen build");
+    assert!(out.status.success(), "ssgen build: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(ssgen_bin())
+        .args(["remove", &lxd[0].fingerprint])
+        .arg(&tree.root)
+        .output()
+        .expect("run ssgen remove");
+    assert!(
+        out.status.success(),
+        "ssgen remove: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(ssgen_bin())
+        .arg("push")
+        .arg(&tree.root)
+        .args([
+            "--to",
+            server.url(),
+            "--token",
+            TOKEN,
+            "--timestamp",
+            TIMESTAMP,
+        ])
+        .env("SSL_CERT_FILE", &tls.ca_cert)
+        .env_remove("SSGEN_TOKEN")
+        .output()
+        .expect("run ssgen push");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--allow-delete"),
+        "a push that withdraws, to a server without --allow-delete:\n{stderr}"
+    );
+    let after = server
+        .curl(&format!("{feed}/streams/v1/images.json"), &[])
+        .expect("GET");
+    assert!(
+        after.body == before.body,
+        "a refused withdraw changed the catalog"
     );
 }

@@ -57,6 +57,30 @@ pub fn is_catalog(rel: &str) -> bool {
     rel == crate::INDEX_JSON || rel == crate::IMAGES_JSON
 }
 
+/// The images directory as the prefix of the paths below it: every image
+/// file, side file and upload lives there.
+pub const IMAGES_DIR: &str = "images/";
+
+/// Whether `rel` is below the images directory.
+#[must_use]
+pub fn in_images(rel: &str) -> bool {
+    rel.starts_with(IMAGES_DIR)
+}
+
+/// Whether `rel` is the images directory itself (`images` or `images/`),
+/// where a form upload is posted.
+#[must_use]
+pub fn is_images_dir(rel: &str) -> bool {
+    rel == crate::vocab::IMAGES || rel == IMAGES_DIR
+}
+
+/// The path below the images directory of `name`, a form part's file name
+/// (`debian/12/…/rootfs.squashfs`, with or without a leading `/`).
+#[must_use]
+pub fn in_images_dir(name: &str) -> String {
+    format!("{IMAGES_DIR}{}", name.trim_start_matches('/'))
+}
+
 /// The request headers in which a daemon importing by direct URL says its
 /// architectures, Incus's first.
 pub const ARCH_HEADERS: [&str; 2] = ["incus-server-architectures", "lxd-server-architectures"];
@@ -76,6 +100,10 @@ mod tests {
 
     #[test]
     fn resources() {
+        assert_eq!(IMAGES_DIR, format!("{}/", crate::vocab::IMAGES));
+        assert!(in_images("images/a") && !in_images("images") && !in_images("imagesx/a"));
+        assert!(is_images_dir("images") && is_images_dir("images/") && !is_images_dir("images/a"));
+        assert_eq!(in_images_dir("/debian/x"), "images/debian/x");
         assert!(is_page("") && is_page("index.html") && !is_page("index.htm"));
         assert!(is_catalog("streams/v1/images.json") && !is_catalog("streams/v1/x.json"));
     }

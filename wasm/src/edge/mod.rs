@@ -212,6 +212,11 @@ async fn route(req: &Request, env: &Env) -> Result<Reply> {
     }
     if rel == serve::FILES_API {
         return match method.as_str() {
+            // A private feed does not even say that it lists files to one
+            // without the upload token, as `ssgen serve`.
+            "GET" if authorize(req, env).is_err() && !read_tokens(env)?.is_empty() => {
+                Err(Error::NotFound(format!("{path}: no such resource")))
+            }
             "GET" => upload::list(req, env, &url).await,
             _ => Err(Error::MethodNotAllowed("GET, OPTIONS")),
         };
@@ -234,7 +239,7 @@ async fn route(req: &Request, env: &Env) -> Result<Reply> {
         ssgen_core::INDEX_JSON => read::index(req, env).await,
         ssgen_core::IMAGES_JSON => read::images(req, env).await,
         r if r.starts_with(serve::SNAPSHOTS) => read::snapshot(req, env, r).await,
-        r if r.starts_with("images/") => {
+        r if serve::in_images(r) => {
             image_key(r)?;
             read::file(req, env, r).await
         }
@@ -262,7 +267,7 @@ async fn write(
     rel: &str,
     method: &str,
 ) -> Result<Reply> {
-    if !rel.starts_with("images/") {
+    if !serve::in_images(rel) {
         let read_only = serve::is_page(rel)
             || serve::is_catalog(rel)
             || rel.starts_with(serve::SNAPSHOTS)

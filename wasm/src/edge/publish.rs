@@ -36,7 +36,7 @@ use web_sys::Request;
 
 use super::js::{self, KvNamespace, R2Bucket, R2Object};
 use super::state::{self, COMBINED, DELETED, Record, SHA256, STAGING, Tomb, UPLOADS};
-use ssgen_core::serve::api;
+use ssgen_core::serve::{IMAGES_DIR, api};
 
 use super::{Env, Error, INDEX_KEY, Reply, Result, authorize, now_secs, stores};
 
@@ -98,21 +98,21 @@ struct Stored {
 
 async fn load(r2: &R2Bucket) -> Result<Stored> {
     let files = r2
-        .list_all("images/")
+        .list_all(IMAGES_DIR)
         .await?
         .into_iter()
         .filter(|o| !state::is_placeholder(o))
         .map(|o| (o.key(), o))
         .collect();
     let tombs = r2
-        .list_all(&format!("{DELETED}images/"))
+        .list_all(&format!("{DELETED}{IMAGES_DIR}"))
         .await?
         .iter()
         .filter_map(Tomb::of)
         .map(|t| (t.key.clone(), t))
         .collect();
     let records = r2
-        .list_all(&format!("{COMBINED}images/"))
+        .list_all(&format!("{COMBINED}{IMAGES_DIR}"))
         .await?
         .iter()
         .filter_map(Record::of)

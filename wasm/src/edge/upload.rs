@@ -37,7 +37,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
 use super::js::{self, R2Bucket, R2Object};
-use super::state::{self, Decision, Record, SHA256, STAGING, Tomb, UPLOADS};
+use super::state::{self, COMBINED, DELETED, Decision, Record, SHA256, STAGING, Tomb, UPLOADS};
 use super::{Env, Error, Reply, Result, authorize, header, now_secs, stores};
 
 fn name_of(key: &str) -> &str {
@@ -862,11 +862,7 @@ pub async fn delete(req: &Request, env: &Env, key: &str) -> Result<Reply> {
 
 /// The prefixes `GET /api/v1/files` pages through, in order, with the
 /// field each page's objects go to.
-const LISTED: [(&str, &str); 3] = [
-    ("images/", "files"),
-    ("deleted/images/", "removed"),
-    ("combined/images/", "combined"),
-];
+const LISTED: [(&str, &str); 3] = [("", "files"), (DELETED, "removed"), (COMBINED, "combined")];
 
 /// `GET /api/v1/files[?cursor=C]`: what the edge holds, one R2 page per
 /// request: files (`purged` for a purged path's placeholder), tombstones
@@ -888,8 +884,9 @@ pub async fn list(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply>
             (i, Some(rest.to_owned()).filter(|r| !r.is_empty()))
         }
     };
-    let (prefix, field) = LISTED[index];
-    let (objects, next) = r2.list_page(prefix, cursor.as_deref()).await?;
+    let (store, field) = LISTED[index];
+    let prefix = format!("{store}{}", ssgen_core::serve::IMAGES_DIR);
+    let (objects, next) = r2.list_page(&prefix, cursor.as_deref()).await?;
     let next = match next {
         Some(c) => Some(format!("{index}:{c}")),
         None if index + 1 < LISTED.len() => Some(format!("{}:", index + 1)),
