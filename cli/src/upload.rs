@@ -609,18 +609,28 @@ pub async fn delete(
     drop(lock);
     let _ = server.rebuild.send(());
     if as_json {
-        return Ok(json(
-            StatusCode::OK,
-            &api::Removed {
-                path: rel.to_owned(),
-                removed_at: now,
-                withdrawn_at: None,
-                grace_seconds: PRUNE_GRACE,
-                note: "leaves the catalog at the next rebuild (a moment from now); `ssgen prune` deletes its files after its grace period (--grace, 6 h by default)".into(),
-            },
+        return Ok(removed_answer(
+            rel,
+            now,
+            PRUNE_GRACE,
+            "leaves the catalog at the next rebuild (a moment from now); `ssgen prune` deletes its files after its grace period (--grace, 6 h by default)",
         ));
     }
     Ok(text(StatusCode::OK, &format!("withdrawn {rel}")))
+}
+
+/// A DELETE's JSON answer, as the edge's.
+fn removed_answer(rel: &str, removed_at: i64, grace_seconds: i64, note: &str) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &api::Removed {
+            path: rel.to_owned(),
+            removed_at,
+            withdrawn_at: None,
+            grace_seconds,
+            note: note.into(),
+        },
+    )
 }
 
 /// `ssgen prune`'s default grace period, which a DELETE's answer states.
@@ -647,15 +657,11 @@ async fn delete_side(
     }
     let _ = server.rebuild.send(());
     if as_json {
-        return Ok(json(
-            StatusCode::OK,
-            &api::Removed {
-                path: rel.to_owned(),
-                removed_at: now(),
-                withdrawn_at: None,
-                grace_seconds: 0,
-                note: "a side file, deleted at once (no client downloads it)".into(),
-            },
+        return Ok(removed_answer(
+            rel,
+            now(),
+            0,
+            "a side file, deleted at once (no client downloads it)",
         ));
     }
     Ok(text(StatusCode::OK, &format!("deleted {rel}")))

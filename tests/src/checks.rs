@@ -1225,3 +1225,34 @@ pub fn check_direct_import(
         )),
     }
 }
+
+/// A private feed asked for without its token, through `env`'s client:
+/// `remote add` of the bare URL (`url`, the server's root) must work, as
+/// for any server, but listing it must fail.
+pub fn check_bare_unlisted(env: &ClientEnv, url: &str) -> Result<(), String> {
+    let name = env.client.cli();
+    env.remote_add("bare", url)
+        .map_err(|e| format!("{name}: remote add of the bare URL {url}: {e:#}"))?;
+    match env.cli(&["image", "list", "bare:", "--format", "csv"]) {
+        Ok(listed) => Err(format!(
+            "{name} listed the private feed {url} without its token:\n{listed}"
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
+/// A private feed's direct-URL import without its token: the daemon must
+/// not import `url/aliases/<alias>` (`url`, the server's root).
+pub fn check_bare_import_refused(daemon: &Daemon, url: &str, alias: &str) -> Result<(), String> {
+    let bare = format!("{url}/aliases/{alias}");
+    match daemon
+        .env()
+        .cli(&["image", "import", &bare, "--alias", "bare"])
+    {
+        Ok(_) => Err(format!(
+            "{} imported {bare}, without the token",
+            daemon.client().name()
+        )),
+        Err(_) => Ok(()),
+    }
+}

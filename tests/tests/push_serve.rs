@@ -35,22 +35,36 @@ const TIMESTAMP: &str = "1767225600";
 /// (a hang, not slowness), the server is killed and the test fails.
 const DAEMON_LIMIT: Duration = Duration::from_secs(300);
 
-/// `ssgen push TREE --to URL` trusting `ca`; its stderr.
-fn push(tree: &Path, url: &str, ca: &Path) -> String {
-    let out = Command::new(ssgen_bin())
+/// `ssgen push TREE --to URL` trusting `ca`.
+fn push_output(tree: &Path, url: &str, ca: &Path) -> std::process::Output {
+    Command::new(ssgen_bin())
         .arg("push")
         .arg(tree)
         .args(["--to", url, "--token", TOKEN, "--timestamp", TIMESTAMP])
         .env("SSL_CERT_FILE", ca)
         .env_remove("SSGEN_TOKEN")
         .output()
-        .expect("run ssgen push");
+        .expect("run ssgen push")
+}
+
+/// [`push_output`], which must succeed; its stderr.
+fn push(tree: &Path, url: &str, ca: &Path) -> String {
+    let out = push_output(tree, url, ca);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
         "ssgen push to ssgen serve failed: {stderr}"
     );
     stderr
+}
+
+/// The real `ssgen serve --token` over HTTPS on an empty root, with
+/// `extra` arguments.
+fn start_empty(run: &RunDir, tls: &TestTls, extra: &[&str]) -> SsgenServe {
+    let www = run.path().join("www");
+    std::fs::create_dir(&www).expect("empty server root");
+    SsgenServe::start_with(run, &www, tls, TOKEN, false, TIMESTAMP, extra)
+        .unwrap_or_else(|e| panic!("starting ssgen serve: {e:#}"))
 }
 
 /// What `ssgen build --deltas 0` writes for the images of `tree`, built on
@@ -92,18 +106,7 @@ fn push_publishes_a_tree_to_ssgen_serve_as_to_the_edge() {
     let lxd = expected_images(&tree, Client::Lxd).expect("expected LXD images");
     let incus = expected_images(&tree, Client::Incus).expect("expected Incus images");
     let tls = TestTls::create(run.path()).expect("throwaway CA");
-    let www = run.path().join("www");
-    std::fs::create_dir(&www).expect("empty server root");
-    let server = SsgenServe::start_with(
-        &run,
-        &www,
-        &tls,
-        TOKEN,
-        false,
-        TIMESTAMP,
-        &["--deltas", "0", "--allow-delete"],
-    )
-    .unwrap_or_else(|e| panic!("starting ssgen serve: {e:#}"));
+    let server = start_empty(&run, &tls, &["--deltas", "0", "--allow-delete"]);
 
     let first = push(&tree.root, server.url(), &tls.ca_cert);
     assert!(first.contains("published generation"), "{first}");
@@ -157,18 +160,7 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
     let lxd = expected_images(&tree, Client::Lxd).expect("expected LXD images");
     let incus = expected_images(&tree, Client::Incus).expect("expected Incus images");
     let tls = TestTls::create(run.path()).expect("throwaway CA");
-    let www = run.path().join("www");
-    std::fs::create_dir(&www).expect("empty server root");
-    let server = SsgenServe::start_with(
-        &run,
-        &www,
-        &tls,
-        TOKEN,
-        false,
-        TIMESTAMP,
-        &["--deltas", "0", "--read-token", READ],
-    )
-    .unwrap_or_else(|e| panic!("starting ssgen serve: {e:#}"));
+    let server = start_empty(&run, &tls, &["--deltas", "0", "--read-token", READ]);
     // The upload API stays at the root, behind its own token.
     push(&tree.root, server.url(), &tls.ca_cert);
     let feed = format!("{}/{READ}", server.url());
@@ -214,13 +206,8 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
             problems.extend(p);
         }
         // The same server without the token: the client sees no catalog.
-        let name = env.client.cli();
-        if let Err(e) = env.remote_add("bare", server.url()) {
-            problems.push(format!("{name}: remote add of the bare URL: {e:#}"));
-        } else if let Ok(listed) = env.cli(&["image", "list", "bare:", "--format", "csv"]) {
-            problems.push(format!(
-                "{name} listed the private feed without its token:\n{listed}"
-            ));
+        if let Err(p) = checks::check_bare_unlisted(env, server.url()) {
+            problems.push(p);
         }
     }
     let daemons: Vec<_> = envs
@@ -264,14 +251,8 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
         if let Err(p) = check_direct_import(daemon, &feed, "alpine/3.20", &tarball) {
             problems.push(p);
         }
-        let who = daemon.client().name();
-        let bare = format!("{}/aliases/alpine/3.20", server.url());
-        if daemon
-            .env()
-            .cli(&["image", "import", &bare, "--alias", "bare"])
-            .is_ok()
-        {
-            problems.push(format!("{who} imported {bare}, without the token"));
+        if let Err(p) = checks::check_bare_import_refused(daemon, server.url(), "alpine/3.20") {
+            problems.push(p);
         }
     }
     assert!(
@@ -300,7 +281,11 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
         .args(["--deltas", "0", "--timestamp", TIMESTAMP])
         .output()
         .expect("run ssgen build");
-    assert!(out.status.success(), "ssgen build: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ssgen build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(ssgen_bin())
         .args(["remove", &lxd[0].fingerprint])
         .arg(&tree.root)
@@ -311,21 +296,7 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
         "ssgen remove: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(ssgen_bin())
-        .arg("push")
-        .arg(&tree.root)
-        .args([
-            "--to",
-            server.url(),
-            "--token",
-            TOKEN,
-            "--timestamp",
-            TIMESTAMP,
-        ])
-        .env("SSL_CERT_FILE", &tls.ca_cert)
-        .env_remove("SSGEN_TOKEN")
-        .output()
-        .expect("run ssgen push");
+    let out = push_output(&tree.root, server.url(), &tls.ca_cert);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("--allow-delete"),
