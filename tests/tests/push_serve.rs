@@ -21,8 +21,8 @@ use ssgen_tests::checks::{
     self, add_unified, check_daemon, check_direct_import, check_remote, expected_for,
 };
 use ssgen_tests::client::{self, Client, ClientEnv, start_daemon};
-use ssgen_tests::expect::expected_images;
-use ssgen_tests::images::sample_tree;
+use ssgen_tests::expect::{ExpectedImage, expected_images};
+use ssgen_tests::images::{TreeSpec, sample_tree};
 use ssgen_tests::proc::RunDir;
 use ssgen_tests::ssgen_serve::{SsgenServe, Watchdog};
 use ssgen_tests::tls::TestTls;
@@ -96,8 +96,17 @@ fn built(tree: &Path, work: &Path) -> (Vec<u8>, Vec<u8>) {
     )
 }
 
-#[test]
-fn push_publishes_a_tree_to_ssgen_serve_as_to_the_edge() {
+/// What both tests start from: the tools checked, a run directory, the
+/// sample tree of real images, the images each client must list, a CA.
+struct Setup {
+    run: RunDir,
+    tree: TreeSpec,
+    lxd: Vec<ExpectedImage>,
+    incus: Vec<ExpectedImage>,
+    tls: TestTls,
+}
+
+fn setup() -> Setup {
     require_tools(client::TOOLS)
         .and_then(|()| require_tools(&["curl"]))
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -106,6 +115,24 @@ fn push_publishes_a_tree_to_ssgen_serve_as_to_the_edge() {
     let lxd = expected_images(&tree, Client::Lxd).expect("expected LXD images");
     let incus = expected_images(&tree, Client::Incus).expect("expected Incus images");
     let tls = TestTls::create(run.path()).expect("throwaway CA");
+    Setup {
+        run,
+        tree,
+        lxd,
+        incus,
+        tls,
+    }
+}
+
+#[test]
+fn push_publishes_a_tree_to_ssgen_serve_as_to_the_edge() {
+    let Setup {
+        run,
+        tree,
+        lxd,
+        incus,
+        tls,
+    } = setup();
     let server = start_empty(&run, &tls, &["--deltas", "0", "--allow-delete"]);
 
     let first = push(&tree.root, server.url(), &tls.ca_cert);
@@ -152,14 +179,13 @@ fn push_publishes_a_tree_to_ssgen_serve_as_to_the_edge() {
 
 #[test]
 fn a_private_feed_is_read_through_its_token_and_nothing_without() {
-    require_tools(client::TOOLS)
-        .and_then(|()| require_tools(&["curl"]))
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let run = RunDir::new().expect("run dir");
-    let tree = sample_tree(&run.path().join("tree")).expect("sample tree");
-    let lxd = expected_images(&tree, Client::Lxd).expect("expected LXD images");
-    let incus = expected_images(&tree, Client::Incus).expect("expected Incus images");
-    let tls = TestTls::create(run.path()).expect("throwaway CA");
+    let Setup {
+        run,
+        tree,
+        lxd,
+        incus,
+        tls,
+    } = setup();
     let server = start_empty(&run, &tls, &["--deltas", "0", "--read-token", READ]);
     // The upload API stays at the root, behind its own token.
     push(&tree.root, server.url(), &tls.ca_cert);
