@@ -1049,8 +1049,15 @@ fn a_private_feed_answers_reads_only_under_its_tokens() {
             "/{rel} under a wrong token: {}",
             String::from_utf8_lossy(&body)
         );
-        let (status, _, body) = s.curl(&format!("{READ_TOKEN}/{rel}"), &[]);
+        let (status, headers, body) = s.curl(&format!("{READ_TOKEN}/{rel}"), &[]);
         assert_eq!(status, 200, "/{READ_TOKEN}/{rel}");
+        if rel.starts_with("streams/v1/") {
+            assert_eq!(
+                header(&headers, "access-control-allow-origin"),
+                Some("*"),
+                "/{READ_TOKEN}/{rel} is cross-origin"
+            );
+        }
         if rel.starts_with("streams/") || rel == rootfs {
             assert_eq!(body, s.file(rel), "/{READ_TOKEN}/{rel} is the file");
         }
