@@ -1226,14 +1226,15 @@ pub fn check_direct_import(
     }
 }
 
-/// A private feed asked for without its token, through `env`'s client:
-/// `remote add` of the bare URL (`url`, the server's root) must work, as
-/// for any server, but listing it must fail.
-pub fn check_bare_unlisted(env: &ClientEnv, url: &str) -> Result<(), String> {
+/// A private feed asked for without a token that opens it (`url`, the
+/// server's root or a revoked token's URL), through `env`'s client as the
+/// remote `remote`: `remote add` must work, as for any server, but
+/// listing it must fail.
+pub fn check_bare_unlisted(env: &ClientEnv, remote: &str, url: &str) -> Result<(), String> {
     let name = env.client.cli();
-    env.remote_add("bare", url)
-        .map_err(|e| format!("{name}: remote add of the bare URL {url}: {e:#}"))?;
-    match env.cli(&["image", "list", "bare:", "--format", "csv"]) {
+    env.remote_add(remote, url)
+        .map_err(|e| format!("{name}: remote add of {url}: {e:#}"))?;
+    match env.cli(&["image", "list", &format!("{remote}:"), "--format", "csv"]) {
         Ok(listed) => Err(format!(
             "{name} listed the private feed {url} without its token:\n{listed}"
         )),
@@ -1241,9 +1242,20 @@ pub fn check_bare_unlisted(env: &ClientEnv, url: &str) -> Result<(), String> {
     }
 }
 
-/// A private feed's direct-URL import without its token: the daemon must
-/// not import `url/aliases/<alias>` (`url`, the server's root).
-pub fn check_bare_import_refused(daemon: &Daemon, url: &str, alias: &str) -> Result<(), String> {
+/// A private feed's direct-URL import without a token that opens it: the
+/// daemon must not import `url/aliases/<alias>` (`url`, the server's root
+/// or a revoked token's URL). `tarball`, the image the alias names, is
+/// deleted from the daemon first, so that an import refused only because
+/// the image is already there does not pass.
+pub fn check_bare_import_refused(
+    daemon: &Daemon,
+    url: &str,
+    alias: &str,
+    tarball: &Path,
+) -> Result<(), String> {
+    let fingerprint = sha256_files(&[tarball]).map_err(|e| format!("{e:#}"))?;
+    // Absent already is fine: the delete's own failure says nothing.
+    let _ = daemon.env().cli(&["image", "delete", &fingerprint]);
     let bare = format!("{url}/aliases/{alias}");
     match daemon
         .env()

@@ -224,7 +224,7 @@ fn real_clients_read_a_private_worker_through_its_token_and_nothing_without() {
             problems.extend(p);
         }
         // The same server without the token: the client sees no catalog.
-        if let Err(p) = checks::check_bare_unlisted(env, &url) {
+        if let Err(p) = checks::check_bare_unlisted(env, "bare", &url) {
             problems.push(p);
         }
     }
@@ -251,7 +251,7 @@ fn real_clients_read_a_private_worker_through_its_token_and_nothing_without() {
         if let Err(p) = check_direct_import(daemon, &feed, "alpine/3.20", &tarball) {
             problems.push(p);
         }
-        if let Err(p) = checks::check_bare_import_refused(daemon, &url, "alpine/3.20") {
+        if let Err(p) = checks::check_bare_import_refused(daemon, &url, "alpine/3.20", &tarball) {
             problems.push(p);
         }
     }

@@ -30,6 +30,8 @@ use ssgen_tests::{require_tools, ssgen_bin};
 
 const TOKEN: &str = "push-serve-token-0123456789abcdef";
 const READ: &str = "reader-token-0123456789abcdef";
+/// A reader of the token file, revoked while the server runs.
+const REVOKED: &str = "revoked-reader-0123456789abcdef";
 const TIMESTAMP: &str = "1767225600";
 /// The daemon part with a healthy server takes seconds; past this bound
 /// (a hang, not slowness), the server is killed and the test fails.
@@ -186,7 +188,21 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
         incus,
         tls,
     } = setup();
-    let server = start_empty(&run, &tls, &["--deltas", "0", "--read-token", READ]);
+    let readers = run.path().join("readers");
+    std::fs::write(&readers, format!("# readers\n{REVOKED}\n")).expect("token file");
+    let readers_arg = readers.to_str().expect("utf-8 path");
+    let server = start_empty(
+        &run,
+        &tls,
+        &[
+            "--deltas",
+            "0",
+            "--read-token",
+            READ,
+            "--read-token-file",
+            readers_arg,
+        ],
+    );
     // The upload API stays at the root, behind its own token.
     push(&tree.root, server.url(), &tls.ca_cert);
     let feed = format!("{}/{READ}", server.url());
@@ -232,7 +248,7 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
             problems.extend(p);
         }
         // The same server without the token: the client sees no catalog.
-        if let Err(p) = checks::check_bare_unlisted(env, server.url()) {
+        if let Err(p) = checks::check_bare_unlisted(env, "bare", server.url()) {
             problems.push(p);
         }
     }
@@ -277,7 +293,44 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
         if let Err(p) = check_direct_import(daemon, &feed, "alpine/3.20", &tarball) {
             problems.push(p);
         }
-        if let Err(p) = checks::check_bare_import_refused(daemon, server.url(), "alpine/3.20") {
+        if let Err(p) =
+            checks::check_bare_import_refused(daemon, server.url(), "alpine/3.20", &tarball)
+        {
+            problems.push(p);
+        }
+    }
+    // A reader revoked in the token file, without a restart: its URL
+    // worked, and then neither the clients nor the daemons get anything
+    // through it (first asked after the revocation, so no client cache
+    // of its catalog hides the answer).
+    let revoked = format!("{}/{REVOKED}", server.url());
+    let index = format!("{revoked}/streams/v1/index.json");
+    let before = server.curl(&index, &[]).expect("GET");
+    assert_eq!(
+        before.status,
+        200,
+        "{index} before the revocation: {}",
+        before.text()
+    );
+    let replaced = run.path().join("readers.new");
+    std::fs::write(&replaced, "# readers\nanother-reader-0123456789abcdef\n").expect("token file");
+    std::fs::rename(&replaced, &readers).expect("replace the token file");
+    let start = std::time::Instant::now();
+    while server.curl(&index, &[]).expect("GET").status != 404 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the revoked token still opens {index} 30 s after the token file changed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for env in &envs {
+        if let Err(p) = checks::check_bare_unlisted(env, "revoked", &revoked) {
+            problems.push(p);
+        }
+    }
+    for daemon in &daemons {
+        if let Err(p) = checks::check_bare_import_refused(daemon, &revoked, "alpine/3.20", &tarball)
+        {
             problems.push(p);
         }
     }
