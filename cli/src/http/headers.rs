@@ -4,7 +4,7 @@
 
 use hyper::header::{self, HeaderMap};
 
-/// Whether the request accepts a gzip-encoded response (RFC 9110 §12.5.3):
+/// Whether the request accepts a gzip-encoded response (RFC 9110, section 12.5.3):
 /// coding names are case-insensitive, `q=0` refuses, `*` stands for any
 /// coding not named, and a member whose weight does not parse is ignored.
 pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
