@@ -102,9 +102,15 @@ impl Served {
         }
     }
 
-    /// Answers `GET`/`HEAD` of the page.
-    pub async fn answer<B>(&self, root: &Path, req: &Request<B>) -> Response<Body> {
-        let url = self.url.clone().or_else(|| request_url(req));
+    /// Answers `GET`/`HEAD` of the page; `prefix` is the path below which
+    /// it was asked for (`/<token>` of a private feed), which the remote's
+    /// URL on the page keeps.
+    pub async fn answer<B>(&self, root: &Path, req: &Request<B>, prefix: &str) -> Response<Body> {
+        let url = self
+            .url
+            .clone()
+            .or_else(|| request_url(req))
+            .map(|u| format!("{u}{prefix}"));
         let root = root.to_path_buf();
         let rendered = match self.rendered(root, url).await {
             Ok(r) => r,
@@ -126,15 +132,10 @@ impl Served {
                 header::CACHE_CONTROL,
                 crate::http::cache_control(html::FILE_NAME),
             )
-            .header(header::VARY, "Accept-Encoding")
-            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-            // The page has no script and loads nothing: say so, so that
-            // even a string the escaping missed could run nothing.
-            .header(
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-            );
+            .header(header::VARY, "Accept-Encoding");
+        for (name, value) in ssgen_core::serve::http::PAGE_HEADERS {
+            builder = builder.header(name, value);
+        }
         if if_none_match(req.headers(), &etag) {
             return builder
                 .status(StatusCode::NOT_MODIFIED)

@@ -90,6 +90,13 @@ impl Default for BuildOptions {
 #[derive(Debug)]
 pub struct Built {
     pub images_json: String,
+    pub index_json: String,
+    pub products: usize,
+    pub images: usize,
+    /// Whether images.json changed.
+    pub changed: bool,
+    /// Everything the build reported.
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 /// The options of a writer, resolved once.
@@ -140,6 +147,12 @@ impl Settings {
             deltas: options.deltas.clone(),
             page: None,
         })
+    }
+
+    /// The same settings with `updated` fixed to `timestamp`.
+    pub fn at(mut self, timestamp: i64) -> Self {
+        self.timestamp = Some(timestamp);
+        self
     }
 
     /// The time of a build now: the fixed one, or the clock's.
@@ -478,6 +491,11 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
     }
     Ok(Built {
         images_json: out.images_json,
+        index_json: out.index_json,
+        products: out.products,
+        images: out.images,
+        changed,
+        diagnostics: out.diagnostics,
     })
 }
 

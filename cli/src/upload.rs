@@ -1,16 +1,26 @@
 //! The upload API of `ssgen serve`: `PUT` of one file, the multipart form
-//! `POST /images/` of lxd-image-server's users, and `DELETE`, which
-//! withdraws.
+//! `POST /images/` of lxd-image-server's users, `POST …?combined`, and
+//! `DELETE`, which withdraws.
 //!
-//! A file the build would never publish (a bad version name, an unknown
-//! architecture, a name that is no image file) is refused at once with the
-//! build's reason. Every write goes through [`crate::confine`]: a body is
-//! streamed into a hidden staging file that its writer keeps locked (so
-//! that a build can tell an abandoned one from a live one), and renamed
-//! into place under the root lock without replacing anything, so that of
-//! two different bodies for one new path exactly one is stored. A PUT and
-//! a form answer alike: one `<status> <path>` line per file.
+//! What may go where, which headers an upload carries and which bytes are
+//! refused are the core's serving contract
+//! ([`ssgen_core::serve::upload`]), which the edge Worker follows too: a
+//! file the build would never publish (a bad version name, an unknown
+//! architecture, a name that is no image file) is refused at once with
+//! the build's reason, and a file the build would refuse (cut short, a
+//! metadata tarball the daemons cannot import, bytes that are not what
+//! the name says) before it is stored.
+//!
+//! Every write goes through [`crate::confine`]: a body is streamed into a
+//! hidden staging file that its writer keeps locked (so that a build can
+//! tell an abandoned one from a live one), and renamed into place under
+//! the root lock without replacing anything, so that of two different
+//! bodies for one new path exactly one is stored. Only a side file
+//! (`metadata.json`, `.requirements`) is replaced, which no client
+//! downloads. A PUT and a form answer alike: one `<status> <path>` line
+//! per file, or with `Accept: application/json` the JSON the edge answers.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,15 +32,14 @@ use hyper::header::{self, HeaderMap};
 use hyper::{Request, Response, StatusCode};
 use rustix::fs::{FlockOperation, flock};
 use sha2::Digest as _;
+use ssgen_core::serve::{api, upload as rules};
 use ssgen_core::withdrawn::{self, Withdrawn};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use ssgen_core::{Client, HashJob, HashPlan, Sha256};
+use tokio::io::AsyncWriteExt as _;
 
 use crate::confine::{self, Place, Renamed, Root};
 use crate::exit::Invalid;
-use crate::http::{Body, HttpError, RequestBody, Server, bad, internal, text};
-
-/// The header a publisher sends with the file's SHA-256 (hex).
-const CHECKSUM_HEADER: &str = "x-checksum-sha256";
+use crate::http::{Body, HttpError, RequestBody, Server, bad, internal, json, text, wants_json};
 
 /// A staging file younger than this is never taken for abandoned: its
 /// writer may not have locked it yet.
@@ -51,16 +60,59 @@ pub fn is_abandoned(path: &Path) -> bool {
     old && flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok()
 }
 
-/// `PUT /images/<os>/<release>/<arch>/<variant>/<version>/<file>`.
+/// A file stored (or found there already).
+struct Kept {
+    status: StatusCode,
+    path: String,
+    sha256: Sha256,
+    size: u64,
+}
+
+/// `PUT /images/<os>/<release>/<arch>/<variant>/<version>/<file>`, or a
+/// side file at its level.
 pub async fn put(
     server: &Server,
     rel: &str,
     req: Request<RequestBody>,
 ) -> Result<Response<Body>, HttpError> {
     let target = target(rel)?;
-    let expected = checksum(req.headers())?;
-    let status = store(server, &target, req.into_body(), expected).await?;
-    Ok(answer(&[(status, target)]))
+    let headers = req.headers().clone();
+    let text_of = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or_default());
+    let expected = rules::claimed_sha256(
+        text_of(rules::SHA256_HEADER),
+        text_of(rules::CHECKSUM_HEADER),
+    )
+    .map_err(bad)?;
+    let claims = match text_of(rules::COMBINED_HEADER) {
+        Some(h) => rules::parse_combined(&target, h).map_err(|e| bad(format!("{target}: {e}")))?,
+        None => Vec::new(),
+    };
+    let kept = store(server, &target, req.into_body(), expected).await?;
+    if !wants_json(&headers) && claims.is_empty() {
+        return Ok(answer(&[(kept.status, kept.path)]));
+    }
+    let combined = if rules::has_magic(&target) && !rules::is_metadata(&target) {
+        let have = combined_of(server, &target, kept.size).await?;
+        check_claims(
+            &target,
+            &claims,
+            &have,
+            "the file is stored, the false fingerprint was not",
+        )?;
+        Some(have)
+    } else {
+        None
+    };
+    let created = kept.status == StatusCode::CREATED;
+    let stored = api::Stored {
+        path: kept.path,
+        sha256: kept.sha256.to_hex(),
+        size: kept.size,
+        stored: Some(created),
+        reason: (!created).then(|| api::Stored::ALREADY.to_owned()),
+        combined,
+    };
+    Ok(json(kept.status, &stored))
 }
 
 /// `curl -F "upload=@file;filename=<path under images/>" URL/images/`,
@@ -103,7 +155,7 @@ pub async fn form(server: &Server, req: Request<RequestBody>) -> Result<Response
         let Some(file_name) = field.file_name().map(str::to_owned) else {
             continue;
         };
-        let rel = format!("images/{}", file_name.trim_start_matches('/'));
+        let rel = ssgen_core::serve::in_images_dir(&file_name);
         let target = match target(&rel) {
             Ok(t) => t,
             Err(e) => return Err(with_stored(e, &stored)),
@@ -114,7 +166,7 @@ pub async fn form(server: &Server, req: Request<RequestBody>) -> Result<Response
                 .map_err(|e| std::io::Error::other(e.to_string())),
         );
         match store(server, &target, body, None).await {
-            Ok(status) => stored.push((status, target)),
+            Ok(kept) => stored.push((kept.status, kept.path)),
             Err(e) => return Err(with_stored(e, &stored)),
         }
     }
@@ -124,6 +176,138 @@ pub async fn form(server: &Server, req: Request<RequestBody>) -> Result<Response
         ));
     }
     Ok(answer(&stored))
+}
+
+/// `POST /images/<root>?combined` with `X-Ssgen-Combined`: the combined
+/// fingerprints of a stored root file with the metadata files beside it,
+/// computed from the files, and the claims checked against them (for a
+/// metadata file that arrived after its root).
+pub async fn combined(
+    server: &Server,
+    rel: &str,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, HttpError> {
+    let header = headers
+        .get(rules::COMBINED_HEADER)
+        .map(|v| v.to_str().unwrap_or_default())
+        .unwrap_or_default();
+    let claims = rules::parse_combined(rel, header).map_err(|e| bad(format!("{rel}: {e}")))?;
+    if claims.is_empty() {
+        return Err(bad(format!(
+            "{rel}: ?combined takes a root file and X-Ssgen-Combined: <metadata file>=<sha256(metadata ‖ root)>"
+        )));
+    }
+    let root = Root::open(&server.root).map_err(|e| place_error(&e))?;
+    let size = match root.place(rel, false).and_then(|p| p.stat()) {
+        Ok(Some(st)) if !confine::is_dir(&st) => u64::try_from(st.st_size).unwrap_or(0),
+        Ok(_) => {
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                format!("{rel}: no such file"),
+            ));
+        }
+        Err(e) => return Err(place_error(&e)),
+    };
+    let have = combined_of(server, rel, size).await?;
+    let missing: Vec<&str> = claims
+        .iter()
+        .filter(|(m, _)| !have.contains_key(m))
+        .map(|(m, _)| m.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(HttpError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{rel}: X-Ssgen-Combined names {}, which the server does not hold: upload the metadata file first",
+                missing.join(", ")
+            ),
+        ));
+    }
+    check_claims(rel, &claims, &have, "the right one is computed")?;
+    let sha = sha256_file(&root.join(rel)).await.map_err(internal)?;
+    Ok(json(
+        StatusCode::OK,
+        &api::Stored {
+            path: rel.to_owned(),
+            sha256: sha.to_hex(),
+            size,
+            stored: None,
+            reason: None,
+            combined: Some(have),
+        },
+    ))
+}
+
+/// Refuses claims that differ from what the files say.
+fn check_claims(
+    rel: &str,
+    claims: &[(String, Sha256)],
+    have: &BTreeMap<String, String>,
+    file: &str,
+) -> Result<(), HttpError> {
+    let false_claims: Vec<String> = claims
+        .iter()
+        .filter(|(m, d)| have.get(m) != Some(&d.to_hex()))
+        .map(|(m, d)| {
+            format!(
+                "X-Ssgen-Combined {m}={d} is not sha256({m} ‖ {}) of the files here, which is {}",
+                rel.rsplit('/').next().unwrap_or(rel),
+                have.get(m).map_or("unknown", String::as_str)
+            )
+        })
+        .collect();
+    if false_claims.is_empty() {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "{rel}: {}; {file}: compute sha256(metadata ‖ root) over the files as uploaded",
+            false_claims.join("; ")
+        )))
+    }
+}
+
+/// The combined fingerprints of the root file `rel` (of `size` bytes) with
+/// each metadata file beside it, read as a build reads them.
+async fn combined_of(
+    server: &Server,
+    rel: &str,
+    size: u64,
+) -> Result<BTreeMap<String, String>, HttpError> {
+    let dir = rel.rsplit_once('/').map_or("", |(d, _)| d).to_owned();
+    let (root, rel) = (server.root.clone(), rel.to_owned());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<BTreeMap<String, String>> {
+        let mut plan = HashPlan::default();
+        for name in Client::ALL.map(|c| c.meta().file_name().unwrap_or_default()) {
+            let path = format!("{dir}/{name}");
+            if let Ok(meta) = std::fs::metadata(root.join(&path))
+                && meta.is_file()
+            {
+                plan.prefixes.push(HashJob {
+                    path,
+                    size: meta.len(),
+                    is_prefix: true,
+                    prefixes: Vec::new(),
+                });
+            }
+        }
+        plan.bodies.push(HashJob {
+            path: rel.clone(),
+            size,
+            is_prefix: false,
+            prefixes: plan.prefixes.iter().map(|j| j.path.clone()).collect(),
+        });
+        let mut digests = ssgen_core::Digests::default();
+        crate::hashing::run(&root, &plan, &mut digests, crate::hashing::Check::None)?;
+        Ok(digests
+            .combined
+            .iter()
+            .filter(|((_, r), _)| *r == rel)
+            .map(|((m, _), d)| (m.rsplit('/').next().unwrap_or(m).to_owned(), d.to_hex()))
+            .collect())
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| internal(format!("{e:#}")))
 }
 
 /// One `<status> <path>` line per file; 201 when anything was created.
@@ -142,34 +326,12 @@ fn answer(stored: &[(StatusCode, String)]) -> Response<Body> {
 
 /// Where an upload goes, or why the build would never publish it there.
 fn target(rel: &str) -> Result<String, HttpError> {
-    for part in rel.split('/') {
-        if let Some(why) = confine::name_problem(part) {
-            let shown: String = part.chars().take(80).collect();
-            return Err(bad(format!(
-                "{rel}: the name {shown:?}… {why}; nothing was stored"
-            )));
-        }
-    }
-    match ssgen_core::unpublishable(rel) {
-        None => Ok(rel.to_owned()),
-        Some(why) => Err(bad(format!(
+    match rules::check_path(rel) {
+        Ok(_) => Ok(rel.to_owned()),
+        Err(why) => Err(bad(format!(
             "{rel}: {why}; the build would never publish it, so it was not stored"
         ))),
     }
-}
-
-fn checksum(headers: &HeaderMap) -> Result<Option<String>, HttpError> {
-    let Some(value) = headers.get(CHECKSUM_HEADER) else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    ssgen_core::Sha256::from_hex(&text)
-        .map(|d| Some(d.to_hex()))
-        .map_err(|_| bad(format!("{CHECKSUM_HEADER} must be 64 hex digits")))
 }
 
 /// An error of a confined place: the input's fault (400) or the server's.
@@ -181,16 +343,17 @@ fn place_error(e: &anyhow::Error) -> HttpError {
     }
 }
 
-/// Streams `body` into a hidden staging file beside `target`, checks its
-/// SHA-256, and renames it into place unless a file is there (then the
-/// same bytes are 200 and other bytes 409). A failure leaves neither the
-/// staging file nor the directories made for it.
+/// Streams `body` into a hidden staging file beside `target`, checks it
+/// (its sha256, and what the build checks), and renames it into place
+/// unless a file is there (then the same bytes are 200 and other bytes
+/// 409; a side file is replaced). A failure leaves neither the staging
+/// file nor the directories made for it.
 async fn store(
     server: &Server,
     target: &str,
     body: impl hyper::body::Body<Data = Bytes, Error = impl std::fmt::Display> + Unpin,
-    expected: Option<String>,
-) -> Result<StatusCode, HttpError> {
+    expected: Option<Sha256>,
+) -> Result<Kept, HttpError> {
     let root = Root::open(&server.root).map_err(|e| place_error(&e))?;
     let dest = root.place(target, true).map_err(|e| place_error(&e))?;
     let (dir, name) = target.rsplit_once('/').ok_or_else(|| bad("no file name"))?;
@@ -203,19 +366,25 @@ async fn store(
         // files nobody holds.
         flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(internal)?;
         let result = async {
-            let digest = stream_to(&file, &staging, body).await?;
-            if let Some(want) = &expected {
-                if *want != digest {
+            let (digest, size) = stream_to(&file, &staging, target, body).await?;
+            if let Some(want) = expected {
+                if want != digest {
                     return Err(HttpError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        format!("{target}: sha256 is {digest}, not {want} as {CHECKSUM_HEADER} says; the file was not stored"),
+                        format!("{target}: sha256 is {digest}, not {want} as the upload says (X-Ssgen-Sha256 or X-Checksum-Sha256); the file was not stored"),
                     ));
                 }
             }
-            commit(server, &root, &staging, &dest, target, &digest).await
+            let status = commit(server, &root, &staging, &dest, target, &digest).await?;
+            Ok(Kept {
+                status,
+                path: target.to_owned(),
+                sha256: digest,
+                size,
+            })
         }
         .await;
-        if result.as_ref().map_or(true, |s| *s != StatusCode::CREATED) {
+        if result.as_ref().map_or(true, |k| k.status != StatusCode::CREATED) {
             let _ = staging.remove();
         }
         drop(file);
@@ -231,27 +400,54 @@ async fn store(
     outcome
 }
 
+/// Writes the body to the staging file, hashing it and making the build's
+/// checks on the same pass; the sha256 and the size.
 async fn stream_to(
     file: &std::fs::File,
     staging: &Place,
+    target: &str,
     mut body: impl hyper::body::Body<Data = Bytes, Error = impl std::fmt::Display> + Unpin,
-) -> Result<String, HttpError> {
+) -> Result<(Sha256, u64), HttpError> {
     let std_file = file.try_clone().map_err(internal)?;
     let mut out = tokio::fs::File::from_std(std_file);
     let mut hasher = sha2::Sha256::new();
+    let mut checked = rules::body_check(target);
+    let mut head = Vec::with_capacity(ssgen_core::HEAD_LEN);
+    let mut size = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| bad(format!("upload interrupted: {e}")))?;
         if let Ok(data) = frame.into_data() {
             hasher.update(&data);
+            if let Some(c) = &mut checked {
+                c.update(&data);
+            }
+            let want = ssgen_core::HEAD_LEN
+                .saturating_sub(head.len())
+                .min(data.len());
+            head.extend_from_slice(&data[..want]);
+            size += data.len() as u64;
             out.write_all(&data)
                 .await
                 .map_err(|e| internal(format!("cannot write {}: {e}", staging.path().display())))?;
         }
     }
+    let refused = |why: String| {
+        HttpError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{target}: {why}; the file was not stored"),
+        )
+    };
+    rules::check_head(target, &head).map_err(|why| {
+        let name = target.rsplit('/').next().unwrap_or(target);
+        refused(format!("{name} {why}"))
+    })?;
+    if let Some(c) = checked {
+        c.finish(size).map_err(|e| refused(e.to_string()))?;
+    }
     out.sync_all()
         .await
         .map_err(|e| internal(format!("cannot write {}: {e}", staging.path().display())))?;
-    Ok(ssgen_core::Sha256(hasher.finalize().into()).to_hex())
+    Ok((Sha256(hasher.finalize().into()), size))
 }
 
 /// Renames the checked staging file into place under the root lock.
@@ -261,9 +457,24 @@ async fn commit(
     staging: &Place,
     dest: &Place,
     target: &str,
-    digest: &str,
+    digest: &Sha256,
 ) -> Result<StatusCode, HttpError> {
     let lock = take_lock(server).await?;
+    if rules::replaceable(target) {
+        let same = match std::fs::read(root.join(target)) {
+            Ok(bytes) => Sha256::of(&bytes) == *digest,
+            Err(_) => false,
+        };
+        if !same {
+            staging.rename_over(dest).map_err(|e| place_error(&e))?;
+        }
+        drop(lock);
+        return Ok(if same {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        });
+    }
     let renamed = staging
         .rename_noreplace(dest)
         .map_err(|e| place_error(&e))?;
@@ -272,7 +483,7 @@ async fn commit(
         Renamed::Done => Ok(StatusCode::CREATED),
         Renamed::Exists => {
             let existing = sha256_file(&root.join(target)).await.map_err(internal)?;
-            if existing == digest {
+            if existing == *digest {
                 Ok(StatusCode::OK)
             } else {
                 Err(HttpError::new(
@@ -287,7 +498,7 @@ async fn commit(
 }
 
 /// The root lock, waited for on a blocking thread; a timeout is 503.
-async fn take_lock(server: &Server) -> Result<crate::lock::RootLock, HttpError> {
+pub(crate) async fn take_lock(server: &Server) -> Result<crate::lock::RootLock, HttpError> {
     let root = server.root.clone();
     let wait = server.settings.lock_wait;
     tokio::task::spawn_blocking(move || crate::lock::RootLock::acquire(&root, wait))
@@ -301,7 +512,8 @@ async fn take_lock(server: &Server) -> Result<crate::lock::RootLock, HttpError> 
         })
 }
 
-async fn sha256_file(path: &Path) -> std::io::Result<String> {
+async fn sha256_file(path: &Path) -> std::io::Result<Sha256> {
+    use tokio::io::AsyncReadExt as _;
     let mut file = tokio::fs::File::open(path).await?;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -312,25 +524,41 @@ async fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(ssgen_core::Sha256(hasher.finalize().into()).to_hex())
+    Ok(Sha256(hasher.finalize().into()))
+}
+
+/// Unix seconds now.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 /// DELETE withdraws: the file or version leaves the catalog, its files
-/// stay for the grace period (`ssgen prune` deletes them). A version or a
-/// file that is not there is 404, and nothing is marked.
-pub async fn delete(server: &Server, rel: &str) -> Result<Response<Body>, HttpError> {
+/// stay for the grace period (`ssgen prune` deletes them). A side file,
+/// which no client downloads, is deleted at once. A version or a file
+/// that is not there is 404, and nothing is marked.
+pub async fn delete(
+    server: &Server,
+    rel: &str,
+    as_json: bool,
+) -> Result<Response<Body>, HttpError> {
     let rel = rel.trim_end_matches('/');
+    if rules::replaceable(rel) && rules::check_path(rel).is_ok() {
+        return delete_side(server, rel, as_json).await;
+    }
     let parts: Vec<&str> = rel.split('/').collect();
     let (dir, file) = match parts.len() {
         7 => (parts[..6].join("/"), Some(parts[6].to_owned())),
         6 => (rel.to_owned(), None),
         _ => {
             return Err(bad(
-                "DELETE takes images/<os>/<release>/<arch>/<variant>/<version>[/<file>]",
+                "DELETE takes images/<os>/<release>/<arch>/<variant>/<version>[/<file>], or a side file",
             ));
         }
     };
-    if parts[0] != "images" || parts.iter().any(|p| !confine::is_plain_visible(p)) {
+    if parts[0] != ssgen_core::vocab::IMAGES || parts.iter().any(|p| !confine::is_plain_visible(p))
+    {
         return Err(bad(format!(
             "{rel}: DELETE takes images/<os>/<release>/<arch>/<variant>/<version>[/<file>] with plain names"
         )));
@@ -360,9 +588,7 @@ pub async fn delete(server: &Server, rel: &str) -> Result<Response<Body>, HttpEr
         }
     }
     let marker_rel = format!("{dir}/{}", withdrawn::FILE_NAME);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let now = now();
     let previous = std::fs::read(root.join(&marker_rel))
         .ok()
         .and_then(|b| Withdrawn::parse(&b).ok());
@@ -382,7 +608,63 @@ pub async fn delete(server: &Server, rel: &str) -> Result<Response<Body>, HttpEr
         .map_err(|e| place_error(&e))?;
     drop(lock);
     let _ = server.rebuild.send(());
+    if as_json {
+        return Ok(removed_answer(
+            rel,
+            now,
+            PRUNE_GRACE,
+            "leaves the catalog at the next rebuild (a moment from now); `ssgen prune` deletes its files after its grace period (--grace, 6 h by default)",
+        ));
+    }
     Ok(text(StatusCode::OK, &format!("withdrawn {rel}")))
+}
+
+/// A DELETE's JSON answer, as the edge's.
+fn removed_answer(rel: &str, removed_at: i64, grace_seconds: i64, note: &str) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &api::Removed {
+            path: rel.to_owned(),
+            removed_at,
+            withdrawn_at: None,
+            grace_seconds,
+            note: note.into(),
+        },
+    )
+}
+
+/// `ssgen prune`'s default grace period, which a DELETE's answer states.
+const PRUNE_GRACE: i64 = 6 * 3600;
+
+/// DELETE of a side file: it goes at once, under the root lock.
+async fn delete_side(
+    server: &Server,
+    rel: &str,
+    as_json: bool,
+) -> Result<Response<Body>, HttpError> {
+    let lock = take_lock(server).await?;
+    let root = Root::open(&server.root).map_err(|e| place_error(&e))?;
+    let removed = root
+        .place(rel, false)
+        .and_then(|p| p.remove())
+        .map_err(|e| place_error(&e))?;
+    drop(lock);
+    if !removed {
+        return Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            format!("{rel}: not found; nothing was deleted"),
+        ));
+    }
+    let _ = server.rebuild.send(());
+    if as_json {
+        return Ok(removed_answer(
+            rel,
+            now(),
+            0,
+            "a side file, deleted at once (no client downloads it)",
+        ));
+    }
+    Ok(text(StatusCode::OK, &format!("deleted {rel}")))
 }
 
 #[cfg(test)]
@@ -393,6 +675,7 @@ mod tests {
     fn targets_are_what_the_build_publishes() {
         let d = "images/debian/12/amd64/default";
         assert!(target(&format!("{d}/20260801_0312/rootfs.squashfs")).is_ok());
+        assert!(target(&format!("{d}/metadata.json")).is_ok());
         for bad in [
             format!("{d}/.hidden/rootfs.squashfs"),
             "streams/v1/a/b/c/d/index.json".to_owned(),

@@ -191,8 +191,8 @@ fn a_second_writer_waits_saying_so_then_gives_up_naming_the_lock_and_the_flag() 
     let (status, body) = served.curl(d, &["-X", "DELETE"]);
     let log = || std::fs::read_to_string(&served.log).unwrap_or_default();
     assert_eq!(status, 503, "{body}\n{}", log());
-    let file = tmp.path().join("f");
-    std::fs::write(&file, b"meta").expect("file");
+    // A real metadata tarball: the bytes are checked before the lock.
+    let file = root.join(d).join("incus.tar.xz");
     let new = "images/debian/12/amd64/default/20260901_0000/lxd.tar.xz";
     let (status, body) = served.curl(new, &["-T", s(&file)]);
     assert_eq!(status, 503, "{body}");

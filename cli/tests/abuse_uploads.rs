@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::{Served, build, serve, version};
+use ssgen_tests::images::{self, ImageMeta};
 
 const D: &str = "images/debian/12/amd64/default";
 const V: &str = "20260801_0000";
@@ -20,6 +21,23 @@ fn server(extra: &[&str]) -> (tempfile::TempDir, Served) {
     args.extend_from_slice(extra);
     let served = serve(&root, &args);
     (tmp, served)
+}
+
+/// The bytes of a real metadata tarball and of a real root.tar.xz whose
+/// contents carry `label` (the server checks what it stores).
+fn real(dir: &Path, label: &str) -> (Vec<u8>, Vec<u8>) {
+    let d = dir.join(format!("real-{label}"));
+    let meta = images::metadata_tarball(
+        &d,
+        "lxd.tar.xz",
+        &ImageMeta::new("amd64", "debian", "13", "default", 1_785_556_800),
+    )
+    .expect("metadata tarball");
+    let root = images::root_tar_xz(&d, "root.tar.xz", label).expect("root");
+    (
+        std::fs::read(meta).expect("meta"),
+        std::fs::read(root).expect("root"),
+    )
 }
 
 fn put(s: &Served, rel: &str, file: &Path) -> (u16, String) {
@@ -64,7 +82,7 @@ fn two_different_bodies_for_one_new_path_store_exactly_one() {
         .iter()
         .map(|tag| {
             let p = tmp.path().join(tag);
-            std::fs::write(&p, tag.repeat(256 << 10)).expect("body");
+            std::fs::write(&p, real(tmp.path(), tag).1).expect("body");
             p
         })
         .collect();
@@ -153,14 +171,15 @@ fn uploads_the_build_never_publishes_are_refused_with_its_reason() {
 #[test]
 fn put_and_form_answer_in_the_same_shape() {
     let (tmp, s) = server(&[]);
+    let (meta, root) = real(tmp.path(), "shape");
     let file = tmp.path().join("f");
-    std::fs::write(&file, b"metadata").expect("file");
+    std::fs::write(&file, meta).expect("file");
     let rel = "images/debian/13/amd64/default/20260901_0000/lxd.tar.xz";
     let (status, body) = put(&s, rel, &file);
     assert_eq!((status, body.trim()), (201, format!("201 {rel}").as_str()));
     let form = form_body(
         tmp.path(),
-        &[("debian/13/amd64/default/20260901_0000/root.tar.xz", b"root")],
+        &[("debian/13/amd64/default/20260901_0000/root.tar.xz", &root)],
     );
     let (status, body) = post_form(&s, &form);
     assert_eq!(
@@ -178,11 +197,12 @@ fn put_and_form_answer_in_the_same_shape() {
 #[test]
 fn a_form_whose_later_part_fails_says_which_parts_were_stored() {
     let (tmp, s) = server(&[]);
+    let (meta, root) = real(tmp.path(), "form");
     let form = form_body(
         tmp.path(),
         &[
-            ("debian/13/amd64/default/20260901_0000/lxd.tar.xz", b"meta"),
-            ("debian/13/amd64/default/20260901_0000/root.tar.xz", b"root"),
+            ("debian/13/amd64/default/20260901_0000/lxd.tar.xz", &meta),
+            ("debian/13/amd64/default/20260901_0000/root.tar.xz", &root),
             ("debian/13/amd64/default/../escape/root.tar.xz", b"bad"),
         ],
     );

@@ -295,10 +295,16 @@ fn uploads_are_checked_staged_and_published() {
         &["-T", meta_arg, "-H", &auth],
     );
     assert_eq!(status, 200);
-    let rootfs_arg = rootfs.to_str().expect("utf-8");
+    // Other bytes (a good metadata tarball all the same) are refused.
+    let other_meta = images::metadata_tarball(
+        other.path(),
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "13", "other", 1_785_556_800),
+    )
+    .expect("another metadata tarball");
     let (status, _, _) = s.curl(
         &format!("{dest}/incus.tar.xz"),
-        &["-T", rootfs_arg, "-H", &auth],
+        &["-T", other_meta.to_str().expect("utf-8"), "-H", &auth],
     );
     assert_eq!(status, 409);
 
@@ -760,4 +766,422 @@ fn self_signed_makes_a_local_ca_that_real_clients_trust() {
         .args(["verify", "-x509_strict", "-CAfile"])
         .arg(&ca)
         .arg(&leaf));
+}
+
+/// The settled serving contract, shared with the edge: image files are
+/// immutable for a year, side files (which may be replaced) and other
+/// files get five minutes, the catalogs, the page and direct-URL answers a
+/// minute; the catalog may be read from any origin.
+#[test]
+fn cache_policy_follows_what_may_change_and_the_catalog_is_cross_origin() {
+    let s = start(&[]);
+    let product = "images/debian/12/amd64/default";
+    std::fs::write(
+        s.root.join(format!("{product}/metadata.json")),
+        r#"{"aliases": ["deb"]}"#,
+    )
+    .expect("metadata.json");
+    let cache = |rel: &str| {
+        let (status, headers, _) = s.curl(rel, &[]);
+        assert_eq!(status, 200, "{rel}");
+        header(&headers, "cache-control").map(str::to_owned)
+    };
+    let year = Some("public, max-age=31536000, immutable".to_owned());
+    assert_eq!(cache(&format!("{product}/{V}/root.tar.xz")), year);
+    assert_eq!(cache(&format!("{product}/{V}/incus.tar.xz")), year);
+    let five = Some("public, max-age=300".to_owned());
+    assert_eq!(
+        cache(&format!("{product}/metadata.json")),
+        five,
+        "a side file may change"
+    );
+    let minute = Some("public, max-age=60".to_owned());
+    assert_eq!(cache("streams/v1/index.json"), minute);
+    assert_eq!(cache(""), minute);
+    for doc in ["streams/v1/index.json", "streams/v1/images.json"] {
+        let (_, headers, _) = s.curl(doc, &["-H", "Origin: https://page.example"]);
+        assert_eq!(
+            header(&headers, "access-control-allow-origin"),
+            Some("*"),
+            "{doc}"
+        );
+    }
+}
+
+/// If-Modified-Since, If-Match, If-Unmodified-Since and If-Range are judged
+/// as the edge judges them (the core's one evaluation).
+#[test]
+fn conditional_requests_are_judged_by_the_contract() {
+    let s = start(&[]);
+    let rel = format!("images/debian/12/amd64/default/{V}/root.tar.xz");
+    let bytes = s.file(&rel);
+    let (_, headers, _) = s.curl(&rel, &[]);
+    let etag = header(&headers, "etag").expect("etag").to_owned();
+    // The helper lowercases headers, and HTTP dates are case-sensitive:
+    // the date of the file's mtime, as the server must have written it.
+    let mtime = std::fs::metadata(s.root.join(&rel))
+        .and_then(|m| m.modified())
+        .expect("mtime")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let modified = ssgen_core::serve::http::http_date(i64::try_from(mtime).expect("mtime"));
+    assert_eq!(
+        header(&headers, "last-modified"),
+        Some(modified.to_ascii_lowercase().as_str())
+    );
+    let status = |args: &[&str]| s.curl(&rel, args).0;
+    assert_eq!(
+        status(&["-H", &format!("If-Modified-Since: {modified}")]),
+        304
+    );
+    assert_eq!(
+        status(&["-H", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT"]),
+        200
+    );
+    assert_eq!(status(&["-H", "If-Match: \"other\""]), 412);
+    assert_eq!(status(&["-H", &format!("If-Match: {etag}")]), 200);
+    assert_eq!(
+        status(&["-H", "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 GMT"]),
+        412
+    );
+    // A Range under an If-Range that no longer matches gets the whole file.
+    let (code, _, body) = s.curl(&rel, &["-H", "Range: bytes=0-9", "-H", "If-Range: \"old\""]);
+    assert_eq!((code, body.len()), (200, bytes.len()));
+    let (code, _, body) = s.curl(
+        &rel,
+        &["-H", "Range: bytes=0-9", "-H", &format!("If-Range: {etag}")],
+    );
+    assert_eq!((code, body.as_slice()), (206, &bytes[..10]));
+    let (code, _, _) = s.curl(
+        "streams/v1/index.json",
+        &["-H", "If-Modified-Since: Sun, 06 Nov 2094 08:49:37 GMT"],
+    );
+    assert_eq!(code, 304, "the catalog documents too");
+}
+
+/// Uploads take the sha256 in either header and either case, side files
+/// at their levels (replaced by other bytes), and refuse bytes the build
+/// would refuse, before anything is stored.
+#[test]
+fn uploads_take_either_checksum_header_and_side_files_and_refuse_bad_bytes() {
+    let s = start(&["--token", TOKEN, "--allow-delete"]);
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let work = tempfile::tempdir().expect("temp");
+    let meta = images::metadata_tarball(
+        work.path(),
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "13", "default", 1_785_556_800),
+    )
+    .expect("metadata");
+    let root = images::root_tar_xz(work.path(), "root.tar.xz", "contract").expect("root");
+    let sum = |p: &Path| ssgen_tests::hex(&sha2::Sha256::digest(std::fs::read(p).expect("read")));
+    let dir = "images/debian/13/amd64/default/20260901_0000";
+    let put = |rel: &str, file: &Path, headers: &[String]| {
+        let mut args = vec!["-T".to_owned(), file.to_str().expect("utf-8").to_owned()];
+        args.extend(["-H".to_owned(), auth.clone()]);
+        for h in headers {
+            args.extend(["-H".to_owned(), h.clone()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, _, body) = s.curl(rel, &args);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+
+    // Two headers that disagree: nothing stored.
+    let (status, body) = put(
+        &format!("{dir}/incus.tar.xz"),
+        &meta,
+        &[
+            format!("X-Ssgen-Sha256: {}", sum(&meta)),
+            format!("X-Checksum-Sha256: {}", "0".repeat(64)),
+        ],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("send one sha256"), "{body}");
+    assert!(!s.root.join(dir).exists());
+    // The edge's header, in capitals.
+    let (status, body) = put(
+        &format!("{dir}/incus.tar.xz"),
+        &meta,
+        &[format!(
+            "X-Ssgen-Sha256: {}",
+            sum(&meta).to_ascii_uppercase()
+        )],
+    );
+    assert_eq!(status, 201, "{body}");
+
+    // Bytes the build would refuse.
+    let cut = work.path().join("cut.tar.xz");
+    let whole = std::fs::read(&meta).expect("meta");
+    std::fs::write(&cut, &whole[..whole.len() - 20]).expect("cut");
+    for (file, name, why) in [
+        (&cut, "lxd.tar.xz", "cut short"),
+        (&root, "lxd.tar.xz", "metadata.yaml"),
+        (&root, "rootfs.squashfs", "squashfs"),
+    ] {
+        let rel = format!("{dir}/{name}");
+        let (status, body) = put(&rel, file, &[]);
+        assert_eq!(status, 422, "{name}: {body}");
+        assert!(body.contains(why), "{name}: {body}");
+        assert!(!s.root.join(&rel).exists(), "{rel} was stored");
+    }
+
+    // Side files at their levels, replaced by other bytes.
+    let req = work.path().join("req");
+    std::fs::write(&req, br#"{"secureboot": "false"}"#).expect("req");
+    let side = "images/debian/.requirements";
+    assert_eq!(put(side, &req, &[]).0, 201);
+    std::fs::write(&req, br#"{"secureboot": "true"}"#).expect("req");
+    assert_eq!(put(side, &req, &[]).0, 201);
+    assert_eq!(s.file(side), br#"{"secureboot": "true"}"#);
+    assert_eq!(put(side, &req, &[]).0, 200, "the same bytes again");
+    let fields = work.path().join("metadata.json");
+    std::fs::write(&fields, br#"{"aliases": ["trixie-ish"]}"#).expect("fields");
+    assert_eq!(
+        put("images/debian/13/amd64/default/metadata.json", &fields, &[]).0,
+        201
+    );
+    for refused in [
+        format!("{dir}/.requirements"),
+        format!("{dir}/.withdrawn"),
+        "images/debian/metadata.json".to_owned(),
+    ] {
+        let (status, body) = put(&refused, &req, &[]);
+        assert_eq!(status, 400, "{refused}: {body}");
+        assert!(!s.root.join(&refused).exists(), "{refused} was stored");
+    }
+    let (status, _, _) = s.curl(side, &["-X", "DELETE", "-H", &auth]);
+    assert_eq!(status, 200);
+    assert!(
+        !s.root.join(side).exists(),
+        "a side file is deleted at once"
+    );
+
+    // JSON, as the edge answers, when asked for.
+    let (status, _, body) = s.curl(
+        &format!("{dir}/incus.tar.xz"),
+        &[
+            "-T",
+            meta.to_str().expect("utf-8"),
+            "-H",
+            &auth,
+            "-H",
+            "Accept: application/json",
+        ],
+    );
+    assert_eq!(status, 200);
+    let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(answer["sha256"], sum(&meta));
+    assert_eq!(answer["stored"], false);
+    let (status, _, body) = s.curl(
+        &format!("{dir}/notes.txt"),
+        &[
+            "-T",
+            meta.to_str().expect("utf-8"),
+            "-H",
+            &auth,
+            "-H",
+            "Accept: application/json",
+        ],
+    );
+    assert_eq!(status, 400);
+    let error: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("notes.txt"))
+    );
+}
+
+const READ_TOKEN: &str = "reader-one-0123456789abcdef";
+
+/// A private feed: reads only under a token, of the command line or of a
+/// file read again when it changes; the page, the direct-URL answers and
+/// the access log keep the token where it belongs; the upload API keeps
+/// its own token at the root.
+#[test]
+fn a_private_feed_answers_reads_only_under_its_tokens() {
+    let work = tempfile::tempdir().expect("temp");
+    let tokens = work.path().join("readers");
+    std::fs::write(&tokens, "# readers\nreader-two-0123456789abcdef\n").expect("tokens");
+    let log = work.path().join("access.log");
+    let s = start(&[
+        "--read-token",
+        READ_TOKEN,
+        "--read-token-file",
+        tokens.to_str().expect("utf-8"),
+        "--token",
+        TOKEN,
+        "--access-log",
+        log.to_str().expect("utf-8"),
+    ]);
+    let dir = s
+        .root
+        .join("images/alpine/3.20/amd64/default/20260901_0000");
+    let meta = ImageMeta::new("amd64", "alpine", "3.20", "default", 11);
+    images::unified_tarball(&dir, "incus_combined.tar.gz", &meta, "private").expect("tarball");
+    build(&s.root);
+    let rootfs = format!("images/debian/12/amd64/default/{V}/root.tar.xz");
+    let readable = [
+        "streams/v1/index.json",
+        "streams/v1/images.json",
+        rootfs.as_str(),
+        "",
+        "index.html",
+    ];
+    for rel in readable {
+        let (status, _, body) = s.curl(rel, &[]);
+        assert_eq!(
+            status,
+            404,
+            "/{rel} without a token: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(
+            !String::from_utf8_lossy(&body).contains("debian"),
+            "/{rel} tells"
+        );
+        let (status, _, body) = s.curl(&format!("reader-one-0123456789abcdeX/{rel}"), &[]);
+        assert_eq!(
+            status,
+            404,
+            "/{rel} under a wrong token: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let (status, headers, body) = s.curl(&format!("{READ_TOKEN}/{rel}"), &[]);
+        assert_eq!(status, 200, "/{READ_TOKEN}/{rel}");
+        if rel.starts_with("streams/v1/") {
+            assert_eq!(
+                header(&headers, "access-control-allow-origin"),
+                Some("*"),
+                "/{READ_TOKEN}/{rel} is cross-origin"
+            );
+        }
+        if rel.starts_with("streams/") || rel == rootfs {
+            assert_eq!(body, s.file(rel), "/{READ_TOKEN}/{rel} is the file");
+        }
+    }
+    // The page names the remote with its token.
+    let (_, _, page) = s.curl(&format!("{READ_TOKEN}/"), &[]);
+    let page = String::from_utf8_lossy(&page).into_owned();
+    let remote = format!("{}/{READ_TOKEN}", s.url);
+    assert!(
+        page.contains("remote add") && page.contains(&remote),
+        "{page}"
+    );
+    // Direct-URL import: the image URL is under the token too.
+    let (status, _, _) = s.curl("aliases/alpine/3.20", &["-I"]);
+    assert_eq!(status, 404);
+    let (status, headers, _) = s.curl(&format!("{READ_TOKEN}/aliases/alpine/3.20"), &["-I"]);
+    assert_eq!(status, 200);
+    let url = header(&headers, "incus-image-url")
+        .expect("a URL")
+        .to_owned();
+    assert_eq!(
+        url,
+        format!("{remote}/images/alpine/3.20/amd64/default/20260901_0000/incus_combined.tar.gz")
+    );
+    let (status, _, _) = s.curl(
+        url.strip_prefix(&format!("{}/", s.url)).expect("here"),
+        &["-I"],
+    );
+    assert_eq!(status, 200);
+    // The health check stays open and says no more than that.
+    let (status, _, body) = s.curl("healthz", &[]);
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).trim()),
+        (200, r#"{"status":"ok"}"#)
+    );
+    let (_, _, body) = s.curl(&format!("{READ_TOKEN}/healthz"), &[]);
+    assert!(String::from_utf8_lossy(&body).contains("generation"));
+    // The upload API's view of the files needs its own token, at the root;
+    // without it (a reader's token is not it) the listing is not there.
+    let (status, _, body) = s.curl("api/v1/files", &[]);
+    assert_eq!(status, 404);
+    assert!(!String::from_utf8_lossy(&body).contains("images/"));
+    let (status, _, body) = s.curl(
+        "api/v1/files",
+        &["-H", &format!("Authorization: Bearer {READ_TOKEN}")],
+    );
+    assert_eq!(status, 404);
+    assert!(!String::from_utf8_lossy(&body).contains("images/"));
+    let (status, _, _) = s.curl(&format!("{READ_TOKEN}/api/v1/files"), &[]);
+    assert_eq!(status, 404);
+    let (status, _, _) = s.curl(
+        "api/v1/files",
+        &["-H", &format!("Authorization: Bearer {TOKEN}")],
+    );
+    assert_eq!(status, 200);
+
+    // The file's token works, and is revoked by changing the file.
+    let second = "reader-two-0123456789abcdef";
+    assert_eq!(
+        s.curl(&format!("{second}/streams/v1/index.json"), &[]).0,
+        200
+    );
+    let replaced = work.path().join("readers.new");
+    std::fs::write(&replaced, "reader-three-0123456789abcdef\n").expect("tokens");
+    std::fs::rename(&replaced, &tokens).expect("rename");
+    wait_for("the revoked token to stop working", || {
+        s.curl(&format!("{second}/streams/v1/index.json"), &[]).0 == 404
+    });
+    assert_eq!(
+        s.curl("reader-three-0123456789abcdef/streams/v1/index.json", &[])
+            .0,
+        200
+    );
+    // A file that goes bad opens nothing, and never the feed.
+    std::fs::write(&tokens, "short\n").expect("tokens");
+    wait_for("the bad file to close its tokens", || {
+        s.curl("reader-three-0123456789abcdef/streams/v1/index.json", &[])
+            .0
+            == 404
+    });
+    assert_eq!(s.curl("streams/v1/index.json", &[]).0, 404);
+    assert_eq!(
+        s.curl(&format!("{READ_TOKEN}/streams/v1/index.json"), &[])
+            .0,
+        200
+    );
+
+    // No token in the access log.
+    wait_for("the access log", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("/[token]/healthz"))
+    });
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        !text.contains("0123456789abcdef"),
+        "a token is in the log:\n{text}"
+    );
+    assert!(
+        text.contains("GET /[token]/streams/v1/index.json"),
+        "{text}"
+    );
+    assert!(text.contains("GET /streams/v1/index.json"), "{text}");
+}
+
+#[test]
+fn read_tokens_that_can_be_guessed_or_not_be_in_a_url_are_refused() {
+    let tmp = tempfile::tempdir().expect("temp");
+    for token in ["x7Qz9", "has/a/slash-0123456789", "has space 0123456789ab"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ssgen"))
+            .args([
+                "serve",
+                "--plain",
+                "--listen",
+                "127.0.0.1:0",
+                "--read-token",
+                token,
+            ])
+            .arg(tmp.path())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(1), "{token}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--read-token") && !err.contains(token),
+            "{token}: {err}"
+        );
+    }
 }

@@ -64,6 +64,7 @@ pub mod remote;
 pub mod render;
 pub mod requirements;
 pub mod rules;
+pub mod serve;
 pub mod side;
 pub mod time;
 pub mod vcdiff;

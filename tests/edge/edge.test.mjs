@@ -138,11 +138,11 @@ describe("a pushed tree", () => {
     assert.equal(meta.headers.get("content-type"), "application/x-xz");
     const uni = await fetch(`${edge.url}/images/alpine/3.20/amd64/default/20260801_0000/incus_combined.tar.gz`, { method: "HEAD" });
     assert.equal(uni.headers.get("content-type"), "application/gzip");
-    assert.equal(uni.headers.get("content-encoding"), null, "never Content-Encoding on a .tar.gz (spec §11.5)");
+    assert.equal(uni.headers.get("content-encoding"), null, "never Content-Encoding on a .tar.gz (docs/protocol.md#downloads)");
 
     assert.equal((await fetch(`${edge.url}/${V1}/missing.squashfs`)).status, 404);
     assert.equal((await fetch(`${edge.url}/nope`)).status, 404);
-    assert.equal((await fetch(`${edge.url}/`)).status, 404);
+    assert.equal((await fetch(`${edge.url}/index.htm`)).status, 404);
     const post = await fetch(url, { method: "POST" });
     assert.equal(post.status, 405);
     assert.match(post.headers.get("allow"), /PUT/);
@@ -245,8 +245,9 @@ describe("a pushed tree", () => {
     assert.equal(r.status, 400);
     assert.match((await r.json()).error, /sha256/);
     assert.equal((await fetch(`${edge.url}/${dir}/incus.tar.xz`)).status, 404, "nothing stored after a wrong sha256");
-    r = await putFile(edge.url, `${dir}/incus.tar.xz`, meta, { sha: sha256(meta).toUpperCase() });
-    assert.equal(r.status, 400);
+    r = await putFile(edge.url, `${dir}/incus.tar.xz`, meta, { extra: { "x-checksum-sha256": sha256(Buffer.from("other")) } });
+    assert.equal(r.status, 400, "X-Ssgen-Sha256 and X-Checksum-Sha256 disagree");
+    assert.match((await r.json()).error, /send one sha256/);
     r = await fetch(`${edge.url}/${dir}/incus.tar.xz`, { method: "PUT", headers: auth, body: meta });
     assert.equal(r.status, 400, "X-Ssgen-Sha256 is required");
     r = await putFile(edge.url, `${dir}/rootfs.squashfs`, meta);

@@ -45,12 +45,13 @@ export function tempDir(name) {
 export const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
 /** Starts serve.mjs under `setsid` semantics (a new session/process group). */
-export async function startEdge({ persist, token = TOKEN, grace = "21600", port = 0, tls, fault } = {}) {
+export async function startEdge({ persist, token = TOKEN, grace = "21600", port = 0, tls, fault, readTokens } = {}) {
   persist ??= tempDir("state");
   const args = [join(HERE, "serve.mjs"), "--persist", persist, "--port", String(port), "--grace", grace];
   if (token) args.push("--token", token);
   if (tls) args.push("--https-cert", tls.cert, "--https-key", tls.key);
   if (fault) args.push("--fault", fault);
+  if (readTokens !== undefined) args.push("--read-tokens", readTokens);
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
   running.add(child.pid);
   child.once("exit", () => running.delete(child.pid));

@@ -5,6 +5,9 @@
 //
 //   node serve.mjs --persist DIR [--port N] [--token T] [--grace SECONDS]
 //                  [--https-cert FILE --https-key FILE] [--fault MODE:STEP]
+//                  [--read-tokens "T1\nT2"]
+//
+// --read-tokens sets the READ_TOKENS secret: a private feed.
 //
 // --fault sets the Worker's FAULT_POINT test hook (wasm/src/edge/publish.rs):
 // `hang:STEP` stops every publish at STEP, `yield:STEP` makes the first one
@@ -27,6 +30,7 @@ const { values: a } = parseArgs({
     "https-cert": { type: "string" },
     "https-key": { type: "string" },
     fault: { type: "string" },
+    "read-tokens": { type: "string" },
   },
 });
 if (!a.persist) throw new Error("--persist DIR is required");
@@ -48,6 +52,7 @@ const opts = {
     GRACE_SECONDS: a.grace,
     ...(a.token ? { UPLOAD_TOKEN: a.token } : {}),
     ...(a.fault ? { FAULT_POINT: a.fault } : {}),
+    ...(a["read-tokens"] !== undefined ? { READ_TOKENS: a["read-tokens"] } : {}),
   },
   kvPersist: join(a.persist, "kv"),
   r2Persist: join(a.persist, "r2"),

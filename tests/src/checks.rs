@@ -1225,3 +1225,46 @@ pub fn check_direct_import(
         )),
     }
 }
+
+/// A private feed asked for without a token that opens it (`url`, the
+/// server's root or a revoked token's URL), through `env`'s client as the
+/// remote `remote`: `remote add` must work, as for any server, but
+/// listing it must fail.
+pub fn check_bare_unlisted(env: &ClientEnv, remote: &str, url: &str) -> Result<(), String> {
+    let name = env.client.cli();
+    env.remote_add(remote, url)
+        .map_err(|e| format!("{name}: remote add of {url}: {e:#}"))?;
+    match env.cli(&["image", "list", &format!("{remote}:"), "--format", "csv"]) {
+        Ok(listed) => Err(format!(
+            "{name} listed the private feed {url} without its token:\n{listed}"
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
+/// A private feed's direct-URL import without a token that opens it: the
+/// daemon must not import `url/aliases/<alias>` (`url`, the server's root
+/// or a revoked token's URL). `tarball`, the image the alias names, is
+/// deleted from the daemon first, so that an import refused only because
+/// the image is already there does not pass.
+pub fn check_bare_import_refused(
+    daemon: &Daemon,
+    url: &str,
+    alias: &str,
+    tarball: &Path,
+) -> Result<(), String> {
+    let fingerprint = sha256_files(&[tarball]).map_err(|e| format!("{e:#}"))?;
+    // Absent already is fine: the delete's own failure says nothing.
+    let _ = daemon.env().cli(&["image", "delete", &fingerprint]);
+    let bare = format!("{url}/aliases/{alias}");
+    match daemon
+        .env()
+        .cli(&["image", "import", &bare, "--alias", "bare"])
+    {
+        Ok(_) => Err(format!(
+            "{} imported {bare}, without the token",
+            daemon.client().name()
+        )),
+        Err(_) => Ok(()),
+    }
+}

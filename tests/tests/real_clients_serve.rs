@@ -259,7 +259,11 @@ fn an_interrupted_multipart_upload_leaves_nothing_behind() {
     let name = "debian/12/amd64/default/20260101_0000/rootfs.squashfs";
     let rel = format!("images/{name}");
     let whole = run.path().join("rootfs.squashfs");
-    std::fs::write(&whole, vec![b's'; 64 * 1024]).expect("write the file");
+    // A squashfs's magic first, as the server checks an upload's first
+    // bytes against its name.
+    let mut bytes = b"hsqs".to_vec();
+    bytes.resize(64 * 1024, b's');
+    std::fs::write(&whole, bytes).expect("write the file");
     // What curl -F sends, cut off before the part's data and the closing
     // boundary arrive.
     let cut = run.path().join("cut-form");
@@ -267,7 +271,7 @@ fn an_interrupted_multipart_upload_leaves_nothing_behind() {
         &cut,
         format!(
             "--cut\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"{name}\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\nssssssss"
+             Content-Type: application/octet-stream\r\n\r\nhsqsssss"
         ),
     )
     .expect("write the cut form");

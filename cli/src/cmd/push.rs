@@ -30,6 +30,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::ProgressBar;
 use ssgen_core::classify::{self, Kind};
+use ssgen_core::serve::{api, upload as rules};
 use ssgen_core::withdrawn::{self, Withdrawn};
 use ssgen_core::{Digests, Level, Sha256};
 
@@ -244,7 +245,7 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
     }
     if args.page.html {
         return Err(Invalid(
-            "--html works with --to s3:// only; the edge serves the catalog without a page for now"
+            "--html works with --to s3:// only; the edge and ssgen serve make the page for people themselves"
                 .into(),
         )
         .into());
@@ -341,7 +342,7 @@ fn file_name(path: &str) -> &str {
 /// `.withdrawn` markers withdraw (the markers themselves are the tree's
 /// own bookkeeping and never sent).
 fn local_files(root: &Path, timestamp: Option<i64>, strict: bool) -> Result<Local> {
-    if !root.join("images").is_dir() {
+    if !root.join(ssgen_core::vocab::IMAGES).is_dir() {
         return Err(Invalid(format!(
             "{}: no images/ directory; give the server root",
             root.display()
@@ -552,13 +553,16 @@ pub(crate) fn not_as_sent(local: &Local, removals: &[String], remote: &Holding) 
     out
 }
 
-/// The edge handler's upload API.
+/// The upload API of the edge handler, which `ssgen serve --token`
+/// speaks too (the documents are the core's, `ssgen_core::serve::api`).
 struct Edge {
     agent: ureq::Agent,
     base: String,
     auth: String,
     part_size: u64,
     timeout: Duration,
+    /// The server takes any file in one request (its listing says so).
+    whole_files: std::cell::Cell<bool>,
 }
 
 /// How fast the edge is assumed to read a file it checks, for the time
@@ -583,6 +587,7 @@ impl Edge {
             auth: format!("Bearer {token}"),
             part_size,
             timeout,
+            whole_files: std::cell::Cell::new(false),
         })
     }
 
@@ -605,7 +610,9 @@ impl Edge {
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(url)
-            .header("authorization", &self.auth);
+            .header("authorization", &self.auth)
+            // `ssgen serve` answers lines of text to curl, JSON to this.
+            .header("accept", "application/json");
         for (k, v) in headers {
             req = req.header(*k, v);
         }
@@ -714,9 +721,9 @@ impl Edge {
     }
 
     fn file_headers(w: &Wanted) -> Vec<(&'static str, String)> {
-        let mut h = vec![("x-ssgen-sha256", w.sha256.to_hex())];
+        let mut h = vec![(rules::SHA256_HEADER, w.sha256.to_hex())];
         if !w.combined.is_empty() {
-            h.push(("x-ssgen-combined", combined_header(w)));
+            h.push((rules::COMBINED_HEADER, combined_header(w)));
         }
         h
     }
@@ -763,7 +770,7 @@ impl Edge {
         let what = format!("uploading {}", w.path);
         let url = self.url(&w.path);
         let mut headers = Self::file_headers(w);
-        headers.push(("x-ssgen-size", w.size.to_string()));
+        headers.push((rules::SIZE_HEADER, w.size.to_string()));
         let a = self.send(
             &what,
             "POST",
@@ -851,9 +858,14 @@ impl Edge {
             url.push_str(&format!("?cursor={}", query_escape(c)));
         }
         let a = self.send(what, "GET", &url, &[], (), self.timeout)?;
-        let page: ListPage = serde_json::from_value(self.json(what, &a)?).map_err(|e| {
-            anyhow!("{what}: {url} does not answer an ssgen edge listing ({e}); is --to the edge?")
+        let page: api::ListPage = serde_json::from_value(self.json(what, &a)?).map_err(|e| {
+            anyhow!(
+                "{what}: {url} does not answer an ssgen edge listing ({e}); is --to the edge, or ssgen serve --token?"
+            )
         })?;
+        if page.whole_files {
+            self.whole_files.set(true);
+        }
         for f in page.files {
             let held = into.files.entry(f.path).or_default();
             held.sha256 = f.sha256;
@@ -870,39 +882,6 @@ impl Edge {
         }
         Ok(page.next)
     }
-}
-
-/// One page of `GET /api/v1/files`.
-#[derive(serde::Deserialize)]
-struct ListPage {
-    files: Vec<ListedFile>,
-    #[serde(default)]
-    removed: Vec<ListedRemoval>,
-    #[serde(default)]
-    combined: Vec<ListedCombined>,
-    next: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct ListedFile {
-    path: String,
-    sha256: Option<String>,
-    #[serde(default)]
-    purged: bool,
-}
-
-#[derive(serde::Deserialize)]
-struct ListedRemoval {
-    path: String,
-}
-
-#[derive(serde::Deserialize)]
-struct ListedCombined {
-    path: String,
-    meta: String,
-    sha256: String,
-    meta_sha256: String,
-    root_sha256: String,
 }
 
 impl Target for Edge {
@@ -948,7 +927,7 @@ impl Target for Edge {
 
     fn upload(&self, root: &Path, w: &Wanted, bar: &ProgressBar) -> Result<()> {
         for attempt in 1..=3 {
-            let answer = if w.size > self.part_size {
+            let answer = if w.size > self.part_size && !self.whole_files.get() {
                 self.put_multipart(root, w, bar)?
             } else {
                 self.put(root, w, bar)?
@@ -973,7 +952,7 @@ impl Target for Edge {
             &what,
             "POST",
             &format!("{}?combined", self.url(&w.path)),
-            &[("x-ssgen-combined", combined_header(w))],
+            &[(rules::COMBINED_HEADER, combined_header(w))],
             b"".as_slice(),
             self.wait_for(w.size),
         )?;
@@ -1014,35 +993,28 @@ impl Target for Edge {
             self.timeout,
         )?;
         let v = self.json(what, &a)?;
-        let generation = v["generation"].as_u64().ok_or_else(|| {
-            anyhow!(
-                "{what}: the answer names no generation: {}; something between here and the edge \
-                 answered in its place",
-                summarise(&v.to_string(), false)
-            )
-        })?;
-        let text = |d: &serde_json::Value, k: &str| d[k].as_str().unwrap_or_default().to_owned();
+        let published: api::Published = serde_json::from_value(v.clone())
+            .ok()
+            .filter(|_| v["generation"].is_u64())
+            .ok_or_else(|| {
+                anyhow!(
+                    "{what}: the answer names no generation: {}; something between here and the edge \
+                     answered in its place",
+                    summarise(&v.to_string(), false)
+                )
+            })?;
         Ok(Published {
-            generation,
-            products: v["products"].as_u64().unwrap_or(0),
-            images: v["images"].as_u64().unwrap_or(0),
-            changed: v["changed"] != serde_json::Value::Bool(false),
-            diagnostics: v["diagnostics"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|d| (text(d, "level"), text(d, "path"), text(d, "message")))
-                .collect(),
+            generation: published.generation,
+            products: published.products,
+            images: published.images,
+            changed: published.changed,
+            diagnostics: published.notes(),
         })
     }
 }
 
 fn combined_header(w: &Wanted) -> String {
-    w.combined
-        .iter()
-        .map(|(m, d)| format!("{m}={d}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    rules::combined_header(w.combined.iter().map(|(m, d)| (m.as_str(), d)))
 }
 
 /// An answer body in a line: an HTML page by its title and size (a proxy's

@@ -45,6 +45,11 @@ use crate::watch;
 /// https://HOST/aliases/ALIAS` (or `incus image import`) gets the newest
 /// unified tarball of ALIAS for the daemon's architecture.
 ///
+/// With --token it speaks the upload API of the edge Worker too, so
+/// `ssgen push ROOT --to https://HOST` publishes a tree to it. With
+/// --read-token the feed is private: reads are answered only under
+/// https://HOST/TOKEN/, which is the URL clients add as the remote.
+///
 /// SIGTERM or Ctrl-C stops it: no new connection is accepted, and answers
 /// in progress get --shutdown-timeout seconds to finish.
 #[derive(Debug, Args)]
@@ -63,7 +68,12 @@ checked, renamed into place, and the catalog is rebuilt shortly after:
   curl -H \"Authorization: Bearer $TOKEN\" \\
        -F \"upload=@lxd.tar.xz;filename=debian/12/amd64/default/20260801_0312/lxd.tar.xz\" \\
        https://HOST/images/
-A DELETE (with --allow-delete) withdraws a version or file (see ssgen prune).")]
+A DELETE (with --allow-delete) withdraws a version or file (see ssgen prune).
+Or from another machine's tree: SSGEN_TOKEN=$TOKEN ssgen push ROOT --to https://HOST
+
+A private feed (a token in the remote's URL; reads elsewhere are 404):
+  ssgen serve --self-signed --read-token-file /etc/ssgen/readers /srv/images
+  lxc remote add images https://HOST/TOKEN --protocol=simplestreams")]
 pub struct ServeArgs {
     /// The server root (holding images/ and streams/).
     #[arg(default_value = ".")]
@@ -115,6 +125,17 @@ pub struct ServeArgs {
     /// Allow DELETE (withdraws the file or version; see `ssgen prune`).
     #[arg(long, requires = "token")]
     pub allow_delete: bool,
+
+    /// Make the feed private: answer reads only under /TOKEN/ (repeatable),
+    /// so clients add https://HOST/TOKEN as the remote; everything else is
+    /// 404. The upload API keeps its own --token.
+    #[arg(long, value_name = "TOKEN", help_heading = "Private feed")]
+    pub read_token: Vec<String>,
+
+    /// Read tokens from FILE, one per line (# comments), read again within
+    /// a second of a change: add or revoke a reader without a restart.
+    #[arg(long, value_name = "FILE", help_heading = "Private feed")]
+    pub read_token_file: Option<PathBuf>,
 
     /// Log every request in the common log format to FILE (appended), or
     /// to stderr with `-`.
@@ -199,11 +220,17 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
             args.root.display()
         )));
     }
-    if args.token.as_deref().is_some_and(|t| t.len() < 16) {
-        bail!(Invalid(
-            "the upload token is shorter than 16 characters; use a long random one (e.g. `openssl rand -hex 32`)".into()
-        ));
+    if let Some(why) = args
+        .token
+        .as_deref()
+        .and_then(|t| ssgen_core::serve::auth::token_problem(t, false))
+    {
+        bail!(Invalid(format!("the upload token: {why}")));
     }
+    let private = Arc::new(http::Private::new(
+        &args.read_token,
+        args.read_token_file.as_deref(),
+    )?);
     let root = std::fs::canonicalize(&args.root)
         .with_context(|| format!("cannot resolve {}", args.root.display()))?;
     let acme = if args.acme.enabled() {
@@ -245,7 +272,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let code = runtime.block_on(serve(args, root, tls, limits, log, acme));
+    let code = runtime.block_on(serve(args, root, tls, limits, log, acme, private));
     // A rebuild still running is left to end with the process: its
     // writes are atomic.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -259,6 +286,7 @@ async fn serve(
     limits: Limits,
     log: Option<Arc<AccessLog>>,
     acme: Option<crate::acme::Acme>,
+    private: Arc<http::Private>,
 ) -> Result<ExitCode> {
     let settings = Settings::new(&args.options)?;
     let (rebuild_tx, rebuild_rx) = mpsc::unbounded_channel::<()>();
@@ -275,6 +303,7 @@ async fn serve(
         catalog: catalog.clone(),
         page: page.clone(),
         acme: acme.as_ref().map(crate::acme::Acme::http01),
+        private: private.clone(),
     });
     watch::spawn_rebuilder(
         root.clone(),
@@ -324,6 +353,7 @@ async fn serve(
                 catalog: catalog.clone(),
                 page: page.clone(),
                 acme: acme.as_ref().map(crate::acme::Acme::http01),
+                private: private.clone(),
             })
         } else {
             server.clone()
@@ -336,6 +366,12 @@ async fn serve(
     }
     if let Tls::SelfSigned(made) = &tls {
         eprintln!("{}", trust_help(made, &url));
+    }
+    if private.is_private() {
+        eprintln!(
+            "a private feed: reads only under {url}/<token>/ ({} read token(s) now); clients add {url}/<token> as the remote",
+            private.count()
+        );
     }
     // Once the listeners are up: the CA's checks connect to them.
     if let Some(acme) = acme {

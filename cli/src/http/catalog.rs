@@ -15,7 +15,6 @@ use sha2::Digest as _;
 use ssgen_core::direct;
 
 use super::files;
-use super::headers::http_date;
 
 /// The documents that live in memory, by request path. What `ssgen
 /// build` writes, read from disk.
@@ -29,15 +28,16 @@ pub struct Doc {
     /// A strong ETag of the body; the gzip copy's adds `-gzip`.
     pub etag: String,
     pub gzip_etag: String,
-    pub last_modified: Option<String>,
+    /// When the file was written (Unix seconds), for `Last-Modified`.
+    pub modified: Option<i64>,
     pub content_type: &'static str,
     pub cache_control: &'static str,
 }
 
 impl Doc {
     fn new(
+        rel: &str,
         body: Vec<u8>,
-        content_type: &'static str,
         modified: Option<std::time::SystemTime>,
     ) -> std::io::Result<Self> {
         let hex = ssgen_core::Sha256(sha2::Sha256::digest(&body).into()).to_hex();
@@ -52,9 +52,11 @@ impl Doc {
             body: body.into(),
             etag: format!("\"{tag}\""),
             gzip_etag: format!("\"{tag}-gzip\""),
-            last_modified: modified.map(http_date),
-            content_type,
-            cache_control: "public, max-age=60",
+            modified: modified
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok()),
+            content_type: ssgen_core::serve::http::content_type(rel),
+            cache_control: ssgen_core::serve::http::cache_control(rel),
         })
     }
 }
@@ -103,10 +105,7 @@ impl Snapshot {
                 continue;
             };
             sources.push((rel, Some(file_id(&meta))));
-            docs.insert(
-                rel,
-                Doc::new(body, "application/json", meta.modified().ok())?,
-            );
+            docs.insert(rel, Doc::new(rel, body, meta.modified().ok())?);
         }
         Ok(Self {
             generation,

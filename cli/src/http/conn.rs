@@ -273,7 +273,8 @@ async fn serve<I>(
         async move {
             let entry = log.as_ref().map(|_| {
                 let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                Entry::new(peer.ip(), req.method().as_str(), target, req.version())
+                let target = server.redact(target);
+                Entry::new(peer.ip(), req.method().as_str(), &target, req.version())
             });
             let head = req.method() == hyper::Method::HEAD;
             let guard = InFlight::start(state);

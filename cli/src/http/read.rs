@@ -1,43 +1,51 @@
-//! The read side: the catalog from memory, files from the root, direct-URL
-//! import answers and `/healthz`.
+//! The read side: the catalog from memory, files from the root, the page
+//! for people, direct-URL import answers and `/healthz`. The HTTP rules
+//! (cache policy, one Range, the conditional headers) are the core's.
 
+use std::io::SeekFrom;
 use std::os::unix::fs::MetadataExt as _;
 
+use futures_util::TryStreamExt as _;
+use http_body_util::{BodyExt as _, StreamBody};
+use hyper::body::Frame;
 use hyper::http::response::Builder;
+use ssgen_core::direct;
+use ssgen_core::serve::http::{self as rules, Conditions, Precondition, RangeAsk};
+use ssgen_core::serve::{self as contract};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 use super::catalog::{Doc, Snapshot};
 use super::files::{self, Opened};
-use super::headers::*;
+use super::headers::{accepts_gzip, joined};
 use super::*;
 
-/// The health check path: 200 while the server runs, with the catalog it
-/// serves.
-pub(super) const HEALTHZ: &str = "healthz";
-
 impl Server {
+    /// A read of `rel` (below the token of a private feed: `prefix` is
+    /// `/<token>`, else empty).
     pub(super) async fn get(
         &self,
         req: &Request<RequestBody>,
         rel: &str,
+        prefix: &str,
     ) -> Result<Response<Body>, HttpError> {
-        if rel == HEALTHZ {
-            return self.healthz(req).await;
+        if rel == contract::HEALTHZ {
+            return self.healthz(req, true).await;
         }
         if let Some(alias) = rel.strip_prefix(direct::URL_PREFIX) {
-            return self.direct_import(req, alias).await;
+            return self.direct_import(req, alias, prefix).await;
         }
         if Snapshot::holds(rel) {
             if let Some(doc) = self.catalog.snapshot().await.doc(rel) {
                 return serve_document(req, doc);
             }
         }
-        if rel.is_empty() || rel == ssgen_core::html::FILE_NAME {
+        if contract::is_page(rel) {
             // The root's own index.html (one `ssgen build --html` wrote, or
             // a site of the operator's) wins; else the page made from the
             // catalog being served.
             return match self.serve_file(req, rel).await {
                 Err(e) if e.status() == StatusCode::NOT_FOUND => {
-                    Ok(self.page.answer(&self.root, req).await)
+                    Ok(self.page.answer(&self.root, req, prefix).await)
                 }
                 other => other,
             };
@@ -63,7 +71,7 @@ impl Server {
                 )
             })?;
         let Some(Opened { file, meta, real }) = opened else {
-            return Err(HttpError::new(StatusCode::NOT_FOUND, "not found"));
+            return Err(not_found());
         };
         let size = meta.len();
         let etag = format!(
@@ -72,15 +80,18 @@ impl Server {
             meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
             meta.ino()
         );
-        let cache_control = cache_control(rel);
-        let modified = meta.modified().ok().map(http_date);
-        let builder = representation(&etag, cache_control, modified.as_deref());
-        if if_none_match(req.headers(), &etag) {
-            return not_modified(builder);
-        }
-        let (builder, start, len) = match ranged(req, builder, content_type(&real), size) {
+        let modified = meta.mtime();
+        let builder = representation(&etag, cache_control(rel), Some(modified));
+        let (builder, start, len) = match judged(
+            req,
+            builder,
+            &etag,
+            Some(modified),
+            content_type(&real),
+            size,
+        ) {
             Ok(part) => part,
-            Err(refused) => return Ok(*refused),
+            Err(answer) => return Ok(*answer),
         };
         if req.method() == Method::HEAD {
             return builder.body(empty()).map_err(internal);
@@ -98,21 +109,30 @@ impl Server {
             .map_err(internal)
     }
 
-    /// `GET /healthz`: the server answers, and which catalog it serves.
-    async fn healthz(&self, req: &Request<RequestBody>) -> Result<Response<Body>, HttpError> {
-        let snapshot = self.catalog.snapshot().await;
-        let body = serde_json::json!({
-            "status": "ok",
-            "catalog": {
-                "generation": snapshot.generation,
-                "index": snapshot.etag(ssgen_core::INDEX_JSON),
-                "images": snapshot.etag(ssgen_core::IMAGES_JSON),
-            },
-        });
+    /// `GET /healthz`: the server answers, and (`full`) which catalog it
+    /// serves. A private feed says the latter only below a token.
+    pub(super) async fn healthz(
+        &self,
+        req: &Request<RequestBody>,
+        full_answer: bool,
+    ) -> Result<Response<Body>, HttpError> {
+        let body = if full_answer {
+            let snapshot = self.catalog.snapshot().await;
+            serde_json::json!({
+                "status": "ok",
+                "catalog": {
+                    "generation": snapshot.generation,
+                    "index": snapshot.etag(ssgen_core::INDEX_JSON),
+                    "images": snapshot.etag(ssgen_core::IMAGES_JSON),
+                },
+            })
+        } else {
+            serde_json::json!({"status": "ok"})
+        };
         let body = format!("{body}\n");
         Response::builder()
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::CACHE_CONTROL, "no-store")
+            .header(header::CACHE_CONTROL, rules::NO_STORE)
             .header(header::CONTENT_LENGTH, body.len())
             .body(if req.method() == Method::HEAD {
                 empty()
@@ -129,6 +149,7 @@ impl Server {
         &self,
         req: &Request<RequestBody>,
         alias: &str,
+        prefix: &str,
     ) -> Result<Response<Body>, HttpError> {
         if !direct::is_alias(alias) {
             return Err(bad(format!("{alias:?} is not an alias")));
@@ -150,9 +171,8 @@ impl Server {
             }
             Some(map) => map.map_err(internal)?,
         };
-        let arches = ["incus-server-architectures", "lxd-server-architectures"]
-            .iter()
-            .find_map(|name| req.headers().get(*name)?.to_str().ok());
+        let [incus, lxd] = contract::ARCH_HEADERS.map(|h| joined(req.headers(), h));
+        let arches = contract::daemon_arches(incus.as_deref(), lxd.as_deref());
         let target = direct::resolve(&map, alias, arches).map_err(|miss| {
             let status = match miss {
                 direct::Miss::Ambiguous(_) => StatusCode::BAD_REQUEST,
@@ -160,11 +180,15 @@ impl Server {
             };
             HttpError::new(status, miss.explain(alias, arches))
         })?;
-        let headers = target.headers(&format!("{}://{host}", self.scheme));
+        // Below the token of a private feed, the image is there too.
+        let headers = target.headers(&format!("{}://{host}{prefix}", self.scheme));
         let body = serde_json::json!({"alias": alias, "hash": target.hash, "url": headers[1].1});
         let mut builder = Response::builder()
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::CACHE_CONTROL, "public, max-age=60")
+            .header(
+                header::CACHE_CONTROL,
+                cache_control(&format!("{}{alias}", direct::URL_PREFIX)),
+            )
             .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
         for (name, value) in headers {
             builder = builder.header(name, value);
@@ -187,20 +211,19 @@ fn serve_document(req: &Request<RequestBody>, doc: &Doc) -> Result<Response<Body
     } else {
         (&doc.body, &doc.etag)
     };
-    let builder = representation(etag, doc.cache_control, doc.last_modified.as_deref())
+    let builder = representation(etag, doc.cache_control, doc.modified)
         .header(header::VARY, "Accept-Encoding");
-    if if_none_match(req.headers(), etag) {
-        return not_modified(builder);
-    }
     let builder = if gzip {
         builder.header(header::CONTENT_ENCODING, "gzip")
     } else {
         builder
     };
-    let (builder, start, len) = match ranged(req, builder, doc.content_type, body.len() as u64) {
-        Ok(part) => part,
-        Err(refused) => return Ok(*refused),
-    };
+    let size = body.len() as u64;
+    let (builder, start, len) =
+        match judged(req, builder, etag, doc.modified, doc.content_type, size) {
+            Ok(part) => part,
+            Err(answer) => return Ok(*answer),
+        };
     if req.method() == Method::HEAD {
         return builder.body(empty()).map_err(internal);
     }
@@ -210,56 +233,79 @@ fn serve_document(req: &Request<RequestBody>, doc: &Doc) -> Result<Response<Body
 }
 
 /// The headers every answer about a file or document carries.
-fn representation(etag: &str, cache_control: &str, modified: Option<&str>) -> Builder {
+fn representation(etag: &str, cache_control: &str, modified: Option<i64>) -> Builder {
     let mut builder = Response::builder()
         .header(header::ETAG, etag)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
         .header(header::CACHE_CONTROL, cache_control);
     if let Some(modified) = modified {
-        builder = builder.header(header::LAST_MODIFIED, modified);
+        builder = builder.header(header::LAST_MODIFIED, rules::http_date(modified));
     }
     builder
 }
 
-fn not_modified(builder: Builder) -> Result<Response<Body>, HttpError> {
-    builder
-        .status(StatusCode::NOT_MODIFIED)
-        .body(empty())
-        .map_err(internal)
-}
-
-/// The status, Content-Range, Content-Type and Content-Length for this
-/// request's Range of a body of `size` bytes, and which bytes to send; or
-/// the 416 answer.
-fn ranged(
+/// The request's conditions and Range judged for a representation of
+/// `size` bytes: the status, Content-Range, Content-Type and
+/// Content-Length, and which bytes to send; or the whole answer (304,
+/// 412, 416).
+fn judged(
     req: &Request<RequestBody>,
     builder: Builder,
+    etag: &str,
+    modified: Option<i64>,
     content_type: &str,
     size: u64,
 ) -> Result<(Builder, u64, u64), Box<Response<Body>>> {
-    let range = req.headers().get(header::RANGE);
-    let (builder, start, len) = match range.map(|v| (v, parse_range(v, size))) {
-        None | Some((_, Range::Ignore)) => (builder.status(StatusCode::OK), 0, size),
-        Some((value, Range::Unsatisfiable)) => {
-            let message = format!("{}\n", unsatisfiable(value, size));
-            return Err(Box::new(
-                builder
-                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                    .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                    .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-                    .header(header::CONTENT_LENGTH, message.len())
-                    .body(full(message))
-                    .unwrap_or_else(|e| text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+    let answer = |b: Builder, status: StatusCode, body: Body| {
+        Box::new(
+            b.status(status)
+                .body(body)
+                .unwrap_or_else(|e| text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+        )
+    };
+    let conditions = Conditions::read(|name| joined(req.headers(), name));
+    let honour_range = match rules::evaluate(&conditions, etag, modified) {
+        Precondition::NotModified => {
+            return Err(answer(builder, StatusCode::NOT_MODIFIED, empty()));
+        }
+        Precondition::Failed => {
+            let message = "precondition failed: the file is not the one the request names\n";
+            let builder = builder
+                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .header(header::CONTENT_LENGTH, message.len());
+            return Err(answer(
+                builder,
+                StatusCode::PRECONDITION_FAILED,
+                full(message),
             ));
         }
-        Some((_, Range::Bytes(first, last))) => (
-            builder.status(StatusCode::PARTIAL_CONTENT).header(
-                header::CONTENT_RANGE,
-                format!("bytes {first}-{last}/{size}"),
-            ),
-            first,
-            last - first + 1,
+        Precondition::Serve { honour_range } => honour_range,
+    };
+    let value = joined(req.headers(), "range").filter(|_| honour_range);
+    let (builder, start, len) = match rules::parse_range(value.as_deref(), size) {
+        RangeAsk::Whole => (builder.status(StatusCode::OK), 0, size),
+        RangeAsk::Unsatisfiable => {
+            let message = format!(
+                "{}\n",
+                rules::unsatisfiable_message(value.as_deref().unwrap_or_default().trim(), size)
+            );
+            let builder = builder
+                .header(header::CONTENT_RANGE, rules::unsatisfied_range(size))
+                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .header(header::CONTENT_LENGTH, message.len());
+            return Err(answer(
+                builder,
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                full(message),
+            ));
+        }
+        RangeAsk::Part(r) => (
+            builder
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, r.content_range(size)),
+            r.start,
+            r.len(),
         ),
     };
     let builder = builder

@@ -26,6 +26,10 @@ extern "C" {
     /// A test hook of the publish step (see `publish::fault_point`).
     #[wasm_bindgen(method, getter, js_name = FAULT_POINT)]
     pub fn fault_point(this: &Env) -> JsValue;
+    /// The read tokens of a private feed, one per line
+    /// (`wrangler secret put READ_TOKENS`); unset for a public feed.
+    #[wasm_bindgen(method, getter, js_name = READ_TOKENS)]
+    pub fn read_tokens(this: &Env) -> JsValue;
 
     /// A Workers KV namespace.
     pub type KvNamespace;
@@ -223,6 +227,25 @@ pub async fn sha256_streams(
         );
     }
     Ok(out)
+}
+
+/// Reads `stream` to its end, handing each chunk to `f` (copied into wasm
+/// memory one chunk at a time, so a large body costs one chunk of it).
+pub async fn each_chunk(
+    stream: &web_sys::ReadableStream,
+    mut f: impl FnMut(&[u8]),
+) -> Result<(), JsValue> {
+    let reader = stream.unchecked_ref::<Stream>().get_reader()?;
+    loop {
+        let step = wait(reader.read()).await?;
+        if Reflect::get(&step, &JsValue::from_str("done"))?.is_truthy() {
+            break;
+        }
+        let chunk: js_sys::Uint8Array =
+            Reflect::get(&step, &JsValue::from_str("value"))?.unchecked_into();
+        f(&chunk.to_vec());
+    }
+    reader.release_lock()
 }
 
 /// A request body whose first bytes were read, and the stream of the
@@ -481,9 +504,9 @@ impl R2Bucket {
     pub async fn get_spec(
         &self,
         key: &str,
-        spec: super::http::RangeSpec,
+        spec: ssgen_core::serve::http::RangeSpec,
     ) -> Result<Option<R2Object>, JsValue> {
-        use super::http::RangeSpec;
+        use ssgen_core::serve::http::RangeSpec;
         #[expect(
             clippy::cast_precision_loss,
             reason = "R2 objects are at most 5 TB, far below 2^53"

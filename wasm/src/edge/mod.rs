@@ -12,13 +12,13 @@
 //! Readers never rebuild anything: an index request is one KV read. Every
 //! error maps to a status in [`Error::reply`]; nothing here panics.
 
-mod http;
 mod js;
 mod publish;
 mod read;
 mod state;
 mod upload;
 
+use ssgen_core::serve::{self, auth, upload as rules};
 use wasm_bindgen::prelude::*;
 use web_sys::{Headers, Request, Response, ResponseInit};
 
@@ -90,8 +90,14 @@ impl Reply {
         text.push('\n');
         Self::new(status)
             .header("content-type", "application/json")
-            .header("cache-control", "no-store")
+            .header("cache-control", serve::http::NO_STORE)
             .text(text)
+    }
+
+    /// The same answer with another `Cache-Control`.
+    fn cache(mut self, value: &str) -> Self {
+        self.headers.retain(|(k, _)| *k != "cache-control");
+        self.header("cache-control", value)
     }
 
     fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -192,88 +198,145 @@ async fn route(req: &Request, env: &Env) -> Result<Reply> {
     let url = web_sys::Url::new(&req.url())?;
     let path = url.pathname();
     let method = req.method();
-    let read = matches!(method.as_str(), "GET" | "HEAD");
     if method == "OPTIONS" {
         return Ok(preflight());
     }
-    match path.as_str() {
-        "/streams/v1/index.json" if read => read::index(req, env).await,
-        "/streams/v1/images.json" if read => read::images(req, env).await,
-        "/streams/v1/index.json" | "/streams/v1/images.json" => {
-            Err(Error::MethodNotAllowed("GET, HEAD, OPTIONS"))
-        }
-        p if p.starts_with("/streams/v1/snapshots/") => {
-            if read {
-                read::snapshot(req, env, p).await
-            } else {
-                Err(Error::MethodNotAllowed("GET, HEAD, OPTIONS"))
-            }
-        }
-        p if p.starts_with("/images/") => {
-            let key = http::image_key(p).map_err(|why| Error::BadRequest(format!("{p}: {why}")))?;
-            let params = url.search_params();
-            match (method.as_str(), params.get("upload_id")) {
-                ("GET" | "HEAD", _) => read::file(req, env, &key).await,
-                ("PUT", None) => upload::put(req, env, &key).await,
-                ("PUT", Some(id)) => {
-                    let part = params
-                        .get("part")
-                        .and_then(|n| n.parse::<u32>().ok())
-                        .filter(|n| (1..=10_000).contains(n))
-                        .ok_or_else(|| Error::BadRequest("part must be 1 to 10000".into()))?;
-                    upload::multipart_part(req, env, &key, &id, part).await
-                }
-                ("POST", None) if params.has("uploads") => {
-                    upload::multipart_start(req, env, &key).await
-                }
-                ("POST", None) if params.has("combined") => upload::combined(req, env, &key).await,
-                ("POST", Some(id)) => upload::multipart_complete(req, env, &key, &id).await,
-                ("DELETE", None) => upload::delete(req, env, &key).await,
-                ("DELETE", Some(id)) => upload::multipart_abort(req, env, &key, &id).await,
-                _ => Err(Error::MethodNotAllowed(
-                    "GET, HEAD, PUT, DELETE, POST (multipart, ?combined), OPTIONS",
-                )),
-            }
-        }
-        p if p
-            .strip_prefix('/')
-            .is_some_and(|p| p.starts_with(ssgen_core::direct::URL_PREFIX)) =>
-        {
-            if read {
-                read::alias(
-                    req,
-                    env,
-                    &url,
-                    &p[1 + ssgen_core::direct::URL_PREFIX.len()..],
-                )
-                .await
-            } else {
-                Err(Error::MethodNotAllowed("GET, HEAD, OPTIONS"))
-            }
-        }
-        "/publish" => match method.as_str() {
+    let rel = path.strip_prefix('/').unwrap_or(&path);
+    // The upload API lives at the root, behind its own bearer token,
+    // whether or not the feed is private.
+    if rel == serve::PUBLISH {
+        return match method.as_str() {
             "POST" => publish::run(req, env, &url).await,
             _ => Err(Error::MethodNotAllowed("POST, OPTIONS")),
-        },
-        "/api/v1/files" => match method.as_str() {
+        };
+    }
+    if rel == serve::FILES_API {
+        return match method.as_str() {
+            // A private feed does not even say that it lists files to one
+            // without the upload token, as `ssgen serve`.
+            "GET" if authorize(req, env).is_err() && !read_tokens(env)?.is_empty() => {
+                Err(Error::NotFound(format!("{path}: no such resource")))
+            }
             "GET" => upload::list(req, env, &url).await,
             _ => Err(Error::MethodNotAllowed("GET, OPTIONS")),
-        },
+        };
+    }
+    if !matches!(method.as_str(), "GET" | "HEAD") {
+        return write(req, env, &url, rel, &method).await;
+    }
+    // A private feed answers reads only below one of its tokens.
+    let tokens = read_tokens(env)?;
+    let (prefix, rel) = if tokens.is_empty() {
+        (String::new(), rel)
+    } else {
+        match tokens.strip(rel) {
+            Some((token, rest)) => (format!("/{token}"), rest),
+            None => return Err(Error::NotFound(format!("{path}: no such resource"))),
+        }
+    };
+    match rel {
+        r if serve::is_page(r) => read::page(req, env, &url, &prefix).await,
+        ssgen_core::INDEX_JSON => read::index(req, env).await,
+        ssgen_core::IMAGES_JSON => read::images(req, env).await,
+        r if r.starts_with(serve::SNAPSHOTS) => read::snapshot(req, env, r).await,
+        r if serve::in_images(r) => {
+            image_key(r)?;
+            read::file(req, env, r).await
+        }
+        r if r.starts_with(ssgen_core::direct::URL_PREFIX) => {
+            let alias = &r[ssgen_core::direct::URL_PREFIX.len()..];
+            read::alias(req, env, &url, &prefix, alias).await
+        }
         _ => Err(Error::NotFound(format!("{path}: no such resource"))),
     }
 }
 
+/// Checks a path under `images/` as a key the edge can hold.
+fn image_key(rel: &str) -> Result<()> {
+    match rules::path_problem(rel) {
+        None => Ok(()),
+        Some(why) => Err(Error::BadRequest(format!("/{rel}: {why}"))),
+    }
+}
+
+/// The upload API's writes under `/images/`.
+async fn write(
+    req: &Request,
+    env: &Env,
+    url: &web_sys::Url,
+    rel: &str,
+    method: &str,
+) -> Result<Reply> {
+    if !serve::in_images(rel) {
+        let read_only = serve::is_page(rel)
+            || serve::is_catalog(rel)
+            || rel.starts_with(serve::SNAPSHOTS)
+            || rel.starts_with(ssgen_core::direct::URL_PREFIX);
+        return Err(if read_only {
+            Error::MethodNotAllowed("GET, HEAD, OPTIONS")
+        } else {
+            Error::NotFound(format!("/{rel}: no such resource"))
+        });
+    }
+    image_key(rel)?;
+    let key = rel;
+    let params = url.search_params();
+    match (method, params.get("upload_id")) {
+        ("PUT", None) => upload::put(req, env, key).await,
+        ("PUT", Some(id)) => {
+            let part = params
+                .get("part")
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| Error::BadRequest("part must be 1 to 10000".into()))?;
+            upload::multipart_part(req, env, key, &id, part).await
+        }
+        ("POST", None) if params.has("uploads") => upload::multipart_start(req, env, key).await,
+        ("POST", None) if params.has("combined") => upload::combined(req, env, key).await,
+        ("POST", Some(id)) => upload::multipart_complete(req, env, key, &id).await,
+        ("DELETE", None) => upload::delete(req, env, key).await,
+        ("DELETE", Some(id)) => upload::multipart_abort(req, env, key, &id).await,
+        _ => Err(Error::MethodNotAllowed(
+            "GET, HEAD, PUT, DELETE, POST (multipart, ?combined), OPTIONS",
+        )),
+    }
+}
+
+/// The read tokens of a private feed (the `READ_TOKENS` secret: one per
+/// line); none for a public one. A secret that holds an unusable token
+/// closes the feed rather than opening it.
+fn read_tokens(env: &Env) -> Result<auth::ReadTokens> {
+    let Some(text) = env.read_tokens().as_string() else {
+        return Ok(auth::ReadTokens::default());
+    };
+    auth::ReadTokens::parse(&text).map_err(|why| {
+        Error::Unavailable(format!(
+            "the READ_TOKENS secret is not usable ({why}); set it again with wrangler secret put READ_TOKENS"
+        ))
+    })
+}
+
 fn preflight() -> Reply {
+    let headers = [
+        "authorization",
+        "content-type",
+        "range",
+        "if-none-match",
+        "if-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "if-range",
+        rules::SHA256_HEADER,
+        rules::CHECKSUM_HEADER,
+        rules::COMBINED_HEADER,
+        rules::SIZE_HEADER,
+    ];
     Reply::new(204)
         .header(
             "access-control-allow-methods",
             "GET, HEAD, PUT, DELETE, POST, OPTIONS",
         )
-        .header(
-            "access-control-allow-headers",
-            "authorization, content-type, range, if-none-match, if-match, if-modified-since, \
-             if-unmodified-since, if-range, x-ssgen-sha256, x-ssgen-combined, x-ssgen-size",
-        )
+        .header("access-control-allow-headers", headers.join(", "))
         .header("access-control-max-age", "86400")
 }
 
@@ -305,12 +368,11 @@ fn authorize(req: &Request, env: &Env) -> Result<()> {
                     .into(),
             )
         })?;
-    let given = header(req, "authorization").unwrap_or_default();
-    let token = http::bearer(&given).unwrap_or("");
-    if http::token_ok(token, &expected) {
-        Ok(())
-    } else {
-        Err(Error::Unauthorized)
+    let given = header(req, "authorization");
+    let values: Vec<&str> = given.as_deref().into_iter().collect();
+    match auth::bearer(&values) {
+        Ok(token) if auth::token_ok(token, &expected) => Ok(()),
+        _ => Err(Error::Unauthorized),
     }
 }
 

@@ -27,7 +27,7 @@
 //! A publish that stops anywhere before step 4 leaves the old pointer, and
 //! so the old catalog, in place; an unreferenced snapshot is harmless.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use ssgen_core::{Config, Digests, Entry, Sha256, direct};
@@ -36,7 +36,9 @@ use web_sys::Request;
 
 use super::js::{self, KvNamespace, R2Bucket, R2Object};
 use super::state::{self, COMBINED, DELETED, Record, SHA256, STAGING, Tomb, UPLOADS};
-use super::{Env, Error, INDEX_KEY, Reply, Result, authorize, http, now_secs, stores};
+use ssgen_core::serve::{IMAGES_DIR, api};
+
+use super::{Env, Error, INDEX_KEY, Reply, Result, authorize, now_secs, stores};
 
 const POINTER: &str = "catalog/current.json";
 /// Six hours: clients keep a catalog for one.
@@ -96,21 +98,21 @@ struct Stored {
 
 async fn load(r2: &R2Bucket) -> Result<Stored> {
     let files = r2
-        .list_all("images/")
+        .list_all(IMAGES_DIR)
         .await?
         .into_iter()
         .filter(|o| !state::is_placeholder(o))
         .map(|o| (o.key(), o))
         .collect();
     let tombs = r2
-        .list_all(&format!("{DELETED}images/"))
+        .list_all(&format!("{DELETED}{IMAGES_DIR}"))
         .await?
         .iter()
         .filter_map(Tomb::of)
         .map(|t| (t.key.clone(), t))
         .collect();
     let records = r2
-        .list_all(&format!("{COMBINED}images/"))
+        .list_all(&format!("{COMBINED}{IMAGES_DIR}"))
         .await?
         .iter()
         .filter_map(Record::of)
@@ -211,7 +213,7 @@ async fn settle_removals(
     Ok((withdrawn, purged))
 }
 
-async fn snapshot_text(kv: &KvNamespace, r2: &R2Bucket, sha: &str) -> Result<Option<String>> {
+pub async fn snapshot_text(kv: &KvNamespace, r2: &R2Bucket, sha: &str) -> Result<Option<String>> {
     if let Some(t) = kv.get_text(&format!("catalog/{sha}")).await? {
         return Ok(Some(t));
     }
@@ -286,38 +288,6 @@ fn missing_digests(plan: &ssgen_core::HashPlan) -> Vec<String> {
     out
 }
 
-/// What the publisher requires of this publish: each of its files on the
-/// edge with its sha256, in the catalog unless it is a side file.
-fn unmet(
-    require: &BTreeMap<String, String>,
-    scan: &ssgen_core::Scan,
-    digests: &Digests,
-) -> Vec<String> {
-    let in_catalog: BTreeSet<&str> = scan.files().map(|f| f.path.as_str()).collect();
-    let mut out = Vec::new();
-    for (path, sha) in require {
-        match digests.files.get(path).map(Sha256::to_hex) {
-            None => out.push(format!("{path}: not on the edge, or removed")),
-            Some(have) if have != *sha => {
-                out.push(format!("{path}: the edge holds sha256 {have}, not {sha}"));
-            }
-            Some(_) if !ssgen_core::needs_contents(path) && !in_catalog.contains(path.as_str()) => {
-                out.push(format!(
-                    "{path}: its version would be left out of the catalog (see the diagnostics)"
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    out
-}
-
-#[derive(Deserialize, Default)]
-struct PublishRequest {
-    #[serde(default)]
-    require: BTreeMap<String, String>,
-}
-
 /// A test hook, inert unless the `FAULT_POINT` var is set (never in
 /// `wrangler.toml`): `hang:<step>` stops a publish at `<step>` for good,
 /// so a test can kill the Worker there; `yield:<step>` makes the first
@@ -370,15 +340,15 @@ pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> 
     let (kv, r2) = stores(env)?;
     let now = now_secs();
     let timestamp = match url.search_params().get("timestamp") {
-        Some(t) => http::timestamp(&t).map_err(Error::BadRequest)?,
+        Some(t) => api::timestamp(&t).map_err(Error::BadRequest)?,
         None => now,
     };
     let text = wasm_bindgen_futures::JsFuture::from(req.text()?)
         .await?
         .as_string()
         .unwrap_or_default();
-    let asked: PublishRequest = if text.trim().is_empty() {
-        PublishRequest::default()
+    let asked: api::PublishRequest = if text.trim().is_empty() {
+        api::PublishRequest::default()
     } else {
         serde_json::from_str(&text).map_err(|e| {
             Error::BadRequest(format!(
@@ -401,7 +371,7 @@ pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> 
                 missing_digests(&plan).join("; ")
             )));
         }
-        let unmet = unmet(&asked.require, &scan, &digests);
+        let unmet = api::unmet(&asked.require, &scan, &digests, "edge");
         if !unmet.is_empty() {
             return Err(Error::ConflictWith(serde_json::json!({
                 "error": format!(
@@ -431,18 +401,23 @@ pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> 
         let images_sha = Sha256::of(out.images_json.as_bytes()).to_hex();
         let index_sha = Sha256::of(out.index_json.as_bytes()).to_hex();
         let summary = |changed: bool, generation: u64, settled: &(Vec<String>, Vec<String>)| {
-            serde_json::json!({
-                "changed": changed,
-                "generation": generation,
-                "images_sha256": images_sha,
-                "index_sha256": index_sha,
-                "products": out.products,
-                "images": out.images,
-                "attempts": attempt,
-                "withdrawn": settled.0,
-                "purged": settled.1,
-                "diagnostics": out.diagnostics,
-            })
+            let answer = api::Published {
+                changed,
+                generation,
+                images_sha256: images_sha.clone(),
+                index_sha256: index_sha.clone(),
+                products: out.products as u64,
+                images: out.images as u64,
+                withdrawn: settled.0.clone(),
+                purged: settled.1.clone(),
+                diagnostics: out
+                    .diagnostics
+                    .iter()
+                    .filter_map(|d| serde_json::to_value(d).ok())
+                    .collect(),
+                attempts: attempt,
+            };
+            serde_json::to_value(&answer).unwrap_or_default()
         };
         let alias_key = format!("aliases/{images_sha}");
         if let Some((p, _)) = &cur

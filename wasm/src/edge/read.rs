@@ -1,22 +1,17 @@
-//! The read side: the catalog from KV, image files from R2, and the
-//! direct-URL import headers. Nothing is rebuilt per request.
+//! The read side: the catalog from KV, image files from R2, the page for
+//! people, and the direct-URL import headers. Nothing is rebuilt per
+//! request. What each answer says (cache policy, ranges, conditions) is
+//! the core's serving contract, `ssgen_core::serve`.
 
-use ssgen_core::direct;
+use std::cell::RefCell;
+
+use ssgen_core::serve::http::{self, Conditions, Precondition, RangeAsk};
+use ssgen_core::{Sha256, direct, html};
 use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
-use super::http::{self, Conditions, IfRange, Precondition, RangeAsk};
 use super::js::{self, KvNamespace, R2Bucket};
 use super::{Env, Error, INDEX_KEY, Reply, Result, header, publish, state, stores};
-
-/// The catalog changes when someone publishes: proxies may keep it a
-/// minute (the clients themselves cache it for an hour).
-const SHORT: &str = "public, max-age=60";
-/// Content-addressed snapshots never change.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// A path never serves other bytes than the first it held, even after a
-/// purge (its placeholder refuses other bytes), so caches may keep it.
-const FILES: &str = "public, max-age=86400";
 
 /// The published index, and the snapshot it points at.
 struct Published {
@@ -55,13 +50,7 @@ fn quoted(sha: &str) -> String {
 }
 
 fn none_match(req: &Request, etag: &str) -> bool {
-    header(req, "if-none-match").is_some_and(|v| {
-        let c = Conditions {
-            if_none_match: Some(&v),
-            ..Conditions::default()
-        };
-        http::evaluate(&c, etag, 0.0) == Precondition::NotModified
-    })
+    header(req, "if-none-match").is_some_and(|v| http::none_match(&v, etag))
 }
 
 fn json_reply(req: &Request, etag: String, cache: &'static str, body: JsValue) -> Reply {
@@ -94,7 +83,8 @@ fn json_reply(req: &Request, etag: String, cache: &'static str, body: JsValue) -
 pub async fn index(req: &Request, env: &Env) -> Result<Reply> {
     let (kv, r2) = stores(env)?;
     let p = published(&kv, &r2).await?;
-    Ok(json_reply(req, quoted(&p.index_sha), SHORT, p.index_body))
+    let cache = http::cache_control(ssgen_core::INDEX_JSON);
+    Ok(json_reply(req, quoted(&p.index_sha), cache, p.index_body))
 }
 
 fn nothing_published() -> Error {
@@ -117,38 +107,40 @@ pub async fn images(req: &Request, env: &Env) -> Result<Reply> {
     let (kv, r2) = stores(env)?;
     let p = published(&kv, &r2).await?;
     let etag = quoted(&p.images_sha);
+    let cache = http::cache_control(ssgen_core::IMAGES_JSON);
     if none_match(req, &etag) {
         return Ok(Reply::new(304)
             .header("etag", etag)
-            .header("cache-control", SHORT));
+            .header("cache-control", cache));
     }
     let body = snapshot_body(&kv, &r2, &p.images_sha)
         .await?
         .ok_or_else(|| Error::Internal(format!("snapshot {} is missing", p.images_sha)))?;
-    Ok(json_reply(req, etag, SHORT, body))
+    Ok(json_reply(req, etag, cache, body))
 }
 
 /// `GET /streams/v1/snapshots/<sha256>.json`: an immutable snapshot.
-pub async fn snapshot(req: &Request, env: &Env, path: &str) -> Result<Reply> {
-    let sha = path
-        .strip_prefix("/streams/v1/snapshots/")
+pub async fn snapshot(req: &Request, env: &Env, rel: &str) -> Result<Reply> {
+    let sha = rel
+        .strip_prefix(ssgen_core::serve::SNAPSHOTS)
         .and_then(|n| n.strip_suffix(".json"))
         .filter(|s| ssgen_core::Sha256::from_hex(s).is_ok())
-        .ok_or_else(|| Error::NotFound(format!("{path}: not a snapshot name")))?;
+        .ok_or_else(|| Error::NotFound(format!("/{rel}: not a snapshot name")))?;
     let (kv, r2) = stores(env)?;
     let body = snapshot_body(&kv, &r2, sha)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("{path}: no such snapshot")))?;
-    Ok(json_reply(req, quoted(sha), IMMUTABLE, body))
+        .ok_or_else(|| Error::NotFound(format!("/{rel}: no such snapshot")))?;
+    Ok(json_reply(req, quoted(sha), http::cache_control(rel), body))
 }
 
-fn http_date(ms: f64) -> String {
-    String::from(js_sys::Date::new(&JsValue::from_f64(ms)).to_utc_string())
-}
-
-fn parse_date(v: Option<&String>) -> Option<f64> {
-    let ms = js_sys::Date::parse(v?);
-    ms.is_finite().then_some(ms)
+/// An R2 upload time in milliseconds as the whole seconds HTTP dates say.
+fn seconds(ms: f64) -> i64 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "milliseconds since 1970 divided by 1000 fit an i64"
+    )]
+    let secs = (ms / 1000.0).floor() as i64;
+    secs
 }
 
 /// `GET`/`HEAD /images/…`: streamed from R2, with one `Range` and the
@@ -157,15 +149,7 @@ fn parse_date(v: Option<&String>) -> Option<f64> {
 pub async fn file(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     let (_, r2) = stores(env)?;
     let h = |n| header(req, n);
-    let conditional = [
-        "if-match",
-        "if-none-match",
-        "if-modified-since",
-        "if-unmodified-since",
-        "if-range",
-    ]
-    .iter()
-    .any(|n| h(n).is_some());
+    let conditional = http::CONDITIONAL.iter().any(|n| h(n).is_some());
     // The common case (what LXD and Incus send, and a resuming download):
     // a GET with at most a Range and no preconditions takes one R2 call.
     if req.method() == "GET" && !conditional {
@@ -193,25 +177,10 @@ pub async fn file(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     let etag = meta
         .meta("sha256")
         .map_or_else(|| meta.http_etag(), |s| quoted(&s));
-    let modified = meta.uploaded_ms();
-    let (im, inm, ims, ius, ir) = (
-        h("if-match"),
-        h("if-none-match"),
-        h("if-modified-since"),
-        h("if-unmodified-since"),
-        h("if-range"),
-    );
-    let conds = Conditions {
-        if_match: im.as_deref(),
-        if_none_match: inm.as_deref(),
-        if_modified_since: parse_date(ims.as_ref()),
-        if_unmodified_since: parse_date(ius.as_ref()),
-        if_range: ir
-            .as_deref()
-            .map(|v| IfRange::parse(v, |d| parse_date(Some(&d.to_owned())))),
-    };
-    let common = |r: Reply| file_headers(r, etag.clone(), modified);
-    let honour_range = match http::evaluate(&conds, &etag, modified) {
+    let modified = seconds(meta.uploaded_ms());
+    let conds = Conditions::read(|name| header(req, name));
+    let common = |r: Reply| file_headers(r, key, etag.clone(), modified);
+    let honour_range = match http::evaluate(&conds, &etag, Some(modified)) {
         Precondition::NotModified => return Ok(common(Reply::new(304))),
         Precondition::Failed => return Err(Error::PreconditionFailed),
         Precondition::Serve { honour_range } => honour_range,
@@ -231,10 +200,7 @@ pub async fn file(req: &Request, env: &Env, key: &str) -> Result<Reply> {
         .header("content-type", http::content_type(key))
         .header("content-length", length.to_string());
     if let Some(r) = part {
-        reply = reply.header(
-            "content-range",
-            format!("bytes {}-{}/{size}", r.start, r.end),
-        );
+        reply = reply.header("content-range", r.content_range(size));
     }
     if req.method() == "HEAD" {
         return Ok(reply);
@@ -256,10 +222,10 @@ fn purged(key: &str) -> Error {
 }
 
 /// The headers every file answer carries.
-fn file_headers(r: Reply, etag: String, modified: f64) -> Reply {
+fn file_headers(r: Reply, key: &str, etag: String, modified: i64) -> Reply {
     r.header("etag", etag)
-        .header("last-modified", http_date(modified))
-        .header("cache-control", FILES)
+        .header("last-modified", http::http_date(modified))
+        .header("cache-control", http::cache_control(key))
         .header("accept-ranges", "bytes")
 }
 
@@ -277,13 +243,10 @@ fn body_reply(key: &str, obj: &js::R2Object, range: Option<&str>) -> Result<Repl
         RangeAsk::Whole => (200, None),
         RangeAsk::Unsatisfiable => return Err(Error::RangeNotSatisfiable(size)),
     };
-    let mut reply = file_headers(Reply::new(status), etag, obj.uploaded_ms())
+    let mut reply = file_headers(Reply::new(status), key, etag, seconds(obj.uploaded_ms()))
         .header("content-type", http::content_type(key));
     if let Some(r) = part {
-        reply = reply.header(
-            "content-range",
-            format!("bytes {}-{}/{size}", r.start, r.end),
-        );
+        reply = reply.header("content-range", r.content_range(size));
     }
     Ok(reply.js(body.into()))
 }
@@ -317,18 +280,22 @@ async fn alias_map(kv: &KvNamespace, r2: &R2Bucket, sha: &str) -> Result<direct:
 }
 
 /// `GET`/`HEAD /aliases/<alias>[/<arch>]`: direct-URL import headers.
-pub async fn alias(req: &Request, env: &Env, url: &web_sys::Url, alias: &str) -> Result<Reply> {
+pub async fn alias(
+    req: &Request,
+    env: &Env,
+    url: &web_sys::Url,
+    prefix: &str,
+    alias: &str,
+) -> Result<Reply> {
     if !direct::is_alias(alias) {
         return Err(Error::BadRequest(format!("{alias:?} is not an alias")));
     }
     let (kv, r2) = stores(env)?;
     let p = published(&kv, &r2).await?;
     let map = alias_map(&kv, &r2, &p.images_sha).await?;
-    let (incus, lxd) = (
-        header(req, "incus-server-architectures"),
-        header(req, "lxd-server-architectures"),
-    );
-    let arches = http::server_arches(incus.as_deref(), lxd.as_deref()).map(str::to_owned);
+    let [incus, lxd] = ssgen_core::serve::ARCH_HEADERS.map(|h| header(req, h));
+    let arches =
+        ssgen_core::serve::daemon_arches(incus.as_deref(), lxd.as_deref()).map(str::to_owned);
     let target = direct::resolve(&map, alias, arches.as_deref()).map_err(|miss| {
         let message = miss.explain(alias, arches.as_deref());
         match miss {
@@ -336,11 +303,100 @@ pub async fn alias(req: &Request, env: &Env, url: &web_sys::Url, alias: &str) ->
             direct::Miss::Unknown | direct::Miss::NoArch(_) => Error::NotFound(message),
         }
     })?;
-    let headers = target.headers(&url.origin());
+    // Below the token of a private feed, the image is there too.
+    let headers = target.headers(&format!("{}{prefix}", url.origin()));
     let body = serde_json::json!({"alias": alias, "hash": target.hash, "url": headers[1].1});
-    let mut reply = Reply::json(200, &body);
+    let mut reply =
+        Reply::json(200, &body).cache(http::cache_control(ssgen_core::direct::URL_PREFIX));
     for (name, value) in headers {
         reply = reply.header(name, value);
     }
     Ok(reply)
+}
+
+/// A page rendered for one catalog and one URL: the isolate keeps the last
+/// one, so a page is rendered once per publish (per URL it is reached by).
+struct Rendered {
+    images_sha: String,
+    url: String,
+    html: String,
+    etag: String,
+}
+
+thread_local! {
+    static PAGE: RefCell<Option<std::rc::Rc<Rendered>>> = const { RefCell::new(None) };
+}
+
+/// The text of a body KV or R2 returned (a string or an ArrayBuffer).
+fn text_of(body: &JsValue) -> Result<String> {
+    if let Some(t) = body.as_string() {
+        return Ok(t);
+    }
+    let bytes = js_sys::Uint8Array::new(body).to_vec();
+    String::from_utf8(bytes).map_err(|_| Error::Internal("the catalog is not UTF-8".into()))
+}
+
+/// `GET`/`HEAD /` and `/index.html`: the core's page for people, for the
+/// published catalog, with the copy lines naming this server as the
+/// request reached it (the private feed's token included).
+pub async fn page(req: &Request, env: &Env, url: &web_sys::Url, prefix: &str) -> Result<Reply> {
+    let (kv, r2) = stores(env)?;
+    let base = format!("https://{}{prefix}", url.host());
+    let published = match published(&kv, &r2).await {
+        Ok(p) => Some(p),
+        Err(Error::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let images_sha = published.as_ref().map_or("", |p| p.images_sha.as_str());
+    let cached = PAGE.with(|p| {
+        p.borrow()
+            .as_ref()
+            .filter(|r| r.images_sha == images_sha && r.url == base)
+            .cloned()
+    });
+    let rendered = match cached {
+        Some(r) => r,
+        None => {
+            let page = match &published {
+                Some(p) => {
+                    let index = text_of(&p.index_body)?;
+                    let images = publish::snapshot_text(&kv, &r2, &p.images_sha)
+                        .await?
+                        .ok_or_else(|| {
+                            Error::Internal(format!("snapshot {} is missing", p.images_sha))
+                        })?;
+                    html::Page::from_documents(&index, &images)
+                }
+                None => html::Page::from_catalog("{}", &|_| None),
+            };
+            let options = html::Options {
+                url: Some(base.clone()),
+                ..html::Options::default()
+            };
+            let html = page.render(&options);
+            let etag = quoted(&Sha256::of(html.as_bytes()).to_hex()[..32]);
+            let r = std::rc::Rc::new(Rendered {
+                images_sha: images_sha.to_owned(),
+                url: base,
+                html,
+                etag,
+            });
+            PAGE.with(|p| *p.borrow_mut() = Some(r.clone()));
+            r
+        }
+    };
+    let cache = http::cache_control(ssgen_core::html::FILE_NAME);
+    let mut reply = Reply::new(200)
+        .header("etag", rendered.etag.clone())
+        .header("cache-control", cache);
+    for (name, value) in http::PAGE_HEADERS {
+        reply = reply.header(name, value);
+    }
+    if none_match(req, &rendered.etag) {
+        reply.status = 304;
+        return Ok(reply);
+    }
+    Ok(reply
+        .header("content-length", rendered.html.len().to_string())
+        .text(rendered.html.clone()))
 }

@@ -11,7 +11,7 @@
 //!
 //! | key | what |
 //! |---|---|
-//! | `images/<path>` | the file, custom metadata `sha256`; or, once purged, an empty placeholder with `sha256` (the bytes it held) and `purged` (when), kept so the path never serves other bytes (side files excepted: clients never download them) |
+//! | `images/<path>` | the file, custom metadata `sha256`; or, once purged, an empty placeholder with `sha256` (the bytes it held) and `purged` (when), kept so the path never serves other bytes (side files excepted: clients never download them, and they may be replaced at any time) |
 //! | `deleted/images/<path>` | tombstone: `deleted` (when), `sha256`, and `withdrawn` (the first publish that swapped in a catalog without the file) |
 //! | `combined/images/<root path>/<meta name>` | a combined fingerprint the Worker computed: `sha256`, and the `meta` and `root` sha256 it was computed from |
 //! | `uploads/<id>` | a multipart upload in progress: its path, claims and R2 upload id |
@@ -186,30 +186,24 @@ pub enum Decision {
 }
 
 /// Decides how to store `sha`'s bytes at `key`. A path never changes
-/// bytes: other bytes there, or once there before a purge, are a 409.
+/// bytes (other bytes there, or once there before a purge, are a 409),
+/// except a side file: no client downloads one, so no cache keeps it long,
+/// and a changed `metadata.json` or `.requirements` is how a publisher
+/// changes the catalog (`ssgen_core::serve::upload::replaceable`).
 pub async fn decide(r2: &R2Bucket, key: &str, sha: &str) -> Result<Decision> {
     let obj = r2.head(key).await?;
     let tomb = r2.head(&format!("{DELETED}{key}")).await?.is_some();
-    // Side files are never downloaded by clients, so no cache holds them
-    // for long: once purged, their path may take new bytes.
-    let side = ssgen_core::needs_contents(key);
+    let side = ssgen_core::serve::upload::replaceable(key);
     match Held::of(obj.as_ref()) {
-        Held::Live { sha: have, .. } if have != sha => Err(Error::Conflict(if side {
-            format!(
-                "/{key} already holds other bytes (sha256 {have}); to change a side file, DELETE \
-                 it, publish, and upload the new one once a publish after the grace period purged it"
-            )
-        } else {
-            format!(
-                "/{key} already holds other bytes (sha256 {have}); published paths never change: \
-                 put changed files in a new version directory"
-            )
-        })),
+        Held::Live { sha: have, .. } if have != sha && !side => Err(Error::Conflict(format!(
+            "/{key} already holds other bytes (sha256 {have}); published paths never change: \
+             put changed files in a new version directory"
+        ))),
         Held::Purged { sha: had, .. } if had != sha && !side => Err(Error::Conflict(format!(
             "/{key} held other bytes (sha256 {had}) until they were purged, and caches may still \
-             serve them for a day; a path never changes bytes: put the new file in a new version directory"
+             serve them for a year; a path never changes bytes: put the new file in a new version directory"
         ))),
-        Held::Live { .. } if !tomb => Ok(Decision::Present),
+        Held::Live { sha: have, .. } if have == sha && !tomb => Ok(Decision::Present),
         Held::Live { uploaded, .. } | Held::Purged { uploaded, .. } => Ok(Decision::Write {
             only_if: unchanged_since(uploaded)?,
             tomb,

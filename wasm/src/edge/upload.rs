@@ -5,8 +5,14 @@
 //!
 //! A `PUT` streams the body straight into R2 (never buffered in the
 //! Worker) with `sha256` in the put options, so R2 itself refuses a body
-//! whose digest differs from `X-Ssgen-Sha256`. A metadata, root or unified
-//! file is first checked by its first bytes, before anything is stored.
+//! whose digest differs from `X-Ssgen-Sha256` (or `X-Checksum-Sha256`). A
+//! metadata, root or unified file is first checked by its first bytes,
+//! before anything is stored. A metadata tarball is also checked whole,
+//! by the check `ssgen build` makes (cut short, a `metadata.yaml` the
+//! daemons could not import): it goes to an object of its own first, is
+//! read back through the check a chunk at a time, and only then copied to
+//! its path. Roots are not read whole here: R2 holds them to the sha256
+//! the publisher hashed, and `ssgen push` hashes with that same check.
 //!
 //! Files larger than one request body go up as R2 multipart uploads into
 //! an object of their own (`staging/<id>`). R2 checks no digest for those,
@@ -26,12 +32,13 @@ use std::collections::BTreeMap;
 
 use ssgen_core::Sha256;
 use ssgen_core::classify::{self, Kind};
+use ssgen_core::serve::{api, http, upload as rules};
 use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
 use super::js::{self, R2Bucket, R2Object};
-use super::state::{self, Decision, Record, SHA256, STAGING, Tomb, UPLOADS};
-use super::{Env, Error, Reply, Result, authorize, header, http, now_secs, stores};
+use super::state::{self, COMBINED, DELETED, Decision, Record, SHA256, STAGING, Tomb, UPLOADS};
+use super::{Env, Error, Reply, Result, authorize, header, now_secs, stores};
 
 fn name_of(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
@@ -49,12 +56,19 @@ struct Claims {
     kind: Kind,
 }
 
-/// Reads and checks `X-Ssgen-Sha256` and `X-Ssgen-Combined`.
+/// Reads and checks `X-Ssgen-Sha256` (or `X-Checksum-Sha256`) and
+/// `X-Ssgen-Combined`.
 fn claims(req: &Request, key: &str) -> Result<Claims> {
-    let sha_text = header(req, "x-ssgen-sha256").ok_or_else(|| {
-        Error::BadRequest("X-Ssgen-Sha256 is required: the file's sha256 in lower-case hex".into())
+    let sha = rules::claimed_sha256(
+        header(req, rules::SHA256_HEADER).as_deref(),
+        header(req, rules::CHECKSUM_HEADER).as_deref(),
+    )
+    .map_err(Error::BadRequest)?
+    .ok_or_else(|| {
+        Error::BadRequest(
+            "X-Ssgen-Sha256 (or X-Checksum-Sha256) is required: the file's sha256 in hex".into(),
+        )
     })?;
-    let sha = Sha256::from_hex(sha_text.trim()).map_err(|e| Error::BadRequest(e.to_string()))?;
     let (kind, combined) = combined_claims(req, key)?;
     Ok(Claims {
         sha,
@@ -64,26 +78,19 @@ fn claims(req: &Request, key: &str) -> Result<Claims> {
 }
 
 fn combined_claims(req: &Request, key: &str) -> Result<(Kind, Vec<(String, Sha256)>)> {
-    let name = name_of(key);
-    let kind = classify::by_name(name);
-    let combined = match header(req, "x-ssgen-combined") {
-        Some(h) => http::parse_combined(&h).map_err(Error::BadRequest)?,
+    let kind = classify::by_name(name_of(key));
+    let combined = match header(req, rules::COMBINED_HEADER) {
+        Some(h) => rules::parse_combined(key, &h).map_err(Error::BadRequest)?,
         None => Vec::new(),
     };
-    if !combined.is_empty() && !matches!(kind, Kind::Root(_)) {
-        return Err(Error::BadRequest(format!(
-            "{name}: combined digests belong to root files (rootfs.squashfs, disk.qcow2, …)"
-        )));
-    }
-    if let Some((meta, _)) = combined
-        .iter()
-        .find(|(m, _)| !matches!(classify::by_name(m), Kind::Meta(_)))
-    {
-        return Err(Error::BadRequest(format!(
-            "{meta}: a combined digest must name a metadata file (incus.tar.xz or lxd.tar.xz)"
-        )));
-    }
     Ok((kind, combined))
+}
+
+/// Checks that `key` takes an upload, in the build's own words.
+fn check_target(key: &str) -> Result<()> {
+    rules::check_path(key)
+        .map(drop)
+        .map_err(|why| Error::BadRequest(format!("/{key}: {why}; nothing was stored")))
 }
 
 /// A metadata file beside a root file.
@@ -281,15 +288,15 @@ fn file_reply(
     stored: bool,
     combined: Option<&BTreeMap<String, String>>,
 ) -> Reply {
-    let mut body =
-        serde_json::json!({"path": key, "sha256": sha.to_hex(), "size": size, "stored": stored});
-    if !stored {
-        body["reason"] = "already present with this sha256".into();
-    }
-    if let Some(c) = combined {
-        body["combined"] = serde_json::json!(c);
-    }
-    Reply::json(status, &body)
+    let answer = api::Stored {
+        path: key.to_owned(),
+        sha256: sha.to_hex(),
+        size,
+        stored: Some(stored),
+        reason: (!stored).then(|| api::Stored::ALREADY.to_owned()),
+        combined: combined.cloned(),
+    };
+    Reply::json(status, &serde_json::to_value(&answer).unwrap_or_default())
 }
 
 fn store_options(
@@ -312,11 +319,6 @@ fn store_options(
     Ok(js::obj(&pairs)?)
 }
 
-/// Whether a kind is checked by its first bytes.
-fn has_magic(kind: &Kind) -> bool {
-    matches!(kind, Kind::Meta(_) | Kind::Root(_) | Kind::Unified)
-}
-
 fn bad_magic(key: &str, why: &str, stored: &str) -> Error {
     Error::Unprocessable(serde_json::json!({
         "error": format!("{} {why}; {stored}", name_of(key)),
@@ -324,36 +326,37 @@ fn bad_magic(key: &str, why: &str, stored: &str) -> Error {
     }))
 }
 
-/// Streams a `PUT`'s body to `key` under `only_if`; `None` when the
-/// condition failed.
+/// Streams a `PUT`'s body for `key` to the object `dest` (`key` itself,
+/// or an object of its own) under `only_if` (or unconditionally with
+/// `None`); `None` when the condition failed.
 async fn store_body(
     req: &Request,
     r2: &R2Bucket,
-    key: &str,
+    (key, dest): (&str, &str),
     c: &Claims,
     length: u64,
-    only_if: js_sys::Object,
+    only_if: Option<js_sys::Object>,
 ) -> Result<Option<R2Object>> {
-    let opts = store_options(key, &c.sha, Some(only_if))?;
+    let opts = store_options(key, &c.sha, only_if)?;
     let body = req.body();
     let result = match body {
-        Some(stream) if has_magic(&c.kind) => {
+        Some(stream) if rules::has_magic(key) => {
             // Checked before anything is stored, so no file that lies
             // about its type is ever visible at its path.
             let peeked = js::peek(&stream, ssgen_core::HEAD_LEN, length).await?;
-            classify::check_magic(&c.kind, Some(&peeked.head))
+            rules::check_head(key, &peeked.head)
                 .map_err(|why| bad_magic(key, &why, "nothing was stored"))?;
-            let result = r2.put(key, &peeked.body.into(), &opts).await;
+            let result = r2.put(dest, &peeked.body.into(), &opts).await;
             // The rest of the body went to R2, or R2 gave up on it.
             drop(wasm_bindgen_futures::JsFuture::from(peeked.pipe).await);
             result
         }
-        Some(stream) => r2.put(key, &stream.into(), &opts).await,
+        Some(stream) => r2.put(dest, &stream.into(), &opts).await,
         None if length == 0 => {
-            if has_magic(&c.kind) {
-                return Err(bad_magic(key, "is empty", "nothing was stored"));
+            if let Err(why) = rules::check_head(key, &[]) {
+                return Err(bad_magic(key, &why, "nothing was stored"));
             }
-            r2.put(key, &JsValue::from_str(""), &opts).await
+            r2.put(dest, &JsValue::from_str(""), &opts).await
         }
         None => return Err(Error::BadRequest("the request has no body".into())),
     };
@@ -375,10 +378,28 @@ async fn store_body(
     })
 }
 
+/// Reads the object at `staged` (a metadata tarball of `size` bytes not
+/// yet at its path `key`) through the check `ssgen build` makes, a chunk
+/// at a time.
+async fn check_metadata(r2: &R2Bucket, staged: &str, key: &str, size: u64) -> Result<()> {
+    let Some(mut checked) = rules::body_check(key) else {
+        return Ok(());
+    };
+    let body = r2
+        .get(staged, None)
+        .await?
+        .and_then(|o| o.body())
+        .ok_or_else(|| Error::Internal(format!("{staged} vanished before its check")))?;
+    js::each_chunk(&body, |chunk| checked.update(chunk)).await?;
+    checked
+        .finish(size)
+        .map_err(|why| bad_magic(key, &why.to_string(), "nothing was stored"))
+}
+
 /// `PUT /images/…`.
 pub async fn put(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     authorize(req, env)?;
-    http::upload_layout_ok(key).map_err(|why| Error::BadRequest(format!("/{key}: {why}")))?;
+    check_target(key)?;
     let (_, r2) = stores(env)?;
     let c = claims(req, key)?;
     let length: u64 = header(req, "content-length")
@@ -390,7 +411,27 @@ pub async fn put(req: &Request, env: &Env, key: &str) -> Result<Reply> {
         Decision::Present => return present(&r2, key, &c, length, &metas).await,
         Decision::Write { only_if, tomb } => (only_if, tomb),
     };
-    let Some(stored) = store_body(req, &r2, key, &c, length, only_if).await? else {
+    if rules::is_metadata(key) {
+        // An object of its own first: the path sees only checked bytes.
+        let staged = format!("{STAGING}{}", js::random_uuid().replace('-', ""));
+        store_body(req, &r2, (key, &staged), &c, length, None)
+            .await?
+            .ok_or_else(|| {
+                Error::Internal(format!("{staged}: an unconditional put did not happen"))
+            })?;
+        let checked = check_metadata(&r2, &staged, key, length).await;
+        let committed = match checked {
+            Ok(()) => commit_staged(&r2, &staged, key, &c.sha).await,
+            Err(e) => Err(e),
+        };
+        r2.delete(&staged).await?;
+        return if committed? {
+            Ok(file_reply(201, key, &c.sha, length, true, None))
+        } else {
+            present(&r2, key, &c, length, &metas).await
+        };
+    }
+    let Some(stored) = store_body(req, &r2, (key, key), &c, length, Some(only_if)).await? else {
         // Another writer got there between the look and the write.
         return match state::decide(&r2, key, &c.sha.to_hex()).await? {
             Decision::Present => present(&r2, key, &c, length, &metas).await,
@@ -571,10 +612,10 @@ async fn upload_of(r2: &R2Bucket, key: &str, id: &str) -> Result<Upload> {
 /// path already holds the file, what a `PUT` would.
 pub async fn multipart_start(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     authorize(req, env)?;
-    http::upload_layout_ok(key).map_err(|why| Error::BadRequest(format!("/{key}: {why}")))?;
+    check_target(key)?;
     let (_, r2) = stores(env)?;
     let c = claims(req, key)?;
-    let size: u64 = header(req, "x-ssgen-size")
+    let size: u64 = header(req, rules::SIZE_HEADER)
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| Error::BadRequest("X-Ssgen-Size (the file's size) is required".into()))?;
     let metas = metas_for(&r2, key, &c.kind).await?;
@@ -717,7 +758,7 @@ pub async fn multipart_complete(
             up.sha
         )));
     }
-    if has_magic(&kind) {
+    if rules::has_magic(key) {
         let head = match r2
             .get(&up.staging(), Some((0, ssgen_core::HEAD_LEN as u64)))
             .await?
@@ -725,12 +766,18 @@ pub async fn multipart_complete(
             Some(o) => o.read_bytes().await?,
             None => Vec::new(),
         };
-        if let Err(why) = classify::check_magic(&kind, Some(&head)) {
+        if let Err(why) = rules::check_head(key, &head) {
             discard(&r2, &up).await?;
             return Err(bad_magic(key, &why, "nothing was stored"));
         }
     }
-    let stored = commit_staged(&r2, &up).await;
+    if rules::is_metadata(key)
+        && let Err(e) = check_metadata(&r2, &up.staging(), key, up.size).await
+    {
+        discard(&r2, &up).await?;
+        return Err(e);
+    }
+    let stored = commit_staged(&r2, &up.staging(), &up.key, &up.sha).await;
     discard(&r2, &up).await?;
     let stored = stored?;
     let combined = just_stored(&r2, key, &kind, &up.sha, &up.claims, &metas, fresh).await?;
@@ -744,29 +791,28 @@ pub async fn multipart_complete(
     ))
 }
 
-/// Copies a checked upload to its path: `true` when written, `false` when
-/// the path already held the file. Other bytes there are a 409, and
-/// another writer in between makes it look again.
-async fn commit_staged(r2: &R2Bucket, up: &Upload) -> Result<bool> {
+/// Copies a checked object (`staged`) to its path `key`: `true` when
+/// written, `false` when the path already held the file. Other bytes there
+/// are a 409, and another writer in between makes it look again.
+async fn commit_staged(r2: &R2Bucket, staged: &str, key: &str, sha: &Sha256) -> Result<bool> {
     for _ in 0..4 {
-        let (only_if, tomb) = match state::decide(r2, &up.key, &up.sha.to_hex()).await? {
+        let (only_if, tomb) = match state::decide(r2, key, &sha.to_hex()).await? {
             Decision::Present => return Ok(false),
             Decision::Write { only_if, tomb } => (only_if, tomb),
         };
         let body = r2
-            .get(&up.staging(), None)
+            .get(staged, None)
             .await?
             .and_then(|o| o.body())
-            .ok_or_else(|| Error::Internal("the joined object vanished".into()))?;
-        let opts = store_options(&up.key, &up.sha, Some(only_if))?;
-        if r2.put(&up.key, &body.into(), &opts).await?.is_some() {
-            state::restored(r2, &up.key, tomb).await?;
+            .ok_or_else(|| Error::Internal("the checked object vanished".into()))?;
+        let opts = store_options(key, sha, Some(only_if))?;
+        if r2.put(key, &body.into(), &opts).await?.is_some() {
+            state::restored(r2, key, tomb).await?;
             return Ok(true);
         }
     }
     Err(Error::Unavailable(format!(
-        "/{}: other requests kept changing the path; upload it again",
-        up.key
+        "/{key}: other requests kept changing the path; upload it again"
     )))
 }
 
@@ -801,22 +847,22 @@ pub async fn delete(req: &Request, env: &Env, key: &str) -> Result<Reply> {
         .ok_or_else(|| Error::NotFound(format!("/{key}: no such file")))?;
     let sha = obj.meta(SHA256).unwrap_or_default();
     let t = state::remove(&r2, key, &sha, now_secs()).await?;
-    let grace = super::publish::grace_seconds(env);
+    let answer = api::Removed {
+        path: key.to_owned(),
+        removed_at: t.deleted,
+        withdrawn_at: t.withdrawn,
+        grace_seconds: super::publish::grace_seconds(env),
+        note: "leaves the catalog at the next POST /publish, and is purged no sooner than the grace period after it".into(),
+    };
     Ok(Reply::json(
         202,
-        &serde_json::json!({"path": key, "removed_at": t.deleted, "withdrawn_at": t.withdrawn,
-            "grace_seconds": grace,
-            "note": "leaves the catalog at the next POST /publish, and is purged no sooner than the grace period after it"}),
+        &serde_json::to_value(&answer).unwrap_or_default(),
     ))
 }
 
 /// The prefixes `GET /api/v1/files` pages through, in order, with the
 /// field each page's objects go to.
-const LISTED: [(&str, &str); 3] = [
-    ("images/", "files"),
-    ("deleted/images/", "removed"),
-    ("combined/images/", "combined"),
-];
+const LISTED: [(&str, &str); 3] = [("", "files"), (DELETED, "removed"), (COMBINED, "combined")];
 
 /// `GET /api/v1/files[?cursor=C]`: what the edge holds, one R2 page per
 /// request: files (`purged` for a purged path's placeholder), tombstones
@@ -838,39 +884,58 @@ pub async fn list(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply>
             (i, Some(rest.to_owned()).filter(|r| !r.is_empty()))
         }
     };
-    let (prefix, field) = LISTED[index];
-    let (objects, next) = r2.list_page(prefix, cursor.as_deref()).await?;
-    let entries: Vec<serde_json::Value> = match field {
-        "files" => objects
-            .iter()
-            .map(|o| {
-                serde_json::json!({"path": o.key(), "size": o.size(), "sha256": o.meta(SHA256),
-                    "purged": state::is_placeholder(o)})
-            })
-            .collect(),
-        "removed" => objects
-            .iter()
-            .filter_map(Tomb::of)
-            .map(|t| {
-                serde_json::json!({"path": t.key, "sha256": t.sha, "removed_at": t.deleted,
-                    "withdrawn_at": t.withdrawn})
-            })
-            .collect(),
-        _ => objects
-            .iter()
-            .filter_map(Record::of)
-            .map(|r| {
-                serde_json::json!({"path": r.root, "meta": r.meta, "sha256": r.sha,
-                    "meta_sha256": r.meta_sha, "root_sha256": r.root_sha})
-            })
-            .collect(),
-    };
+    let (store, field) = LISTED[index];
+    let prefix = format!("{store}{}", ssgen_core::serve::IMAGES_DIR);
+    let (objects, next) = r2.list_page(&prefix, cursor.as_deref()).await?;
     let next = match next {
         Some(c) => Some(format!("{index}:{c}")),
         None if index + 1 < LISTED.len() => Some(format!("{}:", index + 1)),
         None => None,
     };
-    let mut body = serde_json::json!({"files": [], "removed": [], "combined": [], "next": next});
-    body[field] = entries.into();
-    Ok(Reply::json(200, &body))
+    let mut page = api::ListPage {
+        next,
+        ..api::ListPage::default()
+    };
+    match field {
+        "files" => {
+            page.files = objects
+                .iter()
+                .map(|o| api::ListedFile {
+                    path: o.key(),
+                    size: o.size(),
+                    sha256: o.meta(SHA256),
+                    purged: state::is_placeholder(o),
+                })
+                .collect();
+        }
+        "removed" => {
+            page.removed = objects
+                .iter()
+                .filter_map(Tomb::of)
+                .map(|t| api::ListedRemoval {
+                    path: t.key,
+                    sha256: Some(t.sha),
+                    removed_at: t.deleted,
+                    withdrawn_at: t.withdrawn,
+                })
+                .collect();
+        }
+        _ => {
+            page.combined = objects
+                .iter()
+                .filter_map(Record::of)
+                .map(|r| api::ListedCombined {
+                    path: r.root,
+                    meta: r.meta,
+                    sha256: r.sha,
+                    meta_sha256: r.meta_sha,
+                    root_sha256: r.root_sha,
+                })
+                .collect();
+        }
+    }
+    Ok(Reply::json(
+        200,
+        &serde_json::to_value(&page).unwrap_or_default(),
+    ))
 }
