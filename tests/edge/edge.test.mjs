@@ -458,6 +458,59 @@ describe("publishing", () => {
     }
   });
 
+  test("another publisher's root stored but not yet paired waits, and blocks no publish", async () => {
+    // The fault point holds a PUT after its root file is stored and before
+    // the edge records the file's combined fingerprint: a publish then sees
+    // a root without one, as it can for a moment whenever two publishers
+    // overlap. That version waits; the rest is published.
+    const persist = tempDir("state");
+    let edge = await startEdge({ persist });
+    const dir = "images/debian/12/amd64/default/20260802_0000";
+    let meta, squash;
+    try {
+      const root = tempDir("tree");
+      makeVersion(root, { version: "20260801_0312" });
+      await push(root, edge.url, ["--timestamp", String(T)]);
+      const vdir = makeVersion(tempDir("tree"), { version: "20260802_0000" });
+      meta = readFileSync(join(vdir, "incus.tar.xz"));
+      squash = readFileSync(join(vdir, "rootfs.squashfs"));
+    } finally {
+      await edge.stop();
+    }
+    edge = await startEdge({ persist, fault: "hang:after-root" });
+    const combined = sha256(Buffer.concat([meta, squash]));
+    try {
+      assert.equal((await putFile(edge.url, `${dir}/incus.tar.xz`, meta)).status, 201);
+      const held = putFile(edge.url, `${dir}/rootfs.squashfs`, squash, { combined: `incus.tar.xz=${combined}` })
+        .catch(() => null);
+      await edge.waitLog(/ssgen fault point after-root: hanging/);
+      const p = await publish(edge.url);
+      assert.equal(p.status, 200, JSON.stringify(p.json));
+      assert.ok(
+        p.json.diagnostics.some((d) => d.path === `${dir}/rootfs.squashfs` && /still computing its combined fingerprint/.test(d.message)),
+        JSON.stringify(p.json.diagnostics));
+      assert.deepEqual(await versions(edge.url), ["20260801_0312"]);
+      // A publisher that requires the waiting file is told, and nothing changes.
+      const required = await publish(edge.url, "", JSON.stringify({ require: { [`${dir}/rootfs.squashfs`]: sha256(squash) } }));
+      assert.equal(required.status, 409, JSON.stringify(required.json));
+      assert.deepEqual(await versions(edge.url), ["20260801_0312"]);
+      await edge.stop("SIGKILL");
+      await held;
+    } finally {
+      await edge.stop();
+    }
+    // The Worker died before the record: sending the root again pairs it.
+    edge = await startEdge({ persist });
+    try {
+      const again = await putFile(edge.url, `${dir}/rootfs.squashfs`, squash, { combined: `incus.tar.xz=${combined}` });
+      assert.equal(again.status, 200);
+      assert.equal((await publish(edge.url)).status, 200);
+      assert.deepEqual((await versions(edge.url)).sort(), ["20260801_0312", "20260802_0000"]);
+    } finally {
+      await edge.stop();
+    }
+  });
+
   test("a publish that loses the swap builds again from the new listing", async () => {
     // The Worker's fault point holds the first publish between its build and
     // its swap until another publish has swapped: the first one's swap is

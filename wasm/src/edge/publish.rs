@@ -267,6 +267,48 @@ async fn sync_index(kv: &KvNamespace, r2: &R2Bucket) -> Result<()> {
     ))
 }
 
+/// Root files stored after their metadata file whose combined fingerprint
+/// is not recorded yet. The request that stored such a file writes the
+/// record just after the file, from its bytes; a publish in between would
+/// otherwise refuse every publisher's images for another one's upload in
+/// flight. Their versions wait for a later publish, as a half-uploaded
+/// version on disk waits for the next build, and a publisher that requires
+/// one of them is still refused (its files would be left out). A root
+/// stored *before* its metadata file never gets a record by itself, and
+/// the publish is refused as before, saying how to ask for one. Empty
+/// unless every missing digest is of this kind.
+fn in_flight(
+    plan: &ssgen_core::HashPlan,
+    stored: &Stored,
+    digests: &Digests,
+) -> std::collections::BTreeSet<String> {
+    let mut roots = std::collections::BTreeSet::new();
+    for job in plan.jobs() {
+        let known = digests.files.contains_key(&job.path);
+        if job.prefixes.is_empty() {
+            if job.is_prefix && known {
+                // Read only to feed a root's combined fingerprint.
+                continue;
+            }
+            return std::collections::BTreeSet::new();
+        }
+        let Some(root) = stored.files.get(&job.path).filter(|_| known) else {
+            return std::collections::BTreeSet::new();
+        };
+        let after_meta = job.prefixes.iter().all(|meta| {
+            stored
+                .files
+                .get(meta)
+                .is_some_and(|m| root.uploaded_ms() > m.uploaded_ms())
+        });
+        if !after_meta {
+            return std::collections::BTreeSet::new();
+        }
+        roots.insert(job.path.clone());
+    }
+    roots
+}
+
 fn missing_digests(plan: &ssgen_core::HashPlan) -> Vec<String> {
     let mut out = Vec::new();
     for job in plan.jobs() {
@@ -289,11 +331,16 @@ fn missing_digests(plan: &ssgen_core::HashPlan) -> Vec<String> {
 }
 
 /// A test hook, inert unless the `FAULT_POINT` var is set (never in
-/// `wrangler.toml`): `hang:<step>` stops a publish at `<step>` for good,
+/// `wrangler.toml`): `hang:<step>` stops a request at `<step>` for good,
 /// so a test can kill the Worker there; `yield:<step>` makes the first
 /// publish to get there wait until another one has swapped the pointer,
 /// so its own swap is lost for certain. Each logs when it is reached.
-async fn fault_point(env: &Env, r2: &R2Bucket, step: &str, seen: Option<&str>) -> Result<()> {
+pub(super) async fn fault_point(
+    env: &Env,
+    r2: &R2Bucket,
+    step: &str,
+    seen: Option<&str>,
+) -> Result<()> {
     let Some(spec) = env.fault_point().as_string() else {
         return Ok(());
     };
@@ -362,9 +409,15 @@ pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> 
     for attempt in 1..=ATTEMPTS {
         let cur = current(&r2).await?;
         let stored = load(&r2).await?;
-        let (entries, digests) = listing(&r2, &stored).await?;
-        let scan = ssgen_core::scan(&entries, &config);
-        let plan = scan.plan(&digests);
+        let (mut entries, digests) = listing(&r2, &stored).await?;
+        let mut scan = ssgen_core::scan(&entries, &config);
+        let mut plan = scan.plan(&digests);
+        let pending = in_flight(&plan, &stored, &digests);
+        if !pending.is_empty() {
+            entries.retain(|e| !pending.contains(&e.path));
+            scan = ssgen_core::scan(&entries, &config);
+            plan = scan.plan(&digests);
+        }
         if !plan.is_empty() {
             return Err(Error::Conflict(format!(
                 "the catalog needs digests the edge does not have: {}",
@@ -389,7 +442,18 @@ pub async fn run(req: &Request, env: &Env, url: &web_sys::Url) -> Result<Reply> 
             None => None,
         };
         let out = match ssgen_core::build(&scan, &digests, &config, previous.as_deref()) {
-            Ok(out) => out,
+            Ok(mut out) => {
+                out.diagnostics.extend(pending.iter().map(|root| {
+                    ssgen_core::Diagnostic::new(
+                        ssgen_core::Level::Warning,
+                        root.clone(),
+                        "its version waits: the request that stored it is still computing its \
+                         combined fingerprint",
+                        "publish again once its upload has answered",
+                    )
+                }));
+                out
+            }
             Err(ssgen_core::Error::Invalid(diags)) => {
                 return Err(Error::Unprocessable(serde_json::json!({
                     "error": "problems in the uploaded tree block publishing; the old catalog stays",

@@ -441,6 +441,10 @@ pub async fn put(req: &Request, env: &Env, key: &str) -> Result<Reply> {
             ))),
         };
     };
+    if matches!(c.kind, Kind::Root(_)) {
+        // Between the root file and its combined fingerprints.
+        super::publish::fault_point(env, &r2, "after-root", None).await?;
+    }
     state::restored(&r2, key, tomb).await?;
     let combined = just_stored(&r2, key, &c.kind, &c.sha, &c.combined, &metas, Vec::new()).await?;
     Ok(file_reply(
