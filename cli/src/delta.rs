@@ -142,12 +142,20 @@ impl Step<'_> {
 
         if settings.count > 0 {
             let mut todo = Vec::new();
-            for job in delta::plan(&scan, &listing.entries(), settings) {
+            // Between the versions the catalog publishes: a copy of another
+            // version is left out of it, and gets no delta (nor is one
+            // written into its directory, which may be a link to the other).
+            let published = ssgen_core::without_duplicates(&scan, digests, self.config.clients)?;
+            for job in delta::plan(&published, &listing.entries(), settings) {
                 let (Some(base), Some(target)) =
                     (digests.files.get(&job.base), digests.files.get(&job.target))
                 else {
                     continue;
                 };
+                if base == target {
+                    // The same root: nothing to patch.
+                    continue;
+                }
                 seen.insert(job.path.clone());
                 let tried = records
                     .deltas

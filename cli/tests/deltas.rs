@@ -950,3 +950,60 @@ fn a_base_whose_root_is_missing_gets_no_delta_and_the_build_goes_on() {
     assert!(items(&root, V2).get("squashfs").is_some(), "{err}");
     assert!(vcdiff_items(&root, V2).is_empty());
 }
+
+#[test]
+fn deltas_go_only_between_the_versions_the_catalog_publishes() {
+    // A version directory linked to an older one is a copy the catalog
+    // leaves out (one fingerprint twice): no delta is made for it, and none
+    // written through the link into the version it points to.
+    let (_tmp, root, tree) = two_versions();
+    let linked = "20260805_0000";
+    std::os::unix::fs::symlink(V2, root.join(PRODUCT).join(linked)).expect("link");
+    let notes = build(&root, &[]);
+    assert!(notes.contains("is skipped"), "the copy is named: {notes}");
+    let in_v2: Vec<String> = fs::read_dir(vdir(&root, V2))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".vcdiff"))
+        .collect();
+    assert_eq!(
+        in_v2,
+        [format!("delta-{V1}.vcdiff")],
+        "only V1 -> V2 is made"
+    );
+
+    // Two copies of one new version: the first is published and gets its
+    // delta from the version before; the second, left out, gets none.
+    fs::remove_file(root.join(PRODUCT).join(linked)).expect("unlink");
+    fs::write(tree.join("usr/lib/ssgen/added-in-v3"), b"a file v2 lacks\n").expect("add");
+    add_version(&root, &tree, V3);
+    let copy = "20260804_0000";
+    fs::create_dir_all(vdir(&root, copy)).expect("dir");
+    for name in ["incus.tar.xz", "rootfs.squashfs"] {
+        fs::copy(vdir(&root, V3).join(name), vdir(&root, copy).join(name)).expect("copy");
+    }
+    let notes = build(&root, &[]);
+    assert!(
+        delta_path(&root, V3, V2).is_file(),
+        "the published copy gets its delta: {notes}"
+    );
+    assert_restores(
+        &vdir(&root, V2).join("rootfs.squashfs"),
+        &delta_path(&root, V3, V2),
+        &vdir(&root, V3).join("rootfs.squashfs"),
+    );
+    let in_copy = fs::read_dir(vdir(&root, copy))
+        .expect("list")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".vcdiff"))
+        })
+        .count();
+    assert_eq!(in_copy, 0, "the left-out copy gets no delta");
+    assert!(
+        items(&root, V3)
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| k.ends_with(".vcdiff"))),
+        "the catalog names the published copy's delta"
+    );
+}

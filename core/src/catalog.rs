@@ -57,7 +57,7 @@ pub fn build(
     }
     let mut diagnostics = scan.diagnostics.clone();
     let clients = config.clients;
-    let mut seen: BTreeMap<Sha256, String> = BTreeMap::new();
+    let duplicates = duplicate_versions(scan, digests, clients)?;
     let mut products = BTreeMap::new();
     let mut alias_owner: BTreeMap<(String, ImageType, &str), String> = BTreeMap::new();
     let mut images = 0;
@@ -82,12 +82,8 @@ pub fn build(
                     ));
                 }
             }
-            let fps = fingerprints(version, clients, digests)?;
             let vdir = format!("{}/{}", product_dir(product), version.name);
-            if let Some((fp, owner)) = fps
-                .iter()
-                .find_map(|fp| seen.get(fp).map(|owner| (fp, owner)))
-            {
+            if let Some((fp, owner)) = duplicates.get(&vdir) {
                 diagnostics.push(Diagnostic::new(
                     Level::Warning,
                     &vdir,
@@ -96,10 +92,7 @@ pub fn build(
                 ));
                 continue;
             }
-            for fp in &fps {
-                seen.insert(*fp, vdir.clone());
-            }
-            images += fps.len();
+            images += fingerprints(version, clients, digests)?.len();
             for (_, root) in version.roots() {
                 types.insert(if root.is_vm() {
                     ImageType::VirtualMachine
@@ -233,6 +226,58 @@ fn meta_for(version: &Version, client: Client) -> Option<&VersionFile> {
         .find(|(_, m)| *m == client)
         .or_else(|| version.metas().next())
         .map(|(f, _)| f)
+}
+
+/// The versions the catalog leaves out because an earlier version (in
+/// product, then version order) already gives one of their fingerprints:
+/// two images with one fingerprint break downloads of both, so the first
+/// one is published. By version directory, with the fingerprint and the
+/// directory that publishes it.
+///
+/// # Errors
+/// [`Error::MissingDigest`] when a digest the fingerprints need is missing.
+pub fn duplicate_versions(
+    scan: &Scan,
+    digests: &Digests,
+    clients: Clients,
+) -> Result<BTreeMap<String, (Sha256, String)>, Error> {
+    let mut seen: BTreeMap<Sha256, String> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for product in &scan.products {
+        for version in &product.versions {
+            let fps = fingerprints(version, clients, digests)?;
+            let vdir = format!("{}/{}", product_dir(product), version.name);
+            if let Some((fp, owner)) = fps
+                .iter()
+                .find_map(|fp| seen.get(fp).map(|owner| (*fp, owner.clone())))
+            {
+                out.insert(vdir, (fp, owner));
+                continue;
+            }
+            for fp in fps {
+                seen.insert(fp, vdir.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `scan` without the versions [`duplicate_versions`] names: what the
+/// catalog publishes, for steps that must follow it (deltas are made only
+/// between published versions).
+///
+/// # Errors
+/// As [`duplicate_versions`].
+pub fn without_duplicates(scan: &Scan, digests: &Digests, clients: Clients) -> Result<Scan, Error> {
+    let duplicates = duplicate_versions(scan, digests, clients)?;
+    let mut out = scan.clone();
+    for product in &mut out.products {
+        let dir = product_dir(product);
+        product
+            .versions
+            .retain(|v| !duplicates.contains_key(&format!("{dir}/{}", v.name)));
+    }
+    Ok(out)
 }
 
 fn served(clients: Clients) -> impl Iterator<Item = Client> {

@@ -77,7 +77,9 @@ mod proptests;
 #[cfg(test)]
 mod testing;
 
-pub use catalog::{IMAGES_JSON, INDEX_JSON, Output, build, index_json};
+pub use catalog::{
+    IMAGES_JSON, INDEX_JSON, Output, build, duplicate_versions, index_json, without_duplicates,
+};
 pub use diag::{Diagnostic, Level};
 pub use digest::{Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes, Sha256};
 pub use layout::{FileRole, Product, Scan, Version, VersionFile, scan, unpublishable};
