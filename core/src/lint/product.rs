@@ -25,6 +25,7 @@ impl Linter {
                 ),
             );
         }
+        self.control_characters(&loc, id, p);
         self.aliases(&loc, p);
         if !p.aliases.is_empty() {
             for (name, value) in [
@@ -82,6 +83,47 @@ impl Linter {
         }
         for (vname, version) in &p.versions {
             self.version(file, id, vname, &version.items);
+        }
+    }
+
+    /// The product's names that reach a terminal through `lxc image list`,
+    /// `incus image info` or `ssgen list` (the id, the properties the
+    /// description is built from, the version names and labels); aliases
+    /// are checked with the alias rule.
+    fn control_characters(&mut self, loc: &str, id: &str, p: &Product) {
+        let mut fields: Vec<(String, &str)> = vec![("the product id".to_owned(), id)];
+        for (name, value) in [
+            ("arch", &p.arch),
+            ("os", &p.os),
+            ("release", &p.release),
+            ("release_title", &p.release_title),
+            ("release_codename", &p.release_codename),
+            ("variant", &p.variant),
+            ("version", &p.version),
+        ] {
+            fields.push((name.to_owned(), value));
+        }
+        for (vname, version) in &p.versions {
+            fields.push((format!("version name {}", quote(vname)), vname));
+            fields.push((
+                format!("the label of version {}", quote(vname)),
+                &version.label,
+            ));
+        }
+        for (what, value) in fields {
+            let chars = rules::control_chars(value);
+            if !chars.is_empty() {
+                self.report(
+                    Code::ControlCharacters,
+                    BOTH,
+                    loc.to_owned(),
+                    format!(
+                        "{what} {} contains the control character(s) {}; the clients show it raw",
+                        quote(value),
+                        rules::char_list(chars)
+                    ),
+                );
+            }
         }
     }
 
