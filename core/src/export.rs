@@ -117,7 +117,9 @@ pub struct Placement {
 /// `disk.qcow2`, an xz root filesystem tarball `root.tar.xz`; with a root,
 /// a metadata tarball is `incus.tar.xz` (which serves both clients), or
 /// keeps its name when the export holds both `lxd.tar.xz` and
-/// `incus.tar.xz`; a unified tarball is `incus_combined.tar.gz`. A
+/// `incus.tar.xz`; a unified tarball is `incus_combined.tar.gz`, whatever
+/// its compression (the name is the ftype's, which names the format: the
+/// daemons read the compression from the bytes, never from the name). A
 /// tarball whose metadata was not read counts as metadata beside a
 /// squashfs or qcow2; of two such tarballs alone the smaller is metadata
 /// and the larger, if xz, the root; one alone is a unified image. A
@@ -475,6 +477,23 @@ mod tests {
         assert_eq!(
             targets(&[file("x.tar.gz", 9, Identified::Tarball)]),
             [Some("incus_combined.tar.gz")]
+        );
+        // An xz unified tarball keeps the ftype's name: the clients take
+        // the compression from the bytes.
+        assert_eq!(
+            targets(&[file(
+                "x.tar.xz",
+                9,
+                Identified::Unified(UnifiedKind::Container)
+            )]),
+            [Some("incus_combined.tar.gz")]
+        );
+        assert_eq!(
+            crate::classify::check_magic(
+                &crate::classify::Kind::Unified,
+                Some(&[0xFD, b'7', b'z', b'X', b'Z', 0x00])
+            ),
+            Ok(())
         );
         assert_eq!(
             targets(&[
