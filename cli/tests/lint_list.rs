@@ -263,6 +263,15 @@ fn list_escapes_a_remotes_control_characters_and_formulas() {
             .any(|i| i["product"] == "debian\u{1b}[31m:12:amd64:default")
     );
 
+    // verify names the items by the remote's ids: written inert too.
+    let out = ssgen(&["verify", arg(&root)]);
+    let report = stdout(&out) + &stderr(&out);
+    assert!(
+        report.contains("debian\\u{1b}[31m:12:amd64:default"),
+        "{report}"
+    );
+    assert_eq!(raw(&report), "", "{report:?}");
+
     let out = ssgen(&["lint", arg(&root)]);
     let report = stdout(&out) + &stderr(&out);
     assert_eq!(raw(&report), "", "{report:?}");

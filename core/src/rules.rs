@@ -138,18 +138,18 @@ pub fn control_chars(s: &str) -> BTreeSet<char> {
 /// `s` with every [`is_control`] character written visibly, so that text
 /// from a remote cannot move the cursor, clear the screen, fake a line or
 /// reorder a terminal's output: `\n`, `\r`, `\t`, and `\u{hex}` for the
-/// others (`\u{1b}` for ESC), and a backslash doubled so that the escaped
-/// form reads unambiguously. A string with neither is returned as it is.
+/// others (`\u{1b}` for ESC). A string without them is returned as it is.
+/// A backslash is left alone, so that text already escaped (a JSON string
+/// in a message) reads as it did.
 #[must_use]
 pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
     use std::fmt::Write as _;
-    if !s.chars().any(|c| c == '\\' || is_control(c)) {
+    if !s.chars().any(is_control) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -358,10 +358,10 @@ mod tests {
         );
         assert_eq!(
             escape_controls("x\u{1b}[31m\n\t\\\u{9b}\u{202e}é"),
-            "x\\u{1b}[31m\\n\\t\\\\\\u{9b}\\u{202e}é"
+            "x\\u{1b}[31m\\n\\t\\\\u{9b}\\u{202e}é"
         );
         assert!(matches!(
-            escape_controls("debian/12 é"),
+            escape_controls("debian/12 é \\u{1b}"),
             std::borrow::Cow::Borrowed(_)
         ));
         assert!(control_chars("debian 12 (bookworm) é").is_empty());

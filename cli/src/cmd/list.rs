@@ -16,7 +16,7 @@ use crate::show::{self, Filter, Format, TypeArg, Which};
 ///
 /// A remote's names are shown inert in the table and the CSV: control
 /// characters (newlines, escapes, DEL, C1, bidirectional overrides) are
-/// written as `\n`, `\u{1b}`, … and a backslash as `\\`; a CSV field
+/// written as `\n`, `\u{1b}`, …; a CSV field
 /// starting with `=`, `+`, `-` or `@` gets a leading `'` and quotes, so a
 /// spreadsheet does not run it as a formula. The JSON keeps every string
 /// as the remote wrote it.
