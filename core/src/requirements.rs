@@ -90,7 +90,7 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<(Layer, Vec<Diagnostic>), Diagn
                     "value of {key:?} is {value}, not a string; LXD and Incus would reject the whole catalog"
                 ),
                 format!(
-                    "quote it: \"{key}\": \"{}\" (or write null to remove an inherited key)",
+                    "quote it: \"{key}\": \"{}\"",
                     value.to_string().trim_matches('"')
                 ),
             ));
