@@ -423,3 +423,36 @@ fn the_sources_requirements_are_republished_as_each_client_reads_them() {
         assert_eq!(p.get("lxd_requirements"), lxd.as_ref(), "{id}: {p}");
     }
 }
+
+/// Side files the root already has above a mirrored product change its
+/// requirements; the mirror says so, naming the product and both values.
+#[test]
+fn requirements_the_roots_side_files_change_are_reported() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = source(tmp.path());
+    let root = tmp.path().join("mirror");
+    std::fs::create_dir_all(root.join("images/debian")).expect("root");
+    std::fs::write(
+        root.join("images/debian/.requirements"),
+        r#"{"cgroup": "v2"}"#,
+    )
+    .expect("requirements");
+    let out = mirror(
+        &["--type", "virtual-machine"],
+        src.to_str().expect("utf-8"),
+        &root,
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(
+            r#"warning: debian:12:amd64:cloud: the copy gives Incus the requirements {"cgroup":"v2"}, the source {}"#
+        ),
+        "{said}"
+    );
+    // The same source into a root without such files: no warning.
+    let clean = tmp.path().join("clean");
+    std::fs::create_dir(&clean).expect("root");
+    let out = mirror(&[], src.to_str().expect("utf-8"), &clean);
+    assert!(!text(&out).contains("the copy gives"), "{}", text(&out));
+}
