@@ -653,7 +653,7 @@ fn valid_aliases(
                 Level::Warning,
                 dir,
                 format!("alias {alias:?}: {}; dropped", rules::describe(&problems)),
-                "aliases are 64 characters at most with the /<arch> suffix, start and end with an ASCII letter or digit, and have no spaces, commas, colons or $?&+\"'*`",
+                "aliases are 64 characters at most with the /<arch> suffix, start and end with an ASCII letter or digit, and have no spaces, control characters, commas, colons or $?&+\"'*`",
             ));
         }
     }

@@ -182,8 +182,8 @@ pub enum AliasProblem {
     },
     /// It holds whitespace (entries are split on `,` without trimming).
     Whitespace,
-    /// It holds control characters (see [`is_control`]), which a local
-    /// server refuses and a terminal acts on when the alias is listed.
+    /// It holds control characters (see [`is_control`]), which a terminal
+    /// acts on when the alias is listed.
     Control(BTreeSet<char>),
     /// It holds characters a local server refuses.
     Reserved(BTreeSet<char>),

@@ -154,7 +154,21 @@ impl Linter {
         let arch_names: BTreeSet<&str> = [p.arch.as_str()].into_iter().collect();
         for e in entries.iter().filter(|e| !e.is_empty()) {
             let medium = format!("{e}/{}", p.arch);
-            let why = rules::alias_problems(e, &p.arch);
+            let (control, why): (Vec<_>, Vec<_>) = rules::alias_problems(e, &p.arch)
+                .into_iter()
+                .partition(|w| matches!(w, rules::AliasProblem::Control(_)));
+            if !control.is_empty() {
+                self.report(
+                    Code::ControlCharacters,
+                    BOTH,
+                    loc.clone(),
+                    format!(
+                        "alias {}: {}; the clients show it raw, and ssgen build drops it",
+                        quote(e),
+                        rules::describe(&control)
+                    ),
+                );
+            }
             if !why.is_empty() {
                 self.report(
                     Code::AliasInvalid,
