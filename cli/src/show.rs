@@ -171,7 +171,11 @@ fn render(
         let v = view::view(remote, c, host);
         if let Some(err) = &v.error {
             refused = true;
-            eprintln!("error: {} refuses this remote: {err}", c.name());
+            eprintln!(
+                "error: {} refuses this remote: {}",
+                c.name(),
+                escape_controls(&err.to_string())
+            );
         } else if !v.hidden.is_empty() {
             eprintln!(
                 "note: {} hides {} product(s)/version(s)/item(s); run `ssgen lint {}` to see why",
