@@ -69,6 +69,17 @@ struct ConfigFile {
     delta_max_percent: Option<u32>,
 }
 
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 /// Where a root keeps its settings.
 pub fn config_path(root: &Path) -> PathBuf {
     root.join(".ssgen").join("config.json")
@@ -81,12 +92,22 @@ pub fn config_path(root: &Path) -> PathBuf {
 pub fn settings(root: &Path, options: &DeltaOptions) -> Result<Settings> {
     let path = config_path(root);
     let file = match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice::<ConfigFile>(&bytes).map_err(|e| {
-            Invalid(format!(
-                "{}: {e}; it is a JSON object such as {{\"deltas\": 1, \"delta_max_percent\": 60}}",
-                path.display()
-            ))
-        })?,
+        // Read as a value first: serde would take an array for the struct
+        // (`[2, 50]`) and name the struct in its errors.
+        Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|v| match v {
+                serde_json::Value::Object(_) => {
+                    serde_json::from_value::<ConfigFile>(v).map_err(|e| e.to_string())
+                }
+                other => Err(format!("is {}, not a JSON object", json_kind(&other))),
+            })
+            .map_err(|e| {
+                Invalid(format!(
+                    "{}: {e}; write a JSON object such as {{\"deltas\": 1, \"delta_max_percent\": 60}}",
+                    path.display()
+                ))
+            })?,
         Err(e) if e.kind() == ErrorKind::NotFound => ConfigFile::default(),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
@@ -215,7 +236,7 @@ impl Step<'_> {
                     }
                     Ok(Made::TooLarge { at_least }) => {
                         eprintln!(
-                            "note: {}: no delta from {}: it would be at least {at_least} bytes, not under {} % of the {} bytes it saves",
+                            "note: {}: no delta from {}: it would be at least {at_least} bytes, not under {} % of the {}-byte target",
                             job.path, job.base_version, settings.max_percent, job.target_size
                         );
                         records.deltas.insert(

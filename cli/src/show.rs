@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use serde::ser::{SerializeSeq, Serializer as _};
 use ssgen_core::Client;
 use ssgen_core::remote::Remote;
+use ssgen_core::rules::escape_controls;
 use ssgen_core::view::{self, Image};
 use ssgen_core::vocab::ImageType;
 
@@ -170,7 +171,11 @@ fn render(
         let v = view::view(remote, c, host);
         if let Some(err) = &v.error {
             refused = true;
-            eprintln!("error: {} refuses this remote: {err}", c.name());
+            eprintln!(
+                "error: {} refuses this remote: {}",
+                c.name(),
+                escape_controls(&err.to_string())
+            );
         } else if !v.hidden.is_empty() {
             eprintln!(
                 "note: {} hides {} product(s)/version(s)/item(s); run `ssgen lint {}` to see why",
@@ -214,11 +219,18 @@ fn csv_row(out: &mut Vec<u8>, image: &Image) -> std::io::Result<()> {
     writeln!(out, "{}", row.join(","))
 }
 
+/// One CSV field: control characters escaped as in the table; a field a
+/// spreadsheet would run as a formula (starting with `=`, `+`, `-` or `@`)
+/// gets a leading `'` and quotes, as OWASP advises against CSV injection;
+/// a field with `,` or `"` is quoted.
 fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
+    let field = escape_controls(field);
+    if field.starts_with(['=', '+', '-', '@']) {
+        format!("\"'{}\"", field.replace('"', "\"\""))
+    } else if field.contains([',', '"']) {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
-        field.to_owned()
+        field.into_owned()
     }
 }
 
@@ -265,15 +277,17 @@ impl Table {
     fn add(&mut self, image: &Image) {
         let product = product_name(&image.product);
         let short: String = image.fingerprint.chars().take(12).collect();
+        // A remote's names must not drive the terminal that shows them.
         let cells = [
             product.clone(),
             image.version.clone(),
             short_aliases(&image.aliases),
-            short.clone(),
+            short,
             image.image_type.to_string(),
             image.architecture.clone(),
             ssgen_core::html::human_size(image.size),
-        ];
+        ]
+        .map(|c| escape_controls(&c).into_owned());
         let key = (
             product,
             image.architecture.clone(),

@@ -210,6 +210,10 @@ fn a_delta_over_the_threshold_is_not_kept_nor_tried_again() {
     add_version(&root, &tree, V2);
     let first = build(&root, &[]);
     assert!(first.contains("no delta from 20260801_0000"), "{first}");
+    assert!(
+        first.contains("% of the ") && first.contains("-byte target"),
+        "{first}"
+    );
     assert!(!delta_path(&root, V2, V1).exists());
     assert!(
         items(&root, V2)

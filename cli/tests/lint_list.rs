@@ -200,6 +200,90 @@ fn list_json_and_csv() {
     assert!(lines[3].starts_with("incus,"), "{text}");
 }
 
+/// A remote whose names hold terminal escapes, a newline, a bidi
+/// override and a spreadsheet formula: the table and the CSV show them
+/// visibly and inert, and lint flags them.
+#[test]
+fn list_escapes_a_remotes_control_characters_and_formulas() {
+    let mut images: serde_json::Value = serde_json::from_str(IMAGES).expect("fixture");
+    let products = images["products"].as_object_mut().expect("products");
+    let mut p = products
+        .remove("debian:12:amd64:default")
+        .expect("in the fixture");
+    p["aliases"] = "x\u{1b}[2Jc,debian/12".into();
+    p["os"] = "@SUM(1+1)".into();
+    p["release_title"] = "12\nincus,fake,row\u{202e}".into();
+    products.insert("debian\u{1b}[31m:12:amd64:default".to_owned(), p);
+    let (_dir, root) = root(&images.to_string());
+    let raw = |text: &str| {
+        text.chars()
+            .filter(|c| *c != '\n' && (c.is_control() || *c == '\u{202e}'))
+            .collect::<String>()
+    };
+
+    let out = ssgen(&["list", arg(&root), "--arch", "x86_64"]);
+    let table = stdout(&out);
+    assert_eq!(raw(&table), "", "{table:?}");
+    assert!(table.contains("debian\\u{1b}[31m/12/default"), "{table}");
+    assert!(table.contains("x\\u{1b}[2Jc"), "{table}");
+
+    let out = ssgen(&[
+        "list",
+        arg(&root),
+        "--format",
+        "csv",
+        "--client",
+        "lxd",
+        "--arch",
+        "x86_64",
+    ]);
+    let csv = stdout(&out);
+    assert_eq!(raw(&csv), "", "{csv:?}");
+    // The header and the two images of LXD: no row was faked.
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let row = csv
+        .lines()
+        .find(|l| l.contains("debian\\u{1b}[31m:12:amd64:default"))
+        .unwrap_or_else(|| panic!("the product is listed: {csv}"));
+    assert!(
+        row.ends_with(",\"'@SUM(1+1) 12\\nincus,fake,row\\u{202e} (default)\""),
+        "a formula gets a leading ' and quotes: {row}"
+    );
+
+    // The JSON keeps the remote's strings as they are (JSON escapes the
+    // C0 controls; a program reads it, not a terminal).
+    let out = ssgen(&["list", arg(&root), "--format", "json", "--arch", "x86_64"]);
+    assert!(!stdout(&out).contains('\u{1b}'));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|i| i["product"] == "debian\u{1b}[31m:12:amd64:default")
+    );
+
+    // verify names the items by the remote's ids: written inert too.
+    let out = ssgen(&["verify", arg(&root)]);
+    let report = stdout(&out) + &stderr(&out);
+    assert!(
+        report.contains("debian\\u{1b}[31m:12:amd64:default"),
+        "{report}"
+    );
+    assert_eq!(raw(&report), "", "{report:?}");
+
+    let out = ssgen(&["lint", arg(&root)]);
+    let report = stdout(&out) + &stderr(&out);
+    assert_eq!(raw(&report), "", "{report:?}");
+    assert!(report.contains("control-characters"), "{report}");
+    assert!(
+        report.contains("warning[control-characters]")
+            && report
+                .contains("alias \"x\\u001b[2Jc\": it contains the control character(s) '\\u{1b}'"),
+        "{report}"
+    );
+}
+
 #[test]
 fn list_fails_when_a_client_refuses_the_remote() {
     let broken = IMAGES.replacen(

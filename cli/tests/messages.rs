@@ -108,3 +108,35 @@ fn the_demo_help_says_both_clients_list_the_arm64_image() {
     );
     assert!(!text.contains("CLIENT"), "{text}");
 }
+
+/// A root's config file that is not a JSON object is refused naming the
+/// file and the form it takes, never the program's own type names; an
+/// array is not read as the settings in order.
+#[test]
+fn a_config_file_that_is_no_object_is_refused_by_name() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("srv");
+    common::version(&root, "debian", "12", "default", "20260801_0312", 1);
+    std::fs::create_dir_all(root.join(".ssgen")).expect("mkdir");
+    for (text, kind) in [
+        ("[]", "an array"),
+        ("[2, 50]", "an array"),
+        ("null", "null"),
+    ] {
+        std::fs::write(root.join(".ssgen/config.json"), text).expect("write");
+        let out = common::run(common::ssgen(&["build"]).arg(&root));
+        let said = common::text(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}: {said}");
+        assert!(
+            said.contains(".ssgen/config.json: is ")
+                && said.contains(&format!("{kind}, not a JSON object"))
+                && said.contains(r#"{"deltas": 1, "delta_max_percent": 60}"#),
+            "{text}: {said}"
+        );
+        assert!(!said.contains("ConfigFile"), "{said}");
+        assert!(
+            !root.join("streams").exists(),
+            "{text}: nothing is published"
+        );
+    }
+}

@@ -366,3 +366,93 @@ fn a_version_name_that_would_leave_its_directory_is_skipped() {
     assert!(!tmp.path().join("escaped").exists() && !root.join("escaped").exists());
     assert!(!root.join("images/debian/12/amd64/cloud").join(V2).exists());
 }
+
+/// Sources whose LXD requirements the old key-by-key side files could not
+/// say: a key of `requirements` that `lxd_requirements` leaves out, an
+/// explicitly empty `lxd_requirements` (LXD applies none), and LXD's only.
+/// The mirror republishes both objects as the source has them.
+#[test]
+fn the_sources_requirements_are_republished_as_each_client_reads_them() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = source(tmp.path());
+    let root = tmp.path().join("mirror");
+    std::fs::create_dir(&root).expect("root");
+
+    let cases = [
+        (
+            "debian:12:amd64:default",
+            Some(serde_json::json!({"secureboot": "false"})),
+            Some(serde_json::json!({"nesting": "true"})),
+        ),
+        (
+            "debian:12:arm64:default",
+            Some(serde_json::json!({"secureboot": "false", "nesting": "true"})),
+            Some(serde_json::json!({})),
+        ),
+        (
+            "debian:12:amd64:cloud",
+            None,
+            Some(serde_json::json!({"secureboot": "false"})),
+        ),
+    ];
+    let mut cat = catalog(&src);
+    for (id, req, lxd) in &cases {
+        let p = cat["products"][*id].as_object_mut().expect("product");
+        p.remove("requirements");
+        p.remove("lxd_requirements");
+        if let Some(r) = req {
+            p.insert("requirements".into(), r.clone());
+        }
+        if let Some(l) = lxd {
+            p.insert("lxd_requirements".into(), l.clone());
+        }
+    }
+    std::fs::write(
+        src.join("streams/v1/images.json"),
+        serde_json::to_string(&cat).expect("JSON"),
+    )
+    .expect("write");
+
+    let out = mirror(&[], src.to_str().expect("utf-8"), &root);
+    assert!(out.status.success(), "{}", text(&out));
+    let mine = catalog(&root);
+    for (id, req, lxd) in &cases {
+        let p = &mine["products"][*id];
+        assert!(p.is_object(), "{id} mirrored: {mine}");
+        assert_eq!(p.get("requirements"), req.as_ref(), "{id}: {p}");
+        assert_eq!(p.get("lxd_requirements"), lxd.as_ref(), "{id}: {p}");
+    }
+}
+
+/// Side files the root already has above a mirrored product change its
+/// requirements; the mirror says so, naming the product and both values.
+#[test]
+fn requirements_the_roots_side_files_change_are_reported() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = source(tmp.path());
+    let root = tmp.path().join("mirror");
+    std::fs::create_dir_all(root.join("images/debian")).expect("root");
+    std::fs::write(
+        root.join("images/debian/.requirements"),
+        r#"{"cgroup": "v2"}"#,
+    )
+    .expect("requirements");
+    let out = mirror(
+        &["--type", "virtual-machine"],
+        src.to_str().expect("utf-8"),
+        &root,
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(
+            r#"warning: debian:12:amd64:cloud: the copy gives Incus the requirements {"cgroup":"v2"}, the source {}"#
+        ),
+        "{said}"
+    );
+    // The same source into a root without such files: no warning.
+    let clean = tmp.path().join("clean");
+    std::fs::create_dir(&clean).expect("root");
+    let out = mirror(&[], src.to_str().expect("utf-8"), &clean);
+    assert!(!text(&out).contains("the copy gives"), "{}", text(&out));
+}

@@ -168,3 +168,56 @@ fn keep_zero_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("keep at least 1"));
 }
+
+/// A marker that is no marker deletes nothing: a warning, exit 0, and the
+/// rest is pruned; with --strict, exit 1 before anything is withdrawn or
+/// deleted (a dry run too).
+#[test]
+fn an_invalid_marker_warns_and_strict_refuses_before_any_change() {
+    let (_tmp, root) = tree();
+    let t0 = T0.to_string();
+    ssgen(&root, &["build", "--timestamp", &t0]);
+    let bad = root.join(format!(
+        "images/debian/12/amd64/default/{}/.withdrawn",
+        VERSIONS[0]
+    ));
+    std::fs::write(&bad, "not json").expect("write");
+    let marker = |v: &str| {
+        root.join(format!("images/debian/12/amd64/default/{v}/.withdrawn"))
+            .exists()
+    };
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ssgen"))
+            .args(args)
+            .args(["--timestamp", &t0])
+            .arg(&root)
+            .output()
+            .expect("runs")
+    };
+    for args in [
+        &["prune", "--keep", "2", "--strict"][..],
+        &["prune", "--keep", "2", "--strict", "--dry-run"][..],
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("not a valid marker") && err.contains("--strict: 1 marker warning"),
+            "{args:?}: {err}"
+        );
+        assert!(!marker(VERSIONS[1]), "{args:?} withdrew a version");
+        assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "{args:?}");
+    }
+    assert_eq!(std::fs::read(&bad).expect("marker"), b"not json");
+    assert!(exists(&root, VERSIONS[0]) && exists(&root, VERSIONS[1]));
+
+    let out = run(&["prune", "--keep", "2"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("not a valid marker"), "{err}");
+    assert!(marker(VERSIONS[1]), "the rest is pruned");
+    assert!(
+        exists(&root, VERSIONS[0]),
+        "nothing is deleted for the bad marker"
+    );
+}

@@ -87,6 +87,35 @@ fn fingerprint_prefix_withdraws_only_that_image() {
     assert!(d.join("disk.qcow2").exists());
 }
 
+/// A prefix too short to be taken that fingerprints do start with is told
+/// to be too short, not to match nothing; nothing is withdrawn.
+#[test]
+fn a_too_short_prefix_asks_for_more_characters() {
+    let (_tmp, root) = tree();
+    let before = catalog(&root);
+    let fp = before["products"]["debian:12:amd64:default"]["versions"][V]["items"]["incus.tar.xz"]
+        ["combined_squashfs_sha256"]
+        .as_str()
+        .expect("a fingerprint")
+        .to_owned();
+    for prefix in [&fp[..1], &fp[..3]] {
+        let out = ssgen(&root, &["remove", prefix]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("too short a fingerprint prefix") && err.contains("give more characters"),
+            "{prefix}: {err}"
+        );
+        assert_eq!(catalog(&root), before);
+    }
+    // Four characters are taken.
+    let out = ssgen(&root, &["remove", "--dry-run", &fp[..4]]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("too short"), "{said}");
+    assert!(said.contains(&fp[..12]), "{said}");
+}
+
 #[test]
 fn ambiguous_alias_is_refused_with_candidates() {
     let (_tmp, root) = tree();

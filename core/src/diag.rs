@@ -7,6 +7,7 @@ use std::fmt;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use crate::lint::Code;
+use crate::rules::escape_controls;
 use crate::vocab::Client;
 
 /// How serious a diagnostic is.
@@ -128,19 +129,28 @@ impl Diagnostic {
     }
 }
 
+/// One line per finding (a coded one with its help on a second): a path,
+/// a message or a help that carries a remote's or a file name's control
+/// characters has them written visibly, so that it cannot fake a line or
+/// drive the terminal.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (path, message, help) = (
+            escape_controls(&self.path),
+            escape_controls(&self.message),
+            escape_controls(&self.help),
+        );
         match self.code {
             Some(code) => {
-                write!(f, "{}[{code}] {}: {}", self.level, self.path, self.message)?;
-                if !self.help.is_empty() {
-                    write!(f, "\n  help: {}", self.help)?;
+                write!(f, "{}[{code}] {path}: {message}", self.level)?;
+                if !help.is_empty() {
+                    write!(f, "\n  help: {help}")?;
                 }
             }
             None => {
-                write!(f, "{}: {}: {}", self.level, self.path, self.message)?;
-                if !self.help.is_empty() {
-                    write!(f, " (fix: {})", self.help)?;
+                write!(f, "{}: {path}: {message}", self.level)?;
+                if !help.is_empty() {
+                    write!(f, " (fix: {help})")?;
                 }
             }
         }
@@ -173,5 +183,26 @@ impl Serialize for Diagnostic {
                 out.end()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file name with a newline cannot fake a second finding.
+    #[test]
+    fn control_characters_are_shown_inert() {
+        let d = Diagnostic::new(
+            Level::Warning,
+            "images/a\nerror: fake/\u{1b}[2J",
+            "is odd\r",
+            "rename it",
+        );
+        let text = d.to_string();
+        assert_eq!(
+            text,
+            "warning: images/a\\nerror: fake/\\u{1b}[2J: is odd\\r (fix: rename it)"
+        );
     }
 }

@@ -117,7 +117,9 @@ pub struct Placement {
 /// `disk.qcow2`, an xz root filesystem tarball `root.tar.xz`; with a root,
 /// a metadata tarball is `incus.tar.xz` (which serves both clients), or
 /// keeps its name when the export holds both `lxd.tar.xz` and
-/// `incus.tar.xz`; a unified tarball is `incus_combined.tar.gz`. A
+/// `incus.tar.xz`; a unified tarball is `incus_combined.tar.gz`, whatever
+/// its compression (the name is the ftype's, which names the format: the
+/// daemons read the compression from the bytes, never from the name). A
 /// tarball whose metadata was not read counts as metadata beside a
 /// squashfs or qcow2; of two such tarballs alone the smaller is metadata
 /// and the larger, if xz, the root; one alone is a unified image. A
@@ -325,8 +327,16 @@ pub fn mirror_product_path(id: &str, product: &remote::Product) -> Option<Produc
 
 /// The side files a product copied from another server carries, so that a
 /// build gives it the same titles, aliases and requirements: `(name,
-/// text)` pairs for its variant directory. Requirements LXD reads apart
-/// from Incus's go to `.lxd_requirements` only when they differ.
+/// text)` pairs for its variant directory.
+///
+/// The requirements are what each client reads of the source (Incus its
+/// `requirements`, LXD its `lxd_requirements` when present, even `{}`,
+/// else its `requirements`): `.requirements` holds Incus's, and a
+/// `.lxd_requirements` is written only when LXD's differ, setting the keys
+/// whose values differ and removing (with `null`) those LXD does not
+/// apply, so a build of the side files alone gives both clients what the
+/// source gave them. (A build also writes `lxd_requirements` equal to
+/// `requirements` for LXD 5.0.2 and older, which read nothing else.)
 #[must_use]
 pub fn mirror_side_files(product: &remote::Product) -> Vec<(&'static str, String)> {
     let fields = ProductFields {
@@ -342,14 +352,28 @@ pub fn mirror_side_files(product: &remote::Product) -> Vec<(&'static str, String
         other: std::collections::BTreeMap::new(),
     };
     let mut out = vec![(METADATA_JSON, fields.to_text())];
-    let common = product.requirements_for(Client::Incus);
-    if let Some(req) = common.filter(|r| !r.is_empty()) {
-        out.push((requirements::FILE_NAME, requirements::to_text(req)));
+    let read = |c| product.requirements_for(c).cloned().unwrap_or_default();
+    let (common, lxd) = (read(Client::Incus), read(Client::Lxd));
+    if !common.is_empty() {
+        out.push((requirements::FILE_NAME, requirements::to_text(&common)));
     }
-    if let Some(lxd) = product.lxd_requirements.as_ref().filter(|r| !r.is_empty())
-        && Some(lxd) != common
-    {
-        out.push((requirements::LXD_FILE_NAME, requirements::to_text(lxd)));
+    if lxd != common {
+        let layer = requirements::Layer {
+            set: lxd
+                .iter()
+                .filter(|(k, v)| common.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            removed: common
+                .keys()
+                .filter(|k| !lxd.contains_key(*k))
+                .cloned()
+                .collect(),
+        };
+        out.push((
+            requirements::LXD_FILE_NAME,
+            requirements::layer_text(&layer),
+        ));
     }
     out
 }
@@ -453,6 +477,23 @@ mod tests {
         assert_eq!(
             targets(&[file("x.tar.gz", 9, Identified::Tarball)]),
             [Some("incus_combined.tar.gz")]
+        );
+        // An xz unified tarball keeps the ftype's name: the clients take
+        // the compression from the bytes.
+        assert_eq!(
+            targets(&[file(
+                "x.tar.xz",
+                9,
+                Identified::Unified(UnifiedKind::Container)
+            )]),
+            [Some("incus_combined.tar.gz")]
+        );
+        assert_eq!(
+            crate::classify::check_magic(
+                &crate::classify::Kind::Unified,
+                Some(&[0xFD, b'7', b'z', b'X', b'Z', 0x00])
+            ),
+            Ok(())
         );
         assert_eq!(
             targets(&[

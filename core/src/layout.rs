@@ -96,7 +96,8 @@ pub struct Product {
     pub aliases: Vec<String>,
     /// `requirements` (Incus, and LXD ≥ 5.0.3 when no `lxd_requirements`).
     pub requirements: Requirements,
-    /// `lxd_requirements` (LXD), when it must be written: never empty.
+    /// `lxd_requirements` (LXD), when it must be written: empty only when a
+    /// `.lxd_requirements` removed every key of `requirements`.
     pub lxd_requirements: Option<Requirements>,
     /// Complete versions, oldest first.
     pub versions: Vec<Version>,
@@ -512,8 +513,8 @@ fn product(
 }
 
 /// Merges the side files of `images/`, `images/os`, … down to the variant,
-/// the nearer winning key by key. `.lxd_requirements` layers on top of
-/// `.requirements` at each level, for LXD only. An error is recorded for a
+/// the nearer winning key by key (a `null` removes a key). `.lxd_requirements`
+/// layers on top of `.requirements` at each level, for LXD only. An error is recorded for a
 /// malformed file (it blocks publishing).
 fn inherited_requirements(
     dir: &str,
@@ -548,11 +549,10 @@ fn inherited_requirements(
                     }
                     if is_lxd {
                         lxd_file_seen = true;
-                        lxd.extend(map);
                     } else {
-                        common.extend(map.clone());
-                        lxd.extend(map);
+                        map.apply(&mut common);
                     }
+                    map.apply(&mut lxd);
                 }
                 Some(Err(d)) => {
                     if !diags.contains(&d) {
@@ -571,7 +571,9 @@ fn inherited_requirements(
     // LXD reads `lxd_requirements` whenever the key is present, even `{}`
     // (`docs/protocol.md#requirements`): write it only when it says something, and always when
     // old LXD (≤ 5.0.2, which reads nothing else) must see requirements.
-    let lxd_out = (!lxd.is_empty() && (lxd_file_seen || !common.is_empty())).then_some(lxd);
+    // An empty one beside requirements says LXD applies none of them: only
+    // a `.lxd_requirements` that removes every key says that.
+    let lxd_out = (!common.is_empty() || (lxd_file_seen && !lxd.is_empty())).then_some(lxd);
     if lxd_file_seen && common.is_empty() && lxd_out.is_some() {
         diags.push(Diagnostic::new(
             Level::Note,
@@ -651,7 +653,7 @@ fn valid_aliases(
                 Level::Warning,
                 dir,
                 format!("alias {alias:?}: {}; dropped", rules::describe(&problems)),
-                "aliases are 64 characters at most with the /<arch> suffix, start and end with an ASCII letter or digit, and have no spaces, commas, colons or $?&+\"'*`",
+                "aliases are 64 characters at most with the /<arch> suffix, start and end with an ASCII letter or digit, and have no spaces, control characters, commas, colons or $?&+\"'*`",
             ));
         }
     }
@@ -953,6 +955,67 @@ mod tests {
             "{text:?}"
         );
         assert!(!text.iter().any(|t| t.contains(".20260803")), "{text:?}");
+    }
+
+    /// The side files a mirror writes for a source product are read back
+    /// by a build as the requirements each client read of the source, for
+    /// every shape the merge of `.requirements` and `.lxd_requirements`
+    /// could not say before `null` removed a key.
+    #[test]
+    fn mirrored_requirements_read_back_as_each_client_read_them() {
+        let d = "images/debian/12/amd64/default";
+        let map = |pairs: &[(&str, &str)]| -> Requirements {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let sb = map(&[("secureboot", "false")]);
+        let both = map(&[("secureboot", "false"), ("nesting", "true")]);
+        let nesting = map(&[("nesting", "true")]);
+        let cases = [
+            (Some(sb.clone()), Some(nesting.clone())),
+            (Some(both.clone()), Some(Requirements::new())),
+            (Some(both.clone()), Some(map(&[("secureboot", "true")]))),
+            (None, Some(sb.clone())),
+            (Some(sb.clone()), None),
+            (Some(both), Some(nesting)),
+            (Some(Requirements::new()), Some(Requirements::new())),
+            (None, None),
+        ];
+        for (req, lxd) in cases {
+            let source = crate::remote::Product {
+                requirements: req.clone(),
+                lxd_requirements: lxd.clone(),
+                ..crate::remote::Product::default()
+            };
+            let mut entries = tree(&[
+                &format!("{d}/20260801_0312/incus.tar.xz"),
+                &format!("{d}/20260801_0312/rootfs.squashfs"),
+            ]);
+            for (name, text) in crate::export::mirror_side_files(&source) {
+                entries.push(Entry {
+                    contents: Some(text.into_bytes()),
+                    ..Entry::file(format!("{d}/{name}"), 1)
+                });
+            }
+            let scan = scan(&entries, &Config::new(0));
+            let [p] = &scan.products[..] else {
+                panic!("one product: {:?}", scan.diagnostics)
+            };
+            let built = crate::remote::Product {
+                requirements: Some(p.requirements.clone()).filter(|r| !r.is_empty()),
+                lxd_requirements: p.lxd_requirements.clone(),
+                ..crate::remote::Product::default()
+            };
+            for c in Client::ALL {
+                assert_eq!(
+                    built.requirements_for(c).cloned().unwrap_or_default(),
+                    source.requirements_for(c).cloned().unwrap_or_default(),
+                    "{c:?} of requirements {req:?}, lxd_requirements {lxd:?}"
+                );
+            }
+        }
     }
 
     #[test]

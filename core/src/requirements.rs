@@ -2,9 +2,12 @@
 //! `docs/protocol.md#decoding`).
 //!
 //! Each is a JSON object of strings. Files are inherited from `images/`
-//! down to the variant directory, the nearer file winning key by key.
+//! down to the variant directory, the nearer file winning key by key; a
+//! key set to `null` removes what a farther file (or, in a
+//! `.lxd_requirements`, the `.requirements` beside and above it) set, so a
+//! product can say that a client applies fewer requirements, or none.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::{Diagnostic, Level};
 
@@ -30,13 +33,32 @@ pub const KNOWN_KEYS: &[&str] = &[
 /// A requirements map, ordered for output.
 pub type Requirements = BTreeMap<String, String>;
 
-/// Parses one side file. A value that is not a string would break the
-/// whole remote for both clients (`docs/protocol.md#decoding`), so it is an error naming the file.
+/// What one side file says: the keys it sets, and the inherited keys it
+/// removes (written as `null`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Layer {
+    /// The keys set, with their values.
+    pub set: Requirements,
+    /// The keys removed from what farther files set.
+    pub removed: BTreeSet<String>,
+}
+
+impl Layer {
+    /// Lays this file over `below`: its removals, then its keys.
+    pub fn apply(&self, below: &mut Requirements) {
+        below.retain(|k, _| !self.removed.contains(k));
+        below.extend(self.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
+/// Parses one side file. A value that is neither a string nor `null`
+/// would break the whole remote for both clients if published
+/// (`docs/protocol.md#decoding`), so it is an error naming the file.
 ///
 /// # Errors
 /// A [`Level::Error`] diagnostic when the file is not a JSON object of
-/// strings.
-pub fn parse(path: &str, bytes: &[u8]) -> Result<(Requirements, Vec<Diagnostic>), Diagnostic> {
+/// strings and `null`s.
+pub fn parse(path: &str, bytes: &[u8]) -> Result<(Layer, Vec<Diagnostic>), Diagnostic> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         Diagnostic::new(
             Level::Error,
@@ -53,9 +75,13 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<(Requirements, Vec<Diagnostic>)
             r#"write a JSON object of strings, e.g. {"secureboot": "false"}"#,
         ));
     };
-    let mut out = Requirements::new();
+    let mut out = Layer::default();
     let mut notes = Vec::new();
     for (key, value) in map {
+        if value.is_null() {
+            out.removed.insert(key);
+            continue;
+        }
         let serde_json::Value::String(text) = value else {
             return Err(Diagnostic::new(
                 Level::Error,
@@ -84,7 +110,7 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<(Requirements, Vec<Diagnostic>)
                 format!("known keys: {}", KNOWN_KEYS.join(", ")),
             ));
         }
-        out.insert(key, text);
+        out.set.insert(key, text);
     }
     Ok((out, notes))
 }
@@ -93,8 +119,29 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<(Requirements, Vec<Diagnostic>)
 /// `requirements`, which [`parse`] reads back as it is.
 #[must_use]
 pub fn to_text(requirements: &Requirements) -> String {
-    // A map of strings always serialises.
-    let mut text = serde_json::to_string_pretty(requirements).unwrap_or_default();
+    layer_text(&Layer {
+        set: requirements.clone(),
+        removed: BTreeSet::new(),
+    })
+}
+
+/// The text of a side file saying `layer` (its removals as `null`), which
+/// [`parse`] reads back as it is.
+#[must_use]
+pub fn layer_text(layer: &Layer) -> String {
+    let map: BTreeMap<&str, Option<&str>> = layer
+        .removed
+        .iter()
+        .map(|k| (k.as_str(), None))
+        .chain(
+            layer
+                .set
+                .iter()
+                .map(|(k, v)| (k.as_str(), Some(v.as_str()))),
+        )
+        .collect();
+    // A map of strings and nulls always serialises.
+    let mut text = serde_json::to_string_pretty(&map).unwrap_or_default();
     text.push('\n');
     text
 }
@@ -106,7 +153,7 @@ mod tests {
     #[test]
     fn strings_only() {
         let (r, notes) = parse(".requirements", br#"{"secureboot":"false"}"#).expect("valid");
-        assert_eq!(r.get("secureboot").map(String::as_str), Some("false"));
+        assert_eq!(r.set.get("secureboot").map(String::as_str), Some("false"));
         assert!(notes.is_empty());
         let err = parse("images/.requirements", br#"{"secureboot": false}"#).unwrap_err();
         assert_eq!(err.level, Level::Error);
@@ -128,7 +175,37 @@ mod tests {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         let (back, _) = parse("x", to_text(&r).as_bytes()).expect("valid");
-        assert_eq!(back, r);
+        assert_eq!(back.set, r);
+        assert!(back.removed.is_empty());
+        let layer = Layer {
+            set: [("nesting".to_owned(), "true".to_owned())].into(),
+            removed: ["secureboot".to_owned()].into(),
+        };
+        let text = layer_text(&layer);
+        assert_eq!(
+            text,
+            "{\n  \"nesting\": \"true\",\n  \"secureboot\": null\n}\n"
+        );
+        assert_eq!(parse("x", text.as_bytes()).expect("valid").0, layer);
+    }
+
+    #[test]
+    fn null_removes_an_inherited_key() {
+        let mut below: Requirements = [("secureboot", "false"), ("nesting", "true")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let (layer, notes) =
+            parse("x", br#"{"secureboot": null, "privileged": "true"}"#).expect("valid");
+        assert!(notes.is_empty());
+        layer.apply(&mut below);
+        assert_eq!(
+            below.into_iter().collect::<Vec<_>>(),
+            [
+                ("nesting".to_owned(), "true".to_owned()),
+                ("privileged".to_owned(), "true".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub fn path_problems(path: &str) -> Vec<PathProblem> {
     out
 }
 
-fn char_list(chars: impl IntoIterator<Item = char>) -> String {
+pub(crate) fn char_list(chars: impl IntoIterator<Item = char>) -> String {
     chars
         .into_iter()
         .map(|c| format!("{c:?}"))
@@ -120,6 +120,48 @@ pub fn version_shapes<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeSet<
     names.into_iter().map(version_shape).collect()
 }
 
+/// Whether `c` is a character a terminal may act on rather than show: a C0
+/// control (newline and tab included), DEL, a C1 control, or a
+/// bidirectional override or isolate, which reorders what follows it.
+#[must_use]
+pub fn is_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The characters of `s` that [`is_control`] matches.
+#[must_use]
+pub fn control_chars(s: &str) -> BTreeSet<char> {
+    s.chars().filter(|c| is_control(*c)).collect()
+}
+
+/// `s` with every [`is_control`] character written visibly, so that text
+/// from a remote cannot move the cursor, clear the screen, fake a line or
+/// reorder a terminal's output: `\n`, `\r`, `\t`, and `\u{hex}` for the
+/// others (`\u{1b}` for ESC). A string without them is returned as it is.
+/// A backslash is left alone, so that text already escaped (a JSON string
+/// in a message) reads as it did.
+#[must_use]
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write as _;
+    if !s.chars().any(is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_control(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The longest alias a local server takes, in bytes, `/<arch>` included.
 pub const ALIAS_MAX: usize = 64;
 
@@ -140,6 +182,9 @@ pub enum AliasProblem {
     },
     /// It holds whitespace (entries are split on `,` without trimming).
     Whitespace,
+    /// It holds control characters (see [`is_control`]), which a terminal
+    /// acts on when the alias is listed.
+    Control(BTreeSet<char>),
     /// It holds characters a local server refuses.
     Reserved(BTreeSet<char>),
     /// It holds `,`, the separator of the `aliases` list.
@@ -166,6 +211,10 @@ pub fn alias_problems(alias: &str, arch: &str) -> Vec<AliasProblem> {
     }
     if alias.chars().any(char::is_whitespace) {
         out.push(AliasProblem::Whitespace);
+    }
+    let control = control_chars(alias);
+    if !control.is_empty() {
+        out.push(AliasProblem::Control(control));
     }
     let reserved: BTreeSet<char> = alias
         .chars()
@@ -199,6 +248,11 @@ impl fmt::Display for AliasProblem {
             AliasProblem::Whitespace => {
                 f.write_str("it contains whitespace (entries are split on \",\" without trimming)")
             }
+            AliasProblem::Control(chars) => write!(
+                f,
+                "it contains the control character(s) {}",
+                char_list(chars.iter().copied())
+            ),
             AliasProblem::Reserved(chars) => {
                 write!(f, "it contains {}", char_list(chars.iter().copied()))
             }
@@ -286,6 +340,31 @@ mod tests {
         assert_eq!(alias_problems("debian/12é", "amd64"), [AliasProblem::Ends]);
         assert_eq!(alias_problems("édebian", "amd64"), [AliasProblem::Ends]);
         assert!(alias_problems("debian/é/12", "amd64").is_empty());
+    }
+
+    #[test]
+    fn control_characters_are_flagged_and_shown_visibly() {
+        assert_eq!(
+            alias_problems("x\u{1b}[2Jclear", "amd64"),
+            [AliasProblem::Control(['\u{1b}'].into())]
+        );
+        assert_eq!(
+            alias_problems("a\u{202e}b", "amd64"),
+            [AliasProblem::Control(['\u{202e}'].into())]
+        );
+        assert_eq!(
+            control_chars("a\u{7f}b\u{85}c\u{2066}é"),
+            ['\u{7f}', '\u{85}', '\u{2066}'].into()
+        );
+        assert_eq!(
+            escape_controls("x\u{1b}[31m\n\t\\\u{9b}\u{202e}é"),
+            "x\\u{1b}[31m\\n\\t\\\\u{9b}\\u{202e}é"
+        );
+        assert!(matches!(
+            escape_controls("debian/12 é \\u{1b}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(control_chars("debian 12 (bookworm) é").is_empty());
     }
 
     #[test]

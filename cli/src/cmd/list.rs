@@ -13,6 +13,13 @@ use crate::show::{self, Filter, Format, TypeArg, Which};
 /// a CLIENT column appears when LXD and Incus do not list the same
 /// images. `--format json|csv` give every alias and field. Images a client
 /// hides are not listed; run `ssgen lint` to see why.
+///
+/// A remote's names are shown inert in the table and the CSV: control
+/// characters (newlines, escapes, DEL, C1, bidirectional overrides) are
+/// written as `\n`, `\u{1b}`, …; a CSV field
+/// starting with `=`, `+`, `-` or `@` gets a leading `'` and quotes, so a
+/// spreadsheet does not run it as a formula. The JSON keeps every string
+/// as the remote wrote it.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "Examples:
   ssgen list                                  the server root in the current directory

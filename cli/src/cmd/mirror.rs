@@ -721,5 +721,28 @@ fn compare_fingerprints(root: &Path, plans: &[&Plan], clients: &[Client]) -> Res
             }
         }
     }
+    // The side files say the source's requirements, but side files the
+    // root already had (kept, or above the product) may change them.
+    let mut told = BTreeSet::new();
+    for plan in plans {
+        let id = plan.path.id();
+        let Some(mine) = remote.files.iter().find_map(|f| f.products.get(&id)) else {
+            continue;
+        };
+        for &c in clients {
+            let read = |p: &Product| p.requirements_for(c).cloned().unwrap_or_default();
+            let (have, want) = (read(mine), read(&plan.source));
+            if have != want && told.insert((id.clone(), c)) {
+                eprintln!(
+                    "warning: {}: the copy gives {} the requirements {}, the source {}: side files of the root ({}/.requirements, .lxd_requirements, or one above) say otherwise; fix or remove them, then run `ssgen build`",
+                    plan.product,
+                    c.name(),
+                    serde_json::to_string(&have).unwrap_or_default(),
+                    serde_json::to_string(&want).unwrap_or_default(),
+                    plan.path.dir()
+                );
+            }
+        }
+    }
     Ok(())
 }

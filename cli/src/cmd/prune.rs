@@ -21,7 +21,9 @@ use crate::walk;
 /// hour and still download what it lists. A `.withdrawn` marker in the
 /// version directory records when; a later `ssgen prune` (run it from cron)
 /// deletes the files once the grace period is over. The newest version of
-/// each product is always kept.
+/// each product is always kept. A marker that is not valid, or not in a
+/// version directory, deletes nothing and is warned about (exit 0, the rest
+/// is pruned); with --strict, prune exits 1 before it changes anything.
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   ssgen prune --keep 3 /var/www/html
@@ -113,6 +115,9 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
     let mut delete: Vec<(String, String)> = Vec::new();
     // Withdrawn, still within the grace period: listed by a dry run.
     let mut pending: Vec<(String, String)> = Vec::new();
+    // Markers that delete nothing: a warning each (exit 0, the rest is
+    // pruned), or with --strict a refusal before anything changes.
+    let mut bad_markers = 0_usize;
     for (path, listed) in &listing.files {
         if listed.entry.name() != withdrawn::FILE_NAME {
             continue;
@@ -129,6 +134,7 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
                 "warning: {}: a .withdrawn marker outside a version directory (images/<os>/<release>/<arch>/<variant>/<version>/) withdraws nothing; left alone (delete it)",
                 root.join(path).display()
             );
+            bad_markers += 1;
             continue;
         };
         let Some(bytes) = listed.entry.contents.as_deref() else {
@@ -141,6 +147,7 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
                     "warning: {}: not a valid marker ({why}); nothing is deleted for it (fix or delete it)",
                     root.join(path).display()
                 );
+                bad_markers += 1;
                 continue;
             }
         };
@@ -173,6 +180,13 @@ pub fn run(args: &PruneArgs) -> Result<ExitCode> {
                 }
             }
         }
+    }
+
+    if settings.strict && bad_markers > 0 {
+        return Err(Invalid(format!(
+            "--strict: {bad_markers} marker warning(s) above; nothing was withdrawn or deleted (fix or delete the markers, or drop --strict)"
+        ))
+        .into());
     }
 
     let mut out = String::new();

@@ -58,6 +58,10 @@ pub struct RemoveArgs {
     pub options: BuildOptions,
 }
 
+/// The shortest fingerprint prefix taken: a shorter one would name an
+/// image by accident.
+const PREFIX_MIN: usize = 4;
+
 /// One image's files, whichever client lists it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Target {
@@ -140,7 +144,7 @@ pub fn run(args: &RemoveArgs) -> Result<ExitCode> {
     let mut matches: Vec<&Image> = images
         .iter()
         .copied()
-        .filter(|i| wanted.len() >= 4 && i.fingerprint.starts_with(&wanted))
+        .filter(|i| wanted.len() >= PREFIX_MIN && i.fingerprint.starts_with(&wanted))
         .collect();
     if matches.is_empty() {
         // An alias resolves as the clients resolve it: to the image it was
@@ -173,6 +177,20 @@ pub fn run(args: &RemoveArgs) -> Result<ExitCode> {
                     )
                 })
                 .unwrap_or_default();
+            let prefixed: BTreeSet<&str> = images
+                .iter()
+                .filter(|i| i.fingerprint.starts_with(&wanted))
+                .map(|i| i.fingerprint.as_str())
+                .collect();
+            if wanted.len() < PREFIX_MIN && !wanted.is_empty() && !prefixed.is_empty() {
+                return Err(Invalid(format!(
+                    "{:?} is too short a fingerprint prefix ({} image(s) start with it): give more characters, at least {PREFIX_MIN}; `ssgen list {}` shows the fingerprints",
+                    args.target,
+                    prefixed.len(),
+                    root.display()
+                ))
+                .into());
+            }
             return Err(Invalid(format!(
                 "no image{of_type} has the fingerprint or alias {:?}; `ssgen list {}` shows them",
                 args.target,

@@ -19,6 +19,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 use ssgen_core::lint::Code;
 use ssgen_core::remote::{Claims, FileClaim, Remote};
+use ssgen_core::rules::escape_controls;
 use ssgen_core::{Config, Diagnostic, Digests, FileHasher, HashJob, Prefixes};
 
 use crate::cache::Cache;
@@ -119,7 +120,14 @@ fn report(problems: &[Diagnostic], json: bool) -> Result<()> {
         writeln!(out).context("cannot write to stdout")?;
     } else {
         for p in problems {
-            writeln!(out, "{}: {}", p.path, p.message).context("cannot write to stdout")?;
+            // A remote's names are written inert, as `list` and `lint` do.
+            writeln!(
+                out,
+                "{}: {}",
+                escape_controls(&p.path),
+                escape_controls(&p.message)
+            )
+            .context("cannot write to stdout")?;
         }
     }
     if problems.is_empty() {

@@ -168,6 +168,9 @@ codes! {
     /// An alias a local server refuses.
     AliasInvalid = "alias-invalid", Warning,
         "use short names of letters, digits, '.', '-', '_' and '/', starting and ending with an ASCII letter or digit";
+    /// Control characters in a name the clients show.
+    ControlCharacters = "control-characters", Warning,
+        "remove the control characters (newlines, escapes, bidirectional overrides): a terminal acts on them when the image is listed";
     /// An alias that already ends in an architecture.
     AliasArchSuffix = "alias-arch-suffix", Warning, "write aliases without the architecture";
 

@@ -25,6 +25,7 @@ impl Linter {
                 ),
             );
         }
+        self.control_characters(&loc, id, p);
         self.aliases(&loc, p);
         if !p.aliases.is_empty() {
             for (name, value) in [
@@ -85,6 +86,47 @@ impl Linter {
         }
     }
 
+    /// The product's names that reach a terminal through `lxc image list`,
+    /// `incus image info` or `ssgen list` (the id, the properties the
+    /// description is built from, the version names and labels); aliases
+    /// are checked with the alias rule.
+    fn control_characters(&mut self, loc: &str, id: &str, p: &Product) {
+        let mut fields: Vec<(String, &str)> = vec![("the product id".to_owned(), id)];
+        for (name, value) in [
+            ("arch", &p.arch),
+            ("os", &p.os),
+            ("release", &p.release),
+            ("release_title", &p.release_title),
+            ("release_codename", &p.release_codename),
+            ("variant", &p.variant),
+            ("version", &p.version),
+        ] {
+            fields.push((name.to_owned(), value));
+        }
+        for (vname, version) in &p.versions {
+            fields.push((format!("version name {}", quote(vname)), vname));
+            fields.push((
+                format!("the label of version {}", quote(vname)),
+                &version.label,
+            ));
+        }
+        for (what, value) in fields {
+            let chars = rules::control_chars(value);
+            if !chars.is_empty() {
+                self.report(
+                    Code::ControlCharacters,
+                    BOTH,
+                    loc.to_owned(),
+                    format!(
+                        "{what} {} contains the control character(s) {}; the clients show it raw",
+                        quote(value),
+                        rules::char_list(chars)
+                    ),
+                );
+            }
+        }
+    }
+
     pub(super) fn aliases(&mut self, loc: &str, p: &Product) {
         let entries = p.alias_entries();
         if entries.is_empty() {
@@ -112,7 +154,21 @@ impl Linter {
         let arch_names: BTreeSet<&str> = [p.arch.as_str()].into_iter().collect();
         for e in entries.iter().filter(|e| !e.is_empty()) {
             let medium = format!("{e}/{}", p.arch);
-            let why = rules::alias_problems(e, &p.arch);
+            let (control, why): (Vec<_>, Vec<_>) = rules::alias_problems(e, &p.arch)
+                .into_iter()
+                .partition(|w| matches!(w, rules::AliasProblem::Control(_)));
+            if !control.is_empty() {
+                self.report(
+                    Code::ControlCharacters,
+                    BOTH,
+                    loc.clone(),
+                    format!(
+                        "alias {}: {}; the clients show it raw, and ssgen build drops it",
+                        quote(e),
+                        rules::describe(&control)
+                    ),
+                );
+            }
             if !why.is_empty() {
                 self.report(
                     Code::AliasInvalid,

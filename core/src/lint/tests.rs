@@ -682,6 +682,32 @@ fn sizes() {
 }
 
 #[test]
+fn control_characters_in_names() {
+    assert!(
+        with(|_| {})
+            .codes()
+            .iter()
+            .all(|c| *c != "control-characters")
+    );
+    for (field, value) in [
+        ("os", "debian\u{1b}[31m"),
+        ("release_title", "12\nfake line"),
+        ("variant", "default\u{202e}"),
+    ] {
+        let r = with(|v| *at(v, &format!("{DEF}/{field}")) = json!(value));
+        let f = find(&r, "control-characters");
+        assert!(f.message.starts_with(field), "{field}: {r}");
+    }
+    let r = with(|v| {
+        obj(v, DEF_V).insert("label".into(), json!("rc\u{7}"));
+    });
+    assert!(
+        find(&r, "control-characters").message.contains("label"),
+        "{r}"
+    );
+}
+
+#[test]
 fn alias_rules() {
     let set =
         |aliases: &'static str| with(move |v| *at(v, &format!("{DEF}/aliases")) = json!(aliases));
@@ -708,6 +734,14 @@ fn alias_rules() {
         assert!(set(unicode).codes().contains(&"alias-invalid"), "{unicode}");
     }
     assert!(set("debian/é/12").is_clean());
+    // A remote's escape sequence would act on the terminal of whoever
+    // lists the image.
+    let r = set("x\u{1b}[2Jclear");
+    assert!(
+        find(&r, "control-characters").message.contains("'\\u{1b}'"),
+        "{r}"
+    );
+    lacks(&r, "alias-invalid");
     find(&set("debian/12,"), "alias-empty-entry");
     find(&set("debian/12/amd64"), "alias-arch-suffix");
     assert_eq!(find(&set(""), "no-aliases").level, Level::Note);

@@ -464,9 +464,24 @@ pub fn clean_path(path: &str) -> String {
     parts.join("/")
 }
 
-/// A string as JSON writes it, for messages.
+/// A string as JSON writes it, for messages, with the controls JSON leaves
+/// raw (DEL, C1, bidirectional overrides) escaped too: a message must not
+/// drive the terminal that shows it.
 pub(crate) fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+    let json = serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"));
+    if !json.chars().any(crate::rules::is_control) {
+        return json;
+    }
+    json.chars()
+        .map(|c| {
+            if crate::rules::is_control(c) {
+                // Every such character is in the Basic Multilingual Plane.
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `parent["key"]`.

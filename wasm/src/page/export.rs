@@ -750,7 +750,7 @@ mod tests {
         let (read, _) = ProductFields::parse("m", side[0].1.as_bytes()).expect("valid");
         assert_eq!(read.aliases, f.aliases);
         let (req, _) = requirements::parse("r", side[1].1.as_bytes()).expect("valid");
-        assert_eq!(req, f.requirements);
+        assert_eq!(req.set, f.requirements);
 
         let err = exp.layout_view(&fields("latest")).err().unwrap_or_default();
         assert!(err.contains("YYYYMMDD"), "{err}");
