@@ -6,11 +6,12 @@
 mod common;
 
 use std::os::unix::ffi::OsStrExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::{build, images_json, run, s, ssgen, text, version, versions};
+use ssgen_tests::images::{self, ImageMeta};
 
 const P: &str = "debian:12:amd64:default";
 const D: &str = "images/debian/12/amd64/default";
@@ -285,4 +286,151 @@ fn watch_follows_a_replaced_images_directory_and_keeps_the_catalog_when_it_goes(
         Duration::from_secs(20),
         || versions(&root, P).len() == 2,
     );
+}
+
+/// A metadata tarball for `meta` and a real squashfs in `dir`, as an
+/// export's two files.
+fn export(dir: &Path, meta: &ImageMeta, label: &str) -> (PathBuf, PathBuf) {
+    let m = images::metadata_tarball(dir, "meta.tar.xz", meta).expect("meta");
+    let r = images::squashfs(dir, "root.squashfs", label).expect("squashfs");
+    (m, r)
+}
+
+fn import(args: &[&Path]) -> std::process::Output {
+    run(ssgen(&["import"]).args(args))
+}
+
+#[test]
+fn a_colon_in_os_or_release_is_refused_at_import_and_two_ids_at_build() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("root");
+    let ex = tmp.path().join("ex");
+    let (m, r) = export(
+        &ex,
+        &ImageMeta::new("amd64", "x:y", "z", "default", 1_785_556_320),
+        "colon",
+    );
+    let out = import(&[&m, &r, &root]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("properties.os") && text(&out).contains("--os"),
+        "{}",
+        text(&out)
+    );
+    assert!(!root.join("images").exists(), "written: {}", text(&out));
+
+    // Two directories, one id: both named, neither published.
+    version(&root, "x:y", "z", "default", "20260801_0000", 1);
+    version(&root, "x", "y:z", "default", "20260802_0000", 2);
+    let out = run(ssgen(&["build"]).arg(&root));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("images/x:y/z/amd64/default") && all.contains("images/x/y:z/amd64/default"),
+        "{all}"
+    );
+    assert!(!root.join("streams/v1/images.json").exists(), "{all}");
+}
+
+#[test]
+fn import_takes_a_last_folder_holding_images_as_the_root() {
+    let (tmp, root) = root();
+    // Stray image files at the top of the root do not make it a source.
+    images::squashfs(&root, "stray.squashfs", "stray").expect("squashfs");
+    images::metadata_tarball(
+        &root,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "other", "1", "default", 1_785_559_999),
+    )
+    .expect("meta");
+    let ex = tmp.path().join("ex");
+    export(
+        &ex,
+        &ImageMeta::new("amd64", "debian", "12", "default", 1_785_559_999),
+        "new",
+    );
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir_all(&cwd).expect("cwd");
+    let out = run(ssgen(&["import"]).arg(&ex).arg(&root).current_dir(&cwd));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_dir(&cwd).expect("cwd").count(),
+        0,
+        "imported into the current directory: {}",
+        text(&out)
+    );
+    assert_eq!(versions(&root, P).len(), 3, "{}", text(&out));
+}
+
+#[test]
+fn links_into_hidden_directories_and_loops_are_refused_by_name() {
+    let (_tmp, root) = root();
+    let product = root.join(D);
+    let hidden = product.join(".hidden");
+    version(&root, "debian", "12", "default", ".hidden", 3);
+    assert!(hidden.join("incus.tar.xz").is_file());
+    let link = product.join("20260808_0000");
+    std::os::unix::fs::symlink(".hidden", &link).expect("link");
+    let out = run(ssgen(&["build"]).arg(&root));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("20260808_0000") && text(&out).contains("hidden directory"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(&link).expect("rm");
+
+    let file = root.join(format!("{D}/20260801_0000/cache.json"));
+    std::os::unix::fs::symlink("../../../../../../.ssgen/cache.json", &file).expect("link");
+    assert!(file.is_file(), "the link resolves");
+    let out = run(ssgen(&["build"]).arg(&root));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("hidden directory"), "{}", text(&out));
+    std::fs::remove_file(&file).expect("rm");
+
+    let up = root.join("images/debian/12/amd64/up");
+    std::os::unix::fs::symlink("..", &up).expect("link");
+    let out = run(ssgen(&["build"]).arg(&root));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("symbolic link loop") && text(&out).contains("amd64/up:"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(versions(&root, P).len(), 2, "the catalog stays");
+}
+
+/// A directory `levels` deep under `dir`, made one level at a time (the
+/// path is longer than PATH_MAX).
+fn nest(dir: &Path, levels: usize) {
+    // chdir one level at a time: the whole path is longer than PATH_MAX.
+    let script = "import os, sys\nos.chdir(sys.argv[1])\nfor _ in range(int(sys.argv[2])):\n    os.mkdir('d')\n    os.chdir('d')\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, s(dir), &levels.to_string()])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn a_tree_too_deep_is_a_clean_error_for_build_and_serve_watch() {
+    let (_tmp, root) = root();
+    nest(&root.join("images"), 3000);
+    let out = run(ssgen(&["build"]).arg(&root));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("directories deep"), "{}", text(&out));
+    assert!(text(&out).contains("images/d/d/"), "{}", text(&out));
+    assert_eq!(versions(&root, P).len(), 2, "the catalog stays");
+
+    std::fs::rename(root.join("images/d"), root.join("deep")).expect("mv");
+    let mut served = common::serve(&root, &["--watch"]);
+    let log = served.log.clone();
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    std::fs::rename(root.join("deep"), root.join("images/d")).expect("mv");
+    common::wait_for("the rebuild's refusal", Duration::from_secs(60), || {
+        logged().contains("directories deep")
+    });
+    assert!(served.alive(), "serve --watch ended: {}", logged());
+    let (code, _) = served.curl("streams/v1/index.json", &[]);
+    assert_eq!(code, 200, "{}", logged());
 }

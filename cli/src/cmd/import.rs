@@ -66,8 +66,8 @@ use crate::publish::{BuildOptions, Settings, rebuild_locked};
 pub struct ImportArgs {
     /// Export files or folders, then the server root (default: the current
     /// directory). The last argument is the root when it is a folder
-    /// holding no image file, or when it does not exist and is not named
-    /// like an image file.
+    /// holding images/, streams/ or .ssgen/, or no image file, or when it
+    /// does not exist and is not named like an image file.
     #[arg(required = true, value_name = "SRC")]
     pub paths: Vec<PathBuf>,
 
@@ -300,7 +300,11 @@ fn split_root(args: &ImportArgs) -> Result<(Vec<PathBuf>, PathBuf, Vec<Source>)>
         return Ok((args.paths.clone(), root.clone(), Vec::new()));
     }
     match args.paths.as_slice() {
-        [sources @ .., last] if !sources.is_empty() && last.is_dir() && !holds_images(last)? => {
+        [sources @ .., last]
+            if !sources.is_empty()
+                && last.is_dir()
+                && (is_a_root(last) || !holds_images(last)?) =>
+        {
             Ok((sources.to_vec(), last.clone(), Vec::new()))
         }
         [sources @ .., last]
@@ -315,8 +319,26 @@ fn split_root(args: &ImportArgs) -> Result<(Vec<PathBuf>, PathBuf, Vec<Source>)>
                 _ => Ok((args.paths.clone(), PathBuf::from("."), Vec::new())),
             }
         }
-        all => Ok((all.to_vec(), PathBuf::from("."), Vec::new())),
+        all => {
+            if let [_, .., last] = all
+                && last.is_dir()
+            {
+                eprintln!(
+                    "note: {} holds image files and no {IMAGES}/, so it is read as a source and the root is the current directory; give --root ROOT to say otherwise",
+                    last.display()
+                );
+            }
+            Ok((all.to_vec(), PathBuf::from("."), Vec::new()))
+        }
     }
+}
+
+/// Whether a folder is a server root already: it holds `images/`,
+/// `streams/` or `.ssgen/` (whatever else lies at its top).
+fn is_a_root(dir: &Path) -> bool {
+    [IMAGES, "streams", ".ssgen"]
+        .iter()
+        .any(|d| fs::symlink_metadata(dir.join(d)).is_ok_and(|m| m.is_dir()))
 }
 
 /// Whether `files` make whole images (each metadata tarball with its root
@@ -747,14 +769,31 @@ fn field(
             ))),
         },
     };
-    if !ssgen_core::is_dir_name(value) {
-        let origin = if from_flag {
+    let origin = || {
+        if from_flag {
             format!("--{key}")
         } else {
             format!("{}: metadata.yaml properties.{key}", meta_path.display())
-        };
+        }
+    };
+    if !ssgen_core::is_dir_name(value) {
         bail!(Invalid(format!(
-            "{origin} {value:?} has characters outside [A-Za-z0-9._~:-] (or starts with a dot), which cannot be a directory name in a URL; give --{key} NAME"
+            "{} {value:?} has characters outside [A-Za-z0-9._~-] (or starts with a dot), which cannot be a directory name in a URL; give --{key} NAME",
+            origin()
+        )));
+    }
+    // NAME_MAX of the filesystems a root lives on.
+    if value.len() > 255 {
+        bail!(Invalid(format!(
+            "{} is {} bytes, longer than the 255 a directory name may have; give --{key} NAME",
+            origin(),
+            value.len()
+        )));
+    }
+    if !ssgen_core::is_product_name(value) {
+        bail!(Invalid(format!(
+            "{} {value:?} holds \":\", which joins os, release, arch and variant into the product id (so two products could get one id); give --{key} NAME without \":\"",
+            origin()
         )));
     }
     Ok(value.to_owned())
