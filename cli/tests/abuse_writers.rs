@@ -434,3 +434,41 @@ fn a_tree_too_deep_is_a_clean_error_for_build_and_serve_watch() {
     let (code, _) = served.curl("streams/v1/index.json", &[]);
     assert_eq!(code, 200, "{}", logged());
 }
+
+#[test]
+fn squashfs_and_qcow2_too_short_for_their_headers_are_cut_short() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("root");
+    let ex = tmp.path().join("ex");
+    let meta = images::metadata_tarball(
+        &ex,
+        "meta.tar.xz",
+        &ImageMeta::new("amd64", "myos", "1", "default", 1_785_556_320),
+    )
+    .expect("meta");
+    let real_sqfs = images::squashfs(&ex, "real.squashfs", "real").expect("squashfs");
+    let real_qcow2 = images::qcow2(&ex, "real.qcow2", "real").expect("qcow2");
+    let bytes = |p: &Path| std::fs::read(p).expect("read");
+    let cut = [
+        ("tiny.squashfs", b"hsqs".to_vec()),
+        ("head.squashfs", bytes(&real_sqfs)[..40].to_vec()),
+        ("tiny.qcow2", b"QFI\xfb".to_vec()),
+        // The header whole, the L1 table it places missing.
+        ("head.qcow2", bytes(&real_qcow2)[..512].to_vec()),
+    ];
+    for (name, contents) in &cut {
+        let path = ex.join(name);
+        std::fs::write(&path, contents).expect("write");
+        let out = import(&[&meta, &path, &root]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
+        assert!(text(&out).contains("cut short"), "{name}: {}", text(&out));
+        assert!(
+            !root.join("streams/v1/images.json").exists(),
+            "{name} published: {}",
+            text(&out)
+        );
+    }
+    // The whole files are published.
+    let out = import(&[&meta, &real_qcow2, &root]);
+    assert!(out.status.success(), "{}", text(&out));
+}
