@@ -461,7 +461,14 @@ fn squashfs_and_qcow2_too_short_for_their_headers_are_cut_short() {
         std::fs::write(&path, contents).expect("write");
         let out = import(&[&meta, &path, &root]);
         assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
-        assert!(text(&out).contains("cut short"), "{name}: {}", text(&out));
+        // The source is named, not its copy inside the root.
+        assert!(
+            text(&out).contains(&format!("{}: ", path.display()))
+                && text(&out).contains("cut short")
+                && !text(&out).contains("upload it again"),
+            "{name}: {}",
+            text(&out)
+        );
         assert!(
             !root.join("streams/v1/images.json").exists(),
             "{name} published: {}",

@@ -173,6 +173,9 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
     }
     let _generated = generate_metadata(&mut files, args, &settings)?;
     let mut images = group(files, args)?;
+    for (src, _) in images.iter().flat_map(|i| &i.files) {
+        check_whole(src)?;
+    }
     if args.dry_run {
         check_targets(&root, &mut images)?;
         let aliases = alias_plan(&root, &images, &args.aliases)?;
@@ -197,6 +200,51 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
         remove_new_root(&root);
     }
     result
+}
+
+/// Refuses a source cut short (a copy or download that stopped half-way)
+/// by the core's rule, naming the source rather than its staged copy.
+fn check_whole(src: &Path) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    const TAIL: u64 = 1 << 16;
+    let mut file = File::open(src).map_err(|e| open_error(src, e))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("cannot stat {}", src.display()))?
+        .len();
+    let mut head = Vec::new();
+    Read::by_ref(&mut file)
+        .take(ssgen_core::classify::WHOLE_HEAD as u64)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", src.display()))?;
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(size.saturating_sub(TAIL)))
+        .and_then(|_| file.read_to_end(&mut tail))
+        .with_context(|| format!("cannot read {}", src.display()))?;
+    let why = if tail.iter().all(|b| *b == 0) && size > TAIL {
+        // Zero padding longer than the tail read: count it all.
+        let mut ends = ssgen_core::classify::Ends::default();
+        let mut file = File::open(src).map_err(|e| open_error(src, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = read_full(&mut file, &mut buf)
+                .with_context(|| format!("cannot read {}", src.display()))?;
+            if n == 0 {
+                break;
+            }
+            ends.update(&buf[..n]);
+        }
+        ends.cut_short(size)
+    } else {
+        ssgen_core::classify::cut_short(&head, &tail, size)
+    };
+    match why {
+        Some(why) => bail!(Invalid(format!(
+            "{}: {why}; give the whole file (export or copy it again)",
+            src.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Removes what an import that failed left of the root it created: its
