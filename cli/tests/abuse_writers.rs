@@ -479,3 +479,36 @@ fn squashfs_and_qcow2_too_short_for_their_headers_are_cut_short() {
     let out = import(&[&meta, &real_qcow2, &root]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn move_through_a_symbolic_link_copies_the_file_it_points_to() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("root");
+    let ex = tmp.path().join("ex");
+    let (m, r) = export(
+        &ex,
+        &ImageMeta::new("amd64", "myos", "1", "default", 1_785_556_320),
+        "linked",
+    );
+    let links = tmp.path().join("links");
+    std::fs::create_dir_all(&links).expect("dir");
+    let abs = links.join("meta.tar.xz");
+    std::os::unix::fs::symlink(&m, &abs).expect("link");
+    let rel = links.join("root.squashfs");
+    std::os::unix::fs::symlink("../ex/root.squashfs", &rel).expect("link");
+    let out = run(ssgen(&["import", "--move"]).args([&abs, &rel, &root]));
+    assert!(out.status.success(), "{}", text(&out));
+    let v = root.join("images/myos/1/amd64/default/20260801_0352");
+    for name in ["incus.tar.xz", "rootfs.squashfs"] {
+        let meta = std::fs::symlink_metadata(v.join(name)).expect("imported");
+        assert!(meta.is_file(), "{name} is a link: {}", text(&out));
+    }
+    assert_eq!(
+        std::fs::read(v.join("rootfs.squashfs")).expect("read"),
+        std::fs::read(&r).expect("read")
+    );
+    // The rebuild after the import reads the files, not links.
+    let out = run(ssgen(&["build"]).arg(&root));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(versions(&root, "myos:1:amd64:default").len(), 1);
+}

@@ -1255,7 +1255,16 @@ impl Transaction {
         for (src, ftype) in &image.files {
             let name = file_name_of(*ftype);
             let dst = staging.child(name)?;
-            if self.move_files {
+            // Moving a link would move the link, not the image: a relative
+            // one would point elsewhere, an absolute one out of the root.
+            let link = fs::symlink_metadata(src).is_ok_and(|m| m.file_type().is_symlink());
+            if self.move_files && link {
+                eprintln!(
+                    "note: {} is a symbolic link: the file it points to is copied, and both are left in place",
+                    src.display()
+                );
+            }
+            if self.move_files && !link {
                 match dst.rename_from(src) {
                     Ok(()) => {
                         self.moved.push((
