@@ -863,6 +863,13 @@ fn image(
         args.variant.as_ref(),
         Some("default"),
     )?;
+    if !ssgen_core::time::is_version_second(meta.creation_date) {
+        bail!(Invalid(format!(
+            "{}: metadata.yaml creation_date {} is outside 1970-01-01 to 9999-12-31, so its version name would be no date the clients read; fix creation_date (Unix seconds, UTC)",
+            meta_path.display(),
+            meta.creation_date
+        )));
+    }
     let raw_arch = meta.image_arch();
     let Some(arch) = ssgen_core::arch::debian_name(raw_arch) else {
         bail!(Invalid(format!(
