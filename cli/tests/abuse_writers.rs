@@ -512,3 +512,32 @@ fn move_through_a_symbolic_link_copies_the_file_it_points_to() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(versions(&root, "myos:1:amd64:default").len(), 1);
 }
+
+#[test]
+fn import_checks_aliases_with_the_builds_rules_and_refuses_one_taken() {
+    let (tmp, root) = root();
+    let before = images_json(&root);
+    let ex = tmp.path().join("ex");
+    let (m, r) = export(
+        &ex,
+        &ImageMeta::new("amd64", "myos", "1", "default", 1_785_556_320),
+        "aliased",
+    );
+    let long = "a".repeat(100);
+    for alias in ["a,b", "x y", "a\nb", "a:b", "", long.as_str(), "debian/12"] {
+        let out = run(ssgen(&["import", "--alias", alias]).args([&m, &r, &root]));
+        assert_eq!(out.status.code(), Some(1), "{alias:?}: {}", text(&out));
+        assert!(text(&out).contains("--alias"), "{alias:?}: {}", text(&out));
+        assert!(
+            !root.join("images/myos").exists(),
+            "{alias:?}: {}",
+            text(&out)
+        );
+        assert_eq!(images_json(&root), before);
+    }
+    let out = run(ssgen(&["import", "--alias", "debian/12"]).args([&m, &r, &root]));
+    assert!(text(&out).contains(P), "the owner is named: {}", text(&out));
+    let out = run(ssgen(&["import", "--alias", "myos/one"]).args([&m, &r, &root]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(images_json(&root).contains("myos/one"));
+}

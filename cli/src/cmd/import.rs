@@ -1144,6 +1144,7 @@ fn alias_plan(root: &Path, images: &[Image], aliases: &[String]) -> Result<Vec<(
     if aliases.is_empty() {
         return Ok(Vec::new());
     }
+    check_aliases(root, images, aliases)?;
     // An image published under another product gets the aliases there.
     let products: BTreeSet<String> = images
         .iter()
@@ -1181,6 +1182,54 @@ fn alias_plan(root: &Path, images: &[Image], aliases: &[String]) -> Result<Vec<(
         out.push((rel, fields.to_text().into_bytes()));
     }
     Ok(out)
+}
+
+/// Refuses an `--alias` the build would drop: one a local server refuses
+/// (the build's own rules), or one another product of the same
+/// architecture already gives (the clients would take that one).
+fn check_aliases(root: &Path, images: &[Image], aliases: &[String]) -> Result<()> {
+    use ssgen_core::rules;
+    for image in images {
+        for alias in aliases {
+            let problems = rules::alias_problems(alias, &image.product.arch);
+            if !problems.is_empty() {
+                bail!(Invalid(format!(
+                    "--alias {alias:?}: {}; give an alias a local server accepts (up to {} bytes with /<arch>, ASCII letters or digits at both ends, no spaces, commas or colons)",
+                    rules::describe(&problems),
+                    rules::ALIAS_MAX
+                )));
+            }
+        }
+    }
+    if !root.join(IMAGES).is_dir() {
+        return Ok(());
+    }
+    let listing = crate::walk::list(root, &crate::cache::Cache::load(root))?;
+    let scan = ssgen_core::scan(&listing.entries(), &ssgen_core::Config::new(0));
+    let norm = ssgen_core::arch::normalise;
+    for image in images {
+        let mine = match &image.published_as {
+            Some(vdir) => vdir
+                .rsplit_once('/')
+                .map_or(vdir.as_str(), |(p, _)| p)
+                .to_owned(),
+            None => image.product.dir(),
+        };
+        for p in &scan.products {
+            if p.path().dir() == mine || norm(&p.arch) != norm(&image.product.arch) {
+                continue;
+            }
+            if let Some(alias) = aliases.iter().find(|a| p.aliases.contains(a)) {
+                bail!(Invalid(format!(
+                    "--alias {alias:?}: {} already gives this alias for {}, and the clients would keep taking that one; give another alias, or remove it from {} first",
+                    p.id,
+                    p.arch,
+                    p.path().dir()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_plan(root: &Path, images: &[Image], aliases: &[(String, Vec<u8>)]) -> Result<()> {
