@@ -177,7 +177,12 @@ impl Walk<'_> {
             let meta = fs::symlink_metadata(&path)
                 .with_context(|| format!("cannot stat {}", path.display()))?;
             // Hidden directories are uploads in progress: never read them.
+            // An import's staging directory is noted, for a writer under
+            // the lock to clean up when its import was killed.
             if name.starts_with('.') && meta.is_dir() {
+                if confine::staging_pid(&name).is_some() {
+                    self.out.leftovers.push((rel_path, Leftover::Staging));
+                }
                 continue;
             }
             let (canon, meta) = if meta.file_type().is_symlink() {

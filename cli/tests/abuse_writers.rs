@@ -541,3 +541,62 @@ fn import_checks_aliases_with_the_builds_rules_and_refuses_one_taken() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(images_json(&root).contains("myos/one"));
 }
+
+/// The id of a process that has ended.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().expect("true");
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
+/// What an import killed after staging leaves (made here in its form:
+/// the kill itself cannot be timed): a staging directory of a dead
+/// process, with the manifest of what `--move` moved into it.
+#[test]
+fn staging_directories_of_killed_imports_are_removed_or_put_back() {
+    let (tmp, root) = root();
+    let pid = dead_pid();
+    let product = root.join(D);
+    // Copied files: removed, with a note.
+    let copied = product.join(format!(".staging-{pid}-0"));
+    std::fs::create_dir_all(&copied).expect("dir");
+    std::fs::write(copied.join("rootfs.squashfs"), vec![7u8; 1 << 20]).expect("write");
+    // Moved files: the one whose source is free goes back; the other
+    // (its source name taken again) stays, and the note says where.
+    let moved = product.join(format!(".staging-{pid}-1"));
+    std::fs::create_dir_all(&moved).expect("dir");
+    let user = tmp.path().join("user");
+    std::fs::create_dir_all(&user).expect("dir");
+    std::fs::write(moved.join("incus.tar.xz"), b"the user's only copy").expect("write");
+    std::fs::write(moved.join("rootfs.squashfs"), b"moved too").expect("write");
+    std::fs::write(user.join("taken.squashfs"), b"a new file").expect("write");
+    let manifest = serde_json::json!({
+        "incus.tar.xz": s(&user.join("meta.tar.xz")),
+        "rootfs.squashfs": s(&user.join("taken.squashfs")),
+    });
+    std::fs::write(moved.join(".moved.json"), manifest.to_string()).expect("manifest");
+    // A live import's (this test's own process stands in for it).
+    let live = product.join(format!(".staging-{}-0", std::process::id()));
+    std::fs::create_dir_all(&live).expect("dir");
+
+    let out = build(&root);
+    let all = text(&out);
+    assert!(!copied.exists(), "{all}");
+    assert!(all.contains(&format!(".staging-{pid}-0")), "{all}");
+    assert_eq!(
+        std::fs::read(user.join("meta.tar.xz")).expect("put back"),
+        b"the user's only copy"
+    );
+    assert_eq!(
+        std::fs::read(user.join("taken.squashfs")).expect("kept"),
+        b"a new file"
+    );
+    assert!(moved.join("rootfs.squashfs").is_file(), "{all}");
+    assert!(
+        all.contains(s(&moved.join("rootfs.squashfs"))) && all.contains("taken.squashfs"),
+        "{all}"
+    );
+    assert!(live.exists(), "a live import's staging was removed");
+    assert_eq!(versions(&root, P).len(), 2);
+}

@@ -1298,16 +1298,16 @@ impl Transaction {
 
     fn stage(&mut self, image: &Image) -> Result<()> {
         let staging_rel = format!(
-            "{}/.staging-{}-{}",
+            "{}/{}",
             image.product.dir(),
-            std::process::id(),
-            self.staged.len()
+            crate::confine::staging_name(self.staged.len())
         );
         let staging = self.root.place(&staging_rel, true)?;
         self.created_dirs.extend(staging.created.iter().cloned());
         staging.make_dir()?;
         self.filled_dirs.push(staging_rel.clone());
         let final_dir = image.version_dir();
+        let mut manifest: BTreeMap<&str, String> = BTreeMap::new();
         for (src, ftype) in &image.files {
             let name = file_name_of(*ftype);
             let dst = staging.child(name)?;
@@ -1321,6 +1321,19 @@ impl Transaction {
                 );
             }
             if self.move_files && !link {
+                // Written before each move, so that the next writer after
+                // a kill knows where every moved file came from.
+                if let Some(from) = std::path::absolute(src)
+                    .ok()
+                    .and_then(|p| p.to_str().map(str::to_owned))
+                {
+                    manifest.insert(name, from);
+                    let bytes =
+                        serde_json::to_vec(&manifest).context("internal error: manifest")?;
+                    staging
+                        .child(crate::confine::MOVED_MANIFEST)?
+                        .write_atomic(&bytes)?;
+                }
                 match dst.rename_from(src) {
                     Ok(()) => {
                         self.moved.push((
@@ -1363,6 +1376,13 @@ impl Transaction {
         if let Some(slot) = self.filled_dirs.iter_mut().find(|d| **d == staging_rel) {
             *slot = image.version_dir();
         }
+        // Its files are in place: nothing to put back any more.
+        self.root
+            .place(
+                &format!("{}/{}", image.version_dir(), crate::confine::MOVED_MANIFEST),
+                false,
+            )?
+            .remove()?;
         Ok(())
     }
 
