@@ -1366,3 +1366,30 @@ fn a_creation_date_outside_1970_to_9999_is_refused_before_writing() {
         catalog(&root)["products"]["myos:1:amd64:default"]["versions"]["99991231_2359"].is_object()
     );
 }
+
+#[test]
+fn a_seed_pair_whose_metadata_disagree_is_refused_naming_both() {
+    let (_tmp, export, root) = setup();
+    let src = export.join("seed");
+    let lxd = images::metadata_tarball(
+        &src,
+        "lxd.tar.xz",
+        &ImageMeta::new("arm64", "other", "12", "default", 1),
+    )
+    .expect("meta");
+    let incus = images::metadata_tarball(
+        &src,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", DATE),
+    )
+    .expect("meta");
+    images::squashfs(&src, "rootfs.squashfs", "s1").expect("squashfs");
+    let out = ssgen(&["import", s(&src), s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains(s(&lxd)) && all.contains(s(&incus)) && all.contains("architecture, os"),
+        "{all}"
+    );
+    assert!(snapshot(&root).is_empty(), "{:?}", snapshot(&root));
+}

@@ -768,6 +768,36 @@ fn split_image(members: Vec<Source>, args: &ImportArgs) -> Result<Image> {
             "{root}: a root file without its metadata tarball; give the meta-<hash>.tar.xz file of the same export too, or --os, --release and --arch to have ssgen write one"
         )));
     };
+    // The seeds' `lxd.tar.xz` beside it describes the same image.
+    for (s, f) in &placed {
+        if let (Role::Meta(lxd), Ftype::LxdMeta) = (&s.role, *f) {
+            let norm =
+                |m: &ImageMetadata| ssgen_core::arch::normalise(m.image_arch()).map(str::to_owned);
+            let names = |m: &ImageMetadata| {
+                [
+                    norm(m),
+                    m.property("os").map(str::to_owned),
+                    m.property("release").map(str::to_owned),
+                    m.property("variant").map(str::to_owned),
+                ]
+            };
+            let fields = ["architecture", "os", "release", "variant"];
+            let differ: Vec<&str> = fields
+                .iter()
+                .zip(names(meta).iter().zip(names(lxd).iter()))
+                .filter(|(_, (a, b))| a != b)
+                .map(|(f, _)| *f)
+                .collect();
+            if !differ.is_empty() {
+                bail!(Invalid(format!(
+                    "{} and {}: their metadata.yaml disagree on {}, so they are not one image; give the two metadata tarballs of one build",
+                    meta_path.display(),
+                    s.path.display(),
+                    differ.join(", ")
+                )));
+            }
+        }
+    }
     if roots.is_empty() {
         bail!(Invalid(format!(
             "{}: a metadata tarball without a root file; give the root file of the same export too (its <hash>.squashfs or qcow2 disk)",
