@@ -337,17 +337,33 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
             .push(version.clone());
     }
     let mut plans = Vec::new();
+    // Product directory → the source product mirrored into it: two in one
+    // directory would merge their versions and side files.
+    let mut taken: BTreeMap<String, String> = BTreeMap::new();
     for ((file, product_id), mut versions) in per_product {
         versions.sort_unstable_by(|a, b| b.cmp(a));
         versions.truncate(args.keep);
         let product = find_product(remote, &file, &product_id)
             .context("a chosen product vanished from the catalog")?;
         let Some(path) = export::mirror_product_path(&product_id, product) else {
-            bail!(Invalid(format!(
-                "product {product_id}: its os {:?}, release {:?}, arch {:?} and variant {:?} cannot all be directory names; the source's product names are unusable",
+            // As for a version whose name cannot be a directory: the rest
+            // of the source is still mirrored.
+            eprintln!(
+                "warning: product {product_id}: its os {:?}, release {:?}, arch {:?} and variant {:?} cannot all be directory names; skipped",
                 product.os, product.release, product.arch, product.variant
-            )));
+            );
+            continue;
         };
+        if let Some(first) = taken.get(&path.dir()) {
+            if *first != product_id {
+                eprintln!(
+                    "warning: products {first} and {product_id} of the source would both go to {}; {product_id} is skipped (give --alias or --arch to choose the one to mirror)",
+                    path.dir()
+                );
+                continue;
+            }
+        }
+        taken.insert(path.dir(), product_id.clone());
         for version in versions {
             // The name becomes a directory: nothing that could leave it.
             if !ssgen_core::is_dir_name(&version) {
