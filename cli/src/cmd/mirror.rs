@@ -131,9 +131,9 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
             })
         })
         .collect::<Result<BTreeSet<_>, _>>()?;
-    if !args.dry_run && !args.root.is_dir() {
+    if !args.dry_run && fs::symlink_metadata(&args.root).is_ok() && !args.root.is_dir() {
         bail!(Invalid(format!(
-            "{}: not a directory; create the server root first",
+            "{}: not a directory; give the server root (the folder that holds or will hold images/)",
             args.root.display()
         )));
     }
@@ -171,6 +171,12 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
     }
 
     let settings = Settings::new(&args.options)?;
+    // As for an import, a root that does not exist yet is made.
+    if fs::symlink_metadata(&args.root).is_err() {
+        fs::create_dir_all(&args.root)
+            .with_context(|| format!("cannot create the server root {}", args.root.display()))?;
+        eprintln!("created the server root {}", args.root.display());
+    }
     let root = Root::open(&args.root)?;
     if settings.strict && args.root.join(IMAGES).is_dir() {
         // A tree that warns already would fail the build after the copy:
@@ -576,8 +582,16 @@ fn copy_file(
 ) -> Result<()> {
     let (what, reader): (String, Box<dyn Read>) = match catalog.locate(&item.path) {
         Location::File(path) => {
-            let file =
-                fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+            let file = fs::File::open(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    anyhow!(Invalid(format!(
+                        "{}: its catalog lists this file, but it is missing; the source is incomplete",
+                        path.display()
+                    )))
+                } else {
+                    anyhow!(e).context(format!("cannot open {}", path.display()))
+                }
+            })?;
             (path.display().to_string(), Box::new(file))
         }
         Location::Url(url) => {
@@ -608,9 +622,9 @@ fn copy_file(
         let mut buf = vec![0u8; 1 << 20];
         let mut size: u64 = 0;
         loop {
-            let n = reader
-                .read(&mut buf)
-                .with_context(|| format!("{what}: the transfer broke off or stalled"))?;
+            let n = reader.read(&mut buf).with_context(|| {
+                format!("{what}: the transfer broke off, or stalled for --stall-timeout seconds")
+            })?;
             if n == 0 {
                 break;
             }
