@@ -522,18 +522,39 @@ pub fn report(diagnostics: &[Diagnostic], listing: &walk::Listing) {
         if d.level == Level::Note && withdrawn.contains(d.path.as_str()) {
             folded.push(d);
         } else {
-            eprintln!("{d}");
+            eprintln!("{}", escaped(d));
         }
     }
     match folded[..] {
         [] => {}
-        [one] => eprintln!("{one}"),
+        [one] => eprintln!("{}", escaped(one)),
         [first, ..] => eprintln!(
             "note: {} withdrawn versions are left out of the catalog (e.g. {}); their files stay until `ssgen prune` deletes them after the grace period (`ssgen prune --dry-run` lists them)",
             folded.len(),
             first.path
         ),
     }
+}
+
+/// A diagnostic as one line per line it means: a control character of a
+/// file name (a newline could fake a line of the report) is escaped.
+fn escaped(d: &Diagnostic) -> String {
+    let escape = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    };
+    let mut d = d.clone();
+    d.path = escape(&d.path);
+    d.message = escape(&d.message);
+    d.help = escape(&d.help);
+    d.to_string()
 }
 
 /// How many products a published images.json lists (0 when it cannot be

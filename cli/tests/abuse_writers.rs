@@ -600,3 +600,44 @@ fn staging_directories_of_killed_imports_are_removed_or_put_back() {
     assert!(live.exists(), "a live import's staging was removed");
     assert_eq!(versions(&root, P).len(), 2);
 }
+
+#[test]
+fn a_file_name_with_a_newline_cannot_fake_a_line_of_the_report() {
+    let (_tmp, root) = root();
+    std::fs::write(
+        root.join(format!("{D}/20260801_0000/notes\nerror: fake line")),
+        b"x",
+    )
+    .expect("write");
+    std::fs::write(root.join("images/README\nwarning: fake"), b"x").expect("write");
+    let out = build(&root);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.starts_with("error: fake") || l.starts_with("warning: fake")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("README\\nwarning: fake"), "{stderr}");
+}
+
+#[test]
+fn an_os_longer_than_a_directory_name_asks_for_os() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("root");
+    let ex = tmp.path().join("ex");
+    let long = "o".repeat(300);
+    let (m, r) = export(
+        &ex,
+        &ImageMeta::new("amd64", &long, "1", "default", 1_785_556_320),
+        "long",
+    );
+    let out = import(&[&m, &r, &root]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("give --os NAME") && text(&out).contains("properties.os"),
+        "{}",
+        text(&out)
+    );
+    assert!(!root.join("images").exists());
+}
