@@ -633,7 +633,29 @@ pub enum Leftover {
     /// Written by `ssgen serve` outside the lock, which holds a lock on
     /// the file itself while it writes.
     Upload,
+    /// An import's staging directory (`.staging-PID-N`), filled only
+    /// under the root lock: stale when the lock is held and its writer is
+    /// gone.
+    Staging,
 }
+
+/// The name of an import's `n`th staging directory beside the versions
+/// of a product: `.staging-PID-N`.
+pub fn staging_name(n: usize) -> String {
+    format!(".staging-{}-{n}", std::process::id())
+}
+
+/// The process that made the staging directory `name`, when it is one.
+pub fn staging_pid(name: &str) -> Option<u32> {
+    let (pid, n) = name.strip_prefix(".staging-")?.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(pid) && digits(n)).then(|| pid.parse().ok())?
+}
+
+/// The file in a staging directory that lists, for `--move`, where each
+/// file came from (`{"name": "/source/path"}`), so that what a killed
+/// import moved can be put back.
+pub const MOVED_MANIFEST: &str = ".moved.json";
 
 /// Whether `name` is a leftover of one of ssgen's writers.
 pub fn is_leftover(name: &str) -> Option<Leftover> {

@@ -126,9 +126,20 @@ pub fn unreachable(url: &str, e: &ureq::Error) -> anyhow::Error {
         ) => "it has expired; renew it".to_owned(),
         Some(other) => format!("{other:?}; {TRUST}"),
         None => {
-            return anyhow!(
-                "{url}: the server does not answer ({e}); check the URL and that the server is up"
-            );
+            return match e {
+                // Permanent: asking again gives the same answer.
+                ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed | ureq::Error::BadUri(_) => {
+                    anyhow!(Invalid(format!(
+                        "{url}: the server redirects in a loop, or to a URL that is not http or https ({e}); give the URL the server really answers at"
+                    )))
+                }
+                ureq::Error::Timeout(_) => anyhow!(
+                    "{url}: the server went quiet ({e}); check that it is up (`ssgen mirror` waits --stall-timeout SECS for each read)"
+                ),
+                _ => anyhow!(
+                    "{url}: the server does not answer ({e}); check the URL and that the server is up"
+                ),
+            };
         }
     };
     anyhow!("{url}: the server's TLS certificate is not trusted: {why}")

@@ -551,18 +551,39 @@ pub fn report(diagnostics: &[Diagnostic], listing: &walk::Listing) {
         if d.level == Level::Note && withdrawn.contains(d.path.as_str()) {
             folded.push(d);
         } else {
-            eprintln!("{d}");
+            eprintln!("{}", escaped(d));
         }
     }
     match folded[..] {
         [] => {}
-        [one] => eprintln!("{one}"),
+        [one] => eprintln!("{}", escaped(one)),
         [first, ..] => eprintln!(
             "note: {} withdrawn versions are left out of the catalog (e.g. {}); their files stay until `ssgen prune` deletes them after the grace period (`ssgen prune --dry-run` lists them)",
             folded.len(),
             first.path
         ),
     }
+}
+
+/// A diagnostic as one line per line it means: a control character of a
+/// file name (a newline could fake a line of the report) is escaped.
+fn escaped(d: &Diagnostic) -> String {
+    let escape = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    };
+    let mut d = d.clone();
+    d.path = escape(&d.path);
+    d.message = escape(&d.message);
+    d.help = escape(&d.help);
+    d.to_string()
 }
 
 /// How many products a published images.json lists (0 when it cannot be
@@ -600,6 +621,12 @@ fn clean_leftovers(root: &Root, found: &[(String, Leftover)]) -> Result<()> {
         let stale = match kind {
             Leftover::Temp => true,
             Leftover::Upload => crate::upload::is_abandoned(&root.join(&rel)),
+            Leftover::Staging => {
+                if staging_is_stale(&rel) {
+                    put_back_moved(root, &rel)?;
+                }
+                continue;
+            }
         };
         if stale && root.place(&rel, false)?.remove()? {
             removed.push(rel.clone());
@@ -610,6 +637,73 @@ fn clean_leftovers(root: &Root, found: &[(String, Leftover)]) -> Result<()> {
             "removed {} leftover(s) of interrupted writers: {}",
             removed.len(),
             removed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Whether the staging directory `rel` is a killed import's: its process
+/// is gone (an import stages only under the root lock, which the caller
+/// holds, so a live one is another process's mistake to keep).
+fn staging_is_stale(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    let Some(pid) = crate::confine::staging_pid(name) else {
+        return false;
+    };
+    if pid == std::process::id() {
+        return false;
+    }
+    let gone = |pid: u32| {
+        let pid = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        pid.is_some_and(|pid| {
+            rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+        })
+    };
+    gone(pid)
+}
+
+/// Cleans up the staging directory `rel` of a killed import: a file it
+/// had moved (`--move`, listed in its manifest) goes back to its source
+/// when that is free, and the directory is removed once nothing of a
+/// user's is left in it; a line says what was done, or where the files
+/// are.
+fn put_back_moved(root: &Root, rel: &str) -> Result<()> {
+    let manifest = root.join(&format!("{rel}/{}", crate::confine::MOVED_MANIFEST));
+    let moved: BTreeMap<String, String> = std::fs::read(&manifest)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut kept = Vec::new();
+    for (name, src) in &moved {
+        let Ok(place) = root.place(&format!("{rel}/{name}"), false) else {
+            continue;
+        };
+        if std::fs::symlink_metadata(place.path()).is_err() {
+            continue;
+        }
+        let src = Path::new(src);
+        if std::fs::symlink_metadata(src).is_err() && place.rename_out(src).is_ok() {
+            eprintln!(
+                "note: {}: put back {name}, which a killed import had moved from there",
+                src.display()
+            );
+        } else {
+            kept.push(format!(
+                "{} (from {})",
+                place.path().display(),
+                src.display()
+            ));
+        }
+    }
+    if kept.is_empty() {
+        root.place(rel, false)?.remove()?;
+        eprintln!("note: removed {rel}, left by a killed import");
+    } else {
+        eprintln!(
+            "note: {rel} was left by a killed import and holds files it moved that could not go back: {}; move them where they belong, then delete {rel}",
+            kept.join(", ")
         );
     }
     Ok(())
@@ -635,7 +729,10 @@ mod tests {
             let dir = root.join(product.version_dir(name));
             std::fs::create_dir_all(&dir).expect("dir");
             std::fs::write(dir.join("incus.tar.xz"), &meta).expect("meta");
-            std::fs::write(dir.join("rootfs.squashfs"), root_bytes).expect("root");
+            // A whole superblock's length, so that the file is not cut short.
+            let mut bytes = root_bytes.to_vec();
+            bytes.resize(96, 0);
+            std::fs::write(dir.join("rootfs.squashfs"), bytes).expect("root");
             if let Some(text) = marker {
                 std::fs::write(dir.join(withdrawn::FILE_NAME), text).expect("marker");
             }

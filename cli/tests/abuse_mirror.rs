@@ -134,6 +134,7 @@ fn a_source_that_goes_silent_is_given_up_after_the_stall_timeout() {
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(status.code(), Some(2), "{logged}");
     assert!(logged.contains(&served.url), "{logged}");
+    assert!(logged.contains("--stall-timeout"), "{logged}");
     assert!(started.elapsed() < Duration::from_secs(40));
 }
 
@@ -158,5 +159,73 @@ fn fingerprints_are_compared_only_for_versions_copied() {
         !text(&out).contains("advertises fingerprint"),
         "a version not copied got a fingerprint warning: {}",
         text(&out)
+    );
+}
+
+/// A plain HTTP source on 127.0.0.1 that serves the catalogs of `root`
+/// and redirects every image file to `file:///etc/passwd`; it answers
+/// `count` requests.
+fn redirecting_source(root: &Path, count: usize) -> String {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let root = root.to_path_buf();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(count) {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line
+                .split(' ')
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_owned();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).map_or(true, |n| n == 0) || h == "\r\n" {
+                    break;
+                }
+            }
+            let answer = match std::fs::read(root.join(&path)) {
+                Ok(body) if path.starts_with("streams/") => {
+                    let mut a = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    a.extend_from_slice(&body);
+                    a
+                }
+                _ => b"HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+            };
+            let _ = stream.write_all(&answer);
+        }
+    });
+    url
+}
+
+#[test]
+fn a_redirect_out_of_http_is_refused_by_name_and_the_root_is_made() {
+    let tmp = tempfile::tempdir().expect("temp");
+    let src = source_root(tmp.path());
+    let url = redirecting_source(&src, 50);
+    // A root that does not exist yet is made, as an import makes it.
+    let root = tmp.path().join("new-root");
+    let out = run(&mut mirror(&url, &root));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("redirects"), "{said}");
+    assert!(said.contains("not http or https"), "{said}");
+    assert!(!said.contains("run it again"), "a permanent error: {said}");
+    assert!(root.is_dir(), "{said}");
+    assert!(
+        !root
+            .join(format!("images/debian/12/amd64/cloud/{V}"))
+            .exists(),
+        "{said}"
     );
 }

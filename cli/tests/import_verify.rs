@@ -1327,3 +1327,69 @@ fn xz_stream_padding_is_published() {
         Some(sha(&[&rootfs]).as_str())
     );
 }
+
+#[test]
+fn a_creation_date_outside_1970_to_9999_is_refused_before_writing() {
+    let (_tmp, export, root) = setup();
+    let sqfs = images::squashfs(&export, "r.squashfs", "dates").expect("squashfs");
+    for date in [
+        "99999999999999",
+        "-9223372036854775808",
+        "-1",
+        "253402300800",
+    ] {
+        let meta = meta_from_yaml(
+            &export,
+            "meta-date.tar.xz",
+            &yaml("x86_64", date, "myos", "1", "default"),
+            "J",
+        );
+        let out = ssgen(&["import", s(&meta), s(&sqfs), s(&root)]);
+        assert_eq!(out.status.code(), Some(1), "{date}: {}", text(&out));
+        assert!(
+            text(&out).contains("creation_date") && text(&out).contains("meta-date.tar.xz"),
+            "{date}: {}",
+            text(&out)
+        );
+        assert!(snapshot(&root).is_empty(), "{date}: {:?}", snapshot(&root));
+        fs::remove_file(&meta).expect("rm");
+    }
+    let meta = meta_from_yaml(
+        &export,
+        "meta-last.tar.xz",
+        &yaml("x86_64", "253402300799", "myos", "1", "default"),
+        "J",
+    );
+    let out = ssgen(&["import", s(&meta), s(&sqfs), s(&root)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        catalog(&root)["products"]["myos:1:amd64:default"]["versions"]["99991231_2359"].is_object()
+    );
+}
+
+#[test]
+fn a_seed_pair_whose_metadata_disagree_is_refused_naming_both() {
+    let (_tmp, export, root) = setup();
+    let src = export.join("seed");
+    let lxd = images::metadata_tarball(
+        &src,
+        "lxd.tar.xz",
+        &ImageMeta::new("arm64", "other", "12", "default", 1),
+    )
+    .expect("meta");
+    let incus = images::metadata_tarball(
+        &src,
+        "incus.tar.xz",
+        &ImageMeta::new("amd64", "debian", "12", "default", DATE),
+    )
+    .expect("meta");
+    images::squashfs(&src, "rootfs.squashfs", "s1").expect("squashfs");
+    let out = ssgen(&["import", s(&src), s(&root)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains(s(&lxd)) && all.contains(s(&incus)) && all.contains("architecture, os"),
+        "{all}"
+    );
+    assert!(snapshot(&root).is_empty(), "{:?}", snapshot(&root));
+}

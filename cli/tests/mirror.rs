@@ -456,3 +456,56 @@ fn requirements_the_roots_side_files_change_are_reported() {
     let out = mirror(&[], src.to_str().expect("utf-8"), &clean);
     assert!(!text(&out).contains("the copy gives"), "{}", text(&out));
 }
+
+#[test]
+fn two_source_products_for_one_directory_are_never_merged() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = source(tmp.path());
+    let root = tmp.path().join("mirror");
+    std::fs::create_dir(&root).expect("root");
+
+    // A product whose fields give debian:12:amd64:default's directory, and
+    // one whose names can be no product directory.
+    let path = src.join("streams/v1/images.json");
+    let mut cat = catalog(&src);
+    let products = cat["products"].as_object_mut().expect("products");
+    let mut weird = products["debian:12:amd64:cloud"].clone();
+    weird["variant"] = "default".into();
+    weird["aliases"] = "mine/vm".into();
+    weird["requirements"] = serde_json::json!({"secureboot": "false"});
+    // A version name of its own, so that the two would merge.
+    let versions = weird["versions"].as_object_mut().expect("versions");
+    let v = versions.remove(V2).expect("version");
+    versions.insert("20260901_0000".into(), v);
+    products.insert("weird-id".into(), weird);
+    let mut bad = products["debian:12:amd64:cloud"].clone();
+    bad["os"] = "x:y".into();
+    products.insert("bad-names".into(), bad);
+    std::fs::write(&path, serde_json::to_string(&cat).expect("JSON")).expect("write");
+
+    let out = mirror(&["--arch", "amd64"], src.to_str().expect("utf-8"), &root);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("debian:12:amd64:default")
+            && said.contains("weird-id")
+            && said.contains("skipped"),
+        "{said}"
+    );
+    assert!(said.contains("bad-names"), "{said}");
+    assert!(!root.join("images/x:y").exists(), "{said}");
+    let mirrored = catalog(&root);
+    let p = &mirrored["products"]["debian:12:amd64:default"];
+    let versions: Vec<&String> = p["versions"]
+        .as_object()
+        .expect("versions")
+        .keys()
+        .collect();
+    assert_eq!(versions, [V2], "{said}");
+    assert!(
+        !p["aliases"].as_str().unwrap_or("").contains("mine/vm"),
+        "{p}"
+    );
+    assert!(p["requirements"].get("secureboot").is_none(), "{p}");
+    assert!(mirrored["products"]["debian:12:amd64:cloud"].is_object());
+}

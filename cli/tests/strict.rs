@@ -148,7 +148,9 @@ fn strict_build_writes_nothing_neither_catalog_nor_cache_nor_deltas() {
     // v1 under another product: a duplicate fingerprint, which only the
     // catalog build finds, after hashing.
     let v2 = version(root, "default", "20260802_0000", "v2");
-    let copy = root.join("images/debian/12/amd64/copy/20260801_0000");
+    // A copy in a product that sorts after default: default's version is
+    // the one published, and the copy is the duplicate left out.
+    let copy = root.join("images/debian/12/amd64/other/20260801_0000");
     std::fs::create_dir_all(&copy).expect("mkdir");
     let v1 = root.join("images/debian/12/amd64/default/20260801_0000");
     for f in ["incus.tar.xz", "rootfs.squashfs"] {

@@ -217,8 +217,9 @@ pub const WHOLE_TAIL: usize = 2;
 /// ends with the footer magic `YZ`, optionally followed by stream padding
 /// (zero bytes, a multiple of four, which `xz` accepts); a SquashFS file is
 /// at least as long as the `bytes_used` of its (version 4) superblock.
-/// `None` when the file is whole or its format cannot tell (gzip, qcow2,
-/// anything else).
+/// A SquashFS or qcow2 file shorter than its header is cut short; a qcow2
+/// file is at least as long as the L1 table its header places. `None` when
+/// the file is whole or its format cannot tell (gzip, anything else).
 #[must_use]
 pub fn cut_short(head: &[u8], tail: &[u8], size: u64) -> Option<String> {
     let zeros = tail.iter().rev().take_while(|b| **b == 0).count();
@@ -234,6 +235,9 @@ fn cut_short_padded(head: &[u8], tail: &[u8], zeros: u64, size: u64) -> Option<S
         Magic::Xz if !tail.ends_with(b"YZ") || zeros % 4 != 0 => Some(
             "the xz stream has no end (its footer is missing): the file was cut short".to_owned(),
         ),
+        Magic::Squashfs if size < SQUASHFS_SUPERBLOCK => Some(format!(
+            "{size} bytes cannot hold the {SQUASHFS_SUPERBLOCK}-byte squashfs superblock: the file was cut short"
+        )),
         // Only a version 4 superblock (every squashfs the clients take)
         // says where the filesystem ends.
         Magic::Squashfs if head.get(28..30) == Some(&[4, 0]) => {
@@ -244,8 +248,35 @@ fn cut_short_padded(head: &[u8], tail: &[u8], zeros: u64, size: u64) -> Option<S
                 )
             })
         }
+        Magic::Qcow2 => qcow2_cut_short(head, size),
         _ => None,
     }
+}
+
+/// The size of a SquashFS superblock, at the start of the file.
+const SQUASHFS_SUPERBLOCK: u64 = 96;
+
+/// Why a qcow2 file is cut short: shorter than its header (72 bytes in
+/// version 2, at least 104 in version 3), or than the end of the L1 table
+/// the header places (`l1_size` eight-byte entries at `l1_table_offset`,
+/// big-endian, at bytes 36 and 40), which every qcow2 holds in the file.
+fn qcow2_cut_short(head: &[u8], size: u64) -> Option<String> {
+    let be32 = |at: usize| Some(u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?));
+    let header: u64 = match be32(4) {
+        Some(2) => 72,
+        _ => 104,
+    };
+    if size < header {
+        return Some(format!(
+            "{size} bytes cannot hold the {header}-byte qcow2 header: the file was cut short"
+        ));
+    }
+    let l1_size = u64::from(be32(36)?);
+    let l1_offset = u64::from_be_bytes(head.get(40..48)?.try_into().ok()?);
+    let end = l1_offset.saturating_add(l1_size.saturating_mul(8));
+    (end > size).then(|| {
+        format!("the qcow2 header puts its L1 table up to byte {end}, the file has {size}: it was cut short")
+    })
 }
 
 /// The first and last bytes of a file as it streams past, for
@@ -339,9 +370,21 @@ mod tests {
         assert!(cut_short(&sqfs, b"..", 4096).is_none());
         assert!(cut_short(&sqfs, b"..", 8192).is_none());
         assert!(cut_short(&sqfs, b"..", 4000).is_some_and(|w| w.contains("4096")));
-        // A head too short to hold the superblock tells nothing.
-        assert!(cut_short(b"hsqs", b"..", 4).is_none());
-        assert!(cut_short(b"QFI\xfb", b"..", 1).is_none());
+        // A file too short to hold its header is cut short, whatever
+        // part of it the caller read.
+        assert!(cut_short(b"hsqs", b"..", 4).is_some_and(|w| w.contains("superblock")));
+        assert!(cut_short(b"hsqs", b"..", 95).is_some());
+        assert!(cut_short(b"hsqs", b"..", 4096).is_none());
+        assert!(cut_short(b"QFI\xfb", b"..", 4).is_some_and(|w| w.contains("qcow2 header")));
+        assert!(cut_short(b"QFI\xfb\0\0\0\x02", b"..", 72).is_none());
+        assert!(cut_short(b"QFI\xfb\0\0\0\x03", b"..", 72).is_some());
+        // The L1 table must lie inside the file: 2 entries at 0x30000.
+        let mut qcow2 = [0u8; 48];
+        qcow2[..8].copy_from_slice(b"QFI\xfb\0\0\0\x03");
+        qcow2[36..40].copy_from_slice(&2u32.to_be_bytes());
+        qcow2[40..48].copy_from_slice(&0x30000u64.to_be_bytes());
+        assert!(cut_short(&qcow2, b"..", 0x30010).is_none());
+        assert!(cut_short(&qcow2, b"..", 0x3000f).is_some_and(|w| w.contains("L1 table")));
         assert!(cut_short(b"plain", b"", 5).is_none());
     }
 

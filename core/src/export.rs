@@ -306,7 +306,7 @@ pub fn file_path(product: &ProductPath, version: &str, ftype: Ftype) -> Option<S
 /// Where a product of another server goes: the parts of its id when the
 /// id has the usual `os:release:arch:variant` form (and that arch), else
 /// its fields in lower case with spaces as `-`. `None` when a part cannot
-/// be a directory name.
+/// be a directory name of a product ([`rules::is_product_name`]).
 #[must_use]
 pub fn mirror_product_path(id: &str, product: &remote::Product) -> Option<ProductPath> {
     let from_id = ProductPath::parse_id(id).filter(|p| p.arch == product.arch);
@@ -321,7 +321,7 @@ pub fn mirror_product_path(id: &str, product: &remote::Product) -> Option<Produc
     });
     [&path.os, &path.release, &path.arch, &path.variant]
         .iter()
-        .all(|p| rules::is_dir_name(p))
+        .all(|p| rules::is_product_name(p))
         .then_some(path)
 }
 

@@ -420,9 +420,36 @@ pub fn scan(entries: &[Entry], config: &Config) -> Scan {
         }
     }
 
+    // `:` joins the four names into the id, so `a:b/c` and `a/b:c` give
+    // one: a catalog holding both would merge them under one product (and
+    // the clients would show one of them). Both are named and neither is
+    // published.
+    let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for [os, release, arch_dir, variant] in products.keys() {
+        let path = ProductPath::new(*os, *release, *arch_dir, *variant);
+        by_id.entry(path.id()).or_default().push(path.dir());
+    }
     let mut out = Vec::new();
     for ([os, release, arch_dir, variant], files) in products {
         let path = ProductPath::new(os, release, arch_dir, variant);
+        if let Some(dirs) = by_id.get(&path.id()).filter(|d| d.len() > 1) {
+            let others: Vec<&str> = dirs
+                .iter()
+                .map(String::as_str)
+                .filter(|d| *d != path.dir())
+                .collect();
+            diags.skip(Diagnostic::new(
+                Level::Error,
+                path.dir(),
+                format!(
+                    "gives the product id {} as {} does (\":\" joins os, release, arch and variant into the id); neither is published",
+                    path.id(),
+                    others.join(" and ")
+                ),
+                "rename the directory so that its os, release and variant hold no \":\"",
+            ));
+            continue;
+        }
         if let Some(p) = product(&path, &files, &side, &mut diags) {
             out.push(p);
         }
@@ -1015,6 +1042,31 @@ mod tests {
                     "{c:?} of requirements {req:?}, lxd_requirements {lxd:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn two_directories_giving_one_product_id_are_an_error_naming_both() {
+        let a = "images/x:y/z/amd64/default";
+        let b = "images/x/y:z/amd64/default";
+        let entries = tree(&[
+            &format!("{a}/20260801_0312/incus.tar.xz"),
+            &format!("{a}/20260801_0312/rootfs.squashfs"),
+            &format!("{b}/20260802_0312/incus.tar.xz"),
+            &format!("{b}/20260802_0312/rootfs.squashfs"),
+        ]);
+        let scan = scan(&entries, &Config::new(0));
+        assert!(scan.has_errors());
+        assert!(scan.products.is_empty(), "{:?}", scan.products);
+        for (dir, other) in [(a, b), (b, a)] {
+            assert!(
+                scan.diagnostics.iter().any(|d| d.path == dir
+                    && d.level == Level::Error
+                    && d.message.contains(other)
+                    && d.message.contains("x:y:z:amd64:default")),
+                "{:?}",
+                scan.diagnostics
+            );
         }
     }
 

@@ -84,7 +84,7 @@ pub use diag::{Diagnostic, Level};
 pub use digest::{Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes, Sha256};
 pub use layout::{FileRole, Product, Scan, Version, VersionFile, scan, unpublishable};
 pub use listing::{Entry, HEAD_LEN, needs_contents};
-pub use rules::is_dir_name;
+pub use rules::{is_dir_name, is_product_name};
 pub use vocab::{Client, Ftype, ProductPath};
 
 /// Which clients a catalog is written for.

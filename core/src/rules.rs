@@ -26,6 +26,15 @@ pub fn is_dir_name(name: &str) -> bool {
     !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c != '/' && is_url_char(c))
 }
 
+/// Whether `name` may be an os, release, arch or variant name: a
+/// directory name without `:`, the character that joins the four into the
+/// product id (`a:b/c` and `a/b:c` would give one id to two directories).
+/// A version name may hold `:`: it is no part of the id.
+#[must_use]
+pub fn is_product_name(name: &str) -> bool {
+    is_dir_name(name) && !name.contains(':')
+}
+
 /// Whether `path` is relative and stays where it is joined: not empty, no
 /// leading `/`, no backslash, and no empty, `.` or `..` segment.
 #[must_use]
@@ -289,6 +298,8 @@ mod tests {
         for bad in ["12 (bookworm)", ".hidden", "", "a/b", "c++", "é"] {
             assert!(!is_dir_name(bad), "{bad}");
         }
+        assert!(is_product_name("bookworm~rc1"));
+        assert!(!is_product_name("x:y"), "':' joins the product id");
     }
 
     #[test]

@@ -36,6 +36,18 @@ fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
+/// 9999-12-31 23:59:59 UTC, the last second a `YYYYMMDD` version name can
+/// give.
+pub const LAST_VERSION_SECOND: i64 = 253_402_300_799;
+
+/// Whether `unix` (a `creation_date`) names a version the clients keep:
+/// from 1970 to the end of 9999 (a later year has more than four digits,
+/// so the name's `YYYYMMDD` prefix is no date).
+#[must_use]
+pub fn is_version_second(unix: i64) -> bool {
+    (0..=LAST_VERSION_SECOND).contains(&unix)
+}
+
 /// Parses the `YYYYMMDD` prefix of a version name as the clients do (Go
 /// layout `20060102`, `docs/protocol.md#version-names`): `None` when a client would drop the version.
 #[must_use]
@@ -110,6 +122,9 @@ mod tests {
         assert_eq!(version_date("20261301_0000"), None);
         assert_eq!(version_date("v1.2.3-abc"), None);
         assert_eq!(version_name(1_785_556_800), "20260801_0400");
+        assert_eq!(version_name(LAST_VERSION_SECOND), "99991231_2359");
+        assert!(is_version_second(0) && is_version_second(LAST_VERSION_SECOND));
+        assert!(!is_version_second(LAST_VERSION_SECOND + 1) && !is_version_second(-1));
     }
 
     #[test]

@@ -66,8 +66,8 @@ use crate::publish::{BuildOptions, Settings, rebuild_locked};
 pub struct ImportArgs {
     /// Export files or folders, then the server root (default: the current
     /// directory). The last argument is the root when it is a folder
-    /// holding no image file, or when it does not exist and is not named
-    /// like an image file.
+    /// holding images/, streams/ or .ssgen/, or no image file, or when it
+    /// does not exist and is not named like an image file.
     #[arg(required = true, value_name = "SRC")]
     pub paths: Vec<PathBuf>,
 
@@ -173,6 +173,9 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
     }
     let _generated = generate_metadata(&mut files, args, &settings)?;
     let mut images = group(files, args)?;
+    for (src, _) in images.iter().flat_map(|i| &i.files) {
+        check_whole(src)?;
+    }
     if args.dry_run {
         check_targets(&root, &mut images)?;
         let aliases = alias_plan(&root, &images, &args.aliases)?;
@@ -197,6 +200,51 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode> {
         remove_new_root(&root);
     }
     result
+}
+
+/// Refuses a source cut short (a copy or download that stopped half-way)
+/// by the core's rule, naming the source rather than its staged copy.
+fn check_whole(src: &Path) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    const TAIL: u64 = 1 << 16;
+    let mut file = File::open(src).map_err(|e| open_error(src, e))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("cannot stat {}", src.display()))?
+        .len();
+    let mut head = Vec::new();
+    Read::by_ref(&mut file)
+        .take(ssgen_core::classify::WHOLE_HEAD as u64)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", src.display()))?;
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(size.saturating_sub(TAIL)))
+        .and_then(|_| file.read_to_end(&mut tail))
+        .with_context(|| format!("cannot read {}", src.display()))?;
+    let why = if tail.iter().all(|b| *b == 0) && size > TAIL {
+        // Zero padding longer than the tail read: count it all.
+        let mut ends = ssgen_core::classify::Ends::default();
+        let mut file = File::open(src).map_err(|e| open_error(src, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = read_full(&mut file, &mut buf)
+                .with_context(|| format!("cannot read {}", src.display()))?;
+            if n == 0 {
+                break;
+            }
+            ends.update(&buf[..n]);
+        }
+        ends.cut_short(size)
+    } else {
+        ssgen_core::classify::cut_short(&head, &tail, size)
+    };
+    match why {
+        Some(why) => bail!(Invalid(format!(
+            "{}: {why}; give the whole file (export or copy it again)",
+            src.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Removes what an import that failed left of the root it created: its
@@ -300,7 +348,11 @@ fn split_root(args: &ImportArgs) -> Result<(Vec<PathBuf>, PathBuf, Vec<Source>)>
         return Ok((args.paths.clone(), root.clone(), Vec::new()));
     }
     match args.paths.as_slice() {
-        [sources @ .., last] if !sources.is_empty() && last.is_dir() && !holds_images(last)? => {
+        [sources @ .., last]
+            if !sources.is_empty()
+                && last.is_dir()
+                && (is_a_root(last) || !holds_images(last)?) =>
+        {
             Ok((sources.to_vec(), last.clone(), Vec::new()))
         }
         [sources @ .., last]
@@ -315,8 +367,26 @@ fn split_root(args: &ImportArgs) -> Result<(Vec<PathBuf>, PathBuf, Vec<Source>)>
                 _ => Ok((args.paths.clone(), PathBuf::from("."), Vec::new())),
             }
         }
-        all => Ok((all.to_vec(), PathBuf::from("."), Vec::new())),
+        all => {
+            if let [_, .., last] = all
+                && last.is_dir()
+            {
+                eprintln!(
+                    "note: {} holds image files and no {IMAGES}/, so it is read as a source and the root is the current directory; give --root ROOT to say otherwise",
+                    last.display()
+                );
+            }
+            Ok((all.to_vec(), PathBuf::from("."), Vec::new()))
+        }
     }
+}
+
+/// Whether a folder is a server root already: it holds `images/`,
+/// `streams/` or `.ssgen/` (whatever else lies at its top).
+fn is_a_root(dir: &Path) -> bool {
+    [IMAGES, "streams", ".ssgen"]
+        .iter()
+        .any(|d| fs::symlink_metadata(dir.join(d)).is_ok_and(|m| m.is_dir()))
 }
 
 /// Whether `files` make whole images (each metadata tarball with its root
@@ -698,6 +768,36 @@ fn split_image(members: Vec<Source>, args: &ImportArgs) -> Result<Image> {
             "{root}: a root file without its metadata tarball; give the meta-<hash>.tar.xz file of the same export too, or --os, --release and --arch to have ssgen write one"
         )));
     };
+    // The seeds' `lxd.tar.xz` beside it describes the same image.
+    for (s, f) in &placed {
+        if let (Role::Meta(lxd), Ftype::LxdMeta) = (&s.role, *f) {
+            let norm =
+                |m: &ImageMetadata| ssgen_core::arch::normalise(m.image_arch()).map(str::to_owned);
+            let names = |m: &ImageMetadata| {
+                [
+                    norm(m),
+                    m.property("os").map(str::to_owned),
+                    m.property("release").map(str::to_owned),
+                    m.property("variant").map(str::to_owned),
+                ]
+            };
+            let fields = ["architecture", "os", "release", "variant"];
+            let differ: Vec<&str> = fields
+                .iter()
+                .zip(names(meta).iter().zip(names(lxd).iter()))
+                .filter(|(_, (a, b))| a != b)
+                .map(|(f, _)| *f)
+                .collect();
+            if !differ.is_empty() {
+                bail!(Invalid(format!(
+                    "{} and {}: their metadata.yaml disagree on {}, so they are not one image; give the two metadata tarballs of one build",
+                    meta_path.display(),
+                    s.path.display(),
+                    differ.join(", ")
+                )));
+            }
+        }
+    }
     if roots.is_empty() {
         bail!(Invalid(format!(
             "{}: a metadata tarball without a root file; give the root file of the same export too (its <hash>.squashfs or qcow2 disk)",
@@ -747,14 +847,31 @@ fn field(
             ))),
         },
     };
-    if !ssgen_core::is_dir_name(value) {
-        let origin = if from_flag {
+    let origin = || {
+        if from_flag {
             format!("--{key}")
         } else {
             format!("{}: metadata.yaml properties.{key}", meta_path.display())
-        };
+        }
+    };
+    if !ssgen_core::is_dir_name(value) {
         bail!(Invalid(format!(
-            "{origin} {value:?} has characters outside [A-Za-z0-9._~:-] (or starts with a dot), which cannot be a directory name in a URL; give --{key} NAME"
+            "{} {value:?} has characters outside [A-Za-z0-9._~-] (or starts with a dot), which cannot be a directory name in a URL; give --{key} NAME",
+            origin()
+        )));
+    }
+    // NAME_MAX of the filesystems a root lives on.
+    if value.len() > 255 {
+        bail!(Invalid(format!(
+            "{} is {} bytes, longer than the 255 a directory name may have; give --{key} NAME",
+            origin(),
+            value.len()
+        )));
+    }
+    if !ssgen_core::is_product_name(value) {
+        bail!(Invalid(format!(
+            "{} {value:?} holds \":\", which joins os, release, arch and variant into the product id (so two products could get one id); give --{key} NAME without \":\"",
+            origin()
         )));
     }
     Ok(value.to_owned())
@@ -776,6 +893,13 @@ fn image(
         args.variant.as_ref(),
         Some("default"),
     )?;
+    if !ssgen_core::time::is_version_second(meta.creation_date) {
+        bail!(Invalid(format!(
+            "{}: metadata.yaml creation_date {} is outside 1970-01-01 to 9999-12-31, so its version name would be no date the clients read; fix creation_date (Unix seconds, UTC)",
+            meta_path.display(),
+            meta.creation_date
+        )));
+    }
     let raw_arch = meta.image_arch();
     let Some(arch) = ssgen_core::arch::debian_name(raw_arch) else {
         bail!(Invalid(format!(
@@ -1050,6 +1174,7 @@ fn alias_plan(root: &Path, images: &[Image], aliases: &[String]) -> Result<Vec<(
     if aliases.is_empty() {
         return Ok(Vec::new());
     }
+    check_aliases(root, images, aliases)?;
     // An image published under another product gets the aliases there.
     let products: BTreeSet<String> = images
         .iter()
@@ -1087,6 +1212,54 @@ fn alias_plan(root: &Path, images: &[Image], aliases: &[String]) -> Result<Vec<(
         out.push((rel, fields.to_text().into_bytes()));
     }
     Ok(out)
+}
+
+/// Refuses an `--alias` the build would drop: one a local server refuses
+/// (the build's own rules), or one another product of the same
+/// architecture already gives (the clients would take that one).
+fn check_aliases(root: &Path, images: &[Image], aliases: &[String]) -> Result<()> {
+    use ssgen_core::rules;
+    for image in images {
+        for alias in aliases {
+            let problems = rules::alias_problems(alias, &image.product.arch);
+            if !problems.is_empty() {
+                bail!(Invalid(format!(
+                    "--alias {alias:?}: {}; give an alias a local server accepts (up to {} bytes with /<arch>, ASCII letters or digits at both ends, no spaces, commas or colons)",
+                    rules::describe(&problems),
+                    rules::ALIAS_MAX
+                )));
+            }
+        }
+    }
+    if !root.join(IMAGES).is_dir() {
+        return Ok(());
+    }
+    let listing = crate::walk::list(root, &crate::cache::Cache::load(root))?;
+    let scan = ssgen_core::scan(&listing.entries(), &ssgen_core::Config::new(0));
+    let norm = ssgen_core::arch::normalise;
+    for image in images {
+        let mine = match &image.published_as {
+            Some(vdir) => vdir
+                .rsplit_once('/')
+                .map_or(vdir.as_str(), |(p, _)| p)
+                .to_owned(),
+            None => image.product.dir(),
+        };
+        for p in &scan.products {
+            if p.path().dir() == mine || norm(&p.arch) != norm(&image.product.arch) {
+                continue;
+            }
+            if let Some(alias) = aliases.iter().find(|a| p.aliases.contains(a)) {
+                bail!(Invalid(format!(
+                    "--alias {alias:?}: {} already gives this alias for {}, and the clients would keep taking that one; give another alias, or remove it from {} first",
+                    p.id,
+                    p.arch,
+                    p.path().dir()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_plan(root: &Path, images: &[Image], aliases: &[(String, Vec<u8>)]) -> Result<()> {
@@ -1155,20 +1328,42 @@ impl Transaction {
 
     fn stage(&mut self, image: &Image) -> Result<()> {
         let staging_rel = format!(
-            "{}/.staging-{}-{}",
+            "{}/{}",
             image.product.dir(),
-            std::process::id(),
-            self.staged.len()
+            crate::confine::staging_name(self.staged.len())
         );
         let staging = self.root.place(&staging_rel, true)?;
         self.created_dirs.extend(staging.created.iter().cloned());
         staging.make_dir()?;
         self.filled_dirs.push(staging_rel.clone());
         let final_dir = image.version_dir();
+        let mut manifest: BTreeMap<&str, String> = BTreeMap::new();
         for (src, ftype) in &image.files {
             let name = file_name_of(*ftype);
             let dst = staging.child(name)?;
-            if self.move_files {
+            // Moving a link would move the link, not the image: a relative
+            // one would point elsewhere, an absolute one out of the root.
+            let link = fs::symlink_metadata(src).is_ok_and(|m| m.file_type().is_symlink());
+            if self.move_files && link {
+                eprintln!(
+                    "note: {} is a symbolic link: the file it points to is copied, and both are left in place",
+                    src.display()
+                );
+            }
+            if self.move_files && !link {
+                // Written before each move, so that the next writer after
+                // a kill knows where every moved file came from.
+                if let Some(from) = std::path::absolute(src)
+                    .ok()
+                    .and_then(|p| p.to_str().map(str::to_owned))
+                {
+                    manifest.insert(name, from);
+                    let bytes =
+                        serde_json::to_vec(&manifest).context("internal error: manifest")?;
+                    staging
+                        .child(crate::confine::MOVED_MANIFEST)?
+                        .write_atomic(&bytes)?;
+                }
                 match dst.rename_from(src) {
                     Ok(()) => {
                         self.moved.push((
@@ -1211,6 +1406,13 @@ impl Transaction {
         if let Some(slot) = self.filled_dirs.iter_mut().find(|d| **d == staging_rel) {
             *slot = image.version_dir();
         }
+        // Its files are in place: nothing to put back any more.
+        self.root
+            .place(
+                &format!("{}/{}", image.version_dir(), crate::confine::MOVED_MANIFEST),
+                false,
+            )?
+            .remove()?;
         Ok(())
     }
 

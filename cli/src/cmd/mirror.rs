@@ -148,9 +148,9 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
             })
         })
         .collect::<Result<BTreeSet<_>, _>>()?;
-    if !args.dry_run && !args.root.is_dir() {
+    if !args.dry_run && fs::symlink_metadata(&args.root).is_ok() && !args.root.is_dir() {
         bail!(Invalid(format!(
-            "{}: not a directory; create the server root first",
+            "{}: not a directory; give the server root (the folder that holds or will hold images/)",
             args.root.display()
         )));
     }
@@ -188,6 +188,12 @@ pub fn run(args: &MirrorArgs) -> Result<ExitCode> {
     }
 
     let settings = Settings::new(&args.options)?;
+    // As for an import, a root that does not exist yet is made.
+    if fs::symlink_metadata(&args.root).is_err() {
+        fs::create_dir_all(&args.root)
+            .with_context(|| format!("cannot create the server root {}", args.root.display()))?;
+        eprintln!("created the server root {}", args.root.display());
+    }
     let root = Root::open(&args.root)?;
     if settings.strict && args.root.join(IMAGES).is_dir() {
         // A tree that warns already would fail the build after the copy:
@@ -354,17 +360,33 @@ fn choose(remote: &Remote, args: &MirrorArgs, arches: &BTreeSet<&str>) -> Result
             .push(version.clone());
     }
     let mut plans = Vec::new();
+    // Product directory → the source product mirrored into it: two in one
+    // directory would merge their versions and side files.
+    let mut taken: BTreeMap<String, String> = BTreeMap::new();
     for ((file, product_id), mut versions) in per_product {
         versions.sort_unstable_by(|a, b| b.cmp(a));
         versions.truncate(args.keep);
         let product = find_product(remote, &file, &product_id)
             .context("a chosen product vanished from the catalog")?;
         let Some(path) = export::mirror_product_path(&product_id, product) else {
-            bail!(Invalid(format!(
-                "product {product_id}: its os {:?}, release {:?}, arch {:?} and variant {:?} cannot all be directory names; the source's product names are unusable",
+            // As for a version whose name cannot be a directory: the rest
+            // of the source is still mirrored.
+            eprintln!(
+                "warning: product {product_id}: its os {:?}, release {:?}, arch {:?} and variant {:?} cannot all be directory names; skipped",
                 product.os, product.release, product.arch, product.variant
-            )));
+            );
+            continue;
         };
+        if let Some(first) = taken.get(&path.dir()) {
+            if *first != product_id {
+                eprintln!(
+                    "warning: products {first} and {product_id} of the source would both go to {}; {product_id} is skipped (give --alias or --arch to choose the one to mirror)",
+                    path.dir()
+                );
+                continue;
+            }
+        }
+        taken.insert(path.dir(), product_id.clone());
         let first = plans.len();
         for version in versions {
             // The name becomes a directory: nothing that could leave it.
@@ -610,8 +632,16 @@ fn copy_file(
 ) -> Result<()> {
     let (what, reader): (String, Box<dyn Read>) = match catalog.locate(&item.path) {
         Location::File(path) => {
-            let file =
-                fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+            let file = fs::File::open(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    anyhow!(Invalid(format!(
+                        "{}: its catalog lists this file, but it is missing; the source is incomplete",
+                        path.display()
+                    )))
+                } else {
+                    anyhow!(e).context(format!("cannot open {}", path.display()))
+                }
+            })?;
             (path.display().to_string(), Box::new(file))
         }
         Location::Url(url) => {
@@ -642,9 +672,9 @@ fn copy_file(
         let mut buf = vec![0u8; 1 << 20];
         let mut size: u64 = 0;
         loop {
-            let n = reader
-                .read(&mut buf)
-                .with_context(|| format!("{what}: the transfer broke off or stalled"))?;
+            let n = reader.read(&mut buf).with_context(|| {
+                format!("{what}: the transfer broke off, or stalled for --stall-timeout seconds")
+            })?;
             if n == 0 {
                 break;
             }
