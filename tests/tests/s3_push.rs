@@ -221,7 +221,15 @@ fn the_bucket_holds_what_ssgen_build_writes() {
         let Some(h) = b.moto.head(&format!("lxd/{f}")).expect("head") else {
             continue;
         };
-        let want_type = match f.rsplit('.').next() {
+        let name = f.rsplit('/').next().unwrap_or(&f);
+        // Side files are inputs of the catalog that may be replaced (no
+        // client downloads them): a short cache, unlike the image files.
+        let side = matches!(
+            name,
+            ".requirements" | ".lxd_requirements" | "metadata.json"
+        );
+        let want_type = match name.rsplit('.').next() {
+            _ if name.ends_with("requirements") => "text/plain; charset=utf-8",
             Some("json") => "application/json",
             Some("xz") => "application/x-xz",
             Some("gz") => "application/gzip",
@@ -229,6 +237,8 @@ fn the_bucket_holds_what_ssgen_build_writes() {
         };
         let want_cache = if f.starts_with("streams/") {
             "public, max-age=60"
+        } else if side {
+            "public, max-age=300"
         } else {
             "public, max-age=31536000, immutable"
         };
