@@ -295,13 +295,23 @@ fn decode_path(raw: &str) -> Result<String, HttpError> {
         }
     }
     let path = String::from_utf8(out).map_err(|_| bad("path is not UTF-8"))?;
-    let rel = path.trim_start_matches('/');
-    for part in rel.split('/') {
+    // Empty and `.` segments name no directory: dropped, so that a path
+    // has one form (the one a read token and the access log's redaction
+    // both see), however many slashes a client or a remote URL adds.
+    let mut rel = String::with_capacity(path.len());
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
         if part == ".." || part.contains('\0') || part.contains('\\') {
             return Err(bad("path escapes the root"));
         }
+        if !rel.is_empty() {
+            rel.push('/');
+        }
+        rel.push_str(part);
     }
-    Ok(rel.to_owned())
+    if !rel.is_empty() && path.ends_with('/') {
+        rel.push('/');
+    }
+    Ok(rel)
 }
 
 #[cfg(test)]
@@ -316,6 +326,13 @@ mod tests {
         );
         assert!(decode_path("/images/../etc/passwd").is_err());
         assert!(decode_path("/images/%2e%2e/x").is_err());
+        assert_eq!(
+            decode_path("//t0ken//streams/./v1/index.json")
+                .ok()
+                .as_deref(),
+            Some("t0ken/streams/v1/index.json")
+        );
+        assert_eq!(decode_path("/images/").ok().as_deref(), Some("images/"));
         assert_eq!(
             decode_path("/.ssgen/cache.json").ok().as_deref(),
             Some(".ssgen/cache.json")

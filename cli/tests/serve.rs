@@ -1145,6 +1145,21 @@ fn a_private_feed_answers_reads_only_under_its_tokens() {
         200
     );
 
+    // Extra slashes and `.` segments reach the same file, and the log
+    // hides the token in them as well; a query is never logged.
+    for odd in [
+        format!("/{READ_TOKEN}/streams/v1/index.json"),
+        format!("//{READ_TOKEN}/streams/v1/index.json"),
+        format!("./{READ_TOKEN}//streams/v1/index.json"),
+    ] {
+        assert_eq!(s.curl(&odd, &["--path-as-is"]).0, 200, "{odd}");
+    }
+    assert_eq!(
+        s.curl(&format!("streams/v1/index.json?token={READ_TOKEN}"), &[])
+            .0,
+        404
+    );
+
     // No token in the access log.
     wait_for("the access log", || {
         std::fs::read_to_string(&log).is_ok_and(|t| t.contains("/[token]/healthz"))

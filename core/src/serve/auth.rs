@@ -171,28 +171,49 @@ impl ReadTokens {
 /// still says what a request without a token asked for.
 #[must_use]
 pub fn redact(target: &str) -> String {
-    let Some(rest) = target.strip_prefix('/') else {
-        return target.to_owned();
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
     };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let first = &rest[..end];
-    let public = first.is_empty()
-        || [
-            "images",
-            "streams",
-            "aliases",
-            "api",
-            super::PUBLISH,
-            super::HEALTHZ,
-            crate::html::FILE_NAME,
-        ]
-        .contains(&first);
-    if public {
-        target.to_owned()
-    } else {
-        format!("/[token]{}", &rest[end..])
+    if !path.starts_with('/') {
+        return target.to_owned();
     }
+    // The segments as the server reads them: empty ones and `.` name no
+    // directory, so `//<token>/…` and `/./<token>/…` reach the token too.
+    let mut segments = path.split('/').filter(|s| !s.is_empty() && *s != ".");
+    let mut out = String::with_capacity(target.len());
+    match segments.next() {
+        None => out.push('/'),
+        Some(first) if PUBLIC_NAMES.contains(&first) => {
+            out.push('/');
+            out.push_str(first);
+        }
+        Some(_) => out.push_str("/[token]"),
+    }
+    for segment in segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        out.push('/');
+    }
+    // Reads take no query: one may only be a token sent the wrong way.
+    if query.is_some() {
+        out.push_str("?[query]");
+    }
+    out
 }
+
+/// Top-level names of the server itself, never a token.
+const PUBLIC_NAMES: [&str; 7] = [
+    "images",
+    "streams",
+    "aliases",
+    "api",
+    super::PUBLISH,
+    super::HEALTHZ,
+    crate::html::FILE_NAME,
+];
 
 #[cfg(test)]
 mod tests {
@@ -273,7 +294,19 @@ mod tests {
             redact("/feed-token-0123456789/streams/v1/index.json"),
             "/[token]/streams/v1/index.json"
         );
-        assert_eq!(redact("/feed-token-0123?x=1"), "/[token]?x=1");
+        assert_eq!(redact("/feed-token-0123?x=1"), "/[token]?[query]");
+        for hidden in [
+            "//feed-token-0123456789/streams/v1/index.json",
+            "///feed-token-0123456789/streams/v1/index.json",
+            "/./feed-token-0123456789/streams/v1/index.json",
+            "/%66eed-token-0123456789/streams/v1/index.json",
+        ] {
+            assert_eq!(redact(hidden), "/[token]/streams/v1/index.json", "{hidden}");
+        }
+        assert_eq!(
+            redact("/streams/v1/index.json?token=feed-token-0123456789"),
+            "/streams/v1/index.json?[query]"
+        );
         assert_eq!(redact("/streams/v1/index.json"), "/streams/v1/index.json");
         assert_eq!(redact("/healthz"), "/healthz");
         assert_eq!(redact("/"), "/");
