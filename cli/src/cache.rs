@@ -163,6 +163,12 @@ impl Cache {
             let Some(sha) = digests.files.get(path) else {
                 continue;
             };
+            // Side files (read whole on every scan, and hashed only for the
+            // upload API's listing) have no head to keep: a record of one
+            // would be malformed and void the whole cache at the next load.
+            if listed.entry.head.is_none() && listed.entry.contents.is_some() {
+                continue;
+            }
             files.insert(
                 path.clone(),
                 Record {
@@ -212,4 +218,53 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::walk::Listed;
+    use ssgen_core::Entry;
+
+    #[test]
+    fn a_hashed_side_file_does_not_void_the_cache() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        let listed = |rel: &str, bytes: &[u8], side: bool| {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+            std::fs::write(&path, bytes).expect("write");
+            let stamp = Stamp::of(&std::fs::metadata(&path).expect("stat"));
+            let mut entry = if side {
+                Entry::side(rel, bytes)
+            } else {
+                Entry::file(rel, bytes.len() as u64)
+            };
+            if !side {
+                entry.head = Some(bytes[..ssgen_core::HEAD_LEN].to_vec());
+            }
+            (rel.to_owned(), Listed { entry, stamp })
+        };
+        let image = "images/d/12/amd64/default/20260801_0000/rootfs.squashfs";
+        let side = "images/d/12/amd64/default/metadata.json";
+        let listing = Listing {
+            files: BTreeMap::from([
+                listed(image, b"hsqs and the rest", false),
+                listed(side, br#"{"aliases": "d"}"#, true),
+            ]),
+            leftovers: Vec::new(),
+        };
+        let mut digests = Digests::default();
+        digests.files.insert(image.to_owned(), Sha256([1; 32]));
+        digests.files.insert(side.to_owned(), Sha256([2; 32]));
+        let mut cache = Cache::load(root);
+        assert!(cache.update(&listing, &digests));
+        cache.save().expect("save");
+        let known = Cache::load(root).known(&listing);
+        assert_eq!(
+            known.files.get(image),
+            Some(&Sha256([1; 32])),
+            "the cache was voided"
+        );
+    }
 }
