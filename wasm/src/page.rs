@@ -1050,7 +1050,7 @@ mod tests {
     #[test]
     fn results_round_trip_through_plain_data_into_the_same_documents() {
         let meta = tarball(&[("metadata.yaml", YAML)]);
-        let root = b"hsqs and the rest of a squashfs".to_vec();
+        let root = b"hsqs and the rest of a squashfs, long enough to hold the 96-byte superblock a squashfs starts with".to_vec();
         let mut b = Builder::new(1_785_556_800.0).expect("whole seconds");
         b.entries.push(Entry {
             head: Some(meta[..8].to_vec()),
@@ -1283,7 +1283,7 @@ mod tests {
     const META_BYTES: &[u8] = b"\xFD7zXZ\0 metadata of one version YZ";
     const META_BYTES_2: &[u8] = b"\xFD7zXZ\0 metadata of another version YZ";
     const META_ALPINE: &[u8] = b"\xFD7zXZ\0 metadata of alpine YZ";
-    const ROOT_BYTES: &[u8] = b"hsqs and the rest of a squashfs";
+    const ROOT_BYTES: &[u8] = b"hsqs and the rest of a squashfs, long enough to hold the 96-byte superblock a squashfs starts with";
     const V1: &str = "images/debian/12/amd64/default/20260801_0312";
     const V2: &str = "images/debian/12/amd64/default/20260802_0312";
     const V3: &str = "images/debian/12/amd64/default/20260803_0312";
