@@ -1200,3 +1200,37 @@ fn read_tokens_that_can_be_guessed_or_not_be_in_a_url_are_refused() {
         );
     }
 }
+
+/// A token file replaced by a FIFO (or anything but a regular file) closes
+/// the file's tokens and never stalls the server waiting for a writer.
+#[test]
+fn a_token_file_that_is_no_regular_file_closes_its_tokens_and_stalls_nothing() {
+    let work = tempfile::tempdir().expect("temp");
+    let tokens = work.path().join("readers");
+    let reader = "reader-fifo-0123456789abcdef";
+    std::fs::write(&tokens, format!("{reader}\n")).expect("tokens");
+    let s = start(&["--read-token-file", tokens.to_str().expect("utf-8")]);
+    build(&s.root);
+    assert_eq!(
+        s.curl(&format!("{reader}/streams/v1/index.json"), &[]).0,
+        200
+    );
+    std::fs::remove_file(&tokens).expect("rm");
+    let made = Command::new("mkfifo")
+        .arg(&tokens)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    // curl's own bound (20 s) fails the test if the server stalls on the
+    // FIFO; the file's tokens close within the recheck interval.
+    wait_for("the FIFO to close the file's tokens", || {
+        s.curl(&format!("{reader}/streams/v1/index.json"), &[]).0 == 404
+    });
+    let (status, _, _) = s.curl("healthz", &[]);
+    assert_eq!(status, 200);
+    std::fs::remove_file(&tokens).expect("rm fifo");
+    std::fs::write(&tokens, format!("{reader}\n")).expect("tokens");
+    wait_for("the file's tokens to open again", || {
+        s.curl(&format!("{reader}/streams/v1/index.json"), &[]).0 == 200
+    });
+}

@@ -30,6 +30,34 @@ fn seen(path: &Path) -> Seen {
     Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
+/// The most a token file may hold (tens of thousands of tokens).
+const MAX_FILE: u64 = 1 << 20;
+
+/// Reads a token file without blocking the server on it: opened
+/// non-blocking (a FIFO put in its place gives no writer to wait for),
+/// then it must be a regular file of at most [`MAX_FILE`] bytes.
+fn read_token_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than the {MAX_FILE} a token file may hold",
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE + 1).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 struct FromFile {
     path: PathBuf,
     checked: Instant,
@@ -52,7 +80,7 @@ impl Private {
         let file = match file {
             None => None,
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| {
+                let text = read_token_file(path).with_context(|| {
                     format!(
                         "cannot read the read-token file {}; give a readable file with one token per line",
                         path.display()
@@ -101,7 +129,7 @@ impl Private {
         let now = seen(&f.path);
         if now != f.seen {
             f.seen = now;
-            f.tokens = match std::fs::read_to_string(&f.path).map(|t| ReadTokens::parse(&t)) {
+            f.tokens = match read_token_file(&f.path).map(|t| ReadTokens::parse(&t)) {
                 Ok(Ok(tokens)) => {
                     eprintln!(
                         "{}: read again, {} read token(s)",
