@@ -85,6 +85,19 @@ pub fn token_problem(token: &str, in_path: bool) -> Option<String> {
                 .into(),
         );
     }
+    if in_path && token.starts_with('.') {
+        // A first segment starting with `.` is a hidden name, never served.
+        return Some(
+            "a read token may not start with '.': the server never serves a path whose first name is hidden (e.g. `openssl rand -hex 32`)"
+                .into(),
+        );
+    }
+    if token.chars().all(|c| Some(c) == token.chars().next()) {
+        return Some(
+            "a token of one repeated character is guessable; use random characters (e.g. `openssl rand -hex 32`)"
+                .into(),
+        );
+    }
     None
 }
 
@@ -289,6 +302,8 @@ mod tests {
                 .contains("read token 1")
         );
         assert!(ReadTokens::parse("has/slash-0123456789").is_err());
+        assert!(ReadTokens::parse(".hidden-token-0123").is_err());
+        assert!(ReadTokens::parse("aaaaaaaaaaaaaaaaaaaa").is_err());
         assert!(ReadTokens::parse("").expect("none").is_empty());
         assert_eq!(
             redact("/feed-token-0123456789/streams/v1/index.json"),
