@@ -119,20 +119,26 @@ pub struct Settings {
     pub page: Option<ssgen_core::html::Options>,
 }
 
+/// The build time a command was given, else SOURCE_DATE_EPOCH's, else
+/// none (now).
+pub fn timestamp(given: Option<i64>) -> Result<Option<i64>> {
+    if given.is_some() {
+        return Ok(given);
+    }
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => Ok(Some(v.parse().map_err(|_| {
+            Invalid(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds; unset it or fix it"
+            ))
+        })?)),
+        Err(_) => Ok(None),
+    }
+}
+
 impl Settings {
     /// Resolves `options` (and SOURCE_DATE_EPOCH).
     pub fn new(options: &BuildOptions) -> Result<Self> {
-        let timestamp = match options.timestamp {
-            Some(t) => Some(t),
-            None => match std::env::var("SOURCE_DATE_EPOCH") {
-                Ok(v) => Some(v.parse().map_err(|_| {
-                    Invalid(format!(
-                        "SOURCE_DATE_EPOCH={v:?} is not a number of seconds; unset it or fix it"
-                    ))
-                })?),
-                Err(_) => None,
-            },
-        };
+        let timestamp = timestamp(options.timestamp)?;
         let clients = match options.only {
             None => Clients::Both,
             Some(Only::Lxd) => Clients::Only(Client::Lxd),

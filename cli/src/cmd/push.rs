@@ -250,17 +250,7 @@ pub fn run(args: &PushArgs) -> Result<ExitCode> {
         )
         .into());
     }
-    let timestamp = match args.timestamp {
-        Some(t) => Some(t),
-        None => match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(v) => Some(v.parse().map_err(|_| {
-                Invalid(format!(
-                    "SOURCE_DATE_EPOCH={v:?} is not a number of seconds; unset it or fix it"
-                ))
-            })?),
-            Err(_) => None,
-        },
-    };
+    let timestamp = crate::publish::timestamp(args.timestamp)?;
     let target = open_target(args)?;
     let local = local_files(&args.root, timestamp, args.strict)?;
     let remote = target.list()?;
