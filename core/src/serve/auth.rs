@@ -92,7 +92,7 @@ pub fn token_problem(token: &str, in_path: bool) -> Option<String> {
                 .into(),
         );
     }
-    if token.chars().all(|c| Some(c) == token.chars().next()) {
+    if token.chars().all(|c| token.starts_with(c)) {
         return Some(
             "a token of one repeated character is guessable; use random characters (e.g. `openssl rand -hex 32`)"
                 .into(),
