@@ -611,7 +611,7 @@ fn clean_leftovers(root: &Root, found: &[(String, Leftover)]) -> Result<()> {
     let mut candidates = found.to_vec();
     // The catalog's and the cache's own directories, which the walk of
     // images/ does not see.
-    for dir in ["streams/v1", ".ssgen"] {
+    for dir in [ssgen_core::STREAMS_DIR, ".ssgen"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
             continue;
         };

@@ -103,7 +103,7 @@ impl Catalog {
         }
         // An index: its products paths are relative to the server root,
         // which is two levels up when it sits in streams/v1/.
-        let root = if dir.ends_with("streams/v1") {
+        let root = if dir.ends_with(ssgen_core::STREAMS_DIR) {
             dir.parent()
                 .and_then(Path::parent)
                 .map(Path::to_owned)

@@ -11,6 +11,8 @@ use crate::render::{Node, to_text};
 use crate::vocab::{Client, CombinedKey, Ftype, ImageType};
 use crate::{Clients, Config, Error, arch, time};
 
+/// The directory of the catalogs, relative to the server root.
+pub const STREAMS_DIR: &str = "streams/v1";
 /// Where the products file lives, relative to the server root.
 pub const IMAGES_JSON: &str = "streams/v1/images.json";
 /// The index every client reads first.
@@ -381,6 +383,15 @@ fn product_node(p: &Product, clients: Clients, versions: BTreeMap<String, Node>)
 mod tests {
     use super::*;
     use crate::{Entry, FileHasher, Prefixes, scan};
+
+    #[test]
+    fn the_catalogs_live_in_streams_dir() {
+        for path in [INDEX_JSON, IMAGES_JSON] {
+            let (dir, name) = path.rsplit_once('/').expect("a directory");
+            assert_eq!(dir, STREAMS_DIR);
+            assert!(name.ends_with(".json"));
+        }
+    }
 
     fn hash_all(scan: &Scan, bytes: &dyn Fn(&str) -> Vec<u8>) -> Digests {
         let mut digests = Digests::default();

@@ -78,7 +78,8 @@ mod proptests;
 mod testing;
 
 pub use catalog::{
-    IMAGES_JSON, INDEX_JSON, Output, build, duplicate_versions, index_json, without_duplicates,
+    IMAGES_JSON, INDEX_JSON, Output, STREAMS_DIR, build, duplicate_versions, index_json,
+    without_duplicates,
 };
 pub use diag::{Diagnostic, Level};
 pub use digest::{Digests, FileHasher, FileResult, HashJob, HashPlan, Prefixes, Sha256};

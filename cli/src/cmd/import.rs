@@ -251,7 +251,9 @@ fn check_whole(src: &Path) -> Result<()> {
 /// lock and empty directories, never a file someone else put there.
 fn remove_new_root(root: &Path) {
     let _ = fs::remove_file(root.join(".ssgen/lock"));
-    for dir in [".ssgen", "streams/v1", "streams", IMAGES, ""] {
+    let streams = ssgen_core::STREAMS_DIR;
+    let parent = streams.rsplit_once('/').map_or("", |(p, _)| p);
+    for dir in [".ssgen", streams, parent, IMAGES, ""] {
         let _ = fs::remove_dir(root.join(dir));
     }
 }

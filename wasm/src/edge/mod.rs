@@ -25,7 +25,7 @@ use web_sys::{Headers, Request, Response, ResponseInit};
 pub use js::Env;
 
 /// KV key of the published index.
-const INDEX_KEY: &str = "streams/v1/index.json";
+const INDEX_KEY: &str = ssgen_core::INDEX_JSON;
 
 /// Everything a request can fail with; each maps to one status.
 #[derive(Debug)]
