@@ -38,7 +38,6 @@ use ssgen_core::{Client, HashJob, HashPlan, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::confine::{self, Place, Renamed, Root};
-use crate::exit::Invalid;
 use crate::http::{Body, HttpError, RequestBody, Server, bad, internal, json, text, wants_json};
 
 /// A staging file younger than this is never taken for abandoned: its
@@ -336,7 +335,7 @@ fn target(rel: &str) -> Result<String, HttpError> {
 
 /// An error of a confined place: the input's fault (400) or the server's.
 fn place_error(e: &anyhow::Error) -> HttpError {
-    if e.chain().any(|c| c.is::<Invalid>()) {
+    if crate::exit::is_invalid(e) {
         bad(format!("{e:#}"))
     } else {
         internal(format!("{e:#}"))
@@ -413,6 +412,8 @@ async fn stream_to(
     let mut hasher = sha2::Sha256::new();
     let mut checked = rules::body_check(target);
     let mut head = Vec::with_capacity(ssgen_core::HEAD_LEN);
+    // A side file is read whole by the build, so it is checked whole.
+    let mut side = rules::replaceable(target).then(Vec::new);
     let mut size = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| bad(format!("upload interrupted: {e}")))?;
@@ -425,6 +426,9 @@ async fn stream_to(
                 .saturating_sub(head.len())
                 .min(data.len());
             head.extend_from_slice(&data[..want]);
+            if let Some(side) = &mut side {
+                side.extend_from_slice(&data);
+            }
             size += data.len() as u64;
             out.write_all(&data)
                 .await
@@ -443,6 +447,13 @@ async fn stream_to(
     })?;
     if let Some(c) = checked {
         c.finish(size).map_err(|e| refused(e.to_string()))?;
+    }
+    if let Some(side) = &side {
+        rules::check_side(target, side).map_err(|why| {
+            refused(format!(
+                "{why}; a build would refuse it and publish nothing until it is replaced"
+            ))
+        })?;
     }
     out.sync_all()
         .await
