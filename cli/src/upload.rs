@@ -427,7 +427,9 @@ async fn stream_to(
                 .min(data.len());
             head.extend_from_slice(&data[..want]);
             if let Some(side) = &mut side {
-                side.extend_from_slice(&data);
+                // Kept up to one byte over the limit: enough to refuse it.
+                let room = (rules::SIDE_MAX_BYTES + 1).saturating_sub(side.len());
+                side.extend_from_slice(&data[..room.min(data.len())]);
             }
             size += data.len() as u64;
             out.write_all(&data)

@@ -142,6 +142,10 @@ pub fn replaceable(path: &str) -> bool {
     REQUIREMENTS.contains(&name) || name == side::METADATA_JSON
 }
 
+/// The largest side file an upload takes: a server holds it whole to
+/// check it.
+pub const SIDE_MAX_BYTES: usize = 1 << 20;
+
 /// Checks the bytes of a side-file upload to `path` with the readers a
 /// build uses: a `.requirements` or `.lxd_requirements` must be a JSON
 /// object of strings and `null`s, a `metadata.json` a JSON object whose
@@ -154,6 +158,11 @@ pub fn replaceable(path: &str) -> bool {
 /// names the file.
 pub fn check_side(path: &str, bytes: &[u8]) -> Result<(), String> {
     let name = path.rsplit('/').next().unwrap_or(path);
+    if bytes.len() > SIDE_MAX_BYTES {
+        return Err(format!(
+            "is over {SIDE_MAX_BYTES} bytes, far more than any side file needs (write only the keys the build reads)"
+        ));
+    }
     let errors = if REQUIREMENTS.contains(&name) {
         match crate::requirements::parse(path, bytes) {
             Ok(_) => return Ok(()),
@@ -315,6 +324,9 @@ mod tests {
         let why = check_side(&format!("{d}/metadata.json"), b"hello").expect_err("not JSON");
         assert!(why.contains("is not a JSON object"), "{why}");
         assert!(check_side(&format!("{d}/20260801_0312/rootfs.squashfs"), b"hello").is_ok());
+        let big = vec![b' '; SIDE_MAX_BYTES + 1];
+        let why = check_side(&format!("{d}/metadata.json"), &big).expect_err("too big");
+        assert!(why.contains("bytes"), "{why}");
     }
 
     #[test]
