@@ -310,3 +310,60 @@ fn a_refused_publish_answers_the_builds_errors() {
         "{answer}"
     );
 }
+
+#[test]
+fn upload_errors_name_paths_relative_to_the_root_and_say_the_fix() {
+    let (tmp, s) = server(&[]);
+    let (meta, _) = real(tmp.path(), "paths");
+    let file = tmp.path().join("f");
+    std::fs::write(&file, &meta).expect("file");
+    let root = s.root.display().to_string();
+    let canonical = std::fs::canonicalize(&s.root)
+        .expect("canonical root")
+        .display()
+        .to_string();
+    let leaks = |answer: &str| answer.contains(&root) || answer.contains(&canonical);
+    // A stray file where a directory goes.
+    std::fs::write(s.root.join("images/debian/13"), b"stray").expect("stray file");
+    let rel = "images/debian/13/amd64/default/20260901_0000/lxd.tar.xz";
+    for json in [false, true] {
+        let mut args = vec!["-T", common::s(&file)];
+        if json {
+            args.extend(["-H", "Accept: application/json"]);
+        }
+        let (status, answer) = s.curl(rel, &args);
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            !leaks(&answer) && answer.contains("images/debian/13 is not a directory"),
+            "{answer}"
+        );
+    }
+    let form = form_body(tmp.path(), &[(rel.trim_start_matches("images/"), &meta)]);
+    let (status, answer) = post_form(&s, &form);
+    assert_eq!(status, 400, "{answer}");
+    assert!(!leaks(&answer), "{answer}");
+    // A directory where the file goes: 409 naming it and the fix, not 500.
+    for rel in [
+        format!("{D}/20260901_0000/lxd.tar.xz"),
+        format!("{D}/metadata.json"),
+    ] {
+        std::fs::create_dir_all(s.root.join(&rel)).expect("directory in the way");
+        let body = if rel.ends_with("metadata.json") {
+            br#"{"os": "Debian"}"#.to_vec()
+        } else {
+            meta.clone()
+        };
+        std::fs::write(&file, body).expect("file");
+        let (status, answer) = put(&s, &rel, &file);
+        assert_eq!(status, 409, "{rel}: {answer}");
+        assert!(
+            answer.contains(&format!("{rel} is a directory")) && answer.contains("remove"),
+            "{rel}: {answer}"
+        );
+        assert!(!leaks(&answer), "{answer}");
+        assert!(
+            s.root.join(&rel).is_dir(),
+            "{rel}: the directory was replaced"
+        );
+    }
+}
