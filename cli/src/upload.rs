@@ -349,7 +349,12 @@ fn place_error(server: &Server, e: &anyhow::Error) -> HttpError {
 fn relative(server: &Server, message: &str) -> String {
     let mut out = message.to_owned();
     let canonical = std::fs::canonicalize(&server.root).ok();
-    for root in std::iter::once(server.root.as_path()).chain(canonical.as_deref()) {
+    // Only absolute forms: a relative root such as `.` would match inside
+    // `../`.
+    for root in std::iter::once(server.root.as_path())
+        .chain(canonical.as_deref())
+        .filter(|r| r.is_absolute())
+    {
         out = out.replace(&format!("{}/", root.display()), "");
     }
     out
