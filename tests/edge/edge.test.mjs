@@ -333,6 +333,10 @@ describe("publishing", () => {
       assert.equal(refused.status, 422);
       const why = await refused.json();
       assert.match(why.error, /\.requirements .*not a string.*nothing was stored/, JSON.stringify(why));
+      // In parts it could not be checked whole: refused at the start.
+      const parted = await multipart(edge.url, "images/debian/.requirements", req).start();
+      assert.equal(parted.status, 400);
+      assert.match(parted.json.error, /one PUT/, JSON.stringify(parted.json));
       assert.equal((await fetch(`${edge.url}/images/debian/.requirements`)).status, 404);
       // A tree the build refuses (a SHA256SUMS that lies): 422 with its errors.
       const v = "images/debian/12/amd64/default/20260803_0000";

@@ -632,6 +632,13 @@ async fn upload_of(r2: &R2Bucket, key: &str, id: &str) -> Result<Upload> {
 pub async fn multipart_start(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     authorize(req, env)?;
     check_target(key)?;
+    if rules::replaceable(key) {
+        // Checked whole before it is stored, which only a PUT allows.
+        return Err(Error::BadRequest(format!(
+            "/{key}: a side file goes in one PUT (at most {} bytes), not in parts; nothing was stored",
+            rules::SIDE_MAX_BYTES
+        )));
+    }
     let (_, r2) = stores(env)?;
     let c = claims(req, key)?;
     let size: u64 = header(req, rules::SIZE_HEADER)
