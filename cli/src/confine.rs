@@ -225,7 +225,7 @@ impl Root {
                     let target = match rustix::fs::readlinkat(&fd, part.as_str(), Vec::new()) {
                         Ok(t) => t,
                         Err(Errno::INVAL) => bail!(Invalid(format!(
-                            "{}: {} is not a directory",
+                            "{}: {} is not a directory (a file is where a directory goes: move or remove it)",
                             self.join(rel).display(),
                             self.shown.join(done.join("/")).join(&part).display()
                         ))),

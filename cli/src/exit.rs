@@ -21,9 +21,32 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+/// The build's refusal of a tree for the errors it found (and printed):
+/// an [`Invalid`] that carries them, so that a server can answer them.
+#[derive(Debug)]
+pub struct Refused {
+    /// What the refusal says.
+    pub invalid: Invalid,
+    /// The errors, each naming its file and the fix.
+    pub errors: Vec<ssgen_core::Diagnostic>,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.invalid.fmt(f)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Whether `err` is the input's fault rather than IO's.
+pub fn is_invalid(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.is::<Invalid>() || e.is::<Refused>())
+}
+
 /// The exit code for an error that reached `main`.
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
-    if err.chain().any(|e| e.is::<Invalid>()) {
+    if is_invalid(err) {
         ExitCode::from(INVALID)
     } else {
         ExitCode::from(FAILURE)

@@ -19,7 +19,7 @@ use ssgen_core::{
 use crate::cache::Cache;
 use crate::confine::{Leftover, Root};
 use crate::delta::{self, DeltaOptions};
-use crate::exit::Invalid;
+use crate::exit::{Invalid, Refused};
 use crate::lock::RootLock;
 use crate::page;
 use crate::{hashing, walk};
@@ -328,9 +328,17 @@ pub fn scan_tree(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> R
             .iter()
             .filter(|d| d.level == Level::Error)
             .count();
-        return Err(Invalid(format!(
-            "{n} error(s) above; nothing was written and the published catalog is unchanged"
-        ))
+        return Err(Refused {
+            invalid: Invalid(format!(
+                "{n} error(s) above; nothing was written and the published catalog is unchanged"
+            )),
+            errors: scan
+                .diagnostics
+                .iter()
+                .filter(|d| d.level == Level::Error)
+                .cloned()
+                .collect(),
+        }
         .into());
     }
     refuse_warnings(settings.strict, &scan.diagnostics)?;
@@ -435,10 +443,13 @@ fn build(root: &Root, settings: &Settings, lock: Option<&RootLock>) -> Result<Bu
             for d in &problems {
                 eprintln!("{d}");
             }
-            return Err(Invalid(format!(
-                "{} error(s) above; nothing was written and the published catalog is unchanged",
-                problems.len()
-            ))
+            return Err(Refused {
+                invalid: Invalid(format!(
+                    "{} error(s) above; nothing was written and the published catalog is unchanged",
+                    problems.len()
+                )),
+                errors: problems,
+            }
             .into());
         }
         Err(e) => return Err(e.into()),

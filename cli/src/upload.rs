@@ -38,7 +38,6 @@ use ssgen_core::{Client, HashJob, HashPlan, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::confine::{self, Place, Renamed, Root};
-use crate::exit::Invalid;
 use crate::http::{Body, HttpError, RequestBody, Server, bad, internal, json, text, wants_json};
 
 /// A staging file younger than this is never taken for abandoned: its
@@ -197,7 +196,7 @@ pub async fn combined(
             "{rel}: ?combined takes a root file and X-Ssgen-Combined: <metadata file>=<sha256(metadata ‖ root)>"
         )));
     }
-    let root = Root::open(&server.root).map_err(|e| place_error(&e))?;
+    let root = Root::open(&server.root).map_err(|e| place_error(server, &e))?;
     let size = match root.place(rel, false).and_then(|p| p.stat()) {
         Ok(Some(st)) if !confine::is_dir(&st) => u64::try_from(st.st_size).unwrap_or(0),
         Ok(_) => {
@@ -206,7 +205,7 @@ pub async fn combined(
                 format!("{rel}: no such file"),
             ));
         }
-        Err(e) => return Err(place_error(&e)),
+        Err(e) => return Err(place_error(server, &e)),
     };
     let have = combined_of(server, rel, size).await?;
     let missing: Vec<&str> = claims
@@ -334,13 +333,31 @@ fn target(rel: &str) -> Result<String, HttpError> {
     }
 }
 
-/// An error of a confined place: the input's fault (400) or the server's.
-fn place_error(e: &anyhow::Error) -> HttpError {
-    if e.chain().any(|c| c.is::<Invalid>()) {
-        bad(format!("{e:#}"))
+/// An error of a confined place: the input's fault (400) or the server's,
+/// naming paths relative to the root.
+fn place_error(server: &Server, e: &anyhow::Error) -> HttpError {
+    let message = relative(server, &format!("{e:#}"));
+    if crate::exit::is_invalid(e) {
+        bad(message)
     } else {
-        internal(format!("{e:#}"))
+        internal(message)
     }
+}
+
+/// `message` with the root's own path left out: a publisher knows paths
+/// relative to the root, and the server's layout is none of its business.
+fn relative(server: &Server, message: &str) -> String {
+    let mut out = message.to_owned();
+    let canonical = std::fs::canonicalize(&server.root).ok();
+    // Only absolute forms: a relative root such as `.` would match inside
+    // `../`.
+    for root in std::iter::once(server.root.as_path())
+        .chain(canonical.as_deref())
+        .filter(|r| r.is_absolute())
+    {
+        out = out.replace(&format!("{}/", root.display()), "");
+    }
+    out
 }
 
 /// Streams `body` into a hidden staging file beside `target`, checks it
@@ -354,19 +371,21 @@ async fn store(
     body: impl hyper::body::Body<Data = Bytes, Error = impl std::fmt::Display> + Unpin,
     expected: Option<Sha256>,
 ) -> Result<Kept, HttpError> {
-    let root = Root::open(&server.root).map_err(|e| place_error(&e))?;
-    let dest = root.place(target, true).map_err(|e| place_error(&e))?;
+    let root = Root::open(&server.root).map_err(|e| place_error(server, &e))?;
+    let dest = root
+        .place(target, true)
+        .map_err(|e| place_error(server, &e))?;
     let (dir, name) = target.rsplit_once('/').ok_or_else(|| bad("no file name"))?;
     let outcome = async {
         let staging = root
             .place(&format!("{dir}/{}", confine::upload_name(name)), false)
-            .map_err(|e| place_error(&e))?;
-        let file = staging.create_new().map_err(|e| place_error(&e))?;
+            .map_err(|e| place_error(server, &e))?;
+        let file = staging.create_new().map_err(|e| place_error(server, &e))?;
         // Held while the body streams in: a build removes only staging
         // files nobody holds.
         flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(internal)?;
         let result = async {
-            let (digest, size) = stream_to(&file, &staging, target, body).await?;
+            let (digest, size) = stream_to(&file, target, body).await?;
             if let Some(want) = expected {
                 if want != digest {
                     return Err(HttpError::new(
@@ -404,7 +423,6 @@ async fn store(
 /// checks on the same pass; the sha256 and the size.
 async fn stream_to(
     file: &std::fs::File,
-    staging: &Place,
     target: &str,
     mut body: impl hyper::body::Body<Data = Bytes, Error = impl std::fmt::Display> + Unpin,
 ) -> Result<(Sha256, u64), HttpError> {
@@ -413,6 +431,8 @@ async fn stream_to(
     let mut hasher = sha2::Sha256::new();
     let mut checked = rules::body_check(target);
     let mut head = Vec::with_capacity(ssgen_core::HEAD_LEN);
+    // A side file is read whole by the build, so it is checked whole.
+    let mut side = rules::replaceable(target).then(Vec::new);
     let mut size = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| bad(format!("upload interrupted: {e}")))?;
@@ -425,10 +445,15 @@ async fn stream_to(
                 .saturating_sub(head.len())
                 .min(data.len());
             head.extend_from_slice(&data[..want]);
+            if let Some(side) = &mut side {
+                // Kept up to one byte over the limit: enough to refuse it.
+                let room = (rules::SIDE_MAX_BYTES + 1).saturating_sub(side.len());
+                side.extend_from_slice(&data[..room.min(data.len())]);
+            }
             size += data.len() as u64;
             out.write_all(&data)
                 .await
-                .map_err(|e| internal(format!("cannot write {}: {e}", staging.path().display())))?;
+                .map_err(|e| internal(format!("cannot write {target}: {e}; nothing was stored")))?;
         }
     }
     let refused = |why: String| {
@@ -444,9 +469,16 @@ async fn stream_to(
     if let Some(c) = checked {
         c.finish(size).map_err(|e| refused(e.to_string()))?;
     }
+    if let Some(side) = &side {
+        rules::check_side(target, side).map_err(|why| {
+            refused(format!(
+                "{why}; a build would refuse it and publish nothing until it is replaced"
+            ))
+        })?;
+    }
     out.sync_all()
         .await
-        .map_err(|e| internal(format!("cannot write {}: {e}", staging.path().display())))?;
+        .map_err(|e| internal(format!("cannot write {target}: {e}; nothing was stored")))?;
     Ok((Sha256(hasher.finalize().into()), size))
 }
 
@@ -460,13 +492,27 @@ async fn commit(
     digest: &Sha256,
 ) -> Result<StatusCode, HttpError> {
     let lock = take_lock(server).await?;
+    if dest
+        .stat()
+        .map_err(|e| place_error(server, &e))?
+        .is_some_and(|st| confine::is_dir(&st))
+    {
+        return Err(HttpError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{target} is a directory on the server, where the file goes; nothing was stored (remove or move that directory under the server root, then upload again)"
+            ),
+        ));
+    }
     if rules::replaceable(target) {
         let same = match std::fs::read(root.join(target)) {
             Ok(bytes) => Sha256::of(&bytes) == *digest,
             Err(_) => false,
         };
         if !same {
-            staging.rename_over(dest).map_err(|e| place_error(&e))?;
+            staging
+                .rename_over(dest)
+                .map_err(|e| place_error(server, &e))?;
         }
         drop(lock);
         return Ok(if same {
@@ -477,7 +523,7 @@ async fn commit(
     }
     let renamed = staging
         .rename_noreplace(dest)
-        .map_err(|e| place_error(&e))?;
+        .map_err(|e| place_error(server, &e))?;
     drop(lock);
     match renamed {
         Renamed::Done => Ok(StatusCode::CREATED),
@@ -564,17 +610,19 @@ pub async fn delete(
         )));
     }
     let lock = take_lock(server).await?;
-    let root = Root::open(&server.root).map_err(|e| place_error(&e))?;
+    let root = Root::open(&server.root).map_err(|e| place_error(server, &e))?;
     let not_found = |what: &str| {
         HttpError::new(
             StatusCode::NOT_FOUND,
             format!("{what}: not found; nothing was withdrawn"),
         )
     };
-    let version = root.place(&dir, false).map_err(|e| place_error(&e))?;
+    let version = root
+        .place(&dir, false)
+        .map_err(|e| place_error(server, &e))?;
     if !version
         .stat()
-        .map_err(|e| place_error(&e))?
+        .map_err(|e| place_error(server, &e))?
         .is_some_and(|st| confine::is_dir(&st))
     {
         return Err(not_found(&dir));
@@ -582,8 +630,8 @@ pub async fn delete(
     if let Some(f) = &file {
         let place = root
             .place(&format!("{dir}/{f}"), false)
-            .map_err(|e| place_error(&e))?;
-        if place.stat().map_err(|e| place_error(&e))?.is_none() {
+            .map_err(|e| place_error(server, &e))?;
+        if place.stat().map_err(|e| place_error(server, &e))?.is_none() {
             return Err(not_found(rel));
         }
     }
@@ -605,7 +653,7 @@ pub async fn delete(
     let marker = Withdrawn { since: now, files };
     root.place(&marker_rel, false)
         .and_then(|p| p.write_atomic(marker.to_text().as_bytes()))
-        .map_err(|e| place_error(&e))?;
+        .map_err(|e| place_error(server, &e))?;
     drop(lock);
     let _ = server.rebuild.send(());
     if as_json {
@@ -643,11 +691,11 @@ async fn delete_side(
     as_json: bool,
 ) -> Result<Response<Body>, HttpError> {
     let lock = take_lock(server).await?;
-    let root = Root::open(&server.root).map_err(|e| place_error(&e))?;
+    let root = Root::open(&server.root).map_err(|e| place_error(server, &e))?;
     let removed = root
         .place(rel, false)
         .and_then(|p| p.remove())
-        .map_err(|e| place_error(&e))?;
+        .map_err(|e| place_error(server, &e))?;
     drop(lock);
     if !removed {
         return Err(HttpError::new(

@@ -240,3 +240,130 @@ fn delete_without_allow_delete_says_how_to_enable_it() {
     assert_eq!(status, 405, "{body}");
     assert!(body.contains("--allow-delete"), "{body}");
 }
+
+#[test]
+fn a_side_file_the_build_would_refuse_is_422_naming_it_and_not_stored() {
+    let (tmp, s) = server(&[]);
+    let file = tmp.path().join("f");
+    for (rel, body, why) in [
+        (
+            "images/debian/12/.requirements".to_owned(),
+            &b"nope"[..],
+            "is not valid JSON",
+        ),
+        (
+            format!("{D}/.lxd_requirements"),
+            br#"{"nesting": true}"#,
+            "not a string",
+        ),
+        (
+            format!("{D}/metadata.json"),
+            b"hello",
+            "is not a JSON object",
+        ),
+    ] {
+        std::fs::write(&file, body).expect("file");
+        let (status, answer) = put(&s, &rel, &file);
+        assert_eq!(status, 422, "{rel}: {answer}");
+        assert!(
+            answer.contains(&rel) && answer.contains(why) && answer.contains("not stored"),
+            "{rel}: {answer}"
+        );
+        assert!(!s.root.join(&rel).exists(), "{rel} was stored");
+        let form = form_body(tmp.path(), &[(rel.trim_start_matches("images/"), body)]);
+        let (status, answer) = post_form(&s, &form);
+        assert_eq!(status, 422, "{rel} in a form: {answer}");
+        assert!(answer.contains(&rel) && answer.contains(why), "{answer}");
+        assert!(!s.root.join(&rel).exists(), "{rel} was stored by a form");
+    }
+    // A good one is still taken.
+    std::fs::write(&file, br#"{"secureboot": "false"}"#).expect("file");
+    let (status, answer) = put(&s, "images/debian/12/.requirements", &file);
+    assert_eq!(status, 201, "{answer}");
+}
+
+#[test]
+fn a_refused_publish_answers_the_builds_errors() {
+    let (_tmp, s) = server(&[]);
+    // Written on disk, as an older server or a hand would have left it.
+    let bad = "images/debian/12/.requirements";
+    std::fs::write(s.root.join(bad), b"nope").expect("bad side file");
+    let (status, answer) = s.curl("publish", &["-X", "POST"]);
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer.contains(bad) && answer.contains("is not valid JSON"),
+        "the text answer names neither the file nor the reason: {answer}"
+    );
+    let (status, answer) = s.curl("publish", &["-X", "POST", "-H", "Accept: application/json"]);
+    assert_eq!(status, 422, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
+    let diags = v["diagnostics"].as_array().expect("diagnostics");
+    assert!(
+        diags.iter().any(|d| d["path"] == bad
+            && d["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("is not valid JSON"))),
+        "{answer}"
+    );
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains(bad)),
+        "{answer}"
+    );
+}
+
+#[test]
+fn upload_errors_name_paths_relative_to_the_root_and_say_the_fix() {
+    let (tmp, s) = server(&[]);
+    let (meta, _) = real(tmp.path(), "paths");
+    let file = tmp.path().join("f");
+    std::fs::write(&file, &meta).expect("file");
+    let root = s.root.display().to_string();
+    let canonical = std::fs::canonicalize(&s.root)
+        .expect("canonical root")
+        .display()
+        .to_string();
+    let leaks = |answer: &str| answer.contains(&root) || answer.contains(&canonical);
+    // A stray file where a directory goes.
+    std::fs::write(s.root.join("images/debian/13"), b"stray").expect("stray file");
+    let rel = "images/debian/13/amd64/default/20260901_0000/lxd.tar.xz";
+    for json in [false, true] {
+        let mut args = vec!["-T", common::s(&file)];
+        if json {
+            args.extend(["-H", "Accept: application/json"]);
+        }
+        let (status, answer) = s.curl(rel, &args);
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            !leaks(&answer) && answer.contains("images/debian/13 is not a directory"),
+            "{answer}"
+        );
+    }
+    let form = form_body(tmp.path(), &[(rel.trim_start_matches("images/"), &meta)]);
+    let (status, answer) = post_form(&s, &form);
+    assert_eq!(status, 400, "{answer}");
+    assert!(!leaks(&answer), "{answer}");
+    // A directory where the file goes: 409 naming it and the fix, not 500.
+    for rel in [
+        format!("{D}/20260901_0000/lxd.tar.xz"),
+        format!("{D}/metadata.json"),
+    ] {
+        std::fs::create_dir_all(s.root.join(&rel)).expect("directory in the way");
+        let body = if rel.ends_with("metadata.json") {
+            br#"{"os": "Debian"}"#.to_vec()
+        } else {
+            meta.clone()
+        };
+        std::fs::write(&file, body).expect("file");
+        let (status, answer) = put(&s, &rel, &file);
+        assert_eq!(status, 409, "{rel}: {answer}");
+        assert!(
+            answer.contains(&format!("{rel} is a directory")) && answer.contains("remove"),
+            "{rel}: {answer}"
+        );
+        assert!(!leaks(&answer), "{answer}");
+        assert!(
+            s.root.join(&rel).is_dir(),
+            "{rel}: the directory was replaced"
+        );
+    }
+}

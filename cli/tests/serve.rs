@@ -1234,3 +1234,38 @@ fn a_token_file_that_is_no_regular_file_closes_its_tokens_and_stalls_nothing() {
         s.curl(&format!("{reader}/streams/v1/index.json"), &[]).0 == 200
     });
 }
+
+#[test]
+fn push_refuses_plain_http_to_another_machine_unless_allowed() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("root");
+    common::version(&root, "debian", "12", "default", "20260801_0000", 1);
+    let push = |to: &str, extra: &[&str]| {
+        let out = common::run(
+            common::ssgen(&["push", "--token", "t0ken", "--timeout", "5", "--to", to])
+                .args(extra)
+                .arg(&root),
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = push("http://192.0.2.1:9", &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--allow-http") && err.contains("unencrypted") && err.contains("https://"),
+        "{err}"
+    );
+    // Allowed, or to this machine: the push goes ahead (and fails to
+    // connect, since nothing listens there).
+    for (to, extra) in [
+        ("http://192.0.2.1:9", &["--allow-http"][..]),
+        ("http://127.0.0.1:9", &[][..]),
+        ("http://localhost:9", &[][..]),
+    ] {
+        let (code, err) = push(to, extra);
+        assert_ne!(code, Some(0), "{to}: {err}");
+        assert!(!err.contains("--allow-http"), "{to} was refused: {err}");
+    }
+}

@@ -316,7 +316,7 @@ describe("publishing", () => {
     }
   });
 
-  test("an upload without publish, or a broken side file, leaves the old catalog served", async () => {
+  test("an upload without publish, or a tree the build refuses, leaves the old catalog served", async () => {
     const edge = await startEdge();
     try {
       const root = tempDir("tree");
@@ -326,11 +326,26 @@ describe("publishing", () => {
       makeVersion(root, { version: "20260803_0000" });
       await push(root, edge.url, ["--no-publish"]);
       assert.equal(await (await fetch(`${edge.url}/streams/v1/images.json`)).text(), before);
+      // A side file the build would refuse is refused at upload, with its
+      // reason, and not stored.
       const req = Buffer.from('{"secureboot": true}');
-      assert.equal((await putFile(edge.url, "images/debian/.requirements", req)).status, 201);
+      const refused = await putFile(edge.url, "images/debian/.requirements", req);
+      assert.equal(refused.status, 422);
+      const why = await refused.json();
+      assert.match(why.error, /\.requirements .*not a string.*nothing was stored/, JSON.stringify(why));
+      // In parts it could not be checked whole: refused at the start.
+      const parted = await multipart(edge.url, "images/debian/.requirements", req).start();
+      assert.equal(parted.status, 400);
+      assert.match(parted.json.error, /one PUT/, JSON.stringify(parted.json));
+      assert.equal((await fetch(`${edge.url}/images/debian/.requirements`)).status, 404);
+      // A tree the build refuses (a SHA256SUMS that lies): 422 with its errors.
+      const v = "images/debian/12/amd64/default/20260803_0000";
+      const sums = Buffer.from(`${"0".repeat(64)}  rootfs.squashfs\n`);
+      assert.equal((await putFile(edge.url, `${v}/SHA256SUMS`, sums)).status, 201);
       const p = await publish(edge.url);
-      assert.equal(p.status, 422);
-      assert.ok(p.json.diagnostics.some((d) => d.level === "error" && d.path === "images/debian/.requirements"));
+      assert.equal(p.status, 422, JSON.stringify(p.json));
+      assert.ok(p.json.diagnostics.some((d) => d.level === "error" && d.path === `${v}/rootfs.squashfs`),
+        JSON.stringify(p.json));
       assert.equal(await (await fetch(`${edge.url}/streams/v1/images.json`)).text(), before);
     } finally {
       await edge.stop();

@@ -75,6 +75,12 @@ pub struct PushArgs {
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 
+    /// Send the upload token over plain http:// to a host other than this
+    /// machine (127.0.0.1, ::1, localhost). Anyone on the way can read the
+    /// token and publish with it: only for a network you trust.
+    #[arg(long)]
+    pub allow_http: bool,
+
     /// Upload only; leave the published catalog as it is. The files are
     /// downloadable by their paths all the same: the edge serves every
     /// file it holds.
@@ -309,6 +315,15 @@ fn open_target(args: &PushArgs) -> Result<Box<dyn Target>> {
         ))
         .into());
     }
+    if let Some(rest) = base.strip_prefix("http://")
+        && !args.allow_http
+        && !is_loopback(rest)
+    {
+        return Err(Invalid(format!(
+            "--to {base}: plain http:// would send the upload token unencrypted to another machine; use https://, or pass --allow-http if the network is trusted"
+        ))
+        .into());
+    }
     let token = match &args.token {
         Some(t) => t.clone(),
         None => std::env::var("SSGEN_TOKEN").map_err(|_| {
@@ -321,6 +336,21 @@ fn open_target(args: &PushArgs) -> Result<Box<dyn Target>> {
         args.part_size << 20,
         Duration::from_secs(args.timeout),
     )?))
+}
+
+/// Whether the authority of a URL (`host[:port]/…`, after the scheme)
+/// names this machine, where plain http:// never leaves it.
+fn is_loopback(authority: &str) -> bool {
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn file_name(path: &str) -> &str {
@@ -1073,6 +1103,31 @@ impl<R: Read> Read for Counted<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for yes in [
+            "127.0.0.1:8443",
+            "127.1.2.3/x",
+            "localhost",
+            "LOCALHOST:80/",
+            "[::1]:8080",
+            "u:p@127.0.0.1",
+        ] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in [
+            "images.example.org",
+            "10.0.0.1:80",
+            "[2001:db8::1]:80",
+            "127.0.0.1.example.org",
+            "localhost.example.org",
+            "127.0.0.1@evil.example.org",
+            "",
+        ] {
+            assert!(!is_loopback(no), "{no}");
+        }
+    }
 
     fn wanted(path: &str, sha: u8) -> Wanted {
         Wanted {

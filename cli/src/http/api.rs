@@ -19,7 +19,7 @@ use ssgen_core::{HashJob, Sha256};
 use super::*;
 use crate::cache::Cache;
 use crate::confine::Root;
-use crate::exit::Invalid;
+use crate::exit::Refused;
 use crate::{hashing, walk};
 
 /// `GET /api/v1/files`.
@@ -141,6 +141,7 @@ pub(super) async fn publish(
             settings = settings.at(api::timestamp(v).map_err(bad)?);
         }
     }
+    let as_json = wants_json(req.headers());
     let body = req
         .into_body()
         .collect()
@@ -205,13 +206,18 @@ pub(super) async fn publish(
                 ),
             ));
         }
-        Err(e) if e.chain().any(|c| c.is::<Invalid>()) => {
-            return Err(HttpError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{e:#}"),
-            ));
+        Err(e) => {
+            if let Some(refused) = e.chain().find_map(|c| c.downcast_ref::<Refused>()) {
+                return Ok(refused_answer(refused, as_json));
+            }
+            if crate::exit::is_invalid(&e) {
+                return Err(HttpError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("{e:#}"),
+                ));
+            }
+            return Err(internal(format!("{e:#}")));
         }
-        Err(e) => return Err(internal(format!("{e:#}"))),
     };
     let generation = server.catalog.snapshot().await.generation;
     let answer = api::Published {
@@ -231,4 +237,26 @@ pub(super) async fn publish(
         attempts: 1,
     };
     Ok(json(StatusCode::OK, &answer))
+}
+
+/// A publish the build refused: 422 with its errors, each naming its file,
+/// why, and the fix (what the server's log says above its refusal).
+fn refused_answer(refused: &Refused, as_json: bool) -> Response<Body> {
+    let errors: Vec<String> = refused
+        .errors
+        .iter()
+        .map(|d| format!("{} (fix: {})", d.short(), d.help))
+        .collect();
+    let message = format!(
+        "{} error(s) in the tree block publishing; nothing was written and the published catalog is unchanged: {}",
+        errors.len(),
+        errors.join("; ")
+    );
+    if !as_json {
+        return text(StatusCode::UNPROCESSABLE_ENTITY, &message);
+    }
+    json(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &serde_json::json!({ "error": message, "diagnostics": refused.errors }),
+    )
 }

@@ -142,6 +142,47 @@ pub fn replaceable(path: &str) -> bool {
     REQUIREMENTS.contains(&name) || name == side::METADATA_JSON
 }
 
+/// The largest side file an upload takes: a server holds it whole to
+/// check it.
+pub const SIDE_MAX_BYTES: usize = 1 << 20;
+
+/// Checks the bytes of a side-file upload to `path` with the readers a
+/// build uses: a `.requirements` or `.lxd_requirements` must be a JSON
+/// object of strings and `null`s, a `metadata.json` a JSON object whose
+/// known keys have the right types. A file the build would refuse would
+/// block every publish until it is replaced, so it is refused before it
+/// is stored. Other paths pass.
+///
+/// # Errors
+/// `why; fix` for each error the build would report, for a message that
+/// names the file.
+pub fn check_side(path: &str, bytes: &[u8]) -> Result<(), String> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if bytes.len() > SIDE_MAX_BYTES {
+        return Err(format!(
+            "is over {SIDE_MAX_BYTES} bytes, far more than any side file needs (write only the keys the build reads)"
+        ));
+    }
+    let errors = if REQUIREMENTS.contains(&name) {
+        match crate::requirements::parse(path, bytes) {
+            Ok(_) => return Ok(()),
+            Err(d) => vec![d],
+        }
+    } else if name == side::METADATA_JSON {
+        match side::ProductFields::parse(path, bytes) {
+            Ok(_) => return Ok(()),
+            Err(d) => d,
+        }
+    } else {
+        return Ok(());
+    };
+    Err(errors
+        .iter()
+        .map(|d| format!("{} ({})", d.message, d.help))
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
 /// The sha256 an upload announces, from `X-Ssgen-Sha256` and
 /// `X-Checksum-Sha256` (hex, either case); `None` when neither is sent.
 ///
@@ -263,6 +304,30 @@ mod tests {
     use super::*;
 
     const V: &str = "images/debian/12/amd64/default/20260801_0312";
+
+    #[test]
+    fn side_files_are_read_as_the_build_reads_them() {
+        let d = "images/debian/12/amd64/default";
+        assert!(
+            check_side(
+                &format!("{d}/.requirements"),
+                br#"{"secureboot": "false", "x": null}"#
+            )
+            .is_ok()
+        );
+        assert!(check_side(&format!("{d}/metadata.json"), br#"{"os": "Debian"}"#).is_ok());
+        let why = check_side(&format!("{d}/.lxd_requirements"), b"nope").expect_err("not JSON");
+        assert!(why.contains("is not valid JSON"), "{why}");
+        let why =
+            check_side(&format!("{d}/.requirements"), br#"{"nesting": true}"#).expect_err("a bool");
+        assert!(why.contains("not a string"), "{why}");
+        let why = check_side(&format!("{d}/metadata.json"), b"hello").expect_err("not JSON");
+        assert!(why.contains("is not a JSON object"), "{why}");
+        assert!(check_side(&format!("{d}/20260801_0312/rootfs.squashfs"), b"hello").is_ok());
+        let big = vec![b' '; SIDE_MAX_BYTES + 1];
+        let why = check_side(&format!("{d}/metadata.json"), &big).expect_err("too big");
+        assert!(why.contains("bytes"), "{why}");
+    }
 
     #[test]
     fn files_go_where_a_build_publishes_them() {

@@ -351,9 +351,24 @@ async fn store_body(
             drop(wasm_bindgen_futures::JsFuture::from(peeked.pipe).await);
             result
         }
+        Some(stream) if rules::replaceable(key) => {
+            // A side file is read whole by the build, so it is checked
+            // whole before it is stored (one byte over the limit is
+            // enough to refuse it).
+            let n = usize::try_from(length)
+                .unwrap_or(usize::MAX)
+                .min(rules::SIDE_MAX_BYTES + 1);
+            let peeked = js::peek(&stream, n, length).await?;
+            rules::check_side(key, &peeked.head)
+                .map_err(|why| bad_magic(key, &why, "nothing was stored"))?;
+            let result = r2.put(dest, &peeked.body.into(), &opts).await;
+            drop(wasm_bindgen_futures::JsFuture::from(peeked.pipe).await);
+            result
+        }
         Some(stream) => r2.put(dest, &stream.into(), &opts).await,
         None if length == 0 => {
-            if let Err(why) = rules::check_head(key, &[]) {
+            if let Err(why) = rules::check_head(key, &[]).and_then(|()| rules::check_side(key, &[]))
+            {
                 return Err(bad_magic(key, &why, "nothing was stored"));
             }
             r2.put(dest, &JsValue::from_str(""), &opts).await
@@ -617,6 +632,13 @@ async fn upload_of(r2: &R2Bucket, key: &str, id: &str) -> Result<Upload> {
 pub async fn multipart_start(req: &Request, env: &Env, key: &str) -> Result<Reply> {
     authorize(req, env)?;
     check_target(key)?;
+    if rules::replaceable(key) {
+        // Checked whole before it is stored, which only a PUT allows.
+        return Err(Error::BadRequest(format!(
+            "/{key}: a side file goes in one PUT (at most {} bytes), not in parts; nothing was stored",
+            rules::SIDE_MAX_BYTES
+        )));
+    }
     let (_, r2) = stores(env)?;
     let c = claims(req, key)?;
     let size: u64 = header(req, rules::SIZE_HEADER)
