@@ -299,7 +299,7 @@ fn decode_path(raw: &str) -> Result<String, HttpError> {
     // has one form (the one a read token and the access log's redaction
     // both see), however many slashes a client or a remote URL adds.
     let mut rel = String::with_capacity(path.len());
-    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+    for part in contract::path_segments(&path) {
         if part == ".." || part.contains('\0') || part.contains('\\') {
             return Err(bad("path escapes the root"));
         }

@@ -193,7 +193,7 @@ pub fn redact(target: &str) -> String {
     }
     // The segments as the server reads them: empty ones and `.` name no
     // directory, so `//<token>/…` and `/./<token>/…` reach the token too.
-    let mut segments = path.split('/').filter(|s| !s.is_empty() && *s != ".");
+    let mut segments = super::path_segments(path);
     let mut out = String::with_capacity(target.len());
     match segments.next() {
         None => out.push('/'),

@@ -81,6 +81,13 @@ pub fn in_images_dir(name: &str) -> String {
     format!("{IMAGES_DIR}{}", name.trim_start_matches('/'))
 }
 
+/// The segments of a request path as both the server and its access log
+/// read it: empty ones and `.` name no directory, so `//<token>/…` and
+/// `/./<token>/…` are `/<token>/…`.
+pub fn path_segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty() && *s != ".")
+}
+
 /// The request headers in which a daemon importing by direct URL says its
 /// architectures, Incus's first.
 pub const ARCH_HEADERS: [&str; 2] = ["incus-server-architectures", "lxd-server-architectures"];
