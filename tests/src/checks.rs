@@ -721,6 +721,24 @@ pub fn expected_for<'a>(
     }
 }
 
+/// [`check_daemon`] for each of `daemons`, each against the images the
+/// catalog gives its client; every problem of every daemon.
+pub fn check_daemons(
+    daemons: &[Daemon],
+    remote: &str,
+    url: &str,
+    (lxd, incus): (&[ExpectedImage], &[ExpectedImage]),
+    work: &Path,
+) -> Vec<String> {
+    daemons
+        .iter()
+        .filter_map(|d| {
+            check_daemon(d, remote, url, expected_for(d.client(), lxd, incus), work).err()
+        })
+        .flatten()
+        .collect()
+}
+
 /// The daemon's error for a failed client command: the last non-empty
 /// line of stderr (both clients print `Error: <the daemon's message>`).
 fn error_of(out: &std::process::Output) -> String {

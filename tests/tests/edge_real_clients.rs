@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ssgen_tests::checks::{
-    self, add_unified, check_daemon, check_direct_import, check_remote, expected_for,
+    self, add_unified, check_daemons, check_direct_import, check_remote, expected_for,
 };
 use ssgen_tests::client::{self, Client, ClientEnv, start_daemon};
 use ssgen_tests::expect::expected_images;
@@ -166,12 +166,13 @@ fn real_clients_list_and_copy_every_image_from_the_worker() {
         .iter()
         .filter_map(|env| start_daemon(&run, env, "real daemons against the Worker"))
         .collect();
-    for daemon in &daemons {
-        let expected = expected_for(daemon.client(), &lxd, &incus);
-        if let Err(p) = check_daemon(daemon, "edge", &url, expected, &run.path().join("stored")) {
-            problems.extend(p);
-        }
-    }
+    problems.extend(check_daemons(
+        &daemons,
+        "edge",
+        &url,
+        (&lxd, &incus),
+        &run.path().join("stored"),
+    ));
     if !daemons.is_empty() {
         // Direct-URL import needs a unified tarball: add one and push.
         let tarball = add_unified(&tree.root);
@@ -232,18 +233,13 @@ fn real_clients_read_a_private_worker_through_its_token_and_nothing_without() {
         .iter()
         .filter_map(|env| start_daemon(&run, env, "real daemons against a private Worker"))
         .collect();
-    for daemon in &daemons {
-        let expected = expected_for(daemon.client(), &lxd, &incus);
-        if let Err(p) = check_daemon(
-            daemon,
-            "private",
-            &feed,
-            expected,
-            &run.path().join("stored"),
-        ) {
-            problems.extend(p);
-        }
-    }
+    problems.extend(check_daemons(
+        &daemons,
+        "private",
+        &feed,
+        (&lxd, &incus),
+        &run.path().join("stored"),
+    ));
     // Direct-URL import needs a unified tarball: add one and push again.
     let tarball = add_unified(&tree.root);
     push(&tree.root, &url, &tls.ca_cert);

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ssgen_tests::checks::{
-    self, add_unified, check_daemon, check_direct_import, check_remote, expected_for,
+    self, add_unified, check_daemons, check_direct_import, check_remote, expected_for,
 };
 use ssgen_tests::client::{self, Client, ClientEnv, start_daemon};
 use ssgen_tests::expect::{ExpectedImage, expected_images};
@@ -257,18 +257,13 @@ fn a_private_feed_is_read_through_its_token_and_nothing_without() {
         .filter_map(|env| start_daemon(&run, env, "real daemons against a private ssgen serve"))
         .collect();
     let watchdog = Watchdog::arm(server.pid(), DAEMON_LIMIT);
-    for daemon in &daemons {
-        let expected = expected_for(daemon.client(), &lxd, &incus);
-        if let Err(p) = check_daemon(
-            daemon,
-            "private",
-            &feed,
-            expected,
-            &run.path().join("stored"),
-        ) {
-            problems.extend(p);
-        }
-    }
+    problems.extend(check_daemons(
+        &daemons,
+        "private",
+        &feed,
+        (&lxd, &incus),
+        &run.path().join("stored"),
+    ));
     // Direct-URL import needs a unified tarball: add one and push again.
     // Its URL, as the image files', answers only under the token.
     let tarball = add_unified(&tree.root);
