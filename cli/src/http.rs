@@ -298,20 +298,12 @@ fn decode_path(raw: &str) -> Result<String, HttpError> {
     // Empty and `.` segments name no directory: dropped, so that a path
     // has one form (the one a read token and the access log's redaction
     // both see), however many slashes a client or a remote URL adds.
-    let mut rel = String::with_capacity(path.len());
-    for part in contract::path_segments(&path) {
-        if part == ".." || part.contains('\0') || part.contains('\\') {
-            return Err(bad("path escapes the root"));
-        }
-        if !rel.is_empty() {
-            rel.push('/');
-        }
-        rel.push_str(part);
+    if contract::path_segments(&path)
+        .any(|part| part == ".." || part.contains('\0') || part.contains('\\'))
+    {
+        return Err(bad("path escapes the root"));
     }
-    if !rel.is_empty() && path.ends_with('/') {
-        rel.push('/');
-    }
-    Ok(rel)
+    Ok(contract::normalized(&path))
 }
 
 #[cfg(test)]

@@ -215,6 +215,10 @@ describe("a private feed (READ_TOKENS)", () => {
         assert.equal(r.headers.get("access-control-allow-origin"), "*", `/${READ}/${rel} is cross-origin`);
       }
     }
+    // Extra slashes reach the same files, as in ssgen serve: one form of a path.
+    for (const odd of [`${edge.url}//${READ}/streams/v1/index.json`, `${base}//streams/v1/index.json`]) {
+      assert.equal((await fetch(odd)).status, 200, odd);
+    }
     const file = Buffer.from(await (await fetch(`${base}/${V1}/rootfs.squashfs`)).arrayBuffer());
     assert.ok(file.equals(readFileSync(join(root, V1, "rootfs.squashfs"))));
     const host = new URL(edge.url).host;

@@ -88,6 +88,18 @@ pub fn path_segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty() && *s != ".")
 }
 
+/// A request path in the one form both servers route on: its
+/// [`path_segments`] joined, relative (no leading `/`), a trailing `/`
+/// kept.
+#[must_use]
+pub fn normalized(path: &str) -> String {
+    let mut rel = path_segments(path).collect::<Vec<_>>().join("/");
+    if !rel.is_empty() && path.ends_with('/') {
+        rel.push('/');
+    }
+    rel
+}
+
 /// The request headers in which a daemon importing by direct URL says its
 /// architectures, Incus's first.
 pub const ARCH_HEADERS: [&str; 2] = ["incus-server-architectures", "lxd-server-architectures"];

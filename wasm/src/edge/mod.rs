@@ -201,7 +201,9 @@ async fn route(req: &Request, env: &Env) -> Result<Reply> {
     if method == "OPTIONS" {
         return Ok(preflight());
     }
-    let rel = path.strip_prefix('/').unwrap_or(&path);
+    // The form `ssgen serve` routes on too: `//<token>/…` is `/<token>/…`.
+    let rel = serve::normalized(&path);
+    let rel = rel.as_str();
     // The upload API lives at the root, behind its own bearer token,
     // whether or not the feed is private.
     if rel == serve::PUBLISH {
