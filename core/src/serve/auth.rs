@@ -197,7 +197,7 @@ pub fn redact(target: &str) -> String {
     let mut out = String::with_capacity(target.len());
     match segments.next() {
         None => out.push('/'),
-        Some(first) if PUBLIC_NAMES.contains(&first) => {
+        Some(first) if is_server_name(first) => {
             out.push('/');
             out.push_str(first);
         }
@@ -217,16 +217,21 @@ pub fn redact(target: &str) -> String {
     out
 }
 
-/// Top-level names of the server itself, never a token.
-const PUBLIC_NAMES: [&str; 7] = [
-    "images",
-    "streams",
-    "aliases",
-    "api",
-    super::PUBLISH,
-    super::HEALTHZ,
-    crate::html::FILE_NAME,
-];
+/// Whether `first` is the first name of one of the server's own paths,
+/// never a token.
+fn is_server_name(first: &str) -> bool {
+    [
+        super::IMAGES_DIR,
+        crate::STREAMS_DIR,
+        crate::direct::URL_PREFIX,
+        super::FILES_API,
+        super::PUBLISH,
+        super::HEALTHZ,
+        crate::html::FILE_NAME,
+    ]
+    .iter()
+    .any(|path| path.split('/').next() == Some(first))
+}
 
 #[cfg(test)]
 mod tests {
